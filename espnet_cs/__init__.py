@@ -1,0 +1,1 @@
+"""espnet-cs: Whisper adapted to Mandarin-English code-switching ASR inside ESPnet."""
