@@ -1,0 +1,168 @@
+"""Whisper's multilingual tokenizer with the code-switching decoder prompt and per-token language tags.
+
+Two decoder prompts are supported:
+
+* ``single``: Whisper's own prompt ``<|startoftranscript|><|zh|><|transcribe|><|notimestamps|>``
+* ``cs``: the two-LID code-switching prompt
+  ``<|startoftranscript|><|zh|><|en|><|transcribe|><|notimestamps|>``
+
+Every token also gets a language tag (:class:`Language`): ``ZH`` if the bytes it covers belong to
+a CJK ideograph, ``EN`` if they belong to a Latin letter, ``OTHER`` otherwise (spaces,
+punctuation, digits, special tokens). A byte-level BPE token can cover part of a character or
+straddle two; it takes the language covering most of its bytes (ties go to ``ZH``).
+ESPnet's own Whisper tokenizer expects ESPnet's fork of openai-whisper, hence this module.
+"""
+
+from __future__ import annotations
+
+import enum
+import unicodedata
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Literal, Sequence
+
+from whisper.tokenizer import Tokenizer, get_tokenizer
+
+PromptKind = Literal["single", "cs"]
+PROMPT_LANGUAGES: dict[str, tuple[str, ...]] = {"single": ("zh",), "cs": ("zh", "en")}
+
+
+class Language(enum.IntEnum):
+    """Language tag of a token; integer values are used in tensors."""
+
+    ZH = 0
+    EN = 1
+    OTHER = 2
+
+
+def char_language(char: str) -> Language:
+    """Language of one character: CJK ideographs are Mandarin, Latin letters English."""
+    if unicodedata.name(char, "").startswith("CJK "):
+        return Language.ZH if unicodedata.category(char) == "Lo" else Language.OTHER
+    if unicodedata.category(char).startswith("L") and unicodedata.name(char, "").startswith(
+        ("LATIN", "FULLWIDTH LATIN")
+    ):
+        return Language.EN
+    return Language.OTHER
+
+
+def _byte_languages(text: str) -> list[Language]:
+    """The language of every UTF-8 byte of ``text``."""
+    return [char_language(c) for c in text for _ in c.encode("utf-8")]
+
+
+@dataclass(frozen=True)
+class CSTokenizer:
+    """Whisper multilingual tokenizer with a configurable (single or code-switching) prompt.
+
+    Args:
+        prompt: ``"single"`` (``<|zh|>`` only) or ``"cs"`` (``<|zh|><|en|>``).
+        num_languages: languages of the Whisper vocabulary (99, or 100 for large-v3).
+    """
+
+    prompt: PromptKind = "cs"
+    num_languages: int = 99
+    whisper: Tokenizer = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.prompt not in PROMPT_LANGUAGES:
+            raise ValueError(f"unknown prompt {self.prompt!r}: choose from {sorted(PROMPT_LANGUAGES)}")
+        tokenizer = get_tokenizer(
+            multilingual=True, num_languages=self.num_languages, language="zh", task="transcribe"
+        )
+        object.__setattr__(self, "whisper", tokenizer)
+
+    @classmethod
+    def for_vocab(cls, n_vocab: int, prompt: PromptKind = "cs") -> "CSTokenizer":
+        """The tokenizer of a Whisper model with ``n_vocab`` embeddings (as ``Whisper.num_languages``)."""
+        if n_vocab < 51865:
+            raise ValueError(f"n_vocab={n_vocab} is an English-only Whisper: it has no <|zh|> token")
+        return cls(prompt, num_languages=n_vocab - 51765 - 1)
+
+    @property
+    def eot(self) -> int:
+        return self.whisper.eot
+
+    @property
+    def sot(self) -> int:
+        return self.whisper.sot
+
+    @property
+    def vocab_size(self) -> int:
+        """Size of Whisper's embedding table for this vocabulary."""
+        return self.whisper.encoding.n_vocab
+
+    @cached_property
+    def language_token_ids(self) -> dict[str, int]:
+        """``{"zh": id of <|zh|>, "en": id of <|en|>}``."""
+        return {lang: self.whisper.to_language_token(lang) for lang in ("zh", "en")}
+
+    @cached_property
+    def sot_sequence(self) -> tuple[int, ...]:
+        """The decoder prompt: sot, language token(s), transcribe, notimestamps."""
+        languages = [self.language_token_ids[lang] for lang in PROMPT_LANGUAGES[self.prompt]]
+        return (self.sot, *languages, self.whisper.transcribe, self.whisper.no_timestamps)
+
+    @cached_property
+    def lid_positions(self) -> dict[str, int]:
+        """Position of each language token of the prompt inside :attr:`sot_sequence`."""
+        return {
+            lang: self.sot_sequence.index(token)
+            for lang, token in self.language_token_ids.items()
+            if token in self.sot_sequence
+        }
+
+    @cached_property
+    def suppress_tokens(self) -> tuple[int, ...]:
+        """Tokens Whisper never samples by default (its ``suppress_tokens="-1"``)."""
+        w = self.whisper
+        special = [w.transcribe, w.translate, w.sot, w.sot_prev, w.sot_lm, w.no_speech]
+        return tuple(sorted(set(w.non_speech_tokens) | set(special)))
+
+    @cached_property
+    def blank_tokens(self) -> tuple[int, ...]:
+        """Tokens Whisper suppresses at the first sampled position (blank and end of text)."""
+        return (*self.whisper.encode(" "), self.eot)
+
+    def encode(self, text: str) -> list[int]:
+        """Text tokens of ``text`` (no prompt, no end of text)."""
+        return self.whisper.encode(text)
+
+    def decode(self, token_ids: Sequence[int]) -> str:
+        """Text of ``token_ids``; special tokens (prompt, end of text, timestamps) are dropped."""
+        return self.whisper.decode([t for t in token_ids if t < self.eot]).strip()
+
+    def language_tags(self, token_ids: Sequence[int]) -> list[Language]:
+        """One language tag per token (see the module docstring)."""
+        pieces = [
+            b"" if t >= self.eot else self.whisper.encoding.decode_single_token_bytes(t)
+            for t in token_ids
+        ]
+        text = b"".join(pieces).decode("utf-8", errors="replace")
+        byte_langs = _byte_languages(text)
+        if len(byte_langs) != sum(map(len, pieces)):  # invalid UTF-8: tag each token on its own
+            byte_langs = _token_local_languages(pieces)
+        tags, start = [], 0
+        for piece in pieces:
+            langs = byte_langs[start : start + len(piece)]
+            start += len(piece)
+            zh, en = langs.count(Language.ZH), langs.count(Language.EN)
+            tags.append(Language.OTHER if zh + en == 0 else Language.ZH if zh >= en else Language.EN)
+        return tags
+
+    def encode_with_tags(self, text: str) -> tuple[list[int], list[Language]]:
+        """``encode(text)`` and the language tag of every token."""
+        ids = self.encode(text)
+        return ids, self.language_tags(ids)
+
+
+def _token_local_languages(pieces: Sequence[bytes]) -> list[Language]:
+    """Per-byte languages when the whole byte string is not valid UTF-8 (hypotheses cut mid-character).
+
+    Each token is decoded on its own; a byte that does not decode counts as ``OTHER``.
+    """
+    langs: list[Language] = []
+    for piece in pieces:
+        decoded = _byte_languages(piece.decode("utf-8", errors="ignore"))
+        langs.extend(decoded + [Language.OTHER] * (len(piece) - len(decoded)))
+    return langs
