@@ -1,0 +1,428 @@
+"""Recipe stage 2: validate a Kaldi data dir and format it into an ESPnet ``dump/raw``-like dir.
+
+Input ``<src>``: ``wav.scp`` (each entry a path to an audio file soundfile can decode, or a
+Kaldi read pipe ``cmd ... |``; relative paths resolve against the working directory, as in
+Kaldi), optional ``segments`` (``utt rec start end`` in seconds, ``end == -1`` means to the end
+of the recording), ``text``, ``utt2spk``, optional ``spk2utt`` and ``utt2category``.
+
+Every utterance is checked before anything counts as done, and *all* problems are collected
+(see :class:`Kind`). Audio is decoded with soundfile and pipes are run with ``subprocess``
+rather than ``kaldiio.load_scp``: kaldiio ignores a pipe's exit status (a failing command
+yields truncated audio), reads only 8/16-bit wav, and returns int16 for wav but float64 for flac.
+
+Fixed silently (logged), not reported as problems:
+
+* unsorted input files: the output is always sorted by id (C/codepoint order, as Kaldi needs);
+* multi-channel audio: downmixed to mono by averaging the channels;
+* sample rate other than 16 kHz: resampled with ``scipy.signal.resample_poly``;
+* an input ``spk2utt`` is only checked against ``utt2spk``; the output one is derived from it.
+
+Output ``<dst>``: ``data/<utt>.wav`` (16 kHz mono int16 PCM, one per utterance, segments cut
+and pipes resolved), ``wav.scp`` (paths as ``<dst>/data/<utt>.wav`` with ``<dst>`` as given, so
+a relative ``<dst>`` gives paths relative to the recipe dir, the ESPnet convention), ``text``,
+``utt2spk``, ``spk2utt``, ``utt2category`` (if present), ``utt2num_samples``, ``speech_shape``
+and the ``.done`` marker. Everything is written into ``<dst>.tmp`` and moved to ``<dst>`` only on
+success; on failure ``<dst>`` holds only ``problems.txt``. A run is skipped when ``<dst>/.done``
+names the same ``<src>`` and no file in ``<src>`` is newer than it (audio files are not stat-ed).
+A run that does not skip first removes a leftover ``<dst>.tmp`` and a previous output, which no
+longer matches the sources (a non-empty ``<dst>`` that is not a stage-2 output is refused).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import shutil
+import subprocess
+from collections import Counter, defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from enum import Enum
+from functools import partial
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+from tqdm import tqdm
+
+log = logging.getLogger(__name__)
+
+TARGET_RATE = 16000
+MAX_SECONDS = 30.0  # Whisper's input window
+CATEGORIES = frozenset({"cs", "zh", "en"})
+REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
+OPTIONAL_FILES = ("segments", "spk2utt", "utt2category")
+DONE_MARKER = ".done"
+
+
+class Kind(Enum):
+    """Kinds of problem; the value is the heading used in the report."""
+
+    MISSING_FILE = "required data file missing"
+    MALFORMED_LINE = "malformed line"
+    DUPLICATE_ID = "duplicate id"
+    MISSING_ENTRY = "utterance has no entry in this file"
+    ORPHAN_ENTRY = "entry for an utterance not in wav.scp/segments"
+    EMPTY_TEXT = "empty transcript"
+    BAD_CATEGORY = f"category not in {{{', '.join(sorted(CATEGORIES))}}}"
+    SPK2UTT_MISMATCH = "spk2utt disagrees with utt2spk"
+    UNKNOWN_RECORDING = "segment of a recording not in wav.scp"
+    BAD_SEGMENT = "bad segment times"
+    MISSING_AUDIO = "audio file missing"
+    EMPTY_AUDIO = "empty audio"
+    CORRUPT_AUDIO = "audio cannot be decoded"
+    PIPE_FAILED = "pipe command failed"
+    TOO_LONG = f"longer than {MAX_SECONDS:g} s"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem: ``utt`` is the utterance id (the recording id for a problem with a whole
+    recording that ``segments`` splits, ``-`` for a whole file); ``file`` the data file or audio
+    entry concerned."""
+
+    kind: Kind
+    utt: str
+    file: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.utt}\t{self.file}\t{self.detail}".rstrip()
+
+
+def sort_problems(problems: list[Problem]) -> list[Problem]:
+    """Order problems by utterance id, then file, detail and kind."""
+    return sorted(problems, key=lambda p: (p.utt, p.file, p.detail, p.kind.name))
+
+
+class DataFormatError(Exception):
+    """Raised when a data dir has problems; ``problems`` lists all of them."""
+
+    def __init__(self, problems: list[Problem]):
+        super().__init__(format_report(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Segment:
+    """An utterance cut from a recording; ``end=None`` means to the end of the recording."""
+
+    utt: str
+    start: float = 0.0
+    end: float | None = None
+
+
+@dataclass(frozen=True)
+class RecordingJob:
+    """A recording to decode once and the utterances to take from it."""
+
+    rec: str
+    entry: str
+    segments: tuple[Segment, ...]
+
+
+@dataclass
+class RecordingResult:
+    """What processing a recording found: output lengths of good utterances and problems."""
+
+    num_samples: dict[str, int] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    rate: int = TARGET_RATE
+    channels: int = 1
+
+
+class _AudioError(Exception):
+    """A recording cannot be used; carries the problem kind."""
+
+    def __init__(self, kind: Kind, detail: str = ""):
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+def format_report(problems: list[Problem]) -> str:
+    """Render problems grouped by kind, each line ``utt<TAB>file<TAB>detail``."""
+    lines = [f"{len(problems)} problem(s) found"]
+    for kind in Kind:
+        group = sort_problems([p for p in problems if p.kind is kind])
+        if group:
+            lines += [f"== {kind.value} ({len(group)}) =="] + [str(p) for p in group]
+    return "\n".join(lines) + "\n"
+
+
+def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
+    """Read a Kaldi table as ``{key: rest of line}``, reporting blank, non-UTF-8 (e.g. GBK) lines
+    and duplicate keys."""
+    table: dict[str, str] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            key, rest = (line.split(maxsplit=1) + ["", ""])[:2]
+            if "\ufffd" in line:
+                problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is not UTF-8"))
+            if not key:
+                problems.append(Problem(Kind.MALFORMED_LINE, "-", str(path), f"line {number} is blank"))
+            elif key in table:
+                problems.append(Problem(Kind.DUPLICATE_ID, key, str(path), f"line {number}"))
+            else:
+                table[key] = rest.strip()
+    if list(table) != sorted(table):
+        log.info("%s is not sorted; the output is sorted", path)
+    return table
+
+
+def _load_tables(src: Path, problems: list[Problem]) -> dict[str, dict[str, str]]:
+    """Read the data dir's files that exist, reporting missing required ones."""
+    tables = {}
+    for name in REQUIRED_FILES + OPTIONAL_FILES:
+        path = src / name
+        if path.is_file():
+            tables[name] = _read_table(path, problems)
+        elif name in REQUIRED_FILES:
+            problems.append(Problem(Kind.MISSING_FILE, "-", str(path)))
+    return tables
+
+
+def _parse_segment(utt: str, rest: str, path: Path, recordings: dict[str, str],
+                   problems: list[Problem]) -> tuple[str, Segment] | None:
+    """Parse ``rec start end`` of a segments line; report and return None if unusable."""
+    fields = rest.split()
+    try:
+        rec, start, end = fields[0], float(fields[1]), float(fields[2])
+        if len(fields) != 3:
+            raise ValueError
+    except (IndexError, ValueError):
+        problems.append(Problem(Kind.MALFORMED_LINE, utt, str(path), f"expected 'rec start end', got {rest!r}"))
+        return None
+    if rec not in recordings:
+        problems.append(Problem(Kind.UNKNOWN_RECORDING, utt, str(path), f"recording {rec!r}"))
+        return None
+    if start < 0 or (end != -1 and start >= end):
+        problems.append(Problem(Kind.BAD_SEGMENT, utt, str(path), f"start {start:g} end {end:g}"))
+        return None
+    return rec, Segment(utt, start, None if end == -1 else end)
+
+
+def _plan_jobs(src: Path, tables: dict[str, dict[str, str]], problems: list[Problem]) -> list[RecordingJob]:
+    """Group utterances by recording, reporting wav.scp lines without an entry."""
+    recordings = tables.get("wav.scp", {})
+    for rec in sorted(rec for rec, entry in recordings.items() if not entry):
+        problems.append(Problem(Kind.MALFORMED_LINE, rec, str(src / "wav.scp"), "no path or command"))
+    recordings = {rec: entry for rec, entry in recordings.items() if entry}
+    if "segments" not in tables:
+        return [RecordingJob(rec, entry, (Segment(rec),)) for rec, entry in sorted(recordings.items())]
+    by_rec = defaultdict(list)
+    for utt, rest in sorted(tables["segments"].items()):
+        parsed = _parse_segment(utt, rest, src / "segments", recordings, problems)
+        if parsed:
+            by_rec[parsed[0]].append(parsed[1])
+    return [RecordingJob(rec, recordings[rec], tuple(segs)) for rec, segs in sorted(by_rec.items())]
+
+
+def _speakers(utt2spk: dict[str, str]) -> dict[str, list[str]]:
+    """Invert utt2spk into sorted ``{speaker: sorted utterances}``."""
+    spk2utt = defaultdict(list)
+    for utt, spk in sorted(utt2spk.items()):
+        spk2utt[spk].append(utt)
+    return dict(sorted(spk2utt.items()))
+
+
+def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]], problems: list[Problem]) -> None:
+    """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids."""
+    for name in ("text", "utt2spk", "utt2category"):
+        table, path = tables.get(name), str(src / name)
+        if table is None:
+            continue
+        problems += [Problem(Kind.MISSING_ENTRY, utt, path) for utt in sorted(utts - table.keys())]
+        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(table.keys() - utts)]
+    problems += [Problem(Kind.EMPTY_TEXT, utt, str(src / "text"))
+                 for utt, words in tables.get("text", {}).items() if not words]
+    problems += [Problem(Kind.MALFORMED_LINE, utt, str(src / "utt2spk"), f"speaker {spk!r}")
+                 for utt, spk in tables.get("utt2spk", {}).items() if not spk or " " in spk]
+    problems += [Problem(Kind.BAD_CATEGORY, utt, str(src / "utt2category"), repr(category))
+                 for utt, category in tables.get("utt2category", {}).items() if category not in CATEGORIES]
+    if "spk2utt" in tables and "utt2spk" in tables:
+        expected = _speakers(tables["utt2spk"])
+        given = {spk: sorted(rest.split()) for spk, rest in tables["spk2utt"].items()}
+        problems += [Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
+                     for spk in sorted(expected.keys() | given.keys()) if expected.get(spk) != given.get(spk)]
+
+
+def _check_tables(src: Path) -> tuple[dict[str, dict[str, str]], list[RecordingJob], list[Problem]]:
+    """All checks that need no audio: returns the tables, the decoding jobs and the problems."""
+    problems: list[Problem] = []
+    tables = _load_tables(src, problems)
+    jobs = _plan_jobs(src, tables, problems)
+    utts = set(tables.get("segments", tables.get("wav.scp", {})))
+    _check_entries(src, utts, tables, problems)
+    return tables, jobs, problems
+
+
+def _decode(entry: str) -> tuple[np.ndarray, int]:
+    """Decode a wav.scp entry into float32 ``(frames, channels)`` and its sample rate."""
+    if entry.endswith("|"):
+        proc = subprocess.run(entry[:-1], shell=True, capture_output=True)
+        if proc.returncode != 0:
+            stderr = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise _AudioError(Kind.PIPE_FAILED, f"exit status {proc.returncode}: {' '.join(stderr[-3:])}")
+        if not proc.stdout:
+            raise _AudioError(Kind.EMPTY_AUDIO, "command printed nothing")
+        source: Path | io.BytesIO = io.BytesIO(proc.stdout)
+    else:
+        source = Path(entry)
+        if not source.is_file():
+            raise _AudioError(Kind.MISSING_AUDIO)
+        if source.stat().st_size == 0:
+            raise _AudioError(Kind.EMPTY_AUDIO, "0 bytes")
+    try:
+        data, rate = sf.read(source, dtype="float32", always_2d=True)
+    except sf.LibsndfileError as e:
+        raise _AudioError(Kind.CORRUPT_AUDIO, str(e)) from e
+    if len(data) == 0:
+        raise _AudioError(Kind.EMPTY_AUDIO, "0 samples")
+    return data, rate
+
+
+def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
+    """Average ``(frames, channels)`` to mono and resample to 16 kHz (float32, 1-D)."""
+    mono = data.mean(axis=1)
+    if rate != TARGET_RATE:
+        g = gcd(TARGET_RATE, rate)
+        mono = resample_poly(mono, TARGET_RATE // g, rate // g).astype(np.float32)
+    return mono
+
+
+def _to_int16(wave: np.ndarray) -> np.ndarray:
+    """Scale float audio in [-1, 1) to int16, clipping overshoot from resampling."""
+    return np.clip(np.round(wave * 32768), -32768, 32767).astype(np.int16)
+
+
+def _cut(job: RecordingJob, seg: Segment, wave: np.ndarray, num_frames: int, rate: int) -> np.ndarray | Problem:
+    """Cut a segment from the 16 kHz waveform, or return the problem with it."""
+    last = seg.start if seg.end is None else seg.end
+    if round(last * rate) > num_frames:
+        return Problem(Kind.BAD_SEGMENT, seg.utt, job.entry,
+                       f"{last:g} s is past the recording's end {num_frames / rate:g} s")
+    stop = len(wave) if seg.end is None else round(seg.end * TARGET_RATE)
+    piece = wave[round(seg.start * TARGET_RATE):stop]
+    if len(piece) == 0:
+        return Problem(Kind.EMPTY_AUDIO, seg.utt, job.entry, "0 samples")
+    if len(piece) > MAX_SECONDS * TARGET_RATE:
+        return Problem(Kind.TOO_LONG, seg.utt, job.entry, f"{len(piece) / TARGET_RATE:.2f} s")
+    return piece
+
+
+def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResult:
+    """Decode a recording once, check its utterances and, if ``out_dir``, write the good ones."""
+    try:
+        data, rate = _decode(job.entry)
+    except _AudioError as e:
+        return RecordingResult(problems=[Problem(e.kind, job.rec, job.entry, e.detail)])
+    result = RecordingResult(rate=rate, channels=data.shape[1])
+    wave = to_mono_16k(data, rate)
+    for seg in job.segments:
+        piece = _cut(job, seg, wave, len(data), rate)
+        if isinstance(piece, Problem):
+            result.problems.append(piece)
+            continue
+        if out_dir is not None:
+            sf.write(out_dir / f"{seg.utt}.wav", _to_int16(piece), TARGET_RATE, subtype="PCM_16")
+        result.num_samples[seg.utt] = len(piece)
+    return result
+
+
+def _run_jobs(jobs: list[RecordingJob], out_dir: Path | None, nj: int) -> list[RecordingResult]:
+    """Process recordings over ``nj`` processes; results come back in job order."""
+    with ProcessPoolExecutor(max_workers=nj) as pool:
+        results = pool.map(partial(_process_recording, out_dir=out_dir), jobs,
+                           chunksize=max(1, len(jobs) // (nj * 50)))
+        return list(tqdm(results, total=len(jobs), desc="stage 2", unit="rec"))
+
+
+def validate_data_dir(src: str | Path, nj: int = 1) -> list[Problem]:
+    """Check a Kaldi data dir (decoding all audio) without writing; returns sorted problems."""
+    src = Path(src)
+    _, jobs, problems = _check_tables(src)
+    results = _run_jobs(jobs, None, nj)
+    return sort_problems(problems + [p for r in results for p in r.problems])
+
+
+def is_up_to_date(src: str | Path, dst: str | Path) -> bool:
+    """True if ``dst`` is a complete output of ``src`` no file of ``src`` is newer than."""
+    src, marker = Path(src), Path(dst) / DONE_MARKER
+    if not src.is_dir() or not marker.is_file() or json.loads(marker.read_text()).get("src") != str(src.resolve()):
+        return False
+    done = marker.stat().st_mtime
+    return all(p.stat().st_mtime <= done for p in src.iterdir() if p.is_file())
+
+
+def _write_table(path: Path, table: dict[str, object]) -> None:
+    """Write ``key value`` lines sorted by key."""
+    path.write_text("".join(f"{key} {table[key]}\n" for key in sorted(table)), encoding="utf-8")
+
+
+def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]],
+                   num_samples: dict[str, int]) -> None:
+    """Write the Kaldi/ESPnet files and the done marker into ``tmp`` (destined for ``dst``)."""
+    utts = sorted(num_samples)
+    utt2spk = {utt: tables["utt2spk"][utt] for utt in utts}
+    _write_table(tmp / "wav.scp", {utt: dst / "data" / f"{utt}.wav" for utt in utts})
+    _write_table(tmp / "text", {utt: tables["text"][utt] for utt in utts})
+    _write_table(tmp / "utt2spk", utt2spk)
+    _write_table(tmp / "spk2utt", {spk: " ".join(us) for spk, us in _speakers(utt2spk).items()})
+    if "utt2category" in tables:
+        _write_table(tmp / "utt2category", {utt: tables["utt2category"][utt] for utt in utts})
+    _write_table(tmp / "utt2num_samples", num_samples)
+    _write_table(tmp / "speech_shape", num_samples)
+    (tmp / DONE_MARKER).write_text(json.dumps({"src": str(src.resolve()), "utterances": len(utts)}) + "\n")
+
+
+def _log_fixes(results: list[RecordingResult]) -> None:
+    """Log how many recordings were resampled or downmixed."""
+    rates = Counter(r.rate for r in results if r.rate != TARGET_RATE)
+    if rates:
+        detail = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(rates.items()))
+        log.info("resampled %d recording(s) to %d Hz (%s)", rates.total(), TARGET_RATE, detail)
+    downmixed = sum(r.channels > 1 for r in results)
+    if downmixed:
+        log.info("downmixed %d multi-channel recording(s) to mono", downmixed)
+
+
+def _remove_previous_output(dst: Path) -> None:
+    """Delete ``dst`` if it is a stage-2 output (complete or failed) or empty; refuse otherwise."""
+    if not dst.exists():
+        return
+    if not any((dst / name).exists() for name in (DONE_MARKER, "problems.txt")) and any(dst.iterdir()):
+        raise FileExistsError(f"{dst} exists and is not a stage-2 output; not overwriting it")
+    shutil.rmtree(dst)
+
+
+def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool = False) -> bool:
+    """Validate ``src`` and write the formatted dir ``dst``; False if skipped as up to date.
+
+    Raises :class:`DataFormatError` (after writing ``<dst>/problems.txt``) if any problem is found.
+    """
+    src, dst = Path(src), Path(dst)
+    if not force and is_up_to_date(src, dst):
+        log.info("%s is up to date with %s; skipping (use --force to redo)", dst, src)
+        return False
+    _remove_previous_output(dst)
+    tmp = dst.with_name(dst.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)  # leftover of an interrupted run
+    (tmp / "data").mkdir(parents=True)
+    tables, jobs, problems = _check_tables(src)
+    results = _run_jobs(jobs, None if problems else tmp / "data", nj)
+    problems = sort_problems(problems + [p for r in results for p in r.problems])
+    if problems:
+        shutil.rmtree(tmp)
+        dst.mkdir(parents=True)
+        (dst / "problems.txt").write_text(format_report(problems), encoding="utf-8")
+        raise DataFormatError(problems)
+    _log_fixes(results)
+    _write_outputs(tmp, dst, src, tables, {u: n for r in results for u, n in r.num_samples.items()})
+    os.replace(tmp, dst)
+    log.info("formatted %d utterance(s) into %s", sum(len(r.num_samples) for r in results), dst)
+    return True
