@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# espnet-cs pipeline shared by the recipes in egs2/*/asr1 (run from a recipe dir).
+set -euo pipefail
+
+log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*" >&2; }
+min() { printf '%s\n' "$@" | sort -n | head -n1; }
+
+SECONDS=0
+
+# General
+stage=1                 # first stage to run
+stop_stage=10           # last stage to run
+nj=2                    # parallel jobs for data preparation and formatting
+decode_threads=0        # torch threads per decoding job (0: torch's default)
+# Data
+local_data_opts=""      # options passed to local/data.sh
+train_set=train
+valid_set=valid
+test_sets="test"        # data dirs under data/ to decode and score
+# Backbone and decoding
+whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir
+zeroshot_prompts="single cs"  # stage 3 decodes with each: single = <|zh|>, cs = <|zh|><|en|>
+pad_to_30s=true         # pad audio to Whisper's 30-s window
+decode_batch_size=16
+results=RESULTS.md      # stage 10 writes the tables here
+
+help_message=$(cat <<EOF
+Usage: $0 [options]
+Stages:
+  1  data preparation (local/data.sh)
+  2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
+  3  zero-shot decoding of --test_sets with each of --zeroshot_prompts
+  4  LID-head selection           (not built yet)
+  5  training / training stage 1  (not built yet)
+  6  training stage 2             (not built yet)
+  7  checkpoint averaging         (not built yet)
+  8  decoding                     (not built yet)
+  9  scoring of every decode dir
+  10 report (${results})
+  11 model packing                (not built yet)
+Options (default):
+  --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --decode_threads (${decode_threads})
+  --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
+  --test_sets ("${test_sets}") --whisper_model (${whisper_model})
+  --zeroshot_prompts ("${zeroshot_prompts}") --pad_to_30s (${pad_to_30s})
+  --decode_batch_size (${decode_batch_size}) --results (${results})
+EOF
+)
+
+. ./path.sh
+. ./cmd.sh
+. utils/parse_options.sh
+
+[ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
+
+built_stages=" 1 2 3 9 10 "
+run_stage() {  # true if stage $1 is in range and built; a requested unbuilt stage is an error
+    local n=$1
+    [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ] || return 1
+    [[ "${built_stages}" == *" ${n} "* ]] && return 0
+    if [ "${stage}" -eq "${stop_stage}" ]; then
+        log "stage ${n} is not built yet"
+        exit 1
+    fi
+    log "stage ${n}: not built yet, skipped"
+    return 1
+}
+
+data_sets="${train_set} ${valid_set} ${test_sets}"
+
+if run_stage 1; then
+    log "stage 1: data preparation: local/data.sh ${local_data_opts}"
+    # shellcheck disable=SC2086
+    local/data.sh ${local_data_opts}
+fi
+
+if run_stage 2; then
+    log "stage 2: data validation and formatting -> dump/raw"
+    for dset in ${data_sets}; do
+        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}"
+    done
+fi
+
+if run_stage 3; then
+    for prompt in ${zeroshot_prompts}; do
+        for dset in ${test_sets}; do
+            dir="exp/zeroshot_${prompt}/decode_${dset}"
+            guarded="exp/zeroshot_${prompt}_guard/decode_${dset}"
+            if [ -s "${dir}/text" ] && [ -s "${guarded}/text" ]; then
+                log "stage 3: ${dir} done already, skipped"
+                continue
+            fi
+            log "stage 3: zero-shot decoding of ${dset} with the ${prompt} prompt -> ${dir}"
+            ${decode_cmd} "${dir}/logdir/decode.log" \
+                python -m espnet_cs.bin.decode --data_dir "dump/raw/${dset}" --out_dir "${dir}" \
+                    --guarded_out_dir "${guarded}" --whisper_model "${whisper_model}" \
+                    --prompt "${prompt}" --pad_to_30s "${pad_to_30s}" \
+                    --batch_size "${decode_batch_size}" --threads "${decode_threads}"
+        done
+    done
+fi
+
+for n in 4 5 6 7 8; do run_stage "${n}" || true; done
+
+if run_stage 9; then
+    log "stage 9: scoring"
+    for dir in exp/*/decode_*; do
+        [ -s "${dir}/text" ] || continue
+        dset="${dir##*/decode_}"
+        python -m espnet_cs.bin.score --data_dir "dump/raw/${dset}" --hyp "${dir}/text" --out_dir "${dir}"
+    done
+fi
+
+if run_stage 10; then
+    log "stage 10: report -> ${results}"
+    python -m espnet_cs.bin.report --exp_dir exp --out "${results}"
+    cat "${results}"
+fi
+
+run_stage 11 || true
+
+log "finished in ${SECONDS} s"

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Run a command locally, Kaldi run.pl style:
+#   utils/run_local.sh [JOB=1:N] LOGFILE COMMAND [ARGS...]
+# With JOB=1:N, N copies run in parallel; "JOB" in LOGFILE and in the arguments becomes the job
+# index. Output goes to LOGFILE (its directory is created). Exits non-zero if any job fails,
+# naming the failed jobs and their logs, so a failed split can be rerun alone.
+set -uo pipefail
+
+first=1; last=1; array=false
+if [[ "${1:-}" =~ ^JOB=([0-9]+):([0-9]+)$ ]]; then
+    first="${BASH_REMATCH[1]}"; last="${BASH_REMATCH[2]}"; array=true; shift
+fi
+if [ $# -lt 2 ]; then
+    echo "usage: $0 [JOB=1:N] LOGFILE COMMAND [ARGS...]" >&2
+    exit 1
+fi
+logfile="$1"; shift
+
+pids=()
+for job in $(seq "${first}" "${last}"); do
+    if ${array}; then
+        log="${logfile//JOB/${job}}"
+        args=("${@//JOB/${job}}")
+    else
+        log="${logfile}"; args=("$@")
+    fi
+    mkdir -p "$(dirname "${log}")"
+    (
+        printf '# %s\n# started at %s\n' "${args[*]}" "$(date)"
+        start=$(date +%s)
+        "${args[@]}"
+        status=$?
+        printf '# ended at %s, %d s, exit code %d\n' "$(date)" "$(( $(date +%s) - start ))" "${status}"
+        exit "${status}"
+    ) > "${log}" 2>&1 &
+    pids+=("$!:${job}:${log}")
+done
+
+failed=0
+for entry in "${pids[@]}"; do
+    IFS=: read -r pid job log <<< "${entry}"
+    if ! wait "${pid}"; then
+        echo "$0: job ${job} failed, see ${log}:" >&2
+        tail -n 20 "${log}" | sed 's/^/    /' >&2
+        failed=$((failed + 1))
+    fi
+done
+[ "${failed}" -eq 0 ] || { echo "$0: ${failed} job(s) failed" >&2; exit 1; }

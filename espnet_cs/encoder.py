@@ -1,0 +1,106 @@
+"""Whisper's audio encoder as an ESPnet encoder: raw 16-kHz audio in, encoder states out."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+import whisper
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from whisper.audio import HOP_LENGTH, N_SAMPLES
+
+from espnet_cs.backbone import load_whisper
+
+# The second convolution has stride 2: audio is padded to a whole number of encoder frames.
+SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
+
+
+class WhisperCSEncoder(AbsEncoder):
+    """Whisper's audio encoder (log-mel front end included) around a loaded backbone.
+
+    Args:
+        input_size: unused (raw audio in); kept for ESPnet's encoder signature.
+        whisper_model: backbone spec for :func:`espnet_cs.backbone.load_whisper`
+            (``whisper-base``, an openai-whisper name, a checkpoint file or a CTranslate2 dir).
+        pad_to_30s: pad every utterance to Whisper's 30-s window (as Whisper was trained);
+            otherwise pad only to the longest utterance of the batch.
+        cache_dir: where converted backbones are cached.
+    """
+
+    def __init__(
+        self,
+        input_size: int = 1,
+        whisper_model: str = "whisper-base",
+        pad_to_30s: bool = True,
+        cache_dir: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
+        self.encoders: whisper.model.AudioEncoder = model.encoder
+        self.n_mels = model.dims.n_mels
+        self.pad_to_30s = pad_to_30s
+
+    def output_size(self) -> int:
+        return self.encoders.ln_post.normalized_shape[-1]
+
+    def padded_length(self, max_samples: int) -> int:
+        """Number of audio samples every utterance of a batch is padded to."""
+        if self.pad_to_30s:
+            return N_SAMPLES
+        frames = -(-max_samples // SAMPLES_PER_ENCODER_FRAME)
+        return max(frames, 1) * SAMPLES_PER_ENCODER_FRAME
+
+    def log_mel(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> torch.Tensor:
+        """Whisper's log-mel spectrogram of each utterance, zero-padded as Whisper pads.
+
+        Args:
+            speech: (batch, samples) 16-kHz audio, padded with anything.
+            speech_lengths: (batch,) valid samples per utterance (at most 30 s).
+        Returns:
+            (batch, n_mels, frames) with ``frames = padded_length / 160``.
+        """
+        if int(speech_lengths.max()) > N_SAMPLES:
+            raise ValueError(f"audio longer than Whisper's 30-s window: {int(speech_lengths.max())} samples")
+        length = self.padded_length(int(speech_lengths.max()))
+        mels = [
+            # Per utterance: whisper's normalization clamps to (its own maximum - 8).
+            whisper.log_mel_spectrogram(F.pad(audio[:n], (0, length - int(n))), self.n_mels)
+            for audio, n in zip(speech.float(), speech_lengths)
+        ]
+        return torch.stack(mels)
+
+    def forward(
+        self,
+        xs_pad: torch.Tensor,
+        ilens: torch.Tensor,
+        prev_states: Optional[torch.Tensor] = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, None]:
+        """Encode audio.
+
+        Args:
+            xs_pad: (batch, samples) raw audio.
+            ilens: (batch,) valid samples.
+        Returns:
+            states (batch, frames, d_model); lengths (batch,), all ``frames`` (Whisper attends to
+            its padding like to silence); None.
+        """
+        x = self.encode_mel(self.log_mel(xs_pad, ilens))
+        olens = torch.full((x.size(0),), x.size(1), dtype=torch.long, device=x.device)
+        return x, olens, None
+
+    def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
+        """Whisper's ``AudioEncoder.forward`` for any length up to 30 s.
+
+        Args:
+            mel: (batch, n_mels, frames), frames even and at most 3000.
+        Returns:
+            (batch, frames // 2, d_model)
+        """
+        enc = self.encoders
+        x = F.gelu(enc.conv1(mel))
+        x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
+        x = (x + enc.positional_embedding[: x.size(1)]).to(x.dtype)
+        for block in enc.blocks:
+            x = block(x)
+        return enc.ln_post(x)

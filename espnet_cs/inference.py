@@ -1,0 +1,90 @@
+"""Speech to text with the Whisper encoder and decoder classes: batches of 16-kHz audio in, text out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+
+from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.decoding import GreedyConfig, greedy_decode, guard_cut, RepetitionGuard
+from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.tokenizer import CSTokenizer, Language
+
+SAMPLE_RATE = 16000
+
+
+@dataclass
+class Hypothesis:
+    """One decoded utterance."""
+
+    tokens: list[int]
+    text: str
+    languages: list[Language]
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[int], tokenizer: CSTokenizer) -> "Hypothesis":
+        tokens = list(tokens)
+        return cls(tokens, tokenizer.decode(tokens), tokenizer.language_tags(tokens))
+
+
+class Transcriber:
+    """Greedy transcription of batches of audio with a Whisper encoder and decoder."""
+
+    def __init__(
+        self,
+        encoder: WhisperCSEncoder,
+        decoder: WhisperCSDecoder,
+        tokenizer: CSTokenizer,
+        config: GreedyConfig = GreedyConfig(),
+        device: str = "cpu",
+    ) -> None:
+        self.encoder = encoder.to(device).eval()
+        self.decoder = decoder.to(device).eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+
+    @classmethod
+    def from_backbone(
+        cls,
+        whisper_model: str = "whisper-base",
+        prompt: str = "cs",
+        pad_to_30s: bool = True,
+        config: GreedyConfig = GreedyConfig(),
+        device: str = "cpu",
+        cache_dir: Optional[str] = None,
+    ) -> "Transcriber":
+        """The zero-shot backbone, nothing added."""
+        encoder = WhisperCSEncoder(whisper_model=whisper_model, pad_to_30s=pad_to_30s, cache_dir=cache_dir)
+        tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], prompt)
+        decoder = WhisperCSDecoder(
+            tokenizer.vocab_size, encoder.output_size(), whisper_model=whisper_model, cache_dir=cache_dir
+        )
+        return cls(encoder, decoder, tokenizer, config, device)
+
+    @torch.no_grad()
+    def __call__(self, audios: Sequence[np.ndarray]) -> list[Hypothesis]:
+        """Transcribe a batch.
+
+        Args:
+            audios: 1-D float arrays of 16-kHz audio, each at most 30 s.
+        Returns:
+            one hypothesis per audio, in order.
+        """
+        lengths = torch.tensor([len(a) for a in audios])
+        speech = torch.zeros(len(audios), int(lengths.max()))
+        for i, audio in enumerate(audios):
+            speech[i, : len(audio)] = torch.as_tensor(audio, dtype=torch.float32)
+        memory, _, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
+        seconds = (lengths / SAMPLE_RATE).tolist()
+        token_lists = greedy_decode(self.decoder, memory, self.tokenizer, self.config, seconds)
+        return [Hypothesis.from_tokens(tokens, self.tokenizer) for tokens in token_lists]
+
+
+def apply_guard(hypothesis: Hypothesis, seconds: float, guard: RepetitionGuard, tokenizer: CSTokenizer) -> Hypothesis:
+    """The hypothesis greedy decoding would have produced with ``guard`` on (a prefix)."""
+    cut = guard_cut(hypothesis.tokens, seconds, guard)
+    return hypothesis if cut is None else Hypothesis.from_tokens(hypothesis.tokens[:cut], tokenizer)

@@ -1,0 +1,145 @@
+"""Encoder, decoder (KV cache, ESPnet scorer) and greedy decoding against plain openai-whisper, on a tiny Whisper."""
+
+
+import numpy as np
+import pytest
+import torch
+import whisper
+from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
+
+from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.decoding import GreedyConfig, RepetitionGuard, greedy_decode, guard_cut
+from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.inference import Transcriber, apply_guard, Hypothesis
+from espnet_cs.tokenizer import CSTokenizer
+
+
+@pytest.fixture(scope="module")
+def parts(tiny_whisper_path):
+    spec = str(tiny_whisper_path)
+    encoder = WhisperCSEncoder(whisper_model=spec).eval()
+    decoder = WhisperCSDecoder(51865, encoder.output_size(), whisper_model=spec).eval()
+    reference = whisper.load_model(spec, device="cpu").eval()
+    return encoder, decoder, reference
+
+
+def audio_batch(seconds=(1.3, 2.0)):
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in seconds]
+
+
+def padded(audios):
+    lengths = torch.tensor([len(a) for a in audios])
+    speech = torch.zeros(len(audios), int(lengths.max()))
+    for i, a in enumerate(audios):
+        speech[i, : len(a)] = torch.from_numpy(a)
+    return speech, lengths
+
+
+def reference_mel(audio):
+    return whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)))
+
+
+def test_encoder_equals_whisper_with_30s_padding(parts):
+    encoder, _, reference = parts
+    audios = audio_batch()
+    states, lens, _ = encoder(*padded(audios))
+    expected = reference.encoder(torch.stack([reference_mel(a) for a in audios]))
+    assert states.shape == (2, 1500, 64) and lens.tolist() == [1500, 1500]
+    torch.testing.assert_close(states, expected)
+
+
+def test_encoder_true_length_pads_to_the_longest(tiny_whisper_path):
+    encoder = WhisperCSEncoder(whisper_model=str(tiny_whisper_path), pad_to_30s=False).eval()
+    states, lens, _ = encoder(*padded(audio_batch((1.3, 2.01))))
+    assert states.shape == (2, 101, 64) and lens.tolist() == [101, 101]  # ceil(2.01 s / 20 ms)
+
+
+def test_audio_over_30s_is_an_error(parts):
+    encoder = parts[0]
+    with pytest.raises(ValueError, match="30-s"):
+        encoder(*padded(audio_batch((30.5,))))
+
+
+def test_vocab_mismatch_is_an_error(tiny_whisper_path):
+    with pytest.raises(ValueError, match="vocabulary 51865"):
+        WhisperCSDecoder(5000, 64, whisper_model=str(tiny_whisper_path))
+
+
+def test_decoder_logits_equal_whisper_and_cache_equals_recompute(parts):
+    encoder, decoder, reference = parts
+    memory, _, _ = encoder(*padded(audio_batch()))
+    tok = CSTokenizer()
+    tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 hello 世界")]] * 2)
+    full, _ = decoder(memory, None, tokens, None)
+    torch.testing.assert_close(full, reference.decoder(tokens, memory))
+    with decoder.kv_cache() as cache:
+        steps = [decoder.logits(tokens[:, :5], memory, cache)]
+        steps += [decoder.logits(tokens[:, t : t + 1], memory, cache) for t in range(5, tokens.size(1))]
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
+    assert not any(m._forward_hooks for m in decoder.modules())  # hooks removed
+
+
+def test_batch_score_states_continue_prefixes(parts):
+    encoder, decoder, _ = parts
+    memory, _, _ = encoder(*padded(audio_batch()))
+    tok = CSTokenizer()
+    ys = torch.tensor([[*tok.sot_sequence, *tok.encode("一二三")]] * 2)
+    logp, states = decoder.batch_score(ys[:, :-1], [None, None], memory)
+    logp2, _ = decoder.batch_score(ys, states, memory)
+    expected = torch.log_softmax(decoder(memory, None, ys, None)[0][:, -1], dim=-1)
+    torch.testing.assert_close(logp2, expected, atol=1e-4, rtol=1e-4)
+    one, _ = decoder.score(ys[0], None, memory[0])
+    torch.testing.assert_close(one, expected[0], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("prompt", ["single", "cs"])
+def test_greedy_equals_openai_whisper_decode(parts, prompt):
+    encoder, decoder, reference = parts
+    audios = audio_batch((1.0, 2.5, 0.7))
+    tok = CSTokenizer(prompt)
+    memory, _, _ = encoder(*padded(audios))
+    ours = greedy_decode(decoder, memory, tok)
+    task = DecodingTask(reference, DecodingOptions(language="zh", without_timestamps=True, fp16=False))
+    # openai-whisper has no two-LID prompt option: give its decoding task our prompt.
+    task.initial_tokens = tok.sot_sequence
+    task.sample_begin = task.logit_filters[0].sample_begin = len(tok.sot_sequence)
+    task.inference = PyTorchInference(reference, len(tok.sot_sequence))
+    theirs = [r.tokens for r in task.run(torch.stack([reference_mel(a) for a in audios]))]
+    assert ours == theirs
+    assert all(len(set(tokens)) > 3 for tokens in ours), ours  # not a degenerate output
+
+
+def test_guard_cuts_loops_and_budget():
+    guard = RepetitionGuard(max_ngram=3, max_repeats=2, max_tokens_per_second=2.0, min_tokens=4)
+    assert guard_cut([1, 2, 3, 4], seconds=10, guard=guard) is None
+    # bigram (7 8) three times in a row: keep one copy
+    assert guard_cut([1, 7, 8, 7, 8, 7, 8, 9], seconds=10, guard=guard) == 3
+    assert guard_cut([5, 5, 5, 6], seconds=10, guard=guard) == 1
+    # budget: 4 + 2 * 1 s = 6 tokens
+    assert guard_cut(list(range(20)), seconds=1, guard=guard) == 6
+
+
+def test_guarded_decoding_is_a_prefix_of_unguarded(parts):
+    encoder, decoder, _ = parts
+    tok = CSTokenizer()
+    audios = audio_batch((1.0, 2.5))
+    memory, _, _ = encoder(*padded(audios))
+    seconds = [len(a) / 16000 for a in audios]
+    guard = RepetitionGuard(max_tokens_per_second=3.0, min_tokens=2)
+    free = greedy_decode(decoder, memory, tok)
+    guarded = greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard), seconds)
+    for f, g, s in zip(free, guarded, seconds):
+        assert f[: len(g)] == g and len(g) <= guard.token_budget(s)
+        assert apply_guard(Hypothesis.from_tokens(f, tok), s, guard, tok).tokens == g
+    with pytest.raises(ValueError, match="durations"):
+        greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard))
+
+
+def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
+    transcriber = Transcriber.from_backbone(str(tiny_whisper_path), "cs", config=GreedyConfig(max_new_tokens=5))
+    hyps = transcriber(audio_batch())
+    assert len(hyps) == 2
+    for hyp in hyps:
+        assert len(hyp.tokens) <= 5 and len(hyp.languages) == len(hyp.tokens)
+        assert hyp.text == transcriber.tokenizer.decode(hyp.tokens)

@@ -1,0 +1,67 @@
+"""The CS tokenizer: prompts and per-token language tags."""
+
+import pytest
+
+from espnet_cs.tokenizer import CSTokenizer, Language, char_language
+
+ZH, EN, OTHER = Language.ZH, Language.EN, Language.OTHER
+
+
+def test_prompts_match_whisper_special_tokens():
+    cs, single = CSTokenizer("cs"), CSTokenizer("single")
+    special = cs.whisper.special_tokens
+    expected = ["<|startoftranscript|>", "<|zh|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
+    assert cs.sot_sequence == tuple(special[t] for t in expected)
+    assert single.sot_sequence == tuple(special[t] for t in expected if t != "<|en|>")
+    assert cs.lid_positions == {"zh": 1, "en": 2}
+    assert single.lid_positions == {"zh": 1}
+
+
+def test_unknown_prompt_and_english_only_vocab_are_errors():
+    with pytest.raises(ValueError, match="unknown prompt"):
+        CSTokenizer("both")
+    with pytest.raises(ValueError, match="English-only"):
+        CSTokenizer.for_vocab(51864)
+    assert CSTokenizer.for_vocab(51866).num_languages == 100
+
+
+def test_char_language():
+    assert [char_language(c) for c in "中a，1 Ｂ。"] == [ZH, EN, OTHER, OTHER, OTHER, EN, OTHER]
+
+
+def test_tags_follow_the_script_of_each_token():
+    tok = CSTokenizer()
+    text = "这个 project 的 deadline 是下个星期"
+    ids, tags = tok.encode_with_tags(text)
+    assert tok.decode(ids) == text
+    pieces = [tok.whisper.encoding.decode_single_token_bytes(i).decode("utf-8", "replace") for i in ids]
+    for piece, tag in zip(pieces, tags):
+        letters = [c for c in piece if not c.isspace()]
+        assert tag == (EN if letters[0].isascii() else ZH), (piece, tag)
+    assert tags.count(EN) == 2
+
+
+def test_characters_split_across_tokens_keep_their_language():
+    tok = CSTokenizer()
+    ids, tags = tok.encode_with_tags("龘")  # a rare character: several byte-level tokens
+    assert len(ids) > 1 and tags == [ZH] * len(ids)
+
+
+def test_special_tokens_and_punctuation_are_other():
+    tok = CSTokenizer()
+    ids = [*tok.sot_sequence, *tok.encode(" ok, 好。"), tok.eot]
+    tags = tok.language_tags(ids)
+    assert tags[: len(tok.sot_sequence)] == [OTHER] * len(tok.sot_sequence) and tags[-1] == OTHER
+    assert set(tags) == {EN, ZH, OTHER}
+
+
+def test_invalid_utf8_hypothesis_is_tagged_per_token():
+    tok = CSTokenizer()
+    ids = tok.encode("龘")[:1] + tok.encode(" yes")  # cut in the middle of a character
+    assert tok.language_tags(ids)[-1] == EN
+
+
+def test_decode_drops_special_tokens():
+    tok = CSTokenizer()
+    ids = [*tok.sot_sequence, *tok.encode("你好 world"), tok.eot]
+    assert tok.decode(ids) == "你好 world"
