@@ -1,5 +1,5 @@
 # Environment of the recipes: the pinned virtual environment made by tools/install.sh.
-MAIN_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+MAIN_ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../.." && pwd)"
 export MAIN_ROOT
 "${MAIN_ROOT}/tools/install.sh"
 venv="${ESPNET_CS_VENV:-${MAIN_ROOT}/tools/venv}"

@@ -1,0 +1,53 @@
+"""Zero-shot decoding with the real Whisper-base on synthesized code-switching speech."""
+
+import numpy as np
+import pytest
+import torch
+import whisper
+from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
+
+from espnet_cs.backbone import load_whisper
+from espnet_cs.decoding import GreedyConfig, RepetitionGuard
+from espnet_cs.inference import Transcriber, apply_guard
+from espnet_cs.synth.speech import SPEAKERS, synthesize
+from espnet_cs.tokenizer import CSTokenizer
+
+pytestmark = pytest.mark.integration
+
+SENTENCES = ["这个 project 的 deadline 是下个星期", "我们今天晚上去吃饭", "can you check the schedule", "你 can 帮我 check 一下吗"]
+
+
+@pytest.fixture(scope="module")
+def audios() -> list[np.ndarray]:
+    return [synthesize(text, SPEAKERS[i]).astype(np.float32) / 32768 for i, text in enumerate(SENTENCES)]
+
+
+def openai_whisper_greedy(model: whisper.model.Whisper, audios: list[np.ndarray], tokenizer: CSTokenizer) -> list[list[int]]:
+    """openai-whisper's own greedy decoding with ``tokenizer``'s prompt (it has no two-LID option)."""
+    task = DecodingTask(model, DecodingOptions(language="zh", without_timestamps=True, fp16=False))
+    task.initial_tokens = tokenizer.sot_sequence
+    task.sample_begin = task.logit_filters[0].sample_begin = len(tokenizer.sot_sequence)
+    task.inference = PyTorchInference(model, len(tokenizer.sot_sequence))
+    mels = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a))) for a in audios])
+    return [r.tokens for r in task.run(mels)]
+
+
+@pytest.mark.parametrize("prompt", ["single", "cs"])
+def test_equals_openai_whisper_greedy(audios, prompt):
+    transcriber = Transcriber.from_backbone("whisper-base", prompt)
+    ours = transcriber(audios)
+    model, _ = load_whisper("whisper-base")
+    assert [h.tokens for h in ours] == openai_whisper_greedy(model.eval(), audios, transcriber.tokenizer)
+    if prompt == "single":  # the original prompt transcribes the English sentence
+        assert "schedule" in ours[2].text.lower()
+
+
+def test_guard_shortens_only_looping_hypotheses(audios):
+    transcriber = Transcriber.from_backbone("whisper-base", "cs")
+    guard = RepetitionGuard()
+    free = transcriber(audios)
+    transcriber.config = GreedyConfig(guard=guard)
+    guarded = transcriber(audios)
+    for a, f, g in zip(audios, free, guarded):
+        assert f.tokens[: len(g.tokens)] == g.tokens
+        assert apply_guard(f, len(a) / 16000, guard, transcriber.tokenizer).tokens == g.tokens

@@ -1,0 +1,64 @@
+"""The mini_cs recipe end to end (stages 1-3, 9-10) and its errors, in a copy of the recipe dir."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "egs2" / "mini_cs" / "asr1"
+TINY_DATA = "--num_train 2 --num_valid 2 --num_test 4 --nj 2"
+
+
+@pytest.fixture
+def recipe(tmp_path: Path) -> Path:
+    """A recipe dir like egs2/mini_cs/asr1 whose data/, dump/ and exp/ live in tmp_path."""
+    for name in ("run.sh", "asr.sh", "path.sh", "cmd.sh", "utils", "local", "conf"):
+        (tmp_path / name).symlink_to(RECIPE / name)
+    return tmp_path
+
+
+def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+
+
+@pytest.mark.integration
+def test_demo_stages_write_scores_and_results(recipe):
+    result = run(recipe, "--local_data_opts", TINY_DATA, "--decode_batch_size", "4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "stage 4: not built yet, skipped" in result.stderr
+    for system in ("zeroshot_single", "zeroshot_cs", "zeroshot_single_guard", "zeroshot_cs_guard"):
+        scores = json.loads((recipe / f"exp/{system}/decode_test/scores.json").read_text())
+        assert scores["utterances"] == 4
+        assert {"overall_mer", "cs_mer", "zh_cer", "en_wer"} <= scores.keys()
+        assert (recipe / f"exp/{system}/decode_test/alignments.txt").exists()
+    results = (recipe / "RESULTS.md").read_text()
+    assert "| `zeroshot_cs` | prompt `cs`, no guard, 30-s padding | 4 |" in results
+    # rerunning stage 3 skips finished decodes
+    again = run(recipe, "--stage", "3", "--stop_stage", "3")
+    assert again.returncode == 0 and "done already, skipped" in again.stderr
+
+
+def test_unbuilt_stage_and_unknown_option_are_errors(recipe):
+    result = run(recipe, "--stage", "5", "--stop_stage", "5")
+    assert result.returncode != 0 and "stage 5 is not built yet" in result.stderr
+    result = run(recipe, "--no_such_option", "1")
+    assert result.returncode != 0 and "unknown option --no_such_option" in result.stderr
+    result = run(recipe, "--pad_to_30s", "maybe")
+    assert result.returncode != 0 and "takes true or false" in result.stderr
+
+
+def test_stage2_lists_every_bad_utterance(recipe):
+    assert run(recipe, "--stop_stage", "1", "--local_data_opts", TINY_DATA).returncode == 0
+    wav_scp = dict(line.split(maxsplit=1) for line in (recipe / "data/test/wav.scp").read_text().splitlines())
+    broken, missing = sorted(wav_scp)[:2]
+    Path(wav_scp[broken]).write_bytes(b"RIFF not really a wav")
+    wav_scp[missing] = str(recipe / "nowhere.wav")
+    (recipe / "data/test/wav.scp").write_text("".join(f"{u} {p}\n" for u, p in sorted(wav_scp.items())))
+    result = run(recipe, "--stage", "2", "--stop_stage", "2")
+    assert result.returncode != 0
+    assert broken in result.stderr and missing in result.stderr and "nowhere.wav" in result.stderr
+    assert not (recipe / "dump/raw/test/wav.scp").exists()
