@@ -25,7 +25,6 @@ import io
 import json
 import logging
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -35,6 +34,7 @@ import whisper
 from whisper.model import ModelDimensions, Whisper
 
 from espnet_cs.ctranslate2_format import whisper_checkpoint
+from espnet_cs.kaldi_dir import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -185,16 +185,9 @@ def _cached_conversion(target: Path, key: str, source: str,
     torch.save(checkpoint, buffer)
     data = buffer.getvalue()
     sha256 = hashlib.sha256(data).hexdigest()
-    _write_atomically(target, data)
-    _write_atomically(sidecar, json.dumps({"key": key, "sha256": sha256, "size": len(data)}).encode())
+    write_atomic(target, data)
+    write_atomic(sidecar, json.dumps({"key": key, "sha256": sha256, "size": len(data)}).encode())
     return model, sha256
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _torch_load(data: bytes, source: str) -> dict:

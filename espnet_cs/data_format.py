@@ -49,6 +49,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
+from espnet_cs.kaldi_dir import write_kaldi_map
+
 log = logging.getLogger(__name__)
 
 TARGET_RATE = 16000
@@ -359,24 +361,19 @@ def is_up_to_date(src: str | Path, dst: str | Path) -> bool:
     return all(p.stat().st_mtime <= done for p in src.iterdir() if p.is_file())
 
 
-def _write_table(path: Path, table: dict[str, object]) -> None:
-    """Write ``key value`` lines sorted by key."""
-    path.write_text("".join(f"{key} {table[key]}\n" for key in sorted(table)), encoding="utf-8")
-
-
 def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]],
                    num_samples: dict[str, int]) -> None:
     """Write the Kaldi/ESPnet files and the done marker into ``tmp`` (destined for ``dst``)."""
     utts = sorted(num_samples)
     utt2spk = {utt: tables["utt2spk"][utt] for utt in utts}
-    _write_table(tmp / "wav.scp", {utt: dst / "data" / f"{utt}.wav" for utt in utts})
-    _write_table(tmp / "text", {utt: tables["text"][utt] for utt in utts})
-    _write_table(tmp / "utt2spk", utt2spk)
-    _write_table(tmp / "spk2utt", {spk: " ".join(us) for spk, us in _speakers(utt2spk).items()})
+    write_kaldi_map(tmp / "wav.scp", {utt: dst / "data" / f"{utt}.wav" for utt in utts})
+    write_kaldi_map(tmp / "text", {utt: tables["text"][utt] for utt in utts})
+    write_kaldi_map(tmp / "utt2spk", utt2spk)
+    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(us) for spk, us in _speakers(utt2spk).items()})
     if "utt2category" in tables:
-        _write_table(tmp / "utt2category", {utt: tables["utt2category"][utt] for utt in utts})
-    _write_table(tmp / "utt2num_samples", num_samples)
-    _write_table(tmp / "speech_shape", num_samples)
+        write_kaldi_map(tmp / "utt2category", {utt: tables["utt2category"][utt] for utt in utts})
+    write_kaldi_map(tmp / "utt2num_samples", num_samples)
+    write_kaldi_map(tmp / "speech_shape", num_samples)
     (tmp / DONE_MARKER).write_text(json.dumps({"src": str(src.resolve()), "utterances": len(utts)}) + "\n")
 
 

@@ -38,9 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
-import tempfile
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -49,6 +47,8 @@ from pathlib import Path
 
 import jiwer
 import opencc
+
+from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -90,20 +90,6 @@ def infer_category(tokens: list[str]) -> str:
     has_zh = any(_CJK_RE.fullmatch(t) for t in tokens)
     has_en = any(not _CJK_RE.fullmatch(t) and any(c.isalpha() for c in t) for t in tokens)
     return "cs" if has_zh and has_en else "zh" if has_zh else "en"
-
-
-def read_kaldi_text(path: Path) -> dict[str, str]:
-    """Read a Kaldi ``text``-style file, ``<utt-id> [text...]`` per line (the text may be empty)."""
-    table: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split(maxsplit=1)
-            if not parts:
-                continue
-            if parts[0] in table:
-                raise ValueError(f"{path}:{lineno}: duplicate utterance id {parts[0]!r}")
-            table[parts[0]] = parts[1].strip() if len(parts) == 2 else ""
-    return table
 
 
 @dataclass
@@ -266,25 +252,13 @@ def score_dir(data_dir: Path, hyp_file: Path, out_dir: Path) -> ScoreReport:
     ``alignments.txt`` into ``out_dir``."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     category_file = data_dir / "utt2category"
-    categories = read_kaldi_text(category_file) if category_file.exists() else None
-    report = score(read_kaldi_text(data_dir / "text"), read_kaldi_text(Path(hyp_file)), categories)
+    categories = read_kaldi_map(category_file) if category_file.exists() else None
+    report = score(read_kaldi_map(data_dir / "text"), read_kaldi_map(Path(hyp_file)), categories)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out_dir / "scores.json", report.to_json() + "\n")
-    _write_atomic(out_dir / "result.txt", report.summary())
-    _write_atomic(out_dir / "alignments.txt", report.alignments())
+    write_atomic(out_dir / "scores.json", report.to_json() + "\n")
+    write_atomic(out_dir / "result.txt", report.summary())
+    write_atomic(out_dir / "alignments.txt", report.alignments())
     return report
-
-
-def _write_atomic(path: Path, content: str) -> None:
-    """Write ``content`` to a temporary file next to ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(content)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _width(text: str) -> int:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from espnet_cs.decoding import GreedyConfig, RepetitionGuard
 from espnet_cs.inference import SAMPLE_RATE, Hypothesis, Transcriber, apply_guard
-from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic, write_kaldi_map
+from espnet_cs.kaldi_dir import write_atomic, write_kaldi_map
 
 
 def str2bool(value: str) -> bool:
