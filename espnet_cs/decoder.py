@@ -11,6 +11,8 @@ from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 
 from espnet_cs.backbone import load_whisper
+from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
+from espnet_cs.tokenizer import CSTokenizer
 
 # Maps a key/value projection module to its output for all positions so far:
 # (batch, positions, d_model) for self-attention, (batch, audio frames, d_model) for cross-attention.
@@ -21,12 +23,19 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
     """Whisper's text decoder around a loaded backbone.
 
     Token sequences include the decoder prompt (``<|startoftranscript|>`` ... ``<|notimestamps|>``).
+    Soft prompts, if configured, go in front of it; they are fed with the first chunk of tokens
+    (with a cache: the first call) and take no positional embedding.
+
+    Language prompts are conditioned on the utterance's zh/en distribution, detected the way
+    Whisper detects languages: the backbone decoder's ``<|zh|>``/``<|en|>`` probabilities after
+    ``<|startoftranscript|>`` over the (adapted) encoder states, at training and test time alike.
 
     Args:
         vocab_size: must equal the backbone's vocabulary size.
         encoder_output_size: must equal the backbone's width.
         whisper_model: backbone spec for :func:`espnet_cs.backbone.load_whisper`.
         cache_dir: where converted backbones are cached.
+        prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
     """
 
     def __init__(
@@ -35,6 +44,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         encoder_output_size: int,
         whisper_model: str = "whisper-base",
         cache_dir: Optional[str] = None,
+        prompts: Optional[dict] = None,
     ) -> None:
         super().__init__()
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
@@ -46,6 +56,21 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
                 f"encoder_output_size={encoder_output_size}"
             )
         self.n_ctx = model.dims.n_text_ctx
+        tokenizer = CSTokenizer.for_vocab(model.dims.n_vocab)
+        self.sot = tokenizer.sot
+        self.lid_tokens = [tokenizer.language_token_ids[lang] for lang in ("zh", "en")]
+        config = PromptConfig.from_dict(prompts, "decoder prompts")
+        max_prompt = self.n_ctx - len(tokenizer.sot_sequence) - self.n_ctx // 2
+        if config.length > max_prompt:
+            raise ValueError(
+                f"decoder prompts: length {config.length} does not fit Whisper's text context of "
+                f"{self.n_ctx} with the task prompt and {self.n_ctx // 2} output tokens (at most {max_prompt})"
+            )
+        language_embeddings = self.decoders.token_embedding.weight[self.lid_tokens] if config.language else None
+        self.prompts = (
+            SoftPrompts(config, model.dims.n_text_layer, model.dims.n_text_state, language_embeddings)
+            if config.length else None
+        )
 
     def forward(
         self,
@@ -74,26 +99,50 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         Args:
             tokens: (batch, new_length) token ids.
             memory: (batch, frames, d_model) encoder states.
-            cache: filled by :meth:`kv_cache`; positions start after the cached ones.
+            cache: filled by :meth:`kv_cache`; tokens continue the cached ones.
         Returns:
             (batch, new_length, vocab) float32 logits.
         """
         dec = self.decoders
-        offset = self.cached_length(cache)
-        if offset + tokens.size(1) > self.n_ctx:
+        offset = self.cached_tokens(cache)
+        first = offset == 0
+        n_prompts = self.prompts.length if self.prompts is not None and first else 0
+        if n_prompts + offset + tokens.size(1) > self.n_ctx:
             raise ValueError(f"token sequence longer than the decoder context ({self.n_ctx})")
         x = dec.token_embedding(tokens) + dec.positional_embedding[offset : offset + tokens.size(1)]
         x = x.to(memory.dtype)
-        for block in dec.blocks:
+        prompts = None
+        if n_prompts:
+            lid = self.detect_language(memory) if self.prompts.language is not None else None
+            prompts = self.prompts(x.size(0), lid).to(x.dtype)
+        for i, block in enumerate(dec.blocks):
+            if prompts is not None and self.prompts.enters_block(i):
+                x = insert_prompts(x, prompts[i], replace=i > 0)
             x = block(x, memory, mask=dec.mask, kv_cache=cache)
-        x = dec.ln(x)
+        x = dec.ln(x[:, n_prompts:])
         return (x @ dec.token_embedding.weight.to(x.dtype).T).float()
 
-    def cached_length(self, cache: Optional[KVCache]) -> int:
-        """Number of token positions held in ``cache``."""
+    @torch.no_grad()
+    def detect_language(self, memory: torch.Tensor) -> torch.Tensor:
+        """zh/en distribution (batch, 2) of the backbone decoder after ``<|startoftranscript|>``.
+
+        Args:
+            memory: (batch, frames, d_model) encoder states.
+        """
+        dec = self.decoders
+        x = dec.token_embedding.weight[self.sot] + dec.positional_embedding[0]
+        x = x.expand(memory.size(0), 1, -1).to(memory.dtype)
+        for block in dec.blocks:
+            x = block(x, memory, mask=dec.mask)
+        logits = dec.ln(x)[:, 0] @ dec.token_embedding.weight[self.lid_tokens].to(x.dtype).T
+        return logits.float().softmax(dim=-1)
+
+    def cached_tokens(self, cache: Optional[KVCache]) -> int:
+        """Number of tokens held in ``cache`` (soft prompt positions not counted)."""
         if not cache:
             return 0
-        return cache[self.decoders.blocks[0].attn.key].size(1)
+        positions = cache[self.decoders.blocks[0].attn.key].size(1)
+        return positions - (self.prompts.length if self.prompts is not None else 0)
 
     @contextmanager
     def kv_cache(self, cache: Optional[KVCache] = None) -> Iterator[KVCache]:
@@ -150,7 +199,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
             cache: KVCache = {}
         else:
             cache = {module: torch.stack([s[module] for s in states]) for module in states[0]}
-        new_tokens = ys[:, self.cached_length(cache):]
+        new_tokens = ys[:, self.cached_tokens(cache):]
         with self.kv_cache(cache):
             logits = self.logits(new_tokens, xs, cache)[:, -1]
         new_states = [{module: t[i] for module, t in cache.items()} for i in range(ys.size(0))]

@@ -11,6 +11,7 @@ from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from whisper.audio import HOP_LENGTH, N_SAMPLES
 
 from espnet_cs.backbone import load_whisper
+from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
 
 # The second convolution has stride 2: audio is padded to a whole number of encoder frames.
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
@@ -26,6 +27,8 @@ class WhisperCSEncoder(AbsEncoder):
         pad_to_30s: pad every utterance to Whisper's 30-s window (as Whisper was trained);
             otherwise pad only to the longest utterance of the batch.
         cache_dir: where converted backbones are cached.
+        prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
+            Prompt outputs stay in the encoder states, so the decoder can attend to them.
     """
 
     def __init__(
@@ -34,12 +37,17 @@ class WhisperCSEncoder(AbsEncoder):
         whisper_model: str = "whisper-base",
         pad_to_30s: bool = True,
         cache_dir: Optional[str] = None,
+        prompts: Optional[dict] = None,
     ) -> None:
         super().__init__()
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
         self.encoders: whisper.model.AudioEncoder = model.encoder
         self.n_mels = model.dims.n_mels
         self.pad_to_30s = pad_to_30s
+        config = PromptConfig.from_dict(prompts, "encoder prompts")
+        if config.language:
+            raise ValueError("encoder prompts: language prompts are decoder-only (the language is detected from the encoder output)")
+        self.prompts = SoftPrompts(config, model.dims.n_audio_layer, model.dims.n_audio_state) if config.length else None
 
     def output_size(self) -> int:
         return self.encoders.ln_post.normalized_shape[-1]
@@ -82,25 +90,28 @@ class WhisperCSEncoder(AbsEncoder):
             xs_pad: (batch, samples) raw audio.
             ilens: (batch,) valid samples.
         Returns:
-            states (batch, frames, d_model); lengths (batch,), all ``frames`` (Whisper attends to
-            its padding like to silence); None.
+            states (batch, prompts + frames, d_model); lengths (batch,), all the full length
+            (Whisper attends to its padding like to silence); None.
         """
         x = self.encode_mel(self.log_mel(xs_pad, ilens))
         olens = torch.full((x.size(0),), x.size(1), dtype=torch.long, device=x.device)
         return x, olens, None
 
     def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
-        """Whisper's ``AudioEncoder.forward`` for any length up to 30 s.
+        """Whisper's ``AudioEncoder.forward`` for any length up to 30 s, prompts prepended.
 
         Args:
             mel: (batch, n_mels, frames), frames even and at most 3000.
         Returns:
-            (batch, frames // 2, d_model)
+            (batch, prompts + frames // 2, d_model)
         """
         enc = self.encoders
         x = F.gelu(enc.conv1(mel))
         x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
         x = (x + enc.positional_embedding[: x.size(1)]).to(x.dtype)
-        for block in enc.blocks:
+        prompts = self.prompts(x.size(0)).to(x.dtype) if self.prompts is not None else None
+        for i, block in enumerate(enc.blocks):
+            if prompts is not None and self.prompts.enters_block(i):
+                x = insert_prompts(x, prompts[i], replace=i > 0)
             x = block(x)
         return enc.ln_post(x)

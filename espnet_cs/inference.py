@@ -65,6 +65,16 @@ class Transcriber:
         )
         return cls(encoder, decoder, tokenizer, config, device)
 
+    @classmethod
+    def from_trained(
+        cls, train_config: str, model_file: str, config: GreedyConfig = GreedyConfig(), device: str = "cpu"
+    ) -> "Transcriber":
+        """A model trained by ``espnet_cs.bin.train`` (its prompts, adapters and padding)."""
+        from espnet_cs.task import CSASRTask  # the task imports ESPnet's whole training stack
+
+        model, _ = CSASRTask.build_model_from_file(train_config, model_file, device)
+        return cls(model.encoder, model.decoder, model.tokenizer, config, device)
+
     @torch.no_grad()
     def __call__(self, audios: Sequence[np.ndarray]) -> list[Hypothesis]:
         """Transcribe a batch.

@@ -27,19 +27,24 @@ install_debian_packages() {
     DEBIAN_FRONTEND=noninteractive ${sudo} apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+pip_install() {  # quiet, without the notes about index locations missing on this machine
+    "${venv}/bin/python" -m pip --disable-pip-version-check -q install "$@" 2>&1 \
+        | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+
 install_python_packages() {
     if [ -f "${stamp}" ] && [ "$(cat "${stamp}")" = "${want_stamp}" ]; then
         return 0
     fi
     log "creating the virtual environment ${venv} (several GB, a few minutes)"
     [ -x "${venv}/bin/python" ] || "${python}" -m venv "${venv}"
-    local pip=("${venv}/bin/python" -m pip --disable-pip-version-check -q)
     # torch/torchaudio 2.9.1: the newest pair whose torchaudio imports on CPU here.
-    "${pip[@]}" install torch==2.9.1 torchaudio==2.9.1
-    # espnet's declared requirements do not resolve (ci_sdr git dependency, setuptools<74 pin).
-    "${pip[@]}" install --no-deps espnet==202511 espnet_model_zoo==0.1.7
-    "${pip[@]}" install -r "${tools_dir}/requirements.txt"
-    "${pip[@]}" install --no-deps -e "${tools_dir}/.."
+    pip_install torch==2.9.1 torchaudio==2.9.1
+    # espnet's declared requirements do not resolve (ci_sdr git dependency, setuptools<74 pin):
+    # it is installed without them and requirements.txt lists what it needs at run time.
+    pip_install --no-deps espnet==202511 espnet_model_zoo==0.1.7
+    pip_install --no-warn-conflicts -r "${tools_dir}/requirements.txt"
+    pip_install --no-deps -e "${tools_dir}/.."
     echo "${want_stamp}" > "${stamp}"
     log "done: ${venv}"
 }

@@ -1,4 +1,5 @@
-"""Decode a Kaldi data dir greedily with a Whisper backbone (zero-shot, nothing added).
+"""Decode a Kaldi data dir greedily: a trained model (``--asr_train_config``, ``--asr_model_file``)
+or, without them, the zero-shot Whisper backbone (``--whisper_model``, ``--prompt``).
 
 Writes into ``--out_dir``: ``text`` (hypotheses), ``token`` (token ids), ``token_lang``
 (zh/en/other per token) and ``decode_info.json``. With ``--guarded_out_dir`` it also writes the
@@ -36,7 +37,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, required=True, help="Kaldi dir with a 16-kHz wav.scp (stage 2 output)")
     parser.add_argument("--out_dir", type=Path, required=True)
-    parser.add_argument("--whisper_model", default="whisper-base", help="backbone spec (see espnet_cs.backbone)")
+    parser.add_argument("--asr_train_config", help="config.yaml of a model trained by espnet_cs.bin.train")
+    parser.add_argument("--asr_model_file", help="its model file, e.g. valid.loss.ave.pth")
+    parser.add_argument("--whisper_model", default="whisper-base", help="zero-shot backbone spec (see espnet_cs.backbone)")
     parser.add_argument("--prompt", choices=["single", "cs"], default="cs", help="decoder prompt: <|zh|> or <|zh|><|en|>")
     parser.add_argument("--pad_to_30s", type=str2bool, default=True, help="pad audio to Whisper's 30-s window")
     parser.add_argument("--batch_size", type=int, default=16)
@@ -71,9 +74,16 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     guard = RepetitionGuard()
     config = GreedyConfig(guard=guard if args.guard else None)
-    transcriber = Transcriber.from_backbone(
-        args.whisper_model, args.prompt, args.pad_to_30s, config, cache_dir=args.cache_dir
-    )
+    if bool(args.asr_train_config) != bool(args.asr_model_file):
+        raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
+    if args.asr_model_file:
+        if not Path(args.asr_model_file).exists():
+            raise SystemExit(f"decode.py: model file {args.asr_model_file} does not exist (did training finish?)")
+        transcriber = Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
+    else:
+        transcriber = Transcriber.from_backbone(
+            args.whisper_model, args.prompt, args.pad_to_30s, config, cache_dir=args.cache_dir
+        )
     audios = load_audio(args.data_dir / "wav.scp")
     # Longest first: similar lengths share a batch, and the slowest batch shows up early.
     utts = sorted(audios, key=lambda u: -len(audios[u]))
@@ -86,9 +96,10 @@ def main(argv: list[str] | None = None) -> None:
     audio_seconds = sum(len(a) for a in audios.values()) / SAMPLE_RATE
 
     info = {
-        "data_dir": str(args.data_dir), "backbone": transcriber.encoder.backbone_identity.spec,
-        "backbone_sha256": transcriber.encoder.backbone_identity.sha256, "prompt": args.prompt,
-        "prompt_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": args.pad_to_30s,
+        "data_dir": str(args.data_dir), "model_file": args.asr_model_file,
+        "backbone": transcriber.encoder.backbone_identity.spec,
+        "backbone_sha256": transcriber.encoder.backbone_identity.sha256, "prompt": transcriber.tokenizer.prompt,
+        "prompt_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": transcriber.encoder.pad_to_30s,
         "guard": args.guard, "batch_size": args.batch_size, "utterances": len(hyps),
         "decode_seconds": round(elapsed, 2), "audio_seconds": round(audio_seconds, 2),
         "real_time_factor": round(elapsed / audio_seconds, 4),

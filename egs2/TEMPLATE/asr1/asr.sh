@@ -22,6 +22,12 @@ whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whis
 zeroshot_prompts="single cs"  # stage 3 decodes with each: single = <|zh|>, cs = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
+# Training
+method=""               # conf/tuning/<method>.yaml for stages 5, 7, 8 (empty: no training)
+train_opts=""           # extra options of espnet_cs.bin.train, e.g. "--max_epoch 2"
+exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag>
+ngpu=0                  # GPUs for training (ESPnet's data parallelism)
+nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
 results=RESULTS.md      # stage 10 writes the tables here
 
 help_message=$(cat <<EOF
@@ -31,10 +37,10 @@ Stages:
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
   3  zero-shot decoding of --test_sets with each of --zeroshot_prompts
   4  LID-head selection           (not built yet)
-  5  training / training stage 1  (not built yet)
+  5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training stage 2             (not built yet)
-  7  checkpoint averaging         (not built yet)
-  8  decoding                     (not built yet)
+  7  averaging of the --nbest_average best checkpoints by valid loss
+  8  decoding of --test_sets with the averaged model
   9  scoring of every decode dir
   10 report (${results})
   11 model packing                (not built yet)
@@ -43,7 +49,9 @@ Options (default):
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
   --zeroshot_prompts ("${zeroshot_prompts}") --pad_to_30s (${pad_to_30s})
-  --decode_batch_size (${decode_batch_size}) --results (${results})
+  --decode_batch_size (${decode_batch_size}) --method ("${method}") --train_opts ("${train_opts}")
+  --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --nbest_average (${nbest_average}) --results (${results})
+Methods: $(ls conf/tuning 2>/dev/null | sed -n 's/\.yaml$//p' | tr '\n' ' ')
 EOF
 )
 
@@ -53,7 +61,7 @@ EOF
 
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
-built_stages=" 1 2 3 9 10 "
+built_stages=" 1 2 3 5 7 8 9 10 "
 run_stage() {  # true if stage $1 is in range and built; a requested unbuilt stage is an error
     local n=$1
     [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ] || return 1
@@ -67,6 +75,17 @@ run_stage() {  # true if stage $1 is in range and built; a requested unbuilt sta
 }
 
 data_sets="${train_set} ${valid_set} ${test_sets}"
+asr_exp="exp/${method}${exp_tag}"
+needs_method() {
+    if [ -z "${method}" ]; then
+        log "stage $1 needs --method (one of: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+        exit 1
+    fi
+    if [ ! -f "conf/tuning/${method}.yaml" ]; then
+        log "unknown method '${method}': no conf/tuning/${method}.yaml (methods: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+        exit 1
+    fi
+}
 
 if run_stage 1; then
     log "stage 1: data preparation: local/data.sh ${local_data_opts}"
@@ -100,7 +119,45 @@ if run_stage 3; then
     done
 fi
 
-for n in 4 5 6 7 8; do run_stage "${n}" || true; done
+run_stage 4 || true
+
+if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
+    needs_method 5
+    log "stage 5: training ${method} -> ${asr_exp} (log: ${asr_exp}/train.log)"
+    mkdir -p "${asr_exp}"
+    # --resume true: an interrupted run continues from its last checkpoint.
+    # shellcheck disable=SC2086
+    ${train_cmd} "${asr_exp}/train.log" \
+        python -m espnet_cs.bin.train --config "conf/tuning/${method}.yaml" \
+            --whisper_model "${whisper_model}" --ngpu "${ngpu}" --output_dir "${asr_exp}" --resume true \
+            --train_data_path_and_name_and_type "dump/raw/${train_set}/wav.scp,speech,sound" \
+            --train_data_path_and_name_and_type "dump/raw/${train_set}/text,text,text" \
+            --train_shape_file "dump/raw/${train_set}/speech_shape" \
+            --valid_data_path_and_name_and_type "dump/raw/${valid_set}/wav.scp,speech,sound" \
+            --valid_data_path_and_name_and_type "dump/raw/${valid_set}/text,text,text" \
+            --valid_shape_file "dump/raw/${valid_set}/speech_shape" \
+            ${train_opts}
+fi
+
+run_stage 6 || true
+
+if run_stage 7 && [ -n "${method}" -o "${stage}" -eq 7 ]; then
+    needs_method 7
+    log "stage 7: averaging the ${nbest_average} best checkpoints of ${asr_exp} by valid loss"
+    python -m espnet_cs.bin.average --exp_dir "${asr_exp}" --nbest "${nbest_average}"
+fi
+
+if run_stage 8 && [ -n "${method}" -o "${stage}" -eq 8 ]; then
+    needs_method 8
+    for dset in ${test_sets}; do
+        dir="${asr_exp}/decode_${dset}"
+        log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir}"
+        ${decode_cmd} "${dir}/logdir/decode.log" \
+            python -m espnet_cs.bin.decode --data_dir "dump/raw/${dset}" --out_dir "${dir}" \
+                --asr_train_config "${asr_exp}/config.yaml" --asr_model_file "${asr_exp}/valid.loss.ave.pth" \
+                --batch_size "${decode_batch_size}" --threads "${decode_threads}"
+    done
+fi
 
 if run_stage 9; then
     log "stage 9: scoring"

@@ -1,0 +1,19 @@
+"""Train a model with ESPnet's trainer: ``python -m espnet_cs.bin.train --config conf/tuning/<method>.yaml ...``.
+
+All options of ESPnet's ``AbsTask`` apply (``--help`` lists them); the espnet-cs ones are
+``--whisper_model``, ``--prompt``, ``--encoder_conf``, ``--decoder_conf`` and ``--model_conf``.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from espnet_cs.task import CSASRTask
+
+
+def main(cmd: Optional[list[str]] = None) -> None:
+    CSASRTask.main(cmd=cmd)
+
+
+if __name__ == "__main__":
+    main()

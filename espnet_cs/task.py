@@ -1,0 +1,136 @@
+"""ESPnet task of espnet-cs: registers the Whisper encoder, decoder, model and the CS tokenizer.
+
+``python -m espnet_cs.bin.train --config conf/tuning/<method>.yaml ...`` runs ESPnet's own
+``Trainer`` through :meth:`CSASRTask.main` with all of ESPnet's options (``--resume``,
+``--max_epoch``, ``--keep_nbest_models``, ``--freeze_param``, ``--use_adapter``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from typing import Any, Callable, Optional, Sequence
+
+import loralib as lora
+import numpy as np
+import torch
+from espnet2.asr.decoder.abs_decoder import AbsDecoder
+from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.tasks.abs_task import AbsTask
+from espnet2.train.abs_espnet_model import AbsESPnetModel
+from espnet2.train.class_choices import ClassChoices
+from espnet2.train.collate_fn import CommonCollateFn
+from espnet2.train.preprocessor import AbsPreprocessor
+from espnet2.train.trainer import Trainer
+from espnet2.utils.types import str_or_none
+
+from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.model import CSWhisperModel
+from espnet_cs.tokenizer import PROMPT_LANGUAGES, CSTokenizer
+from whisper.audio import N_SAMPLES
+
+encoder_choices = ClassChoices("encoder", classes=dict(whisper_cs=WhisperCSEncoder), type_check=AbsEncoder, default="whisper_cs")
+decoder_choices = ClassChoices("decoder", classes=dict(whisper_cs=WhisperCSDecoder), type_check=AbsDecoder, default="whisper_cs")
+model_choices = ClassChoices("model", classes=dict(whisper_cs=CSWhisperModel), type_check=AbsESPnetModel, default="whisper_cs")
+
+
+class CSPreprocessor(AbsPreprocessor):
+    """Turns transcripts into Whisper token ids and checks each utterance.
+
+    Raises ``ValueError`` naming the utterance for audio over 30 s, an empty transcript, or
+    targets that do not fit Whisper's text context.
+    """
+
+    def __init__(self, train: bool, tokenizer: CSTokenizer, max_tokens: int) -> None:
+        super().__init__(train)
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    def __call__(self, uid: str, data: dict[str, Any]) -> dict[str, np.ndarray]:
+        if "speech" in data and len(data["speech"]) > N_SAMPLES:
+            raise ValueError(f"{uid}: audio of {len(data['speech']) / 16000:.1f} s is longer than Whisper's 30-s window")
+        if "text" in data:
+            text = data["text"].strip()
+            if not text:
+                raise ValueError(f"{uid}: empty transcript")
+            ids = self.tokenizer.encode(" " + text if text[0].isascii() else text)
+            if len(ids) > self.max_tokens:
+                raise ValueError(f"{uid}: {len(ids)} target tokens, Whisper's decoder takes at most {self.max_tokens}")
+            data["text"] = np.asarray(ids, dtype=np.int64)
+        return data
+
+
+class CSASRTask(AbsTask):
+    """Whisper code-switching ASR with soft prompts, LoRA or full fine-tuning."""
+
+    num_optimizers: int = 1
+    class_choices_list = [encoder_choices, decoder_choices, model_choices]
+    trainer = Trainer
+
+    @classmethod
+    def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(description="espnet-cs task related")
+        group.add_argument("--whisper_model", type=str, default="whisper-base",
+                           help="Whisper backbone: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir")
+        group.add_argument("--whisper_cache_dir", type=str_or_none, default=None, help="cache of converted backbones")
+        group.add_argument("--prompt", type=str, default="cs", choices=sorted(PROMPT_LANGUAGES),
+                           help="decoder task prompt: single = <|zh|>, cs = <|zh|><|en|>")
+        for class_choices in cls.class_choices_list:
+            class_choices.add_arguments(group)
+
+    @classmethod
+    def build_collate_fn(cls, args: argparse.Namespace, train: bool) -> Callable[[Sequence], dict]:
+        return CommonCollateFn(float_pad_value=0.0, int_pad_value=-1)
+
+    @classmethod
+    def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> CSPreprocessor:
+        tokenizer = CSTokenizer(args.prompt)
+        max_tokens = 448 // 2 - 1  # Whisper's decoders sample at most half their context; one for <|endoftext|>
+        return CSPreprocessor(train, tokenizer, max_tokens)
+
+    @classmethod
+    def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
+        return ("speech",) if inference else ("speech", "text")
+
+    @classmethod
+    def optional_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
+        return ()
+
+    @classmethod
+    def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
+        """ESPnet's optimizers, after making LoRA leave the frozen weights exactly as they were.
+
+        ESPnet freezes (``--freeze_param``) before it adds adapters, and loralib's replacement
+        layers come with trainable biases of their own: freeze those too. loralib also merges
+        ``B @ A`` into the frozen weight on ``eval()`` and subtracts it on ``train()``, which
+        drifts the weight by rounding at every validation: keep LoRA unmerged.
+        """
+        for name, param in model.named_parameters():
+            if "lora_" not in name and any(name == t or name.startswith(t + ".") for t in args.freeze_param):
+                param.requires_grad = False
+        for module in model.modules():
+            if isinstance(module, lora.LoRALayer):
+                module.merge_weights = module.merged = False  # B is still zero: nothing merged yet
+        return super().build_optimizers(args, model)
+
+    @classmethod
+    def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
+        backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
+        encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
+        tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.prompt)
+        decoder = _build("decoder", decoder_choices.get_class(args.decoder),
+                         {**args.decoder_conf, **backbone, "vocab_size": tokenizer.vocab_size,
+                          "encoder_output_size": encoder.output_size()})
+        return _build("model", model_choices.get_class(args.model),
+                      {**args.model_conf, "encoder": encoder, "decoder": decoder, "prompt": args.prompt})
+
+
+def _build(section: str, class_: type, conf: dict[str, Any]) -> Any:
+    """``class_(**conf)``, with a clear error for a key the class does not take."""
+    parameters = inspect.signature(class_.__init__).parameters
+    unknown = sorted(set(conf) - set(parameters))
+    if unknown:
+        valid = sorted(p for p in parameters if p != "self")
+        raise ValueError(f"unknown key(s) {unknown} in {section}_conf of {class_.__name__}; valid: {valid}")
+    return class_(**conf)

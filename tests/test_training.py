@@ -1,0 +1,111 @@
+"""Soft prompts, LoRA and full fine-tuning trained by ESPnet's own trainer on a tiny Whisper."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import whisper
+
+from conftest import make_tiny_whisper
+from espnet_cs.model import BACKBONE_PREFIXES
+from espnet_cs.task import CSASRTask
+
+RECIPE_CONF = Path(__file__).resolve().parents[1] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
+PE_METHODS = ["spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "lora"]
+TEXTS = ["这个 project 的 deadline", "我们去吃饭", "can you check it", "你 can 帮我 check 一下吗"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A dump/raw-like dir of 4 noise utterances with CS transcripts."""
+    root = tmp_path_factory.mktemp("dump")
+    rng = np.random.default_rng(0)
+    lines: dict[str, list[str]] = {"wav.scp": [], "text": [], "speech_shape": []}
+    for i, text in enumerate(TEXTS):
+        utt, n = f"utt{i}", 8000 + 1600 * i
+        sf.write(root / f"{utt}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000, subtype="PCM_16")
+        lines["wav.scp"].append(f"{utt} {root / utt}.wav")
+        lines["text"].append(f"{utt} {text}")
+        lines["speech_shape"].append(f"{utt} {n}")
+    for name, content in lines.items():
+        (root / name).write_text("\n".join(content) + "\n", encoding="utf-8")
+    return root
+
+
+def train_args(method: str, model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    args = ["--config", str(RECIPE_CONF / f"{method}.yaml"), "--whisper_model", str(model), "--ngpu", "0",
+            "--output_dir", str(out), "--batch_size", "2", "--num_iters_per_epoch", "2", "--max_epoch", "2",
+            "--num_workers", "0", "--use_tensorboard", "false", "--use_matplotlib", "false"]
+    for phase in ("train", "valid"):
+        args += [f"--{phase}_data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
+                 f"--{phase}_data_path_and_name_and_type", f"{data}/text,text,text",
+                 f"--{phase}_shape_file", f"{data}/speech_shape"]
+    return args + list(extra)
+
+
+def train(monkeypatch, args: list[str]) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
+    """Run ESPnet's trainer; return the parameters it starts from and the trained model itself."""
+    captured = []
+    build_optimizers = CSASRTask.build_optimizers.__func__
+
+    def capture(cls, parsed, model):  # called once the model is built, frozen and adapted
+        optimizers = build_optimizers(cls, parsed, model)
+        captured.append((model, {k: v.detach().clone() for k, v in model.named_parameters()}))
+        return optimizers
+
+    monkeypatch.setattr(CSASRTask, "build_optimizers", classmethod(capture))
+    CSASRTask.main(cmd=args)
+    model, before = captured[0]
+    return before, model
+
+
+def whisper_name(key: str) -> str:
+    """``encoder.encoders.blocks.0...`` -> openai-whisper's ``encoder.blocks.0...``."""
+    stack, _, rest = key.split(".", 2)
+    return f"{stack}.{rest}"
+
+
+@pytest.mark.parametrize("method", PE_METHODS)
+def test_backbone_frozen_and_every_added_tensor_trains(method, monkeypatch, tiny_whisper_path, data_dir, tmp_path):
+    before, model = train(monkeypatch, train_args(method, tiny_whisper_path, data_dir, tmp_path / "exp"))
+    original = torch.load(tiny_whisper_path)["model_state_dict"]
+    trainable = {k for k, p in model.named_parameters() if p.requires_grad}
+    for key, param in model.named_parameters():
+        if key in trainable:
+            assert not torch.equal(param, before[key]), f"{key} did not train"
+        else:
+            assert key.startswith(BACKBONE_PREFIXES), f"{key} is frozen but not part of Whisper"
+            assert torch.equal(param, original[whisper_name(key)]), f"{key} changed"
+    assert trainable and all("lora_" in k for k in trainable if k.startswith(BACKBONE_PREFIXES))
+
+    saved = torch.load(tmp_path / "exp" / "2epoch.pth")
+    assert set(saved) == trainable | {"backbone_sha256"}, "a checkpoint holds only the trainable tensors"
+    reloaded, _ = CSASRTask.build_model_from_file(str(tmp_path / "exp" / "config.yaml"), str(tmp_path / "exp" / "2epoch.pth"))
+    reloaded_params = dict(reloaded.named_parameters())
+    for key, param in model.named_parameters():
+        assert torch.equal(reloaded_params[key], param), f"{key} differs after reloading"
+
+
+def test_full_fine_tuning_trains_and_saves_the_backbone(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
+    before, model = train(monkeypatch, train_args("fft", tiny_whisper_path, data_dir, tmp_path / "exp",
+                                                  "--optim_conf", "lr=0.001"))
+    key = "decoder.decoders.blocks.0.mlp.0.weight"
+    assert not torch.equal(dict(model.named_parameters())[key], before[key])
+    assert set(dict(model.named_parameters())) <= set(torch.load(tmp_path / "exp" / "2epoch.pth"))
+
+
+def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, tmp_path):
+    args = train_args("spt_both", tiny_whisper_path, data_dir, tmp_path,
+                      "--encoder_conf", "{prompts: {length: 0}}", "--decoder_conf", "{prompts: {length: 0}}")
+    model = CSASRTask.build_model(CSASRTask.get_parser().parse_args(args)).eval()
+    reference = make_tiny_whisper().eval()
+    audio = 0.1 * torch.randn(2, 32000)
+    tokens = torch.tensor([[*model.tokenizer.sot_sequence, *model.tokenizer.encode("你好 ok")]] * 2)
+    model.encoder.pad_to_30s = True
+    memory, _, _ = model.encoder(audio, torch.tensor([32000, 32000]))
+    mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(a)) for a in audio])
+    torch.testing.assert_close(model.decoder(memory, None, tokens, None)[0], reference.decoder(tokens, reference.encoder(mel)))
