@@ -56,6 +56,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
                 f"encoder_output_size={encoder_output_size}"
             )
         self.n_ctx = model.dims.n_text_ctx
+        self.cache_paused = False  # set while a forward pass must not touch the KV cache
         tokenizer = CSTokenizer.for_vocab(model.dims.n_vocab)
         self.sot = tokenizer.sot
         self.lid_tokens = [tokenizer.language_token_ids[lang] for lang in ("zh", "en")]
@@ -132,8 +133,12 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         dec = self.decoders
         x = dec.token_embedding.weight[self.sot] + dec.positional_embedding[0]
         x = x.expand(memory.size(0), 1, -1).to(memory.dtype)
-        for block in dec.blocks:
-            x = block(x, memory, mask=dec.mask)
+        self.cache_paused = True  # this pass is not part of the cached sequence
+        try:
+            for block in dec.blocks:
+                x = block(x, memory, mask=dec.mask)
+        finally:
+            self.cache_paused = False
         logits = dec.ln(x)[:, 0] @ dec.token_embedding.weight[self.lid_tokens].to(x.dtype).T
         return logits.float().softmax(dim=-1)
 
@@ -156,13 +161,16 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         cache = {} if cache is None else cache
 
         def append(module: torch.nn.Module, _: Any, output: torch.Tensor) -> torch.Tensor:
+            if self.cache_paused:
+                return output
             if module in cache:
                 output = torch.cat([cache[module], output], dim=1)
             cache[module] = output.detach()
             return cache[module]
 
         def store(module: torch.nn.Module, _: Any, output: torch.Tensor) -> torch.Tensor:
-            cache[module] = output.detach()
+            if not self.cache_paused:
+                cache[module] = output.detach()
             return output
 
         hooks = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +112,56 @@ def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, t
     memory, _, _ = model.encoder(audio, torch.tensor([32000, 32000]))
     mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(a)) for a in audio])
     torch.testing.assert_close(model.decoder(memory, None, tokens, None)[0], reference.decoder(tokens, reference.encoder(mel)))
+
+
+def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tmp_path):
+    def build(*extra):
+        return CSASRTask.build_model(CSASRTask.get_parser().parse_args(
+            train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, *extra)))
+
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['bottleneck'\] in encoder_conf"):
+        build("--encoder_conf", "{bottleneck: 4}")
+    with pytest.raises(ValueError, match=r"unknown prompt option\(s\) \['lenght'\]"):
+        build("--decoder_conf", "{prompts: {lenght: 4}}")
+    with pytest.raises(ValueError, match="does not fit Whisper's text context of 448"):
+        build("--decoder_conf", "{prompts: {length: 300}}")
+    with pytest.raises(SystemExit):  # ESPnet's parser: unknown option
+        CSASRTask.get_parser().parse_args(train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, "--prompt_length", "4"))
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text((RECIPE_CONF / "spt_both.yaml").read_text() + "prompt_lenght: 4\n")
+    with pytest.raises(SystemExit):  # an unknown key in the YAML is rejected the same way
+        CSASRTask.get_parser().parse_args(["--config", str(bad_yaml), *train_args("spt_both", tiny_whisper_path, data_dir, tmp_path)[2:]])
+
+
+def test_checkpoint_of_another_backbone_is_rejected(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
+    train(monkeypatch, train_args("spt_dec", tiny_whisper_path, data_dir, tmp_path / "exp", "--max_epoch", "1"))
+    other = tmp_path / "other.pt"
+    model = make_tiny_whisper(seed=1)
+    torch.save({"dims": torch.load(tiny_whisper_path)["dims"], "model_state_dict": model.state_dict()}, other)
+    config = tmp_path / "exp" / "config.yaml"
+    config.write_text(config.read_text().replace(str(tiny_whisper_path), str(other)))
+    with pytest.raises(ValueError, match="checkpoint was trained on the Whisper backbone with sha256"):
+        CSASRTask.build_model_from_file(str(config), str(tmp_path / "exp" / "1epoch.pth"))
+    with pytest.raises(FileNotFoundError):
+        CSASRTask.build_model_from_file(str(config), str(tmp_path / "exp" / "9epoch.pth"))
+
+
+def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_whisper_path, data_dir, tmp_path):
+    out = tmp_path / "exp"
+    args = [sys.executable, "-m", "espnet_cs.bin.train",
+            *train_args("spt_enc", tiny_whisper_path, data_dir, out, "--resume", "true")]
+    args[args.index("--max_epoch") + 1] = "100"
+    first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while not (out / "2epoch.pth").exists() and time.monotonic() < deadline and first.poll() is None:
+        time.sleep(0.05)
+    first.kill()  # as a cluster would: no chance to clean up
+    first.wait()
+    done = torch.load(out / "checkpoint.pth", weights_only=False)["reporter"]["epoch"]
+    assert 2 <= done < 100
+
+    args[args.index("--max_epoch") + 1] = str(done + 2)
+    second = subprocess.run(args, capture_output=True, text=True)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert f"INFO: {done + 1}epoch results" in second.stderr and "INFO: 1epoch results" not in second.stderr
+    assert torch.load(out / "checkpoint.pth", weights_only=False)["reporter"]["epoch"] == done + 2

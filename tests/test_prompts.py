@@ -1,0 +1,93 @@
+"""Soft prompt modules inside the Whisper encoder and decoder (tiny Whisper)."""
+
+import pytest
+import torch
+
+from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.decoding import greedy_decode
+from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.prompts import PromptConfig, SoftPrompts
+from espnet_cs.tokenizer import CSTokenizer
+
+D_MODEL, LAYERS = 64, 2
+
+
+def parts(path, encoder_prompts=None, decoder_prompts=None):
+    torch.manual_seed(0)
+    encoder = WhisperCSEncoder(whisper_model=str(path), pad_to_30s=False, prompts=encoder_prompts).eval()
+    decoder = WhisperCSDecoder(51865, D_MODEL, whisper_model=str(path), prompts=decoder_prompts).eval()
+    return encoder, decoder
+
+
+def test_prompt_shapes_and_deep_sets():
+    vanilla = SoftPrompts(PromptConfig(length=5), LAYERS, D_MODEL)
+    deep = SoftPrompts(PromptConfig(length=5, deep=True), LAYERS, D_MODEL)
+    assert vanilla(3).shape == (1, 3, 5, D_MODEL) and deep(3).shape == (LAYERS, 3, 5, D_MODEL)
+    assert [deep.enters_block(i) for i in range(LAYERS)] == [True, True]
+    assert [vanilla.enters_block(i) for i in range(LAYERS)] == [True, False]
+
+
+def test_residual_reparameterization_folds_exactly():
+    prompts = SoftPrompts(PromptConfig(length=5, deep=True, residual_bottleneck=8), LAYERS, D_MODEL)
+    expected = prompts(2)
+    assert not torch.allclose(expected, prompts.vectors.unsqueeze(1).expand_as(expected))
+    n_before = sum(p.numel() for p in prompts.parameters())
+    prompts.fold()
+    torch.testing.assert_close(prompts(2), expected)
+    assert sum(p.numel() for p in prompts.parameters()) == LAYERS * 5 * D_MODEL < n_before
+
+
+def test_language_encoder_shifts_by_language_and_starts_neutral():
+    embeddings = torch.randn(2, D_MODEL)
+    prompts = SoftPrompts(PromptConfig(length=3, language=True, language_bottleneck=4), LAYERS, D_MODEL, embeddings)
+    zh, en = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
+    torch.testing.assert_close(prompts(1, zh), prompts(1, en))  # zero-initialized output layer
+    torch.nn.init.normal_(prompts.language.mlp[2].weight)
+    assert not torch.allclose(prompts(1, zh), prompts(1, en))
+    with pytest.raises(ValueError, match="language distribution"):
+        prompts(1)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"length": -1}, ">= 0"), ({"deep": True}, "need length > 0"), ({"size": 3}, "unknown prompt option")])
+def test_bad_prompt_config(bad, message):
+    with pytest.raises(ValueError, match=message):
+        PromptConfig.from_dict(bad, "test")
+
+
+def test_encoder_prompts_prepend_positions(tiny_whisper_path):
+    encoder, _ = parts(tiny_whisper_path, {"length": 7, "deep": True})
+    states, lens, _ = encoder(0.1 * torch.randn(2, 16000), torch.tensor([16000, 12000]))
+    assert states.shape == (2, 7 + 50, D_MODEL) and lens.tolist() == [57, 57]
+    with pytest.raises(ValueError, match="decoder-only"):
+        parts(tiny_whisper_path, {"length": 2, "language": True})
+
+
+@pytest.mark.parametrize("conf", [{"length": 6}, {"length": 6, "deep": True, "residual_bottleneck": 8},
+                                  {"length": 6, "deep": True, "language": True, "language_bottleneck": 4}])
+def test_decoder_prompts_work_with_the_kv_cache(tiny_whisper_path, conf):
+    encoder, decoder = parts(tiny_whisper_path, None, conf)
+    for p in decoder.prompts.parameters():
+        torch.nn.init.normal_(p, std=0.5)
+    memory, _, _ = encoder(0.1 * torch.randn(2, 16000), torch.tensor([16000, 16000]))
+    tok = CSTokenizer()
+    tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 hello")]] * 2)
+    full, _ = decoder(memory, None, tokens, None)
+    assert full.shape == (2, tokens.size(1), 51865)
+    with decoder.kv_cache() as cache:
+        steps = [decoder.logits(tokens[:, :5], memory, cache)]
+        steps += [decoder.logits(tokens[:, t : t + 1], memory, cache) for t in range(5, tokens.size(1))]
+        assert decoder.cached_tokens(cache) == tokens.size(1)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
+    logp, states = decoder.batch_score(tokens[:, :-1], [None, None], memory)
+    logp, _ = decoder.batch_score(tokens, states, memory)
+    torch.testing.assert_close(logp, full[:, -1].log_softmax(-1), atol=1e-4, rtol=1e-4)
+    assert len(greedy_decode(decoder, memory, tok)) == 2
+
+
+def test_language_detection_is_a_zh_en_distribution(tiny_whisper_path):
+    encoder, decoder = parts(tiny_whisper_path)
+    memory, _, _ = encoder(0.1 * torch.randn(3, 16000), torch.tensor([16000] * 3))
+    lid = decoder.detect_language(memory)
+    assert lid.shape == (3, 2)
+    torch.testing.assert_close(lid.sum(-1), torch.ones(3))
