@@ -17,14 +17,20 @@ from espnet_cs.tokenizer import CSTokenizer
 # Maps a key/value projection module to its output for all positions so far:
 # (batch, positions, d_model) for self-attention, (batch, audio frames, d_model) for cross-attention.
 KVCache = dict[torch.nn.Module, torch.Tensor]
+# Byte-level BPE ranks merges by frequency: the first ids are the most frequent tokens.
+FREQUENT_TOKENS = 5000
 
 
 class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
     """Whisper's text decoder around a loaded backbone.
 
     Token sequences include the decoder prompt (``<|startoftranscript|>`` ... ``<|notimestamps|>``).
-    Soft prompts, if configured, go in front of it; they are fed with the first chunk of tokens
-    (with a cache: the first call) and take no positional embedding.
+    Soft prompts, if configured, go in front of it, where Whisper reads previous-text context
+    (``<|startofprev|>`` + tokens): they take positions ``0..length-1`` and the token sequence
+    follows. They start as the embeddings of ``<|startofprev|>`` and frequent text tokens
+    (vocabulary initialization, Lester et al. 2021), so training starts from a model that reads
+    them as ordinary context. They are fed with the first chunk of tokens (with a cache: the
+    first call).
 
     Language prompts are conditioned on the utterance's zh/en distribution, detected the way
     Whisper detects languages: the backbone decoder's ``<|zh|>``/``<|en|>`` probabilities after
@@ -69,9 +75,30 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
             )
         language_embeddings = self.decoders.token_embedding.weight[self.lid_tokens] if config.language else None
         self.prompts = (
-            SoftPrompts(config, model.dims.n_text_layer, model.dims.n_text_state, language_embeddings)
+            SoftPrompts(config, model.dims.n_text_layer, model.dims.n_text_state, language_embeddings,
+                        init=self.context_states(tokenizer, config.length))
             if config.length else None
         )
+
+    @torch.no_grad()
+    def context_states(self, tokenizer: CSTokenizer, n: int) -> torch.Tensor:
+        """(n_layers, n, d_model) initial prompts: a previous-text context Whisper can read.
+
+        The context is ``<|startofprev|>`` and ``n - 1`` tokens drawn from the most frequent BPE
+        merges (vocabulary initialization, Lester et al. 2021). Set 0 is their token embeddings
+        (positions are added in :meth:`logits`); set ``i`` is what block ``i`` receives for them
+        when the audio is uninformative (all-zero encoder states).
+        """
+        dec = self.decoders
+        tokens = torch.cat([torch.tensor([tokenizer.whisper.sot_prev]), torch.randint(0, FREQUENT_TOKENS, (n - 1,))])
+        embeddings = dec.token_embedding.weight[tokens.to(dec.token_embedding.weight.device)]
+        x = (embeddings + dec.positional_embedding[:n])[None]
+        silence = x.new_zeros(1, 1, x.size(-1))
+        states = [embeddings]
+        for block in dec.blocks[:-1]:
+            x = block(x, silence, mask=dec.mask)
+            states.append(x[0])
+        return torch.stack(states)
 
     def forward(
         self,
@@ -106,21 +133,22 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         """
         dec = self.decoders
         offset = self.cached_tokens(cache)
-        first = offset == 0
-        n_prompts = self.prompts.length if self.prompts is not None and first else 0
-        if n_prompts + offset + tokens.size(1) > self.n_ctx:
+        n_prompts = self.prompts.length if self.prompts is not None else 0
+        start = n_prompts + offset  # position of the first new token
+        if start + tokens.size(1) > self.n_ctx:
             raise ValueError(f"token sequence longer than the decoder context ({self.n_ctx})")
-        x = dec.token_embedding(tokens) + dec.positional_embedding[offset : offset + tokens.size(1)]
+        x = dec.token_embedding(tokens) + dec.positional_embedding[start : start + tokens.size(1)]
         x = x.to(memory.dtype)
         prompts = None
-        if n_prompts:
+        if n_prompts and offset == 0:
             lid = self.detect_language(memory) if self.prompts.language is not None else None
             prompts = self.prompts(x.size(0), lid).to(x.dtype)
         for i, block in enumerate(dec.blocks):
             if prompts is not None and self.prompts.enters_block(i):
-                x = insert_prompts(x, prompts[i], replace=i > 0)
+                layer_prompts = prompts[i] + dec.positional_embedding[:n_prompts].to(x.dtype) if i == 0 else prompts[i]
+                x = insert_prompts(x, layer_prompts, replace=i > 0)
             x = block(x, memory, mask=dec.mask, kv_cache=cache)
-        x = dec.ln(x[:, n_prompts:])
+        x = dec.ln(x[:, x.size(1) - tokens.size(1):])
         return (x @ dec.token_embedding.weight.to(x.dtype).T).float()
 
     @torch.no_grad()

@@ -47,7 +47,28 @@ class WhisperCSEncoder(AbsEncoder):
         config = PromptConfig.from_dict(prompts, "encoder prompts")
         if config.language:
             raise ValueError("encoder prompts: language prompts are decoder-only (the language is detected from the encoder output)")
-        self.prompts = SoftPrompts(config, model.dims.n_audio_layer, model.dims.n_audio_state) if config.length else None
+        self.prompts = (
+            SoftPrompts(config, model.dims.n_audio_layer, model.dims.n_audio_state, init=self.silence_states(config.length))
+            if config.length else None
+        )
+
+    @torch.no_grad()
+    def silence_states(self, n: int) -> torch.Tensor:
+        """(n_layers, n, d_model) what each block receives at the last ``n`` frames of a silent 30-s window.
+
+        Encoder self-attention has no order but the positional embeddings, so prompts that start
+        as these states are read, at first, as the trailing silence Whisper saw in training.
+        """
+        enc = self.encoders
+        if n > enc.positional_embedding.size(0):
+            raise ValueError(f"encoder prompts: length {n} exceeds Whisper's {enc.positional_embedding.size(0)} audio positions")
+        mel = whisper.log_mel_spectrogram(torch.zeros(N_SAMPLES, device=enc.conv1.weight.device), self.n_mels)
+        x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel[None])))).permute(0, 2, 1) + enc.positional_embedding
+        states = []
+        for block in enc.blocks:
+            states.append(x[0, -n:])
+            x = block(x)
+        return torch.stack(states)
 
     def output_size(self) -> int:
         return self.encoders.ln_post.normalized_shape[-1]

@@ -34,7 +34,7 @@ class PromptConfig:
     residual_bottleneck: int = 0
     language: bool = False
     language_bottleneck: int = 64
-    init_std: float = 0.5
+    init_std: float = 0.02  # noise added to the stack's own initial vectors (see SoftPrompts)
 
     @classmethod
     def from_dict(cls, conf: Optional[dict], where: str) -> "PromptConfig":
@@ -53,12 +53,17 @@ class PromptConfig:
 
 
 class ResidualReparameterization(nn.Module):
-    """``p -> p + LayerNorm(W2 relu(W1 p))`` applied to every prompt vector (residual prompt tuning)."""
+    """``p -> p + LayerNorm(W2 relu(W1 p))`` applied to every prompt vector (residual prompt tuning).
+
+    The LayerNorm's gain starts at zero, so the map starts as the identity and training starts
+    from the prompts' own initialization.
+    """
 
     def __init__(self, d_model: int, bottleneck: int) -> None:
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(d_model, bottleneck), nn.ReLU(), nn.Linear(bottleneck, d_model))
         self.norm = nn.LayerNorm(d_model)
+        nn.init.zeros_(self.norm.weight)
 
     def forward(self, prompts: torch.Tensor) -> torch.Tensor:
         return prompts + self.norm(self.mlp(prompts))
@@ -92,6 +97,9 @@ class SoftPrompts(nn.Module):
         n_layers: blocks in the stack (deep prompts: one set per block).
         d_model: width.
         language_embeddings: (2, d_model), required when ``config.language``.
+        init: (length, d_model), or (n_layers, length, d_model) one per block: vectors the
+            backbone already knows how to read (token embeddings, states of silent audio); the
+            prompts start there, plus N(0, init_std) noise.
     """
 
     def __init__(
@@ -100,11 +108,15 @@ class SoftPrompts(nn.Module):
         n_layers: int,
         d_model: int,
         language_embeddings: Optional[torch.Tensor] = None,
+        init: Optional[torch.Tensor] = None,
     ) -> None:
         super().__init__()
         self.config = config
         n_sets = n_layers if config.deep else 1
-        self.vectors = nn.Parameter(torch.randn(n_sets, config.length, d_model) * config.init_std)
+        init = torch.zeros(config.length, d_model) if init is None else init.detach()
+        init = init.expand(n_layers, -1, -1) if init.dim() == 2 else init
+        noise = torch.randn(n_sets, config.length, d_model) * config.init_std
+        self.vectors = nn.Parameter(init[:n_sets].to(noise) + noise)
         self.residual = (
             ResidualReparameterization(d_model, config.residual_bottleneck) if config.residual_bottleneck else None
         )

@@ -99,19 +99,8 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
-        """ESPnet's optimizers, after making LoRA leave the frozen weights exactly as they were.
-
-        ESPnet freezes (``--freeze_param``) before it adds adapters, and loralib's replacement
-        layers come with trainable biases of their own: freeze those too. loralib also merges
-        ``B @ A`` into the frozen weight on ``eval()`` and subtracts it on ``train()``, which
-        drifts the weight by rounding at every validation: keep LoRA unmerged.
-        """
-        for name, param in model.named_parameters():
-            if "lora_" not in name and any(name == t or name.startswith(t + ".") for t in args.freeze_param):
-                param.requires_grad = False
-        for module in model.modules():
-            if isinstance(module, lora.LoRALayer):
-                module.merge_weights = module.merged = False  # B is still zero: nothing merged yet
+        """ESPnet's optimizers, once :func:`freeze` has run again over the adapted model."""
+        freeze(model, args.freeze_param)
         return super().build_optimizers(args, model)
 
     @classmethod
@@ -124,6 +113,22 @@ class CSASRTask(AbsTask):
                           "encoder_output_size": encoder.output_size()})
         return _build("model", model_choices.get_class(args.model),
                       {**args.model_conf, "encoder": encoder, "decoder": decoder, "prompt": args.prompt})
+
+
+def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:
+    """ESPnet's ``--freeze_param``, made to leave the frozen weights exactly as they were with LoRA.
+
+    ESPnet freezes before it adds adapters, and loralib's replacement layers come with trainable
+    biases of their own: freeze those too. loralib also merges ``B @ A`` into the frozen weight
+    on ``eval()`` and subtracts it on ``train()``, which drifts the weight by rounding at every
+    validation: keep LoRA unmerged.
+    """
+    for name, param in model.named_parameters():
+        if "lora_" not in name and any(name == p or name.startswith(p + ".") for p in prefixes):
+            param.requires_grad = False
+    for module in model.modules():
+        if isinstance(module, lora.LoRALayer):
+            module.merge_weights = module.merged = False  # before training B is zero: nothing merged yet
 
 
 def _build(section: str, class_: type, conf: dict[str, Any]) -> Any:

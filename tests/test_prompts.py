@@ -29,6 +29,8 @@ def test_prompt_shapes_and_deep_sets():
 
 def test_residual_reparameterization_folds_exactly():
     prompts = SoftPrompts(PromptConfig(length=5, deep=True, residual_bottleneck=8), LAYERS, D_MODEL)
+    torch.testing.assert_close(prompts(2), prompts.vectors.unsqueeze(1).expand(-1, 2, -1, -1))  # starts as identity
+    torch.nn.init.normal_(prompts.residual.norm.weight)  # as after training
     expected = prompts(2)
     assert not torch.allclose(expected, prompts.vectors.unsqueeze(1).expand_as(expected))
     n_before = sum(p.numel() for p in prompts.parameters())

@@ -43,8 +43,12 @@ def test_demo_stages_write_scores_and_results(recipe):
 
 
 def test_unbuilt_stage_and_unknown_option_are_errors(recipe):
+    result = run(recipe, "--stage", "6", "--stop_stage", "6")
+    assert result.returncode != 0 and "stage 6 is not built yet" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5")
-    assert result.returncode != 0 and "stage 5 is not built yet" in result.stderr
+    assert result.returncode != 0 and "stage 5 needs --method" in result.stderr
+    result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "nosuch")
+    assert result.returncode != 0 and "unknown method 'nosuch'" in result.stderr and "spt4asr" in result.stderr
     result = run(recipe, "--no_such_option", "1")
     assert result.returncode != 0 and "unknown option --no_such_option" in result.stderr
     result = run(recipe, "--pad_to_30s", "maybe")
