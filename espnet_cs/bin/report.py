@@ -1,8 +1,9 @@
 """Collect ``exp/*/decode_*/scores.json`` into RESULTS.md tables (one per test set).
 
-Columns: MER over all utterances, MER on code-switched, CER on Mandarin-only, WER on
-English-only utterances (percent), with the share of errors that are insertions, and the decoding
-real-time factor. Rows: one per experiment dir (``zeroshot_<prompt>[_guard]`` for stage 3).
+Columns: trainable parameters, epochs and training wall time (trained systems), MER over all
+utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances
+(percent), the share of errors that are insertions, and the decoding real-time factor. Rows: one
+per experiment dir (``zeroshot_<prompt>[_guard]`` for stage 3, ``<method><tag>`` for stage 8).
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
 from typing import Optional
 
 import torch
+import yaml
 
+from espnet_cs.bin.param_count import count
 from espnet_cs.kaldi_dir import write_atomic
 
 METRIC_COLUMNS = [("overall_mer", "MER"), ("cs_mer", "CS MER"), ("zh_cer", "ZH CER"), ("en_wer", "EN WER")]
@@ -40,9 +44,33 @@ def _system_description(info: dict) -> str:
     return ", ".join(parts)
 
 
-def table_row(system: str, scores: dict, info: dict) -> str:
+def training_info(exp: Path) -> dict:
+    """Trainable parameters, epochs and wall time of the training run in ``exp`` (empty if none)."""
+    config = exp / "config.yaml"
+    if not config.exists():
+        return {}
+    whisper_model = yaml.safe_load(config.read_text()).get("whisper_model", "")
+    try:
+        trainable, _ = count(config, whisper_model)
+    except ValueError:  # a backbone given as a file: its dimensions are not known by name
+        trainable = None
+    checkpoint = exp / "checkpoint.pth"
+    epochs = torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"]["epoch"] if checkpoint.exists() else None
+    ended = re.findall(r"^# ended at .*, (\d+) s, exit code 0$", (exp / "train.log").read_text(), re.M) if (exp / "train.log").exists() else []
+    return {"trainable": trainable, "epochs": epochs, "seconds": int(ended[-1]) if ended else None}
+
+
+def _training_cells(training: dict) -> list[str]:
+    if not training:
+        return ["0", "—", "—"]
+    trainable, seconds = training["trainable"], training["seconds"]
+    return ["—" if trainable is None else f"{trainable / 1e6:.3f}M", str(training["epochs"] or "—"),
+            "—" if seconds is None else f"{seconds / 60:.1f} min"]
+
+
+def table_row(system: str, scores: dict, info: dict, training: dict) -> str:
     details = scores.get("details", {})
-    cells = [f"`{system}`", _system_description(info), str(scores["utterances"])]
+    cells = [f"`{system}`", _system_description(info), *_training_cells(training), str(scores["utterances"])]
     for key, _ in METRIC_COLUMNS:
         detail = details.get(key) or {}
         rate = _percent(scores.get(key))
@@ -57,19 +85,27 @@ def table_row(system: str, scores: dict, info: dict) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def collect(exp_dir: Path) -> dict[str, list[tuple[str, dict, dict]]]:
-    """``{test set: [(system, scores, decode info), ...]}`` sorted by system name."""
-    tables: dict[str, list[tuple[str, dict, dict]]] = defaultdict(list)
+Row = tuple[str, dict, dict, dict]  # system, scores, decode info, training info
+
+
+def collect(exp_dir: Path) -> dict[str, list[Row]]:
+    """``{test set: [(system, scores, decode info, training info), ...]}``, zero-shot rows first."""
+    tables: dict[str, list[Row]] = defaultdict(list)
+    trainings: dict[Path, dict] = {}
     for scores_file in sorted(exp_dir.glob("*/decode_*/scores.json")):
         decode_dir = scores_file.parent
         info_file = decode_dir / "decode_info.json"
         info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        if decode_dir.parent not in trainings:
+            trainings[decode_dir.parent] = training_info(decode_dir.parent)
         test_set = decode_dir.name.removeprefix("decode_")
-        tables[test_set].append((decode_dir.parent.name, json.loads(scores_file.read_text()), info))
+        tables[test_set].append((decode_dir.parent.name, json.loads(scores_file.read_text()), info, trainings[decode_dir.parent]))
+    for rows in tables.values():
+        rows.sort(key=lambda row: (bool(row[3]), row[0]))
     return tables
 
 
-def render(tables: dict[str, list[tuple[str, dict, dict]]]) -> str:
+def render(tables: dict[str, list[Row]]) -> str:
     lines = [
         "# RESULTS",
         "",
@@ -78,13 +114,15 @@ def render(tables: dict[str, list[tuple[str, dict, dict]]]) -> str:
         "normalization (OpenCC t2s, NFKC, lowercase, punctuation and non-speech markers removed); "
         "tokens are CJK characters and English words. In brackets: utterances in that category. "
         "`ins.` is the share of all errors that are insertions (looping hypotheses show up there). "
-        "RTF: decoding seconds per audio second on this machine.",
+        "RTF: decoding seconds per audio second on this machine. Trainable parameters are counted "
+        "for the backbone the system was trained on; training time is the wall time of stage 5.",
     ]
     for test_set, rows in sorted(tables.items()):
         lines += ["", f"## {test_set}", ""]
-        header = ["system", "setup", "utts"] + [name for _, name in METRIC_COLUMNS] + ["ins.", "RTF"]
+        header = ["system", "decoding", "trainable", "epochs", "training", "utts"]
+        header += [name for _, name in METRIC_COLUMNS] + ["ins.", "RTF"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += [table_row(system, scores, info) for system, scores, info in rows]
+        lines += [table_row(*row) for row in rows]
     return "\n".join(lines) + "\n"
 
 

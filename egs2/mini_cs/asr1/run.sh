@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # mini_cs: synthetic Mandarin-English code-switching speech (espeak-ng), the embedded demo.
 # `./run.sh` prepares the corpus, checks it, decodes the test set zero-shot with Whisper-base
-# (both prompts), scores and writes RESULTS.md. See ./asr.sh --help for stages and options.
+# (both prompts), trains SPT4ASR on a small budget (3 epochs; the paper's 10 are in
+# conf/tuning/spt4asr.yaml), decodes and scores it, and writes RESULTS.md.
+# Every method: local/run_all_methods.sh. Stages and options: ./asr.sh --help
 set -euo pipefail
 
 ./asr.sh \
@@ -9,4 +11,6 @@ set -euo pipefail
     --valid_set valid \
     --test_sets "test" \
     --whisper_model whisper-base \
+    --method spt4asr \
+    --train_opts "--max_epoch 3" \
     "$@"
