@@ -10,6 +10,7 @@ import whisper
 from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 
+from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
 from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
 from espnet_cs.tokenizer import CSTokenizer
@@ -42,6 +43,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         whisper_model: backbone spec for :func:`espnet_cs.backbone.load_whisper`.
         cache_dir: where converted backbones are cached.
         prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
+        adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         whisper_model: str = "whisper-base",
         cache_dir: Optional[str] = None,
         prompts: Optional[dict] = None,
+        adapters: Optional[dict] = None,
     ) -> None:
         super().__init__()
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
@@ -79,6 +82,8 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
                         init=self.context_states(tokenizer, config.length))
             if config.length else None
         )
+        adapter_config = AdapterConfig.from_dict(adapters, "decoder adapters", allowed=("attn", "cross_attn", "mlp"))
+        self.adapters = attach_adapters(self.decoders.blocks, adapter_config, model.dims.n_text_state)
 
     @torch.no_grad()
     def context_states(self, tokenizer: CSTokenizer, n: int) -> torch.Tensor:
@@ -212,6 +217,41 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         finally:
             for hook in hooks:
                 hook.remove()
+
+    @contextmanager
+    def capture_attention(self) -> Iterator[dict[int, torch.Tensor]]:
+        """Self-attention probabilities of every layer and head while inside the block.
+
+        Yields ``{layer: (batch, heads, positions, positions)}``, filled by each teacher-forced
+        forward pass and differentiable (for the guidance loss). Whisper's attention returns
+        detached scores, and none at all with PyTorch's fused attention, so the probabilities
+        are recomputed from the same query and key projections. Outside the block nothing is
+        recomputed: decoding is not slowed down.
+        """
+        captured: dict[int, torch.Tensor] = {}
+
+        def hook(layer: int):
+            def capture(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+                if kwargs.get("kv_cache") is not None:
+                    raise RuntimeError("attention capture is for teacher-forced passes, not cached decoding")
+                x, mask = args[0], kwargs.get("mask")
+                q, k = module.query(x), module.key(x)
+                heads, n = module.n_head, x.size(1)
+                scale = (q.size(-1) // heads) ** -0.25
+                q = q.view(*q.shape[:2], heads, -1).transpose(1, 2) * scale
+                k = k.view(*k.shape[:2], heads, -1).transpose(1, 2) * scale
+                scores = (q @ k.transpose(-1, -2)).float()
+                if mask is not None:
+                    scores = scores + mask[:n, :n]
+                captured[layer] = scores.softmax(dim=-1)
+            return capture
+
+        hooks = [block.attn.register_forward_hook(hook(i), with_kwargs=True) for i, block in enumerate(self.decoders.blocks)]
+        try:
+            yield captured
+        finally:
+            for h in hooks:
+                h.remove()
 
     # ESPnet scorer interface: states are per-hypothesis caches, {module: (positions, d_model)}.
 

@@ -10,6 +10,7 @@ import whisper
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from whisper.audio import HOP_LENGTH, N_SAMPLES
 
+from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
 from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
 
@@ -29,6 +30,7 @@ class WhisperCSEncoder(AbsEncoder):
         cache_dir: where converted backbones are cached.
         prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
             Prompt outputs stay in the encoder states, so the decoder can attend to them.
+        adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class WhisperCSEncoder(AbsEncoder):
         pad_to_30s: bool = True,
         cache_dir: Optional[str] = None,
         prompts: Optional[dict] = None,
+        adapters: Optional[dict] = None,
     ) -> None:
         super().__init__()
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
@@ -51,6 +54,8 @@ class WhisperCSEncoder(AbsEncoder):
             SoftPrompts(config, model.dims.n_audio_layer, model.dims.n_audio_state, init=self.silence_states(config.length))
             if config.length else None
         )
+        adapter_config = AdapterConfig.from_dict(adapters, "encoder adapters", allowed=("attn", "mlp"))
+        self.adapters = attach_adapters(self.encoders.blocks, adapter_config, model.dims.n_audio_state)
 
     @torch.no_grad()
     def silence_states(self, n: int) -> torch.Tensor:

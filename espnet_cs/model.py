@@ -8,7 +8,9 @@ backbone is the one the checkpoint was trained on (``backbone_sha256``).
 
 from __future__ import annotations
 
-from typing import Any
+from contextlib import nullcontext
+from dataclasses import dataclass, fields
+from typing import Any, Optional
 
 import torch
 from espnet.nets.pytorch_backend.nets_utils import th_accuracy
@@ -18,10 +20,30 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 
 from espnet_cs.decoder import WhisperCSDecoder
 from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.guidance import HeadSelection, WordRows, guidance_loss
 from espnet_cs.tokenizer import CSTokenizer
 
 IGNORE_ID = -1
 BACKBONE_PREFIXES = ("encoder.encoders.", "decoder.decoders.")
+
+
+@dataclass(frozen=True)
+class GuidanceConfig:
+    """Attention guidance: the selected heads, the loss weight (lambda) and the soft label (c)."""
+
+    heads_file: str
+    weight: float = 1.0
+    target: float = 0.5
+
+    @classmethod
+    def from_dict(cls, conf: dict) -> "GuidanceConfig":
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(conf) - valid)
+        if unknown:
+            raise ValueError(f"model_conf.guidance: unknown option(s) {unknown}; valid: {sorted(valid)}")
+        if "heads_file" not in conf:
+            raise ValueError("model_conf.guidance needs heads_file: the LID-head selection of stage 4")
+        return cls(**conf)
 
 
 def sha256_tensor(hex_digest: str) -> torch.Tensor:
@@ -38,6 +60,9 @@ class CSWhisperModel(AbsESPnetModel):
         prompt: decoder task prompt, ``single`` (``<|zh|>``) or ``cs`` (``<|zh|><|en|>``).
         lsm_weight: label smoothing.
         length_normalized_loss: normalize the loss by tokens instead of utterances.
+        guidance: attention guidance (needs the ``cs`` prompt): ``heads_file`` (stage 4's
+            selection), ``weight`` (lambda) and ``target`` (c); see :mod:`espnet_cs.guidance`.
+            The loss is cross-entropy + weight * guidance.
     """
 
     def __init__(
@@ -47,6 +72,7 @@ class CSWhisperModel(AbsESPnetModel):
         prompt: str = "cs",
         lsm_weight: float = 0.0,
         length_normalized_loss: bool = False,
+        guidance: Optional[dict] = None,
     ) -> None:
         super().__init__()
         if encoder.backbone_identity.sha256 != decoder.backbone_identity.sha256:
@@ -58,6 +84,14 @@ class CSWhisperModel(AbsESPnetModel):
             self.tokenizer.vocab_size, IGNORE_ID, lsm_weight, normalize_length=length_normalized_loss
         )
         self.register_buffer("backbone_sha256", sha256_tensor(encoder.backbone_identity.sha256))
+        self.guidance = GuidanceConfig.from_dict(guidance) if guidance else None
+        if self.guidance is not None:
+            if prompt != "cs":
+                raise ValueError("attention guidance needs the two-LID prompt (prompt: cs)")
+            dims = encoder.backbone_identity.dims
+            self.guided_heads = HeadSelection.load(
+                self.guidance.heads_file, encoder.backbone_identity.sha256, dims["n_text_layer"], dims["n_text_head"]
+            ).heads
         self.register_state_dict_post_hook(_drop_frozen_backbone)
         self.register_load_state_dict_pre_hook(_restore_frozen_backbone)
 
@@ -99,12 +133,27 @@ class CSWhisperModel(AbsESPnetModel):
         """
         memory, memory_lengths, _ = self.encoder(speech, speech_lengths)
         inputs, targets = self.teacher_forcing(text, text_lengths)
-        logits, _ = self.decoder(memory, memory_lengths, inputs, text_lengths + len(self.tokenizer.sot_sequence))
+        with self.decoder.capture_attention() if self.guidance else nullcontext({}) as attention:
+            logits, _ = self.decoder(memory, memory_lengths, inputs, text_lengths + len(self.tokenizer.sot_sequence))
         logits = logits[:, len(self.tokenizer.sot_sequence) - 1 :].contiguous()
-        loss = self.criterion(logits, targets)
+        ce = self.criterion(logits, targets)
         acc = th_accuracy(logits.reshape(-1, logits.size(-1)), targets, IGNORE_ID)
-        stats = {"loss": loss.detach(), "acc": torch.tensor(acc)}
+        stats = {"loss_ce": ce.detach(), "acc": torch.tensor(acc)}
+        loss = ce
+        if self.guidance:
+            words = self.word_rows(text, text_lengths)
+            guidance = guidance_loss(attention, self.guided_heads, words, self.guidance.target, speech.size(0))
+            loss = ce + self.guidance.weight * guidance
+            stats["loss_guidance"] = guidance.detach()
+        stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, torch.tensor(speech.size(0))), loss.device)
+
+    def word_rows(self, text: torch.Tensor, text_lengths: torch.Tensor) -> WordRows:
+        """The word tokens of a batch of targets and where the decoder outputs them."""
+        tags = [self.tokenizer.language_tags(t[:n].tolist()) for t, n in zip(text, text_lengths)]
+        offset = self.decoder.prompts.length if self.decoder.prompts is not None else 0
+        lid = self.tokenizer.lid_positions
+        return WordRows.from_tags(tags, offset + len(self.tokenizer.sot_sequence) - 1, offset + lid["zh"], offset + lid["en"])
 
     def collect_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
         return {"feats": speech, "feats_lengths": speech_lengths}

@@ -54,7 +54,7 @@ class CSPreprocessor(AbsPreprocessor):
             text = data["text"].strip()
             if not text:
                 raise ValueError(f"{uid}: empty transcript")
-            ids = self.tokenizer.encode(" " + text if text[0].isascii() else text)
+            ids = self.tokenizer.encode_target(text)
             if len(ids) > self.max_tokens:
                 raise ValueError(f"{uid}: {len(ids)} target tokens, Whisper's decoder takes at most {self.max_tokens}")
             data["text"] = np.asarray(ids, dtype=np.int64)

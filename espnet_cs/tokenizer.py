@@ -128,6 +128,11 @@ class CSTokenizer:
         """Text tokens of ``text`` (no prompt, no end of text)."""
         return self.whisper.encode(text)
 
+    def encode_target(self, transcript: str) -> list[int]:
+        """Target tokens of a transcript as Whisper writes it: a leading space before Latin script."""
+        transcript = transcript.strip()
+        return self.encode(" " + transcript if transcript[:1].isascii() else transcript)
+
     def decode(self, token_ids: Sequence[int]) -> str:
         """Text of ``token_ids``; special tokens (prompt, end of text, timestamps) are dropped."""
         return self.whisper.decode([t for t in token_ids if t < self.eot]).strip()

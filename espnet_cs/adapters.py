@@ -1,0 +1,87 @@
+"""Bottleneck adapters on the sublayers of Whisper's blocks, attached by forward hooks.
+
+An adapter maps a sublayer's output ``h`` to ``h + up(relu(down(LayerNorm(h))))`` before the
+block's residual addition (Houlsby et al. 2019). ``up`` starts at zero, so at step 0 every
+adapted sublayer, and the model, computes exactly what the backbone computes. Hooks leave
+Whisper's modules and parameter names untouched: adapters are additions, not forks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Optional, Sequence
+
+import torch
+from torch import nn
+
+SUBLAYERS = ("attn", "cross_attn", "mlp")
+
+
+@dataclass(frozen=True)
+class AdapterConfig:
+    """Adapters of one stack; ``bottleneck == 0`` means none.
+
+    ``placement`` names the sublayers adapted in every block: ``attn`` (self-attention),
+    ``cross_attn`` (decoder only) and ``mlp`` (feed-forward).
+    """
+
+    bottleneck: int = 0
+    placement: tuple[str, ...] = ("attn", "mlp")
+
+    @classmethod
+    def from_dict(cls, conf: Optional[dict], where: str, allowed: Sequence[str]) -> "AdapterConfig":
+        conf = dict(conf or {})
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(conf) - valid)
+        if unknown:
+            raise ValueError(f"{where}: unknown adapter option(s) {unknown}; valid: {sorted(valid)}")
+        config = cls(**{**conf, **({"placement": tuple(conf["placement"])} if "placement" in conf else {})})
+        bad = sorted(set(config.placement) - set(allowed))
+        if bad:
+            raise ValueError(f"{where}: cannot place adapters on {bad}; choose from {list(allowed)}")
+        if config.bottleneck < 0:
+            raise ValueError(f"{where}: bottleneck must be >= 0")
+        return config
+
+
+class BottleneckAdapter(nn.Module):
+    """``h -> h + up(relu(down(LayerNorm(h))))`` with ``up`` zero-initialized.
+
+    Args:
+        d_model: width of the adapted sublayer's output.
+        bottleneck: hidden width.
+    """
+
+    def __init__(self, d_model: int, bottleneck: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.down = nn.Linear(d_model, bottleneck)
+        self.up = nn.Linear(bottleneck, d_model)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return h + self.up(torch.relu(self.down(self.norm(h))))
+
+
+class BlockAdapters(nn.ModuleDict):
+    """The adapters of one Whisper block, keyed by sublayer name, hooked onto it."""
+
+    def __init__(self, block: nn.Module, config: AdapterConfig, d_model: int) -> None:
+        super().__init__({name: BottleneckAdapter(d_model, config.bottleneck) for name in config.placement})
+        for name in config.placement:
+            getattr(block, name).register_forward_hook(self._hook(name))
+
+    def _hook(self, name: str):
+        def adapt(module: nn.Module, args: Any, output: Any) -> Any:
+            if isinstance(output, tuple):  # attention returns (output, attention scores)
+                return (self[name](output[0]), *output[1:])
+            return self[name](output)
+        return adapt
+
+
+def attach_adapters(blocks: Sequence[nn.Module], config: AdapterConfig, d_model: int) -> Optional[nn.ModuleList]:
+    """Adapters for every block of a stack (None if ``config`` has none)."""
+    if config.bottleneck == 0:
+        return None
+    return nn.ModuleList(BlockAdapters(block, config, d_model) for block in blocks)
