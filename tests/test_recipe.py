@@ -43,9 +43,11 @@ def test_demo_stages_write_scores_and_results(recipe):
 
 
 def test_unbuilt_stage_and_unknown_option_are_errors(recipe):
+    result = run(recipe, "--stage", "11", "--stop_stage", "11")
+    assert result.returncode != 0 and "stage 11 is not built yet" in result.stderr
     result = run(recipe, "--stage", "6", "--stop_stage", "6")
-    assert result.returncode != 0 and "stage 6 is not built yet" in result.stderr
-    result = run(recipe, "--stage", "5", "--stop_stage", "5")
+    assert result.returncode != 0 and "stage 6 needs --stage2_method" in result.stderr
+    result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "")
     assert result.returncode != 0 and "stage 5 needs --method" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "nosuch")
     assert result.returncode != 0 and "unknown method 'nosuch'" in result.stderr and "spt4asr" in result.stderr

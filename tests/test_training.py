@@ -15,6 +15,7 @@ import whisper
 
 from conftest import make_tiny_whisper
 from espnet_cs.model import BACKBONE_PREFIXES
+from espnet2.train.trainer import Trainer
 from espnet_cs.task import CSASRTask
 
 RECIPE_CONF = Path(__file__).resolve().parents[1] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
@@ -53,14 +54,14 @@ def train_args(method: str, model: Path, data: Path, out: Path, *extra: str) -> 
 def train(monkeypatch, args: list[str]) -> tuple[dict[str, torch.Tensor], torch.nn.Module]:
     """Run ESPnet's trainer; return the parameters it starts from and the trained model itself."""
     captured = []
-    build_optimizers = CSASRTask.build_optimizers.__func__
 
-    def capture(cls, parsed, model):  # called once the model is built, frozen and adapted
-        optimizers = build_optimizers(cls, parsed, model)
-        captured.append((model, {k: v.detach().clone() for k, v in model.named_parameters()}))
-        return optimizers
+    class CapturingTrainer(Trainer):  # sees the model once built, frozen, adapted and initialized
+        @classmethod
+        def run(cls, model, *args, **kwargs):
+            captured.append((model, {k: v.detach().clone() for k, v in model.named_parameters()}))
+            return super().run(model, *args, **kwargs)
 
-    monkeypatch.setattr(CSASRTask, "build_optimizers", classmethod(capture))
+    monkeypatch.setattr(CSASRTask, "trainer", CapturingTrainer)
     CSASRTask.main(cmd=args)
     model, before = captured[0]
     return before, model
@@ -165,3 +166,39 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_whisper_path
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"INFO: {done + 1}epoch results" in second.stderr and "INFO: 1epoch results" not in second.stderr
     assert torch.load(out / "checkpoint.pth", weights_only=False)["reporter"]["epoch"] == done + 2
+
+
+def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
+    from espnet_cs.bin import select_heads
+    select_heads.main(["--data_dir", str(data_dir), "--out_dir", str(tmp_path / "heads"),
+                       "--whisper_model", str(tiny_whisper_path), "--min_fraction", "0"])
+    assert (tmp_path / "heads" / "heads.png").stat().st_size > 0
+    _, stage1 = train(monkeypatch, train_args("adapter_stage1", tiny_whisper_path, data_dir, tmp_path / "s1"))
+    assert stage1.decoder.adapters is None and stage1.encoder.adapters is not None
+    guidance = f"{{guidance: {{heads_file: {tmp_path / 'heads' / 'heads_top60.json'}, weight: 1.0, target: 0.5}}}}"
+    before, stage2 = train(monkeypatch, train_args("adapter_ag_stage2", tiny_whisper_path, data_dir, tmp_path / "s2",
+                                                   "--init_param", str(tmp_path / "s1" / "valid.loss.ave.pth"),
+                                                   "--model_conf", guidance))
+    averaged = torch.load(tmp_path / "s1" / "valid.loss.ave.pth")
+    assert {k for k in averaged if k.startswith("encoder.adapters")}
+    for key, value in averaged.items():
+        if key.startswith("encoder.adapters"):
+            assert torch.equal(before[key], value), f"{key} does not start from stage 1's averaged model"
+    assert not torch.equal(dict(stage2.named_parameters())["decoder.adapters.0.attn.up.weight"],
+                           before["decoder.adapters.0.attn.up.weight"])
+    log = (tmp_path / "s2" / "checkpoint.pth")
+    reporter = torch.load(log, weights_only=False)["reporter"]["stats"]
+    assert reporter[1]["train"]["loss_guidance"] > 0
+
+
+def test_guidance_needs_a_selection_file_and_the_cs_prompt(tiny_whisper_path, data_dir, tmp_path):
+    def build(*extra):
+        return CSASRTask.build_model(CSASRTask.get_parser().parse_args(
+            train_args("adapter_ag", tiny_whisper_path, data_dir, tmp_path, *extra)))
+
+    with pytest.raises(FileNotFoundError, match="run stage 4"):
+        build("--model_conf", f"{{guidance: {{heads_file: {tmp_path / 'none.json'}}}}}")
+    with pytest.raises(ValueError, match="needs heads_file"):
+        build("--model_conf", "{guidance: {weight: 1.0}}")
+    with pytest.raises(ValueError, match="two-LID prompt"):
+        build("--prompt", "single", "--model_conf", f"{{guidance: {{heads_file: {tmp_path / 'none.json'}}}}}")

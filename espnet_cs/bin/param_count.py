@@ -1,5 +1,7 @@
 """Trainable parameters of every method (conf/tuning/*.yaml) for Whisper-base and Whisper-small.
 
+"share" is trainable / all parameters of the model (backbone + additions), as the papers give it.
+
 Counted on models built from ``whisper.model.ModelDimensions`` on PyTorch's meta device: no
 weights are loaded or allocated. Printed beside the SPT4ASR paper's figures for Whisper-small.
 """
@@ -21,7 +23,7 @@ from espnet_cs.backbone import BackboneIdentity, whisper_dims
 from espnet_cs.task import CSASRTask, freeze
 
 # Trainable parameters the papers report for Whisper-small (millions).
-PAPER_SMALL = {"spt_both": 0.20, "dpt": 1.39, "spt4asr": 3.74}
+PAPER_SMALL = {"spt_both": 0.20, "dpt": 1.39, "spt4asr": 3.74, "adapter": 14.3, "adapter_ag": 14.3, "adapter_ag_stage2": 14.3}
 DEFAULT_CONF = Path(__file__).resolve().parents[2] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
 
 
@@ -52,6 +54,7 @@ def meta_backbone(name: str) -> Iterator[None]:
 def count(config_file: Path, name: str) -> tuple[int, int]:
     """(trainable, total) parameters of the method in ``config_file`` on Whisper ``name``."""
     args = CSASRTask.get_parser().parse_args(["--config", str(config_file), "--whisper_model", name])
+    args.model_conf.pop("guidance", None)  # adds no parameters, and its head selection may not exist yet
     with meta_backbone(name):
         model = CSASRTask.build_model(args)
         if args.use_adapter:

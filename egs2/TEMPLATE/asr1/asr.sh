@@ -22,8 +22,12 @@ whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whis
 zeroshot_prompts="single cs"  # stage 3 decodes with each: single = <|zh|>, cs = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
+# LID heads (stage 4)
+head_top_share=0.6      # share of the LID heads selected for guidance (heads_top<share>.json)
+head_min_fraction=0.1   # an LID head is one in at least this fraction of the training sentences
 # Training
 method=""               # conf/tuning/<method>.yaml for stages 5, 7, 8 (empty: no training)
+stage2_method=""        # conf/tuning/<method>.yaml of stage 6, initialized from stage 5's model
 train_opts=""           # extra options of espnet_cs.bin.train, e.g. "--max_epoch 2"
 exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag>
 ngpu=0                  # GPUs for training (ESPnet's data parallelism)
@@ -36,10 +40,10 @@ Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
   3  zero-shot decoding of --test_sets with each of --zeroshot_prompts
-  4  LID-head selection           (not built yet)
+  4  LID-head selection on --train_set with the frozen backbone -> exp/lid_heads
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
-  6  training stage 2             (not built yet)
-  7  averaging of the --nbest_average best checkpoints by valid loss
+  6  training of --stage2_method, initialized from stage 5's averaged model
+  7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model
   9  scoring of every decode dir
   10 report (${results})
@@ -49,7 +53,9 @@ Options (default):
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
   --zeroshot_prompts ("${zeroshot_prompts}") --pad_to_30s (${pad_to_30s})
-  --decode_batch_size (${decode_batch_size}) --method ("${method}") --train_opts ("${train_opts}")
+  --decode_batch_size (${decode_batch_size}) --head_top_share (${head_top_share})
+  --head_min_fraction (${head_min_fraction}) --method ("${method}") --stage2_method ("${stage2_method}")
+  --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --nbest_average (${nbest_average}) --results (${results})
 Methods: $(ls conf/tuning 2>/dev/null | sed -n 's/\.yaml$//p' | tr '\n' ' ')
 EOF
@@ -61,7 +67,7 @@ EOF
 
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
-built_stages=" 1 2 3 5 7 8 9 10 "
+built_stages=" 1 2 3 4 5 6 7 8 9 10 "
 run_stage() {  # true if stage $1 is in range and built; a requested unbuilt stage is an error
     local n=$1
     [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ] || return 1
@@ -76,15 +82,34 @@ run_stage() {  # true if stage $1 is in range and built; a requested unbuilt sta
 
 data_sets="${train_set} ${valid_set} ${test_sets}"
 asr_exp="exp/${method}${exp_tag}"
-needs_method() {
-    if [ -z "${method}" ]; then
-        log "stage $1 needs --method (one of: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+stage1_exp="${asr_exp}"
+[ -z "${stage2_method}" ] || asr_exp="exp/${method}+${stage2_method}${exp_tag}"  # the final model's dir
+needs_method() {  # stage, method, option naming it
+    if [ -z "$2" ]; then
+        log "stage $1 needs ${3:---method} (one of: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
         exit 1
     fi
-    if [ ! -f "conf/tuning/${method}.yaml" ]; then
-        log "unknown method '${method}': no conf/tuning/${method}.yaml (methods: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+    if [ ! -f "conf/tuning/$2.yaml" ]; then
+        log "unknown method '$2': no conf/tuning/$2.yaml (methods: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
         exit 1
     fi
+}
+train() {  # method, output dir, extra options...
+    local config="conf/tuning/$1.yaml" dir="$2"
+    shift 2
+    mkdir -p "${dir}"
+    # --resume true: an interrupted run continues from its last checkpoint.
+    # shellcheck disable=SC2086
+    ${train_cmd} "${dir}/train.log" \
+        python -m espnet_cs.bin.train --config "${config}" \
+            --whisper_model "${whisper_model}" --ngpu "${ngpu}" --output_dir "${dir}" --resume true \
+            --train_data_path_and_name_and_type "dump/raw/${train_set}/wav.scp,speech,sound" \
+            --train_data_path_and_name_and_type "dump/raw/${train_set}/text,text,text" \
+            --train_shape_file "dump/raw/${train_set}/speech_shape" \
+            --valid_data_path_and_name_and_type "dump/raw/${valid_set}/wav.scp,speech,sound" \
+            --valid_data_path_and_name_and_type "dump/raw/${valid_set}/text,text,text" \
+            --valid_shape_file "dump/raw/${valid_set}/speech_shape" \
+            "$@" ${train_opts}
 }
 
 if run_stage 1; then
@@ -119,36 +144,37 @@ if run_stage 3; then
     done
 fi
 
-run_stage 4 || true
-
-if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
-    needs_method 5
-    log "stage 5: training ${method} -> ${asr_exp} (log: ${asr_exp}/train.log)"
-    mkdir -p "${asr_exp}"
-    # --resume true: an interrupted run continues from its last checkpoint.
-    # shellcheck disable=SC2086
-    ${train_cmd} "${asr_exp}/train.log" \
-        python -m espnet_cs.bin.train --config "conf/tuning/${method}.yaml" \
-            --whisper_model "${whisper_model}" --ngpu "${ngpu}" --output_dir "${asr_exp}" --resume true \
-            --train_data_path_and_name_and_type "dump/raw/${train_set}/wav.scp,speech,sound" \
-            --train_data_path_and_name_and_type "dump/raw/${train_set}/text,text,text" \
-            --train_shape_file "dump/raw/${train_set}/speech_shape" \
-            --valid_data_path_and_name_and_type "dump/raw/${valid_set}/wav.scp,speech,sound" \
-            --valid_data_path_and_name_and_type "dump/raw/${valid_set}/text,text,text" \
-            --valid_shape_file "dump/raw/${valid_set}/speech_shape" \
-            ${train_opts}
+if run_stage 4; then
+    dir=exp/lid_heads
+    log "stage 4: LID-head selection on ${train_set} -> ${dir}"
+    ${train_cmd} "${dir}/select_heads.log" \
+        python -m espnet_cs.bin.select_heads --data_dir "dump/raw/${train_set}" --out_dir "${dir}" \
+            --whisper_model "${whisper_model}" --top_share "${head_top_share}" --min_fraction "${head_min_fraction}"
+    grep "LID heads" "${dir}/select_heads.log" | tail -n 1 | sed 's/.*INFO //'
 fi
 
-run_stage 6 || true
+if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
+    needs_method 5 "${method}"
+    log "stage 5: training ${method} -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
+    train "${method}" "${stage1_exp}"
+fi
+
+if run_stage 6 && [ -n "${stage2_method}" -o "${stage}" -eq 6 ]; then
+    needs_method 6 "${stage2_method}" --stage2_method
+    init="${stage1_exp}/valid.loss.ave.pth"
+    [ -f "${init}" ] || { log "stage 6 starts from ${init}, which does not exist: run stage 5 first"; exit 1; }
+    log "stage 6: training ${stage2_method} from ${init} -> ${asr_exp} (log: ${asr_exp}/train.log)"
+    train "${stage2_method}" "${asr_exp}" --init_param "${init}"
+fi
 
 if run_stage 7 && [ -n "${method}" -o "${stage}" -eq 7 ]; then
-    needs_method 7
+    needs_method 7 "${method}"
     log "stage 7: averaging the ${nbest_average} best checkpoints of ${asr_exp} by valid loss"
     python -m espnet_cs.bin.average --exp_dir "${asr_exp}" --nbest "${nbest_average}"
 fi
 
 if run_stage 8 && [ -n "${method}" -o "${stage}" -eq 8 ]; then
-    needs_method 8
+    needs_method 8 "${method}"
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
         log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir}"
