@@ -15,13 +15,14 @@ from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.model import CSWhisperModel
 
 
-def read_batches(data_dir: Path, batch_size: int, max_utts: Optional[int] = None) -> Iterator[list[tuple[str, np.ndarray, str]]]:
-    """Batches of (utterance id, 16-kHz audio, transcript), longest first."""
+def read_batches(data_dir: Path, batch_size: int, max_utts: Optional[int] = None,
+                 utts: Optional[list[str]] = None) -> Iterator[list[tuple[str, np.ndarray, str]]]:
+    """Batches of (utterance id, 16-kHz audio, transcript), longest first; all or ``utts``."""
     wavs, texts = read_kaldi_map(data_dir / "wav.scp"), read_kaldi_map(data_dir / "text")
-    missing = sorted(set(wavs) - set(texts))
+    missing = sorted(set(utts or wavs) - set(texts) | set(utts or []) - set(wavs))
     if missing:
-        raise ValueError(f"{data_dir}: utterances without text: {missing[:5]}")
-    utts = sorted(wavs)[:max_utts]
+        raise ValueError(f"{data_dir}: utterances without audio or text: {missing[:5]}")
+    utts = sorted(utts or wavs)[:max_utts]
     lengths = {u: sf.info(wavs[u]).frames for u in utts}
     utts.sort(key=lambda u: -lengths[u])
     for i in range(0, len(utts), batch_size):
@@ -30,11 +31,12 @@ def read_batches(data_dir: Path, batch_size: int, max_utts: Optional[int] = None
 
 @torch.no_grad()
 def attention_passes(
-    model: CSWhisperModel, data_dir: Path, batch_size: int = 8, max_utts: Optional[int] = None
+    model: CSWhisperModel, data_dir: Path, batch_size: int = 8, max_utts: Optional[int] = None,
+    utts: Optional[list[str]] = None,
 ) -> Iterator[tuple[dict[int, torch.Tensor], WordRows, int]]:
     """For each batch: ``{layer: (batch, heads, positions, positions)}``, its word tokens, its size."""
     model.eval()
-    batches = list(read_batches(data_dir, batch_size, max_utts))
+    batches = list(read_batches(data_dir, batch_size, max_utts, utts))
     for batch in tqdm(batches, desc=f"attention {data_dir.name}", unit="batch"):
         speech_lengths = torch.tensor([len(a) for _, a, _ in batch])
         speech = torch.zeros(len(batch), int(speech_lengths.max()))

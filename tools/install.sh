@@ -7,7 +7,7 @@ set -euo pipefail
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${ESPNET_CS_VENV:-${tools_dir}/venv}"
 python="${PYTHON:-python3}"
-debian_packages=(espeak-ng sox flac)
+debian_packages=(espeak-ng sox flac fonts-wqy-microhei)  # the font: Chinese labels in figures
 stamp="${venv}/.espnet_cs_installed"
 want_stamp="$(cat "${tools_dir}/requirements.txt" "${tools_dir}/install.sh" | sha256sum | cut -d' ' -f1)"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import re
 from collections import defaultdict
@@ -126,12 +127,36 @@ def render(tables: dict[str, list[Row]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def attention_sections(exp_dir: Path, out: Path) -> list[str]:
+    """LID-head statistics (stage 4) and the guided heads' attention (stage 10), where present."""
+    lines = []
+    counts_file = exp_dir / "lid_heads" / "counts.json"
+    if counts_file.exists():
+        counts = json.loads(counts_file.read_text())
+        heat_map = os.path.relpath(exp_dir / "lid_heads" / "heads.png", out.parent)
+        lines += ["", "## LID heads", "",
+                  f"{counts['lid_heads']} of {counts['heads']} decoder self-attention heads are LID heads over "
+                  f"{counts['sentences']} training sentences; {counts['selected_top']} selected for guidance "
+                  f"(`exp/lid_heads/heads_*.json`, heat map `{heat_map}`). Before any training, "
+                  f"{100 * counts['own_language_share_all_heads']:.1f}% of (word token, head) pairs put more "
+                  "LID-column attention on their own language than on the other."]
+    for report in sorted(exp_dir.glob("attention/*/attention.json")):
+        data = json.loads(report.read_text())
+        figure = os.path.relpath(report.with_suffix(".png"), out.parent)
+        lines += ["", f"## Attention of the guided heads on {report.parent.name}", "",
+                  "Share of (word token, guided head) pairs whose larger LID-column attention is on the "
+                  f"token's own language (`{data['heads_file']}`); figure for `{data['utt']}`: `{figure}`.", "",
+                  "| system | own language | pairs |", "|---|---|---|"]
+        lines += [f"| `{name}` | {100 * v['own_language']:.1f}% | {v['pairs']} |" for name, v in data["systems"].items()]
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     tables = collect(args.exp_dir)
     if not tables:
         raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    write_atomic(args.out, render(tables))
+    write_atomic(args.out, render(tables) + "\n".join(attention_sections(args.exp_dir, args.out)) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,20 +19,17 @@ import logging
 from pathlib import Path
 from typing import Optional
 
-import matplotlib
+import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-
-from espnet_cs.attention_analysis import attention_passes  # noqa: E402
-from espnet_cs.bin.decode import str2bool  # noqa: E402
-from espnet_cs.decoder import WhisperCSDecoder  # noqa: E402
-from espnet_cs.encoder import WhisperCSEncoder  # noqa: E402
-from espnet_cs.guidance import HeadSelection, lid_head_statistics, own_language_share, select_heads  # noqa: E402
-from espnet_cs.kaldi_dir import write_atomic  # noqa: E402
-from espnet_cs.model import CSWhisperModel  # noqa: E402
-from espnet_cs.tokenizer import CSTokenizer  # noqa: E402
+from espnet_cs.attention_analysis import attention_passes
+from espnet_cs.figures import plt
+from espnet_cs.bin.decode import str2bool
+from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.guidance import HeadSelection, lid_head_statistics, own_language_share, select_heads
+from espnet_cs.kaldi_dir import write_atomic
+from espnet_cs.model import CSWhisperModel
+from espnet_cs.tokenizer import CSTokenizer
 
 
 def get_parser() -> argparse.ArgumentParser:

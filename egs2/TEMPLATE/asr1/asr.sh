@@ -195,6 +195,18 @@ if run_stage 9; then
 fi
 
 if run_stage 10; then
+    heads=exp/lid_heads/heads_top$(python -c "print(round(100 * ${head_top_share}))").json
+    systems=()
+    for name_dir in adapter=exp/adapter guided=exp/adapter_stage1+adapter_ag_stage2; do
+        [ -f "${name_dir#*=}/valid.loss.ave.pth" ] && systems+=(--system "${name_dir}")
+    done
+    if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
+        log "stage 10: attention of the guided heads -> exp/attention"
+        for dset in ${test_sets}; do
+            python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --heads_file "${heads}" \
+                --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}"
+        done
+    fi
     log "stage 10: report -> ${results}"
     python -m espnet_cs.bin.report --exp_dir exp --out "${results}"
     cat "${results}"
