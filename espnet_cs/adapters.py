@@ -8,11 +8,13 @@ Whisper's modules and parameter names untouched: adapters are additions, not for
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
 from torch import nn
+
+from espnet_cs.options import check_options
 
 SUBLAYERS = ("attn", "cross_attn", "mlp")
 
@@ -31,10 +33,7 @@ class AdapterConfig:
     @classmethod
     def from_dict(cls, conf: Optional[dict], where: str, allowed: Sequence[str]) -> "AdapterConfig":
         conf = dict(conf or {})
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(conf) - valid)
-        if unknown:
-            raise ValueError(f"{where}: unknown adapter option(s) {unknown}; valid: {sorted(valid)}")
+        check_options(cls, conf, where)
         config = cls(**{**conf, **({"placement": tuple(conf["placement"])} if "placement" in conf else {})})
         bad = sorted(set(config.placement) - set(allowed))
         if bad:

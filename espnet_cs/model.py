@@ -9,7 +9,7 @@ backbone is the one the checkpoint was trained on (``backbone_sha256``).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -21,6 +21,7 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet_cs.decoder import WhisperCSDecoder
 from espnet_cs.encoder import WhisperCSEncoder
 from espnet_cs.guidance import HeadSelection, WordRows, guidance_loss
+from espnet_cs.options import check_options
 from espnet_cs.tokenizer import CSTokenizer
 
 IGNORE_ID = -1
@@ -37,10 +38,7 @@ class GuidanceConfig:
 
     @classmethod
     def from_dict(cls, conf: dict) -> "GuidanceConfig":
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(conf) - valid)
-        if unknown:
-            raise ValueError(f"model_conf.guidance: unknown option(s) {unknown}; valid: {sorted(valid)}")
+        check_options(cls, conf, "model_conf.guidance")
         if "heads_file" not in conf:
             raise ValueError("model_conf.guidance needs heads_file: the LID-head selection of stage 4")
         return cls(**conf)

@@ -18,11 +18,13 @@ positions Whisper was trained with, so with ``length == 0`` the stack is exactly
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import nn
+
+from espnet_cs.options import check_options
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,7 @@ class PromptConfig:
     def from_dict(cls, conf: Optional[dict], where: str) -> "PromptConfig":
         """Build from a YAML mapping, naming ``where`` and the valid keys on an unknown key."""
         conf = dict(conf or {})
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(conf) - valid)
-        if unknown:
-            raise ValueError(f"{where}: unknown prompt option(s) {unknown}; valid: {sorted(valid)}")
+        check_options(cls, conf, where)
         config = cls(**conf)
         if config.length < 0 or config.residual_bottleneck < 0:
             raise ValueError(f"{where}: prompt length and residual_bottleneck must be >= 0")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Sequence
 
 import loralib as lora
 import numpy as np

@@ -92,7 +92,7 @@ def test_adapter_parameters_and_bad_options():
     assert sum(p.numel() for p in adapter.parameters()) == 2 * 768 * 192 + 192 + 768 + 2 * 768
     with pytest.raises(ValueError, match="cannot place adapters on \\['cross_attn'\\]"):
         AdapterConfig.from_dict({"bottleneck": 4, "placement": ["cross_attn"]}, "encoder adapters", ("attn", "mlp"))
-    with pytest.raises(ValueError, match="unknown adapter option"):
+    with pytest.raises(ValueError, match="unknown option"):
         AdapterConfig.from_dict({"size": 4}, "encoder adapters", ("attn", "mlp"))
 
 

@@ -51,7 +51,7 @@ def test_language_encoder_shifts_by_language_and_starts_neutral():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"length": -1}, ">= 0"), ({"deep": True}, "need length > 0"), ({"size": 3}, "unknown prompt option")])
+    ({"length": -1}, ">= 0"), ({"deep": True}, "need length > 0"), ({"size": 3}, "unknown option")])
 def test_bad_prompt_config(bad, message):
     with pytest.raises(ValueError, match=message):
         PromptConfig.from_dict(bad, "test")

@@ -122,7 +122,7 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
 
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['bottleneck'\] in encoder_conf"):
         build("--encoder_conf", "{bottleneck: 4}")
-    with pytest.raises(ValueError, match=r"unknown prompt option\(s\) \['lenght'\]"):
+    with pytest.raises(ValueError, match=r"unknown option\(s\) \[.lenght.\]"):
         build("--decoder_conf", "{prompts: {lenght: 4}}")
     with pytest.raises(ValueError, match="does not fit Whisper's text context of 448"):
         build("--decoder_conf", "{prompts: {length: 300}}")
