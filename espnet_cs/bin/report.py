@@ -97,10 +97,12 @@ def collect(exp_dir: Path) -> dict[str, list[Row]]:
         decode_dir = scores_file.parent
         info_file = decode_dir / "decode_info.json"
         info = json.loads(info_file.read_text()) if info_file.exists() else {}
-        if decode_dir.parent not in trainings:
-            trainings[decode_dir.parent] = training_info(decode_dir.parent)
+        # guarded hypotheses are cut from another decode dir: report that system's training
+        trained = Path(info["derived_from"]).parent if "derived_from" in info else decode_dir.parent
+        if trained not in trainings:
+            trainings[trained] = training_info(trained)
         test_set = decode_dir.name.removeprefix("decode_")
-        tables[test_set].append((decode_dir.parent.name, json.loads(scores_file.read_text()), info, trainings[decode_dir.parent]))
+        tables[test_set].append((decode_dir.parent.name, json.loads(scores_file.read_text()), info, trainings[trained]))
     for rows in tables.values():
         rows.sort(key=lambda row: (bool(row[3]), row[0]))
     return tables

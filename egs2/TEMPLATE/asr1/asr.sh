@@ -180,6 +180,7 @@ if run_stage 8 && [ -n "${method}" -o "${stage}" -eq 8 ]; then
         log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir}"
         ${decode_cmd} "${dir}/logdir/decode.log" \
             python -m espnet_cs.bin.decode --data_dir "dump/raw/${dset}" --out_dir "${dir}" \
+                --guarded_out_dir "${asr_exp}_guard/decode_${dset}" \
                 --asr_train_config "${asr_exp}/config.yaml" --asr_model_file "${asr_exp}/valid.loss.ave.pth" \
                 --batch_size "${decode_batch_size}" --threads "${decode_threads}"
     done
