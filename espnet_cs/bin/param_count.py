@@ -52,12 +52,17 @@ def meta_backbone(name: str) -> Iterator[None]:
 
 
 def count(config_file: Path, name: str) -> tuple[int, int]:
-    """(trainable, total) parameters of the method in ``config_file`` on Whisper ``name``."""
-    args = CSASRTask.get_parser().parse_args(["--config", str(config_file), "--whisper_model", name])
+    """(trainable, total) parameters of the method YAML ``config_file`` on Whisper ``name``."""
+    return count_args(CSASRTask.get_parser().parse_args(["--config", str(config_file), "--whisper_model", name]), name)
+
+
+def count_args(args: argparse.Namespace, name: str) -> tuple[int, int]:
+    """(trainable, total) parameters of the model ``args`` configure (e.g. a run's config.yaml) on Whisper ``name``."""
+    args = argparse.Namespace(**{**vars(args), "model_conf": dict(args.model_conf)})
     args.model_conf.pop("guidance", None)  # adds no parameters, and its head selection may not exist yet
     with meta_backbone(name):
         model = CSASRTask.build_model(args)
-        if args.use_adapter:
+        if getattr(args, "use_adapter", False):
             create_adapter(model, args.adapter, args.adapter_conf)
         freeze(model, args.freeze_param)  # as in training
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)

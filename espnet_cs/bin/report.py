@@ -21,7 +21,7 @@ from typing import Optional
 import torch
 import yaml
 
-from espnet_cs.bin.param_count import count
+from espnet_cs.bin.param_count import count_args
 from espnet_cs.kaldi_dir import write_atomic
 
 METRIC_COLUMNS = [("overall_mer", "MER"), ("cs_mer", "CS MER"), ("zh_cer", "ZH CER"), ("en_wer", "EN WER")]
@@ -50,9 +50,9 @@ def training_info(exp: Path) -> dict:
     config = exp / "config.yaml"
     if not config.exists():
         return {}
-    whisper_model = yaml.safe_load(config.read_text()).get("whisper_model", "")
+    args = argparse.Namespace(**yaml.safe_load(config.read_text()))  # as ESPnet reads a run's config
     try:
-        trainable, _ = count(config, whisper_model)
+        trainable, _ = count_args(args, args.whisper_model)
     except ValueError:  # a backbone given as a file: its dimensions are not known by name
         trainable = None
     checkpoint = exp / "checkpoint.pth"
