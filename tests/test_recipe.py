@@ -29,14 +29,17 @@ def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
 def test_demo_stages_write_scores_and_results(recipe):
     result = run(recipe, "--local_data_opts", TINY_DATA, "--decode_batch_size", "4")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "stage 4: not built yet, skipped" in result.stderr
-    for system in ("zeroshot_single", "zeroshot_cs", "zeroshot_single_guard", "zeroshot_cs_guard"):
+    assert (recipe / "exp/lid_heads/heads_top60.json").exists() and (recipe / "exp/lid_heads/heads.png").exists()
+    assert (recipe / "exp/spt4asr/valid.loss.ave.pth").exists()  # the demo trains SPT4ASR
+    for system in ("zeroshot_single", "zeroshot_cs", "zeroshot_single_guard", "zeroshot_cs_guard", "spt4asr", "spt4asr_guard"):
         scores = json.loads((recipe / f"exp/{system}/decode_test/scores.json").read_text())
         assert scores["utterances"] == 4
         assert {"overall_mer", "cs_mer", "zh_cer", "en_wer"} <= scores.keys()
         assert (recipe / f"exp/{system}/decode_test/alignments.txt").exists()
     results = (recipe / "RESULTS.md").read_text()
-    assert "| `zeroshot_cs` | prompt `cs`, no guard, 30-s padding | 4 |" in results
+    assert "| `zeroshot_cs` | prompt `cs`, no guard, 30-s padding | 0 | — | — | 4 |" in results
+    assert "| `spt4asr` | prompt `cs`, no guard, true length | 2.055M | 3 |" in results
+    assert "## LID heads" in results
     # rerunning stage 3 skips finished decodes
     again = run(recipe, "--stage", "3", "--stop_stage", "3")
     assert again.returncode == 0 and "done already, skipped" in again.stderr
