@@ -104,6 +104,13 @@ class CSASRTask(AbsTask):
         return super().build_optimizers(args, model)
 
     @classmethod
+    def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
+        """ESPnet's loading, with LoRA layers that use their loaded weights (see :func:`keep_lora_unmerged`)."""
+        model, args = super().build_model_from_file(config_file, model_file, device)
+        keep_lora_unmerged(model)
+        return model, args
+
+    @classmethod
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
         backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
         encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
@@ -126,9 +133,18 @@ def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:
     for name, param in model.named_parameters():
         if "lora_" not in name and any(name == p or name.startswith(p + ".") for p in prefixes):
             param.requires_grad = False
+    keep_lora_unmerged(model)
+
+
+def keep_lora_unmerged(model: torch.nn.Module) -> None:
+    """Make loralib apply ``B @ A`` in every forward instead of merging it into the frozen weight.
+
+    ESPnet's ``create_adapter`` puts the model in eval mode while ``B`` is still zero, which marks
+    the layers merged: after loading trained LoRA weights they would then be ignored.
+    """
     for module in model.modules():
         if isinstance(module, lora.LoRALayer):
-            module.merge_weights = module.merged = False  # before training B is zero: nothing merged yet
+            module.merge_weights = module.merged = False  # merged only while B was zero: nothing to undo
 
 
 def _build(section: str, class_: type, conf: dict[str, Any]) -> Any:

@@ -92,6 +92,9 @@ def test_backbone_frozen_and_every_added_tensor_trains(method, monkeypatch, tiny
     reloaded_params = dict(reloaded.named_parameters())
     for key, param in model.named_parameters():
         assert torch.equal(reloaded_params[key], param), f"{key} differs after reloading"
+    audio, tokens = 0.1 * torch.randn(1, 16000), torch.tensor([[*model.tokenizer.sot_sequence, 1, 2, 3]])
+    outputs = [m.eval().decoder(m.encoder(audio, torch.tensor([16000]))[0], None, tokens, None)[0] for m in (model, reloaded)]
+    torch.testing.assert_close(outputs[1], outputs[0])  # the reloaded model computes what was trained
 
 
 def test_full_fine_tuning_trains_and_saves_the_backbone(monkeypatch, tiny_whisper_path, data_dir, tmp_path):

@@ -31,6 +31,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", type=Path, default=Path("exp"))
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
+    parser.add_argument("--notes", type=Path, help="hand-written notes (commands, observations) put after the title")
     return parser
 
 
@@ -158,7 +159,11 @@ def main(argv: Optional[list[str]] = None) -> None:
     tables = collect(args.exp_dir)
     if not tables:
         raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    write_atomic(args.out, render(tables) + "\n".join(attention_sections(args.exp_dir, args.out)) + "\n")
+    text = render(tables) + "\n".join(attention_sections(args.exp_dir, args.out)) + "\n"
+    if args.notes and args.notes.exists():
+        title, _, rest = text.partition("\n")
+        text = f"{title}\n\n{args.notes.read_text().strip()}\n{rest}"
+    write_atomic(args.out, text)
 
 
 if __name__ == "__main__":

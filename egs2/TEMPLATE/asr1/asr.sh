@@ -209,7 +209,7 @@ if run_stage 10; then
         done
     fi
     log "stage 10: report -> ${results}"
-    python -m espnet_cs.bin.report --exp_dir exp --out "${results}"
+    python -m espnet_cs.bin.report --exp_dir exp --out "${results}" --notes local/RESULTS.notes.md
     cat "${results}"
 fi
 
