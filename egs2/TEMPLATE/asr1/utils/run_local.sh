@@ -1,17 +1,30 @@
 #!/usr/bin/env bash
 # Run a command locally, Kaldi run.pl style:
-#   utils/run_local.sh [JOB=1:N] LOGFILE COMMAND [ARGS...]
+#   utils/run_local.sh [--gpu N] [--num_nodes 1] [JOB=1:N] LOGFILE COMMAND [ARGS...]
 # With JOB=1:N, N copies run in parallel; "JOB" in LOGFILE and in the arguments becomes the job
 # index. Output goes to LOGFILE (its directory is created). Exits non-zero if any job fails,
-# naming the failed jobs and their logs, so a failed split can be rerun alone.
+# naming the failed jobs and their logs, so a failed split can be rerun alone (JOB=k:k).
+# --gpu and --num_nodes are those of utils/run_slurm.sh: GPUs are whatever this machine has
+# (ESPnet's --ngpu picks them), and more than one node needs Slurm.
 set -uo pipefail
+
+while [[ "${1:-}" == --* ]]; do
+    [ $# -ge 2 ] || { echo "$0: option $1 needs a value" >&2; exit 1; }
+    case "$1" in
+        --gpu) ;;
+        --num_nodes)
+            [ "${2:-}" = 1 ] || { echo "$0: --num_nodes ${2:-}: running on several nodes needs Slurm (cmd_backend=slurm)" >&2; exit 1; } ;;
+        *) echo "$0: unknown option $1 (--gpu N, --num_nodes 1)" >&2; exit 1 ;;
+    esac
+    shift 2
+done
 
 first=1; last=1; array=false
 if [[ "${1:-}" =~ ^JOB=([0-9]+):([0-9]+)$ ]]; then
     first="${BASH_REMATCH[1]}"; last="${BASH_REMATCH[2]}"; array=true; shift
 fi
 if [ $# -lt 2 ]; then
-    echo "usage: $0 [JOB=1:N] LOGFILE COMMAND [ARGS...]" >&2
+    echo "usage: $0 [--gpu N] [--num_nodes 1] [JOB=1:N] LOGFILE COMMAND [ARGS...]" >&2
     exit 1
 fi
 logfile="$1"; shift
