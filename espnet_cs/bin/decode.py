@@ -2,9 +2,14 @@
 or, without them, the zero-shot Whisper backbone (``--whisper_model``, ``--prompt``).
 
 Writes into ``--out_dir``: ``text`` (hypotheses), ``token`` (token ids), ``token_lang``
-(zh/en/other per token) and ``decode_info.json``. With ``--guarded_out_dir`` it also writes the
-hypotheses the repetition guard would have produced: greedy decoding is causal, so those are
-prefixes of the unguarded ones and cost nothing extra.
+(zh/en/other per token) and ``decode_info.json`` (settings and cost; see
+:mod:`espnet_cs.decode_dir`). With ``--guarded_out_dir`` it also writes the hypotheses the
+repetition guard would have produced: greedy decoding is causal, so those are prefixes of the
+unguarded ones and cost nothing extra.
+
+An ``--out_dir`` (and ``--guarded_out_dir``) that already holds a complete decode of the same
+utterances with the same model and settings is left as it is: rerunning the jobs of a split decode
+(:mod:`espnet_cs.bin.split_data`, :mod:`espnet_cs.bin.merge_decodes`) redoes only the failed ones.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from espnet_cs.decode_dir import is_complete, write_decode_dir
 from espnet_cs.decoding import GreedyConfig, RepetitionGuard
 from espnet_cs.inference import SAMPLE_RATE, Hypothesis, Transcriber, apply_guard
-from espnet_cs.kaldi_dir import write_atomic, write_kaldi_map
+from espnet_cs.splitting import file_sha256, longest_first
 
 
 def str2bool(value: str) -> bool:
@@ -60,11 +66,37 @@ def load_audio(wav_scp: Path) -> dict[str, np.ndarray]:
     return audios
 
 
-def write_hypotheses(out_dir: Path, hyps: dict[str, Hypothesis]) -> None:
-    """``text``, ``token`` and ``token_lang`` of the hypotheses (``text`` last: it marks completion)."""
-    write_kaldi_map(out_dir / "token", {u: " ".join(map(str, h.tokens)) for u, h in hyps.items()})
-    write_kaldi_map(out_dir / "token_lang", {u: " ".join(l.name.lower() for l in h.languages) for u, h in hyps.items()})
-    write_kaldi_map(out_dir / "text", {u: h.text for u, h in hyps.items()})
+def hypothesis_files(hyps: dict[str, Hypothesis]) -> dict[str, dict[str, str]]:
+    """``{file: {utt: value}}`` of the hypotheses for :func:`espnet_cs.decode_dir.write_decode_dir`."""
+    return {
+        "token": {u: " ".join(map(str, h.tokens)) for u, h in hyps.items()},
+        "token_lang": {u: " ".join(l.name.lower() for l in h.languages) for u, h in hyps.items()},
+        "text": {u: h.text for u, h in hyps.items()},
+    }
+
+
+def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcriber:
+    """The trained model of the arguments, or the zero-shot backbone."""
+    if bool(args.asr_train_config) != bool(args.asr_model_file):
+        raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
+    if args.asr_model_file:
+        if not Path(args.asr_model_file).exists():
+            raise SystemExit(f"decode.py: model file {args.asr_model_file} does not exist (did training finish?)")
+        return Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
+    return Transcriber.from_backbone(args.whisper_model, args.prompt, args.pad_to_30s, config, cache_dir=args.cache_dir)
+
+
+def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
+    """What identifies a decode: the utterances, the model and the decoding options."""
+    identity = transcriber.encoder.backbone_identity
+    return {
+        "data_dir": str(args.data_dir), "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
+        "model_file": args.asr_model_file,
+        "model_file_sha256": file_sha256(Path(args.asr_model_file)) if args.asr_model_file else None,
+        "backbone": identity.spec, "backbone_sha256": identity.sha256, "prompt": transcriber.tokenizer.prompt,
+        "prompt_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": transcriber.encoder.pad_to_30s,
+        "guard": args.guard, "batch_size": args.batch_size,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -73,47 +105,35 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     guard = RepetitionGuard()
-    config = GreedyConfig(guard=guard if args.guard else None)
-    if bool(args.asr_train_config) != bool(args.asr_model_file):
-        raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
-    if args.asr_model_file:
-        if not Path(args.asr_model_file).exists():
-            raise SystemExit(f"decode.py: model file {args.asr_model_file} does not exist (did training finish?)")
-        transcriber = Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
-    else:
-        transcriber = Transcriber.from_backbone(
-            args.whisper_model, args.prompt, args.pad_to_30s, config, cache_dir=args.cache_dir
-        )
+    transcriber = load_transcriber(args, GreedyConfig(guard=guard if args.guard else None))
+    settings = decode_settings(args, transcriber)
+    guarded_settings = {**settings, "guard": True, "derived_from": str(args.out_dir)}
+    if is_complete(args.out_dir, settings) and (not args.guarded_out_dir or is_complete(args.guarded_out_dir, guarded_settings)):
+        logging.info("%s holds this decode complete already, skipped", args.out_dir)
+        return
+
     audios = load_audio(args.data_dir / "wav.scp")
     # Longest first: similar lengths share a batch, and the slowest batch shows up early.
-    utts = sorted(audios, key=lambda u: -len(audios[u]))
+    utts = longest_first({u: len(a) for u, a in audios.items()})
     hyps: dict[str, Hypothesis] = {}
     start = time.perf_counter()
     for i in tqdm(range(0, len(utts), args.batch_size), desc=f"decode {args.data_dir.name}", unit="batch"):
         batch = utts[i : i + args.batch_size]
         hyps.update(zip(batch, transcriber([audios[u] for u in batch])))
     elapsed = time.perf_counter() - start
-    audio_seconds = sum(len(a) for a in audios.values()) / SAMPLE_RATE
-
+    audio_samples = sum(len(a) for a in audios.values())
     info = {
-        "data_dir": str(args.data_dir), "model_file": args.asr_model_file,
-        "backbone": transcriber.encoder.backbone_identity.spec,
-        "backbone_sha256": transcriber.encoder.backbone_identity.sha256, "prompt": transcriber.tokenizer.prompt,
-        "prompt_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": transcriber.encoder.pad_to_30s,
-        "guard": args.guard, "batch_size": args.batch_size, "utterances": len(hyps),
-        "decode_seconds": round(elapsed, 2), "audio_seconds": round(audio_seconds, 2),
-        "real_time_factor": round(elapsed / audio_seconds, 4),
+        **settings, "utterances": len(hyps), "audio_samples": audio_samples, "decode_seconds": round(elapsed, 2),
+        "audio_seconds": round(audio_samples / SAMPLE_RATE, 2),
+        "real_time_factor": round(elapsed / (audio_samples / SAMPLE_RATE), 4),
     }
-    write_atomic(args.out_dir / "decode_info.json", json.dumps(info, indent=2) + "\n")
-    write_hypotheses(args.out_dir, hyps)
+    write_decode_dir(args.out_dir, info, hypothesis_files(hyps))
     logging.info("decoded %d utterances in %.1f s (RTF %.3f) -> %s", len(hyps), elapsed, info["real_time_factor"], args.out_dir)
 
     if args.guarded_out_dir:
         guarded = {u: apply_guard(h, len(audios[u]) / SAMPLE_RATE, guard, transcriber.tokenizer) for u, h in hyps.items()}
         cut = sum(g is not h for g, h in zip(guarded.values(), hyps.values()))
-        guarded_info = {**info, "guard": True, "derived_from": str(args.out_dir), "hypotheses_cut": cut}
-        write_atomic(args.guarded_out_dir / "decode_info.json", json.dumps(guarded_info, indent=2) + "\n")
-        write_hypotheses(args.guarded_out_dir, guarded)
+        write_decode_dir(args.guarded_out_dir, {**info, **guarded_settings, "hypotheses_cut": cut}, hypothesis_files(guarded))
         logging.info("repetition guard cut %d of %d hypotheses -> %s", cut, len(hyps), args.guarded_out_dir)
 
 

@@ -1,0 +1,100 @@
+"""Decode dirs: hypotheses (``token``, ``token_lang``, ``text``) and ``decode_info.json``; merging the dirs of split jobs.
+
+``text`` is removed first and written last, so a dir with ``text`` is complete. ``decode_info.json``
+holds the decode's settings (data, model, prompt, padding, guard, batch size, ...) and its cost
+(utterances, audio and decoding seconds). A complete dir with the settings a decode would use
+need not be decoded again: that makes a rerun of split jobs redo only the failed ones.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic, write_kaldi_map
+from espnet_cs.splitting import file_sha256
+
+HYPOTHESIS_FILES = ("token", "token_lang", "text")  # text last: it marks a complete dir
+COST_KEYS = ("utterances", "audio_samples", "audio_seconds", "decode_seconds", "real_time_factor", "jobs", "hypotheses_cut")
+SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "derived_from")  # differ between the splits of one decode
+SAMPLE_RATE = 16000  # espnet_cs.inference.SAMPLE_RATE, not imported: this module stays free of torch
+
+
+def settings_of(info: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings part of a ``decode_info.json`` (everything but the cost)."""
+    return {key: value for key, value in info.items() if key not in COST_KEYS}
+
+
+def read_info(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "decode_info.json").read_text())
+
+
+def is_complete(out_dir: Path, settings: Mapping[str, Any]) -> bool:
+    """True if ``out_dir`` holds a complete decode made with ``settings``."""
+    if not (out_dir / "text").exists() or not (out_dir / "decode_info.json").exists():
+        return False
+    return settings_of(read_info(out_dir)) == dict(settings)
+
+
+def write_decode_dir(out_dir: Path, info: Mapping[str, Any], hypotheses: Mapping[str, Mapping[str, str]]) -> None:
+    """Write ``decode_info.json`` and the ``HYPOTHESIS_FILES`` (``{file: {utt: value}}``), ``text`` last."""
+    (out_dir / "text").unlink(missing_ok=True)
+    write_atomic(out_dir / "decode_info.json", json.dumps(info, indent=2) + "\n")
+    for name in HYPOTHESIS_FILES:
+        write_kaldi_map(out_dir / name, hypotheses[name])
+
+
+def _read_values(path: Path) -> dict[str, str]:
+    """``{key: value}`` of a hypothesis file, values exactly as written (a hypothesis may start with a space)."""
+    with open(path, encoding="utf-8") as f:
+        return {key: value for key, _, value in (line.rstrip("\n").partition(" ") for line in f) if key}
+
+
+def merge_decode_dirs(split_dirs: Sequence[Path], data_dir: Path, out_dir: Path, derived_from: str | None = None) -> dict[str, Any]:
+    """Merge the decode dirs of the splits of ``data_dir`` into ``out_dir``; returns its ``decode_info``.
+
+    The hypothesis files hold the splits' lines sorted by key, as one job writes them. Cost
+    figures are summed (``decode_seconds`` is then the decoding time of all jobs together).
+
+    Raises:
+        ValueError: a split is incomplete, the splits differ in their settings, or they do not
+            cover the utterances of ``data_dir`` exactly once.
+    """
+    infos: list[dict[str, Any]] = []
+    hypotheses: dict[str, dict[str, str]] = {name: {} for name in HYPOTHESIS_FILES}
+    for split_dir in split_dirs:
+        if not (split_dir / "text").exists():
+            raise ValueError(f"{split_dir} is not a complete decode (no text): rerun that split")
+        infos.append(read_info(split_dir))
+        for name in HYPOTHESIS_FILES:
+            values = _read_values(split_dir / name)
+            twice = sorted(set(values) & set(hypotheses[name]))
+            if twice:
+                raise ValueError(f"{split_dir}/{name}: utterances decoded by another split too, e.g. {twice[:3]}")
+            hypotheses[name].update(values)
+    common = {k: v for k, v in settings_of(infos[0]).items() if k not in SPLIT_KEYS}
+    for split_dir, info in zip(split_dirs, infos):
+        differing = sorted(k for k in (set(common) | set(settings_of(info))) - set(SPLIT_KEYS) if info.get(k) != common.get(k))
+        if differing:
+            raise ValueError(f"{split_dir} was decoded with other settings than {split_dirs[0]}: {differing}")
+    wanted = set(read_kaldi_map(data_dir / "wav.scp"))
+    for name, table in hypotheses.items():
+        if set(table) != wanted:
+            missing, extra = sorted(wanted - set(table)), sorted(set(table) - wanted)
+            raise ValueError(f"the splits' {name} files do not match {data_dir}: missing {missing[:3]}, extra {extra[:3]}")
+    if "derived_from" in infos[0] and derived_from is None:
+        raise ValueError("these hypotheses are derived from another decode dir: say which (derived_from)")
+
+    merged = {**infos[0], "data_dir": str(data_dir), "wav_scp_sha256": file_sha256(data_dir / "wav.scp")}
+    if derived_from is not None:
+        merged["derived_from"] = derived_from
+    for key in ("utterances", "audio_samples", "hypotheses_cut"):
+        if key in merged:
+            merged[key] = sum(info[key] for info in infos)
+    decode_seconds = sum(info["decode_seconds"] for info in infos)
+    audio_seconds = merged["audio_samples"] / SAMPLE_RATE
+    merged.update(decode_seconds=round(decode_seconds, 2), audio_seconds=round(audio_seconds, 2),
+                  real_time_factor=round(decode_seconds / audio_seconds, 4), jobs=len(infos))
+    write_decode_dir(out_dir, merged, hypotheses)
+    return merged
