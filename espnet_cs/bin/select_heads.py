@@ -9,6 +9,14 @@ counts, for every layer and head, the sentences in which it is an LID head (defi
   ``model_conf.guidance.heads_file`` (top share of the LID heads, all LID heads, a random share
   of all heads as the ablation);
 * ``heads.png``: a layer x head heat map of the counts, selected heads marked.
+
+Split over parallel jobs (:mod:`espnet_cs.bin.split_data`), each job writes only its raw
+statistics (``--stats_out``; a file already holding them for the same data and settings is kept,
+so a rerun redoes only failed jobs), and ``--merge`` selects from all of them; the result equals
+that of one job (:mod:`espnet_cs.head_statistics`)::
+
+    python -m espnet_cs.bin.select_heads --data_dir split/1 --stats_out logdir/stats.1.npz
+    python -m espnet_cs.bin.select_heads --merge logdir/stats.*.npz --out_dir exp/lid_heads
 """
 
 from __future__ import annotations
@@ -21,21 +29,24 @@ from typing import Optional
 
 import torch
 
-from espnet_cs.attention_analysis import attention_passes
-from espnet_cs.figures import plt
 from espnet_cs.bin.decode import str2bool
 from espnet_cs.decoder import WhisperCSDecoder
 from espnet_cs.encoder import WhisperCSEncoder
-from espnet_cs.guidance import HeadSelection, lid_head_statistics, own_language_share, select_heads
+from espnet_cs.figures import plt
+from espnet_cs.guidance import HeadSelection, select_heads
+from espnet_cs.head_statistics import HeadStatistics, collect
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.model import CSWhisperModel
+from espnet_cs.splitting import file_sha256
 from espnet_cs.tokenizer import CSTokenizer
 
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", type=Path, required=True, help="training data (stage 2 output)")
-    parser.add_argument("--out_dir", type=Path, required=True)
+    parser.add_argument("--data_dir", type=Path, help="training data (stage 2 output, or a split of it)")
+    parser.add_argument("--out_dir", type=Path, help="where the selections go")
+    parser.add_argument("--stats_out", type=Path, help="only collect the raw statistics of --data_dir into this file")
+    parser.add_argument("--merge", type=Path, nargs="+", help="select from these --stats_out files")
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--pad_to_30s", type=str2bool, default=False)
     parser.add_argument("--top_share", type=float, default=0.6, help="share of the LID heads kept (the paper's best: 0.6)")
@@ -70,29 +81,27 @@ def plot_counts(counts: torch.Tensor, selected: list[tuple[int, int]], n_sentenc
     plt.close(fig)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
-    args = get_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+def collect_statistics(args: argparse.Namespace) -> Optional[HeadStatistics]:
+    """The statistics of ``--data_dir``; None if ``--stats_out`` holds them already."""
     model = backbone_model(args.whisper_model, args.pad_to_30s)
-    dims = model.encoder.backbone_identity.dims
-    counts = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.long)
-    lid_attention = torch.zeros(dims["n_text_layer"], dims["n_text_head"])
-    n_sentences = with_words = 0
-    hits = pairs = 0
-    every_head = [(l, h) for l in range(dims["n_text_layer"]) for h in range(dims["n_text_head"])]
-    for attention, words, n in attention_passes(model, args.data_dir, args.batch_size, args.max_utts):
-        indicator, share = lid_head_statistics(attention, words, n)
-        counts += indicator.sum(0)
-        lid_attention += share.sum(0)
-        n_sentences += n
-        with_words += int(torch.bincount(words.batch, minlength=n).gt(0).sum())
-        h, p = own_language_share(attention, every_head, words)
-        hits, pairs = hits + h, pairs + p
-    if with_words == 0:
-        raise SystemExit(f"select_heads.py: no targets in {args.data_dir} have Mandarin or English word tokens")
+    identity = model.encoder.backbone_identity
+    settings = {"data_dir": str(args.data_dir), "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
+                "text_sha256": file_sha256(args.data_dir / "text"), "backbone": identity.spec,
+                "backbone_sha256": identity.sha256, "pad_to_30s": args.pad_to_30s, "batch_size": args.batch_size,
+                "max_utts": args.max_utts}
+    if args.stats_out and args.stats_out.exists() and HeadStatistics.load(args.stats_out).settings == settings:
+        logging.info("%s holds these statistics already, skipped", args.stats_out)
+        return None
+    return collect(model, args.data_dir, args.batch_size, settings, args.max_utts)
 
+
+def write_selections(stats: HeadStatistics, args: argparse.Namespace) -> None:
+    """The selection files, heat map and ``counts.json`` of ``stats`` into ``--out_dir``."""
+    if stats.with_words == 0:
+        raise SystemExit("select_heads.py: no training targets have Mandarin or English word tokens")
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    sha = model.encoder.backbone_identity.sha256
+    counts, lid_attention, n_sentences = stats.counts, stats.lid_attention(), stats.n_sentences
+    sha = stats.settings["backbone_sha256"]
     selections = {f"top{round(100 * args.top_share)}": ("top", args.top_share), "all": ("all", 1.0),
                   f"random{round(100 * args.random_share)}": ("random", args.random_share)}
     for name, (mode, share) in selections.items():
@@ -100,18 +109,44 @@ def main(argv: Optional[list[str]] = None) -> None:
         if not heads:
             raise SystemExit(f"select_heads.py: no LID heads found (min_fraction {args.min_fraction}); lower it")
         HeadSelection(sha, *counts.shape, heads=heads, mode=mode, share=share, counts=counts.tolist(),
-                      lid_attention=(lid_attention / n_sentences).tolist(), n_sentences=n_sentences, lid_heads=lid_heads).save(args.out_dir / f"heads_{name}.json")
+                      lid_attention=(lid_attention / n_sentences).tolist(), n_sentences=n_sentences,
+                      lid_heads=lid_heads).save(args.out_dir / f"heads_{name}.json")
         if mode == "top":
             plot_counts(counts, heads, n_sentences, args.out_dir / "heads.png")
             top = heads
-    summary = {"backbone": model.encoder.backbone_identity.spec, "backbone_sha256": sha, "sentences": n_sentences,
-               "sentences_with_word_tokens": with_words, "heads": len(every_head), "lid_heads": len(lid_heads),
+    summary = {"backbone": stats.settings["backbone"], "backbone_sha256": sha, "sentences": n_sentences,
+               "sentences_with_word_tokens": stats.with_words, "heads": counts.numel(), "lid_heads": len(lid_heads),
                "selected_top": len(top), "counts": counts.tolist(),
                "mean_lid_attention": (lid_attention / n_sentences).tolist(),
-               "own_language_share_all_heads": hits / max(pairs, 1)}
+               "own_language_share_all_heads": stats.hits / max(stats.pairs, 1)}
     write_atomic(args.out_dir / "counts.json", json.dumps(summary, indent=1) + "\n")
     logging.info("%d of %d heads are LID heads (in >= %.0f%% of %d sentences); kept %d: %s",
-                 len(lid_heads), len(every_head), 100 * args.min_fraction, n_sentences, len(top), top)
+                 len(lid_heads), counts.numel(), 100 * args.min_fraction, n_sentences, len(top), top)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.merge:
+        if args.data_dir or args.stats_out or not args.out_dir:
+            parser.error("--merge takes --out_dir, and no --data_dir or --stats_out")
+        try:
+            stats = HeadStatistics.merge([HeadStatistics.load(path) for path in args.merge], [str(p) for p in args.merge])
+        except (FileNotFoundError, ValueError) as error:
+            raise SystemExit(f"select_heads.py: {error}")
+        write_selections(stats, args)
+        return
+    if not args.data_dir or bool(args.out_dir) == bool(args.stats_out):
+        parser.error("give --data_dir and one of --out_dir or --stats_out (or --merge)")
+    stats = collect_statistics(args)
+    if stats is None:  # --stats_out holds them already
+        return
+    if args.stats_out:
+        stats.save(args.stats_out)
+        logging.info("statistics of %d sentences -> %s", stats.n_sentences, args.stats_out)
+        return
+    write_selections(stats, args)
 
 
 if __name__ == "__main__":
