@@ -10,8 +10,9 @@ SECONDS=0
 # General
 stage=1                 # first stage to run
 stop_stage=10           # last stage to run
-nj=2                    # parallel jobs for data preparation and formatting
-decode_threads=0        # torch threads per decoding job (0: torch's default)
+nj=2                    # parallel jobs: data preparation and formatting, decoding and head-selection splits
+cmd_backend="${cmd_backend:-local}"  # job launcher (cmd.sh): local (this machine) or slurm (conf/slurm.yaml)
+decode_threads=0        # torch threads per decoding job (0: OMP_NUM_THREADS shared by the local jobs; under Slurm: cpus_per_task)
 # Data
 local_data_opts=""      # options passed to local/data.sh
 train_set=train
@@ -25,12 +26,14 @@ decode_batch_size=16
 # LID heads (stage 4)
 head_top_share=0.6      # share of the LID heads selected for guidance (heads_top<share>.json)
 head_min_fraction=0.1   # an LID head is one in at least this fraction of the training sentences
+head_batch_size=8       # utterances per teacher-forced pass of head selection
 # Training
 method=""               # conf/tuning/<method>.yaml for stages 5, 7, 8 (empty: no training)
 stage2_method=""        # conf/tuning/<method>.yaml of stage 6, initialized from stage 5's model
 train_opts=""           # extra options of espnet_cs.bin.train, e.g. "--max_epoch 2"
 exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag>
-ngpu=0                  # GPUs for training (ESPnet's data parallelism)
+ngpu=0                  # GPUs per node for training (more than one: ESPnet's distributed data parallel)
+num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
 results=RESULTS.md      # stage 10 writes the tables here
 
@@ -39,31 +42,37 @@ Usage: $0 [options]
 Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
-  3  zero-shot decoding of --test_sets with each of --zeroshot_prompts
-  4  LID-head selection on --train_set with the frozen backbone -> exp/lid_heads
+  3  zero-shot decoding of --test_sets with each of --zeroshot_prompts (--nj jobs, merged)
+  4  LID-head selection on --train_set with the frozen backbone -> exp/lid_heads (--nj jobs, merged)
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training of --stage2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
-  8  decoding of --test_sets with the averaged model
+  8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir
   10 report (${results})
   11 model packing                (not built yet)
 Options (default):
-  --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --decode_threads (${decode_threads})
+  --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
+  --decode_threads (${decode_threads})
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
   --zeroshot_prompts ("${zeroshot_prompts}") --pad_to_30s (${pad_to_30s})
   --decode_batch_size (${decode_batch_size}) --head_top_share (${head_top_share})
-  --head_min_fraction (${head_min_fraction}) --method ("${method}") --stage2_method ("${stage2_method}")
-  --train_opts ("${train_opts}")
-  --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --nbest_average (${nbest_average}) --results (${results})
+  --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
+  --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
+  --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
+  --results (${results})
+Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh or, with
+  --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
+  the data into --nj jobs of whole batches and merge their outputs (equal to one job's, given the same
+  threads per job); a rerun skips the jobs that finished. Several GPUs and nodes: docs/cluster.md.
 Methods: $(ls conf/tuning 2>/dev/null | sed -n 's/\.yaml$//p' | tr '\n' ' ')
 EOF
 )
 
 . ./path.sh
-. ./cmd.sh
 . utils/parse_options.sh
+. ./cmd.sh
 
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
@@ -95,14 +104,25 @@ needs_method() {  # stage, method, option naming it
     fi
 }
 train() {  # method, output dir, extra options...
-    local config="conf/tuning/$1.yaml" dir="$2"
+    local config="conf/tuning/$1.yaml" dir="$2" launch=() dist=(--multiprocessing_distributed true)
     shift 2
     mkdir -p "${dir}"
+    # One process per GPU (ESPnet's multiprocessing distributed mode; none with --ngpu 0 or 1).
+    # Under Slurm, srun starts one task per node and ESPnet reads its rank from Slurm; the ranks
+    # meet through a file in the experiment dir (a file system all nodes share).
+    if [ "${cmd_backend}" = slurm ]; then
+        launch=(srun --export=ALL)
+        dist+=(--dist_launcher slurm --dist_init_method "file://${PWD}/${dir}/.dist_init.$(date +%s%N)")
+        [ "${ngpu}" -gt 0 ] || dist+=(--dist_backend gloo)
+    elif [ "${num_nodes}" -gt 1 ]; then
+        log "--num_nodes ${num_nodes}: training on several nodes needs --cmd_backend slurm"
+        exit 1
+    fi
     # --resume true: an interrupted run continues from its last checkpoint.
     # shellcheck disable=SC2086
-    ${train_cmd} "${dir}/train.log" \
-        python -m espnet_cs.bin.train --config "${config}" \
-            --whisper_model "${whisper_model}" --ngpu "${ngpu}" --output_dir "${dir}" --resume true \
+    ${train_cmd} --gpu "${ngpu}" --num_nodes "${num_nodes}" "${dir}/train.log" \
+        "${launch[@]}" python -m espnet_cs.bin.train --config "${config}" \
+            --whisper_model "${whisper_model}" --ngpu "${ngpu}" "${dist[@]}" --output_dir "${dir}" --resume true \
             --train_data_path_and_name_and_type "dump/raw/${train_set}/wav.scp,speech,sound" \
             --train_data_path_and_name_and_type "dump/raw/${train_set}/text,text,text" \
             --train_shape_file "dump/raw/${train_set}/speech_shape" \
@@ -110,6 +130,32 @@ train() {  # method, output dir, extra options...
             --valid_data_path_and_name_and_type "dump/raw/${valid_set}/text,text,text" \
             --valid_shape_file "dump/raw/${valid_set}/speech_shape" \
             "$@" ${train_opts}
+    rm -f "${dir}"/.dist_init.*
+}
+job_threads() {  # jobs: threads for each of that many local jobs (a Slurm task uses its cpus_per_task)
+    local threads=$(( ${OMP_NUM_THREADS:-$(nproc)} / $1 ))
+    echo $(( threads > 0 ? threads : 1 ))
+}
+split_jobs() {  # data dir, split dir, batch size: split into at most --nj jobs of whole batches; prints their number
+    python -m espnet_cs.bin.split_data --data_dir "$1" --out_dir "$2" --nj "${nj}" --batch_size "$3"
+}
+decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of espnet_cs.bin.decode...
+    local data="$1" dir="$2" guarded="$3" n job outputs=() guarded_outputs=()
+    local logdir="$2/logdir"
+    shift 3
+    n=$(split_jobs "${data}" "${logdir}/split${nj}" "${decode_batch_size}")
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} JOB=1:"${n}" "${logdir}/decode.JOB.log" \
+        python -m espnet_cs.bin.decode --data_dir "${logdir}/split${nj}/JOB" --out_dir "${logdir}/output.JOB" \
+            --guarded_out_dir "${logdir}/guarded.JOB" --batch_size "${decode_batch_size}" \
+            --threads "${decode_threads}" "$@" \
+        || { log "decoding ${data} failed; rerunning the stage redoes only the failed jobs"; exit 1; }
+    for job in $(seq "${n}"); do
+        outputs+=("${logdir}/output.${job}"); guarded_outputs+=("${logdir}/guarded.${job}")
+    done
+    python -m espnet_cs.bin.merge_decodes --data_dir "${data}" --out_dir "${dir}" "${outputs[@]}"
+    python -m espnet_cs.bin.merge_decodes --data_dir "${data}" --out_dir "${guarded}" --derived_from "${dir}" \
+        "${guarded_outputs[@]}"
 }
 
 if run_stage 1; then
@@ -134,23 +180,26 @@ if run_stage 3; then
                 log "stage 3: ${dir} done already, skipped"
                 continue
             fi
-            log "stage 3: zero-shot decoding of ${dset} with the ${prompt} prompt -> ${dir}"
-            ${decode_cmd} "${dir}/logdir/decode.log" \
-                python -m espnet_cs.bin.decode --data_dir "dump/raw/${dset}" --out_dir "${dir}" \
-                    --guarded_out_dir "${guarded}" --whisper_model "${whisper_model}" \
-                    --prompt "${prompt}" --pad_to_30s "${pad_to_30s}" \
-                    --batch_size "${decode_batch_size}" --threads "${decode_threads}"
+            log "stage 3: zero-shot decoding of ${dset} with the ${prompt} prompt -> ${dir} (logs: ${dir}/logdir)"
+            decode "dump/raw/${dset}" "${dir}" "${guarded}" \
+                --whisper_model "${whisper_model}" --prompt "${prompt}" --pad_to_30s "${pad_to_30s}"
         done
     done
 fi
 
 if run_stage 4; then
     dir=exp/lid_heads
-    log "stage 4: LID-head selection on ${train_set} -> ${dir}"
-    ${train_cmd} "${dir}/select_heads.log" \
-        python -m espnet_cs.bin.select_heads --data_dir "dump/raw/${train_set}" --out_dir "${dir}" \
-            --whisper_model "${whisper_model}" --top_share "${head_top_share}" --min_fraction "${head_min_fraction}"
-    grep "LID heads" "${dir}/select_heads.log" | tail -n 1 | sed 's/.*INFO //'
+    logdir="${dir}/logdir"
+    log "stage 4: LID-head selection on ${train_set} -> ${dir} (logs: ${logdir})"
+    n=$(split_jobs "dump/raw/${train_set}" "${logdir}/split${nj}" "${head_batch_size}")
+    OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} JOB=1:"${n}" "${logdir}/stats.JOB.log" \
+        python -m espnet_cs.bin.select_heads --data_dir "${logdir}/split${nj}/JOB" --stats_out "${logdir}/stats.JOB.npz" \
+            --whisper_model "${whisper_model}" --batch_size "${head_batch_size}" \
+        || { log "head statistics failed; rerunning the stage redoes only the failed jobs"; exit 1; }
+    stats=()
+    for job in $(seq "${n}"); do stats+=("${logdir}/stats.${job}.npz"); done
+    python -m espnet_cs.bin.select_heads --merge "${stats[@]}" --out_dir "${dir}" \
+        --top_share "${head_top_share}" --min_fraction "${head_min_fraction}"
 fi
 
 if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
@@ -177,12 +226,9 @@ if run_stage 8 && [ -n "${method}" -o "${stage}" -eq 8 ]; then
     needs_method 8 "${method}"
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
-        log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir}"
-        ${decode_cmd} "${dir}/logdir/decode.log" \
-            python -m espnet_cs.bin.decode --data_dir "dump/raw/${dset}" --out_dir "${dir}" \
-                --guarded_out_dir "${asr_exp}_guard/decode_${dset}" \
-                --asr_train_config "${asr_exp}/config.yaml" --asr_model_file "${asr_exp}/valid.loss.ave.pth" \
-                --batch_size "${decode_batch_size}" --threads "${decode_threads}"
+        log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir} (logs: ${dir}/logdir)"
+        decode "dump/raw/${dset}" "${dir}" "${asr_exp}_guard/decode_${dset}" \
+            --asr_train_config "${asr_exp}/config.yaml" --asr_model_file "${asr_exp}/valid.loss.ave.pth"
     done
 fi
 
