@@ -1,0 +1,73 @@
+"""Transcript normalization shared by the corpus preparations.
+
+Written transcripts follow the repo's convention (as ``espnet_cs.synth`` writes them): lowercase,
+Mandarin characters unspaced, one space between English words and at every Mandarin-English
+boundary, no punctuation (``这个 project 的 deadline``). That is how Whisper writes, so it is what
+training teaches; scoring splits Mandarin into characters itself (:func:`espnet_cs.scoring.tokenize`),
+and a written transcript scores exactly as the tokens it was made from.
+
+:func:`normalize_transcript` does, in order:
+
+1. :func:`canonical`: NFKC (full-width letters, digits, brackets and punctuation become
+   half-width: ``ＰＲＯＪＥＣＴ`` -> ``project``), OpenCC ``t2s`` (``這個`` -> ``这个``), lowercase;
+2. :func:`remove_markers`: annotations in brackets go with their content (``(ppl)``, ``<unk>``,
+   ``<v-noise>``, ``[S]``, ``{...}``); a bracket left without its partner becomes a space, so an
+   unbalanced bracket never swallows words;
+3. :func:`to_words`: punctuation and symbols become spaces (apostrophes inside words stay:
+   ``don't``), and the scoring tokens are joined as above.
+
+Corpus-specific conventions (SEAME's bracketed discourse particles, stray noise words) are
+handled by the corpus modules before step 2.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import opencc
+
+from espnet_cs.scoring import infer_category, tokenize
+
+_T2S = opencc.OpenCC("t2s")
+_MARKER = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|<[^<>]*>|\{[^{}]*\}")
+_BRACKET = re.compile(r"[()\[\]<>{}]")
+
+
+def canonical(text: str) -> str:
+    """NFKC, traditional -> simplified Chinese, lowercase."""
+    return _T2S.convert(unicodedata.normalize("NFKC", text)).lower()
+
+
+def remove_markers(text: str) -> str:
+    """Drop bracketed annotations with their content, then any unpaired bracket character."""
+    return _BRACKET.sub(" ", _MARKER.sub(" ", text))
+
+
+def _is_ideograph(token: str) -> bool:
+    return infer_category([token]) == "zh"
+
+
+def join_tokens(tokens: list[str]) -> str:
+    """Join scoring tokens: no space between two Mandarin characters, one space elsewhere."""
+    pieces = []
+    for previous, token in zip([""] + tokens, tokens):
+        if previous and not (_is_ideograph(previous) and _is_ideograph(token)):
+            pieces.append(" ")
+        pieces.append(token)
+    return "".join(pieces)
+
+
+def to_words(text: str) -> str:
+    """Punctuation and symbols out, tokens joined by the corpus convention."""
+    return join_tokens(tokenize(text))
+
+
+def normalize_transcript(text: str) -> str:
+    """A raw transcript in the corpus convention; empty if nothing spoken is left."""
+    return to_words(remove_markers(canonical(text)))
+
+
+def category(text: str) -> str:
+    """``cs``, ``zh`` or ``en`` of a non-empty normalized transcript (as scoring infers it)."""
+    return infer_category(tokenize(text))
