@@ -4,6 +4,8 @@ Columns: trainable parameters, epochs and training wall time (trained systems), 
 utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances
 (percent), the share of errors that are insertions, and the decoding real-time factor. Rows: one
 per experiment dir (``zeroshot_<prompt>[_guard]`` for stage 3, ``<method><tag>`` for stage 8).
+Sets whose utterances are all Mandarin or all English (e.g. AISHELL-1 test, LibriSpeech
+test-clean) also get a forgetting table: trained systems against the zero-shot backbone.
 """
 
 from __future__ import annotations
@@ -130,6 +132,42 @@ def render(tables: dict[str, list[Row]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+MONOLINGUAL_METRICS = {"zh": ("zh_cer", "ZH CER"), "en": ("en_wer", "EN WER")}
+
+
+def monolingual_language(scores: dict) -> Optional[str]:
+    """``zh`` or ``en`` if every scored utterance of a set is of that category, else None."""
+    for language, (key, _) in MONOLINGUAL_METRICS.items():
+        if (scores.get("details", {}).get(key) or {}).get("num_utts") == scores["utterances"] > 0:
+            return language
+    return None
+
+
+def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
+    """Forgetting: each trained system against the zero-shot backbone decoded with the same prompt
+    and guard setting, on the sets whose utterances are all Mandarin or all English."""
+    rows = []
+    for test_set, systems in sorted(tables.items()):
+        language = monolingual_language(systems[0][1])
+        if language is None:
+            continue
+        key, name = MONOLINGUAL_METRICS[language]
+        for system, scores, info, training in systems:
+            baseline = next((row for row in systems if not row[3] and row[2].get("prompt") == info.get("prompt")
+                             and row[2].get("guard") == info.get("guard")), None)
+            if training and baseline and scores.get(key) is not None and baseline[1].get(key) is not None:
+                change = scores[key] - baseline[1][key]
+                rows.append(f"| {test_set} | {name} | `{system}` | {_percent(baseline[1][key])} (`{baseline[0]}`) "
+                            f"| {_percent(scores[key])} | {change:+.1f} |")
+    if not rows:
+        return []
+    return ["", "## Forgetting on monolingual sets", "",
+            "Each trained system against the zero-shot backbone decoded with the same prompt and guard "
+            "setting, on the sets whose utterances are all Mandarin (ZH CER) or all English (EN WER); "
+            "change in points, positive = worse after adaptation.", "",
+            "| set | metric | system | zero-shot | trained | change |", "|---|---|---|---|---|---|", *rows]
+
+
 def attention_sections(exp_dir: Path, out: Path) -> list[str]:
     """LID-head statistics (stage 4) and the guided heads' attention (stage 10), where present."""
     lines = []
@@ -159,7 +197,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     tables = collect(args.exp_dir)
     if not tables:
         raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    text = render(tables) + "\n".join(attention_sections(args.exp_dir, args.out)) + "\n"
+    text = render(tables) + "\n".join(forgetting_section(tables) + attention_sections(args.exp_dir, args.out)) + "\n"
     if args.notes and args.notes.exists():
         title, _, rest = text.partition("\n")
         text = f"{title}\n\n{args.notes.read_text().strip()}\n{rest}"

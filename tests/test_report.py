@@ -1,0 +1,43 @@
+"""The report's forgetting table: trained systems against the zero-shot backbone on monolingual sets."""
+
+from espnet_cs.bin.report import forgetting_section, monolingual_language
+
+
+def scores(utterances: int, **rates_and_counts: tuple[float, int]) -> dict:
+    """scores.json content: ``zh_cer=(rate, utterances)``..."""
+    return {"utterances": utterances, **{k: rate for k, (rate, _) in rates_and_counts.items()},
+            "details": {k: {"num_utts": n} for k, (_, n) in rates_and_counts.items()}}
+
+
+def test_monolingual_language() -> None:
+    assert monolingual_language(scores(2, zh_cer=(10.0, 2), en_wer=(None, 0))) == "zh"
+    assert monolingual_language(scores(3, en_wer=(5.0, 3))) == "en"
+    assert monolingual_language(scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))) is None
+
+
+def test_forgetting_pairs_prompt_and_guard() -> None:
+    zh, mixed = scores(2, zh_cer=(10.0, 2)), scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))
+    trained = {"trainable": 2_055_000, "epochs": 3, "seconds": 60}
+    tables = {
+        "aishell_test": [
+            ("zeroshot_cs", zh, {"prompt": "cs", "guard": False}, {}),
+            ("zeroshot_cs_guard", scores(2, zh_cer=(8.0, 2)), {"prompt": "cs", "guard": True}, {}),
+            ("zeroshot_single", scores(2, zh_cer=(7.0, 2)), {"prompt": "single", "guard": False}, {}),
+            ("spt4asr", scores(2, zh_cer=(12.5, 2)), {"prompt": "cs", "guard": False}, trained),
+            ("spt4asr_guard", scores(2, zh_cer=(6.0, 2)), {"prompt": "cs", "guard": True}, trained),
+        ],
+        "librispeech_test_clean": [
+            ("zeroshot_cs", scores(2, en_wer=(20.0, 2)), {"prompt": "cs", "guard": False}, {}),
+            ("lora", scores(2, en_wer=(25.0, 2)), {"prompt": "cs", "guard": False}, trained),
+        ],
+        "devman": [("zeroshot_cs", mixed, {"prompt": "cs", "guard": False}, {}),
+                   ("spt4asr", mixed, {"prompt": "cs", "guard": False}, trained)],
+    }
+    lines = forgetting_section(tables)
+    assert lines[1] == "## Forgetting on monolingual sets"
+    assert lines[-3:] == [
+        "| aishell_test | ZH CER | `spt4asr` | 10.0 (`zeroshot_cs`) | 12.5 | +2.5 |",
+        "| aishell_test | ZH CER | `spt4asr_guard` | 8.0 (`zeroshot_cs_guard`) | 6.0 | -2.0 |",
+        "| librispeech_test_clean | EN WER | `lora` | 20.0 (`zeroshot_cs`) | 25.0 | +5.0 |",
+    ]
+    assert forgetting_section({"devman": tables["devman"]}) == []  # no monolingual set, no table
