@@ -135,7 +135,7 @@ def render(tables: dict[str, list[Row]]) -> str:
 MONOLINGUAL_METRICS = {"zh": ("zh_cer", "ZH CER"), "en": ("en_wer", "EN WER")}
 
 
-def monolingual_language(scores: dict) -> Optional[str]:
+def monolingual_language(scores: dict) -> str | None:
     """``zh`` or ``en`` if every scored utterance of a set is of that category, else None."""
     for language, (key, _) in MONOLINGUAL_METRICS.items():
         if (scores.get("details", {}).get(key) or {}).get("num_utts") == scores["utterances"] > 0:
@@ -161,10 +161,10 @@ def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
                             f"| {_percent(scores[key])} | {change:+.1f} |")
     if not rows:
         return []
-    return ["", "## Forgetting on monolingual sets", "",
-            "Each trained system against the zero-shot backbone decoded with the same prompt and guard "
+    note = ("Each trained system against the zero-shot backbone decoded with the same prompt and guard "
             "setting, on the sets whose utterances are all Mandarin (ZH CER) or all English (EN WER); "
-            "change in points, positive = worse after adaptation.", "",
+            "change in points, positive = worse after adaptation.")
+    return ["", "## Forgetting on monolingual sets", "", note, "",
             "| set | metric | system | zero-shot | trained | change |", "|---|---|---|---|---|---|", *rows]
 
 

@@ -20,15 +20,12 @@ sets also drop those shorter than ``min_seconds`` (counts logged).
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
 from espnet_cs.corpora import CorpusError
 from espnet_cs.corpora.kaldi_data import Utterance, audio_duration, keep_usable, split_off, write_data_dir
 from espnet_cs.corpora.text_norm import category, normalize_transcript
-
-log = logging.getLogger(__name__)
 
 PARTS = {"cs200": "ZH+EN-200h", "zh500": "ZH-500h", "dev": "ASRU-DEV", "test": "ASRU-TEST"}
 _SPEAKER = re.compile(r"G\d{4}")

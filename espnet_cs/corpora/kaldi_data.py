@@ -13,9 +13,9 @@ import random
 import shutil
 import tempfile
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import soundfile as sf
 
@@ -76,8 +76,7 @@ def split_off(utterances: Sequence[Utterance], share: float, seed: int,
         CorpusError: if ``utterances`` (of the set ``name``) are fewer than two.
     """
     if len(utterances) < 2:
-        raise CorpusError([f"{name}: {len(utterances)} usable utterance(s); "
-                           "at least 2 are needed to hold out a validation set"])
+        raise CorpusError([f"{name}: {len(utterances)} usable utterance(s), too few to hold out a validation set"])
     ordered = sorted(utterances, key=lambda u: u.utt_id)
     count = min(len(ordered) - 1, max(1, round(share * len(ordered))))
     held = set(random.Random(seed).sample(range(len(ordered)), count))

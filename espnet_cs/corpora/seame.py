@@ -1,4 +1,4 @@
-"""SEAME (LDC2015S04), Mandarin-English conversational code-switching, as Kaldi data dirs.
+r"""SEAME (LDC2015S04), Mandarin-English conversational code-switching, as Kaldi data dirs.
 
 Corpus layout (``seame_dir`` holds ``data/``)::
 
@@ -38,7 +38,6 @@ logged.
 from __future__ import annotations
 
 import logging
-import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ KINDS = ("conversation", "interview")
 PHASE_FIELDS = {"phaseII": 5, "phaseI": 4}  # tab-separated fields of a transcribed line
 DEV_SETS = {"devman": "dev_man", "devsge": "dev_sge"}  # data dir -> dir in the dev lists
 PUBLISHED_COUNTS = {"devman": 6531, "devsge": 5321}
+DEV_LISTS_URL = "https://github.com/zengzp0912/SEAME-dev-set"
 MATCH_TOLERANCE = 0.03  # seconds between a dev-list time and the corpus time
 _SPEAKER = re.compile(r"(?:\d\d)?([a-z]{2}\d\d[mf])", re.IGNORECASE)
 _PARTICLE = re.compile(r"[\[【]([^\[\]【】]*)[\]】]")
@@ -94,9 +94,16 @@ def missing_folders(seame_dir: Path) -> list[str]:
     missing = [seame_dir / "data" / kind / sub for kind in KINDS
                for sub in ("audio", "transcript/phaseI", "transcript/phaseII")]
     problems = [f"SEAME folder missing: {path}" for path in missing if not path.is_dir()]
-    return problems + ([f"--seame_dir {seame_dir} must hold the unpacked LDC2015S04: "
-                        "data/{conversation,interview}/{audio,transcript/phaseI,transcript/phaseII}"]
-                       if problems else [])
+    layout = "data/{conversation,interview}/{audio,transcript/phaseI,transcript/phaseII}"
+    return problems + ([f"--seame_dir {seame_dir} must hold the unpacked LDC2015S04: {layout}"] if problems else [])
+
+
+def _times(fields: list[str]) -> tuple[float, float] | None:
+    """Start and end (ms) of a transcript line's fields; None if they are not numbers."""
+    try:
+        return float(fields[1]), float(fields[2])
+    except (IndexError, ValueError):
+        return None
 
 
 def read_transcript(path: Path, phase: str, problems: list[str]) -> tuple[list[Segment], int]:
@@ -108,21 +115,16 @@ def read_transcript(path: Path, phase: str, problems: list[str]) -> tuple[list[S
             line = line.strip()  # trailing tabs too: "<REC>\t<start>\t<end>\t" is untranscribed
             if not line:
                 continue
-            fields = line.split("\t")
-            place = f"{path}:{number}"
-            try:
-                start, end = float(fields[1]), float(fields[2])
-            except (IndexError, ValueError):
-                start = end = math.nan
-            if math.isnan(start + end) or len(fields) not in (3, PHASE_FIELDS[phase]) or (
-                    len(fields) == 3 and phase != "phaseI"):
-                problems.append(f"{place}: not a {phase} transcript line (expected {PHASE_FIELDS[phase]} "
-                                f"tab-separated fields: id, start ms, end ms, "
-                                f"{'language, ' if phase == 'phaseII' else ''}text): {line[:80]!r}")
-            elif len(fields) == 3:
+            fields, place = line.split("\t"), f"{path}:{number}"
+            times = _times(fields)
+            if times and phase == "phaseI" and len(fields) == 3:
                 untranscribed += 1
+            elif times and len(fields) == PHASE_FIELDS[phase]:
+                segments.append(Segment(fields[0].strip().lower(), *times, fields[-1], place))
             else:
-                segments.append(Segment(fields[0].strip().lower(), start, end, fields[-1], place))
+                language = "language, " if phase == "phaseII" else ""
+                problems.append(f"{place}: not a {phase} transcript line (expected {PHASE_FIELDS[phase]} "
+                                f"tab-separated fields: id, start ms, end ms, {language}text): {line[:80]!r}")
     return segments, untranscribed
 
 
@@ -152,7 +154,8 @@ def read_corpus(seame_dir: Path) -> tuple[dict[str, Path], dict[str, list[Segmen
              " ".join(only_phase_one[:5]) + (" ..." if len(only_phase_one) > 5 else ""), untranscribed)
     for rec, segments in sorted(chosen.items()):
         if rec not in audio:
-            problems.append(f"{segments[0].place}: recording {rec} has no audio file <REC>.flac in data/*/audio")
+            problems.append(f"{segments[0].place}: recording {rec}: no {rec}.flac (in any case) in "
+                            f"{seame_dir}/data/{{conversation,interview}}/audio")
         if speaker_of(rec) is None:
             problems.append(f"{segments[0].place}: recording id {rec} does not name a speaker "
                             "(expected e.g. 01NC01FBX_0101 or NI01MAX_0101)")
@@ -167,6 +170,7 @@ def read_corpus(seame_dir: Path) -> tuple[dict[str, Path], dict[str, list[Segmen
 
 
 def _utterance(seg: Segment, audio: dict[str, Path], utt: str | None = None) -> Utterance:
+    """The utterance of a segment, with the given id or one made from the segment."""
     speaker = speaker_of(seg.rec)
     text = normalize_seame(seg.text)
     return Utterance(utt or utt_id(speaker, seg.rec, seg.start_ms, seg.end_ms), seg.rec, audio[seg.rec],
@@ -178,8 +182,14 @@ def missing_lists(dev_lists: Path) -> list[str]:
     """A problem for every file of the SEAME-dev-set checkout read here that is not there."""
     needed = [dev_lists / d / "segments" for d in DEV_SETS.values()] + [dev_lists / "train" / "wav_file.txt"]
     problems = [f"SEAME dev lists: {path} missing" for path in needed if not path.is_file()]
-    return problems + ([f"--dev_lists {dev_lists} must be a checkout of https://github.com/zengzp0912/SEAME-dev-set"
-                        " (dev_man/segments, dev_sge/segments, train/wav_file.txt)"] if problems else [])
+    expected = "dev_man/segments, dev_sge/segments, train/wav_file.txt"
+    return problems + ([f"--dev_lists {dev_lists} must be a checkout of {DEV_LISTS_URL} ({expected})"]
+                       if problems else [])
+
+
+def _distance(seg: Segment, start: float, end: float) -> float:
+    """The larger difference (seconds) between the segment's start and end and the given ones."""
+    return max(abs(seg.start_ms / 1000 - start), abs(seg.end_ms / 1000 - end))
 
 
 def dev_utterances(list_dir: Path, audio: dict[str, Path], segments: dict[str, list[Segment]],
@@ -199,8 +209,8 @@ def dev_utterances(list_dir: Path, audio: dict[str, Path], segments: dict[str, l
         if rec not in segments:
             unknown[rec] += 1
             continue
-        best = min(segments[rec], key=lambda s: max(abs(s.start_ms / 1000 - start), abs(s.end_ms / 1000 - end)))
-        if max(abs(best.start_ms / 1000 - start), abs(best.end_ms / 1000 - end)) > MATCH_TOLERANCE + 1e-6:
+        best = min(segments[rec], key=lambda seg: _distance(seg, start, end))
+        if _distance(best, start, end) > MATCH_TOLERANCE + 1e-6:
             problems.append(f"{path}:{number}: {utt}: no segment of {rec} within {MATCH_TOLERANCE * 1000:g} ms "
                             f"of {start:g}-{end:g} s in the SEAME transcripts")
         else:
