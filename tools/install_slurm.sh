@@ -26,7 +26,7 @@ install_packages() {
     [ ${#missing[@]} -eq 0 ] && return 0
     log "installing Debian packages: ${missing[*]}"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
 write_munge_key() {
@@ -56,6 +56,9 @@ SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=1000
 SchedulerType=sched/backfill
 ReturnToService=2
+# Completed jobs leave the controller after 2 s: sbatch --wait then polls every 2 s instead of
+# backing off to 32 s (utils/run_slurm.sh reads each task's exit status from its log).
+MinJobAge=2
 MpiDefault=none
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none

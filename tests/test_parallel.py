@@ -1,0 +1,129 @@
+"""Split jobs: data split into whole batches, decoding (stage 3) and head selection (stage 4) over
+--nj jobs merged equal to one job, reruns redoing only unfinished jobs, merge errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from espnet_cs.decode_dir import merge_decode_dirs, settings_of, write_decode_dir
+from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
+from recipe_tools import DECODE_FILES, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
+
+LENGTHS = {"a": 5, "b": 9, "c": 5, "d": 1, "e": 7, "f": 9, "g": 3}
+
+
+def test_batches_are_longest_first_ties_by_key_and_go_round_robin():
+    assert longest_first(LENGTHS) == ["b", "f", "e", "a", "c", "g", "d"]
+    batches = make_batches(LENGTHS, 2)
+    assert batches == [["b", "f"], ["e", "a"], ["c", "g"], ["d"]]
+    assert split_batches(batches, 3) == [["b", "f", "d"], ["e", "a"], ["c", "g"]]
+    assert split_batches(batches, 9) == batches  # never an empty split
+    for split in split_batches(batches, 3):  # a split's own batches are the global ones
+        assert all(batch in batches for batch in make_batches({u: LENGTHS[u] for u in split}, 2))
+
+
+def test_split_dirs_carry_every_file_and_stale_splits_go(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, value in (("wav.scp", "{}.wav"), ("text", "text of {}"), ("utt2spk", "spk_{}"),
+                        ("utt2num_samples", None)):
+        (data / name).write_text("".join(f"{u} {value.format(u) if value else LENGTHS[u]}\n" for u in sorted(LENGTHS)))
+    (tmp_path / "split/7").mkdir(parents=True)
+    assert write_splits(data, tmp_path / "split", 3, 2) == 3
+    assert sorted(p.name for p in (tmp_path / "split").iterdir()) == ["1", "2", "3"]
+    assert (tmp_path / "split/2/wav.scp").read_text() == "a a.wav\ne e.wav\n"
+    assert (tmp_path / "split/2/spk2utt").read_text() == "spk_a a\nspk_e e\n"
+    assert (tmp_path / "split/1/text").read_text() == "b text of b\nd text of d\nf text of f\n"
+    (data / "utt2num_samples").unlink()
+    with pytest.raises(FileNotFoundError, match="stage-2 outputs"):
+        write_splits(data, tmp_path / "split", 3, 2)
+
+
+def fake_decode(out_dir: Path, utts: list[str], **settings) -> None:
+    info = {"data_dir": str(out_dir), "prompt": "cs", **settings, "utterances": len(utts),
+            "audio_samples": 16000 * len(utts), "decode_seconds": 1.0, "audio_seconds": float(len(utts)),
+            "real_time_factor": 1.0}
+    write_decode_dir(out_dir, info, {"token": {u: "1 2" for u in utts}, "token_lang": {u: "zh en" for u in utts},
+                                     "text": {u: f" hyp {u}" for u in utts}})
+
+
+def test_merge_keeps_hypotheses_byte_for_byte_and_names_bad_splits(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text("u1 1.wav\nu2 2.wav\nu3 3.wav\n")
+    fake_decode(tmp_path / "s1", ["u3", "u1"])
+    fake_decode(tmp_path / "s2", ["u2"])
+    info = merge_decode_dirs([tmp_path / "s1", tmp_path / "s2"], data, tmp_path / "merged")
+    assert (tmp_path / "merged/text").read_text() == "u1  hyp u1\nu2  hyp u2\nu3  hyp u3\n"
+    assert info["utterances"] == 3 and info["decode_seconds"] == 2.0 and info["jobs"] == 2
+    assert info["audio_seconds"] == 3.0 and info["data_dir"] == str(data)
+
+    fake_decode(tmp_path / "s2", ["u2"], prompt="single")
+    with pytest.raises(ValueError, match=r"s2 was decoded with other settings .*\['prompt'\]"):
+        merge_decode_dirs([tmp_path / "s1", tmp_path / "s2"], data, tmp_path / "merged")
+    fake_decode(tmp_path / "s2", ["u1"])
+    with pytest.raises(ValueError, match="decoded by another split too"):
+        merge_decode_dirs([tmp_path / "s1", tmp_path / "s2"], data, tmp_path / "merged")
+    with pytest.raises(ValueError, match=r"missing \['u2'\]"):
+        merge_decode_dirs([tmp_path / "s1"], data, tmp_path / "merged")
+    (tmp_path / "s1/text").unlink()
+    with pytest.raises(ValueError, match="s1 is not a complete decode"):
+        merge_decode_dirs([tmp_path / "s1", tmp_path / "s2"], data, tmp_path / "merged")
+
+
+@pytest.fixture(scope="module")
+def tiny_recipe(tmp_path_factory) -> Path:
+    return prepared_recipe(tmp_path_factory.mktemp("recipe"))
+
+
+def assert_same_decodes(a: Path, b: Path) -> None:
+    """Same hypotheses and settings in both recipes' stage-3 outputs (cost figures aside)."""
+    for system in ("zeroshot_cs", "zeroshot_cs_guard"):
+        dirs = [recipe / f"exp/{system}/decode_test" for recipe in (a, b)]
+        for name in DECODE_FILES:
+            assert (dirs[0] / name).read_bytes() == (dirs[1] / name).read_bytes(), name
+        infos = [json.loads((d / "decode_info.json").read_text()) for d in dirs]
+        assert settings_of(infos[0]) == settings_of(infos[1])
+        assert infos[0]["utterances"] == infos[1]["utterances"] == 4
+
+
+def test_decoding_in_two_jobs_equals_one_and_rerun_redoes_only_unfinished(tiny_recipe, tiny_whisper_path, tmp_path):
+    one, two = (recipe_copy(tmp_path / f"nj{nj}", data_from=tiny_recipe) for nj in (1, 2))
+    for recipe, nj in ((one, 1), (two, 2)):
+        result = run_recipe(recipe, *zeroshot_args(tiny_whisper_path, nj))
+        assert result.returncode == 0, result.stderr[-3000:]
+    logdir = two / "exp/zeroshot_cs/decode_test/logdir"
+    assert sorted(p.name for p in (logdir / "split2").iterdir()) == ["1", "2"]
+    assert json.loads((two / "exp/zeroshot_cs/decode_test/decode_info.json").read_text())["jobs"] == 2
+    assert_same_decodes(one, two)
+
+    # a job that did not finish: only it runs again, the merge is the same
+    shutil.rmtree(logdir / "output.2")
+    (two / "exp/zeroshot_cs/decode_test/text").unlink()
+    first = (logdir / "output.1/text").stat().st_mtime_ns
+    result = run_recipe(two, *zeroshot_args(tiny_whisper_path, 2))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "complete already, skipped" in (logdir / "decode.1.log").read_text()
+    assert "decoded 2 utterances" in (logdir / "decode.2.log").read_text()
+    assert (logdir / "output.1/text").stat().st_mtime_ns == first
+    assert_same_decodes(one, two)
+
+
+@pytest.mark.integration
+def test_head_selection_in_two_jobs_equals_one(tiny_recipe, tmp_path):
+    outputs = []
+    for nj in (1, 2):
+        recipe = recipe_copy(tmp_path / f"nj{nj}", data_from=tiny_recipe)
+        result = run_recipe(recipe, "--stage", "4", "--stop_stage", "4", "--nj", str(nj), "--head_batch_size", "1")
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "heads are LID heads" in result.stderr
+        outputs.append(recipe / "exp/lid_heads")
+    assert len(list(outputs[1].glob("logdir/stats.*.npz"))) == 2
+    counts = [json.loads((out / "counts.json").read_text()) for out in outputs]
+    assert counts[0]["counts"] == counts[1]["counts"] and counts[0]["sentences"] == 2
+    for name in ("counts.json", "heads_top60.json", "heads_all.json", "heads_random50.json", "heads.png"):
+        assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
