@@ -1,17 +1,24 @@
-"""Split jobs: data split into whole batches, decoding (stage 3) and head selection (stage 4) over
---nj jobs merged equal to one job, reruns redoing only unfinished jobs, merge errors."""
+"""Parallel jobs: data split into whole batches, decoding (stage 3) and head selection (stage 4) over
+--nj jobs merged equal to one job, reruns redoing only unfinished jobs, merge errors; training under
+DistributedDataParallel."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import torch
+from espnet2.train.distributed_utils import free_port
 
 from espnet_cs.decode_dir import merge_decode_dirs, settings_of, write_decode_dir
 from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
-from recipe_tools import DECODE_FILES, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
+from recipe_tools import DECODE_FILES, RECIPE, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
 
 LENGTHS = {"a": 5, "b": 9, "c": 5, "d": 1, "e": 7, "f": 9, "g": 3}
 
@@ -127,3 +134,23 @@ def test_head_selection_in_two_jobs_equals_one(tiny_recipe, tmp_path):
     assert counts[0]["counts"] == counts[1]["counts"] and counts[0]["sentences"] == 2
     for name in ("counts.json", "heads_top60.json", "heads_all.json", "heads_random50.json", "heads.png"):
         assert (outputs[0] / name).read_bytes() == (outputs[1] / name).read_bytes(), name
+
+
+def test_training_under_distributed_data_parallel(tiny_recipe, tiny_whisper_path, tmp_path):
+    """Two CPU processes (gloo), launched as torchrun launches one per GPU: the model trains under
+    DistributedDataParallel and saves trainable-only checkpoints, as in one process."""
+    data = {phase: f"dump/raw/{phase}" for phase in ("train", "valid")}  # wav.scp paths are relative to the recipe
+    args = ["--config", str(RECIPE / "conf/tuning/spt_enc.yaml"), "--whisper_model", str(tiny_whisper_path), "--ngpu", "0",
+            "--multiprocessing_distributed", "false", "--dist_backend", "gloo", "--output_dir", str(tmp_path / "exp"),
+            "--max_epoch", "1", "--batch_size", "2", "--num_workers", "0", "--use_tensorboard", "false",
+            "--use_matplotlib", "false"]
+    for phase, path in data.items():
+        args += [f"--{phase}_data_path_and_name_and_type", f"{path}/wav.scp,speech,sound",
+                 f"--{phase}_data_path_and_name_and_type", f"{path}/text,text,text", f"--{phase}_shape_file", f"{path}/speech_shape"]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "espnet_cs.bin.train", *args],
+                            cwd=tiny_recipe, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"\[[^]]*:0/2\].*training was finished", result.stderr)
+    checkpoint = torch.load(tmp_path / "exp/valid.loss.ave.pth", map_location="cpu", weights_only=False)
+    assert sorted(checkpoint) == ["backbone_sha256", "encoder.prompts.vectors"]
