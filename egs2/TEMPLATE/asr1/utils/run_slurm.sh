@@ -85,8 +85,9 @@ for key in partition gpus cpus_per_task mem time extra; do
     fi
 done
 
-command -v sbatch > /dev/null && command -v scontrol > /dev/null \
-    || die "Slurm's commands sbatch and scontrol are not installed (a cluster on this machine: tools/install_slurm.sh)"
+if ! command -v sbatch > /dev/null || ! command -v scontrol > /dev/null; then
+    die "Slurm's commands sbatch and scontrol are not installed (a cluster on this machine: tools/install_slurm.sh)"
+fi
 if ! ping="$(scontrol ping 2>&1)" || ! grep -q " is UP" <<< "${ping}"; then
     controller="$(sed -n 's/.* at \([^ ]*\) is .*/\1/p' <<< "${ping}" | head -n 1)"
     die "the Slurm controller ${controller:-(unknown)} does not answer: is slurmctld running there and reachable? ($(head -n 1 <<< "${ping}"); configuration: ${SLURM_CONF:-/etc/slurm/slurm.conf})"
