@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
+from whisper.audio import N_SAMPLES
 
 from espnet_cs.decoder import WhisperCSDecoder
 from espnet_cs.decoding import GreedyConfig, greedy_decode, guard_cut, RepetitionGuard
@@ -79,19 +81,35 @@ class Transcriber:
     def __call__(self, audios: Sequence[np.ndarray]) -> list[Hypothesis]:
         """Transcribe a batch.
 
+        Whisper's encoder has no padding mask, so padding changes its output. On true length
+        each utterance is padded to its next whole second, and only utterances of the same padded
+        length share an encoder pass: a hypothesis then does not depend on its batch mates (nor
+        on --batch_size or --nj).
+
         Args:
             audios: 1-D float arrays of 16-kHz audio, each at most 30 s.
         Returns:
             one hypothesis per audio, in order.
         """
-        lengths = torch.tensor([len(a) for a in audios])
-        speech = torch.zeros(len(audios), int(lengths.max()))
-        for i, audio in enumerate(audios):
-            speech[i, : len(audio)] = torch.as_tensor(audio, dtype=torch.float32)
-        memory, _, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
-        seconds = (lengths / SAMPLE_RATE).tolist()
-        token_lists = greedy_decode(self.decoder, memory, self.tokenizer, self.config, seconds)
-        return [Hypothesis.from_tokens(tokens, self.tokenizer) for tokens in token_lists]
+        padded = [self.padded_samples(len(a)) for a in audios]
+        hyps: list[Optional[Hypothesis]] = [None] * len(audios)
+        for width in sorted(set(padded)):
+            group = [i for i, p in enumerate(padded) if p == width]
+            speech = torch.zeros(len(group), width)
+            for row, i in enumerate(group):
+                speech[row, : len(audios[i])] = torch.as_tensor(audios[i], dtype=torch.float32)
+            lengths = torch.full((len(group),), width)
+            memory, _, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
+            seconds = [len(audios[i]) / SAMPLE_RATE for i in group]
+            for i, tokens in zip(group, greedy_decode(self.decoder, memory, self.tokenizer, self.config, seconds)):
+                hyps[i] = Hypothesis.from_tokens(tokens, self.tokenizer)
+        return hyps
+
+    def padded_samples(self, samples: int) -> int:
+        """Samples an utterance of ``samples`` is padded to: Whisper's window, or its next whole second."""
+        if self.encoder.pad_to_30s:
+            return N_SAMPLES
+        return min(N_SAMPLES, max(1, math.ceil(samples / SAMPLE_RATE)) * SAMPLE_RATE)
 
 
 def apply_guard(hypothesis: Hypothesis, seconds: float, guard: RepetitionGuard, tokenizer: CSTokenizer) -> Hypothesis:

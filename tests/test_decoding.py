@@ -143,3 +143,20 @@ def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
     for hyp in hyps:
         assert len(hyp.tokens) <= 5 and len(hyp.languages) == len(hyp.tokens)
         assert hyp.text == transcriber.tokenizer.decode(hyp.tokens)
+
+
+def test_true_length_hypotheses_do_not_depend_on_batch_mates(tiny_whisper_path):
+    """Padding changes Whisper's encoder output: on true length an utterance is padded to its
+    next whole second whatever else is in the batch, so batched and one-by-one decoding agree."""
+    transcriber = Transcriber.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False,
+                                            config=GreedyConfig(max_new_tokens=8))
+    audios = audio_batch((0.7, 2.3, 2.9))
+    together = transcriber(audios)
+    alone = [transcriber([audio])[0] for audio in audios]
+    assert [h.tokens for h in together] == [h.tokens for h in alone]
+    assert [transcriber.padded_samples(len(a)) for a in audios] == [16000, 48000, 48000]
+    # the premise: the same audio padded further gives other encoder states
+    one_second = torch.nn.functional.pad(torch.as_tensor(audios[0]), (0, 16000 - len(audios[0])))[None]
+    three_seconds = torch.nn.functional.pad(one_second, (0, 32000))
+    states = [transcriber.encoder(speech, torch.tensor([speech.shape[1]]))[0][:, :50] for speech in (one_second, three_seconds)]
+    assert not torch.allclose(*states, atol=1e-4)
