@@ -21,13 +21,13 @@ from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.preprocessor import AbsPreprocessor
-from espnet2.train.trainer import Trainer
 from espnet2.utils.types import str_or_none
 
 from espnet_cs.decoder import WhisperCSDecoder
 from espnet_cs.encoder import WhisperCSEncoder
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.tokenizer import PROMPT_LANGUAGES, CSTokenizer
+from espnet_cs.trainer import CSTrainer
 from whisper.audio import N_SAMPLES
 
 encoder_choices = ClassChoices("encoder", classes=dict(whisper_cs=WhisperCSEncoder), type_check=AbsEncoder, default="whisper_cs")
@@ -66,7 +66,7 @@ class CSASRTask(AbsTask):
 
     num_optimizers: int = 1
     class_choices_list = [encoder_choices, decoder_choices, model_choices]
-    trainer = Trainer
+    trainer = CSTrainer
 
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:

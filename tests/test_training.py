@@ -15,8 +15,8 @@ import whisper
 
 from conftest import make_tiny_whisper
 from espnet_cs.model import BACKBONE_PREFIXES
-from espnet2.train.trainer import Trainer
 from espnet_cs.task import CSASRTask
+from espnet_cs.trainer import CheckpointError, CSTrainer, restore_epoch_file
 
 RECIPE_CONF = Path(__file__).resolve().parents[1] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
 PE_METHODS = ["spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "lora"]
@@ -55,7 +55,7 @@ def train(monkeypatch, args: list[str]) -> tuple[dict[str, torch.Tensor], torch.
     """Run ESPnet's trainer; return the parameters it starts from and the trained model itself."""
     captured = []
 
-    class CapturingTrainer(Trainer):  # sees the model once built, frozen, adapted and initialized
+    class CapturingTrainer(CSTrainer):  # sees the model once built, frozen, adapted and initialized
         @classmethod
         def run(cls, model, *args, **kwargs):
             captured.append((model, {k: v.detach().clone() for k, v in model.named_parameters()}))
@@ -161,14 +161,29 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_whisper_path
         time.sleep(0.05)
     first.kill()  # as a cluster would: no chance to clean up
     first.wait()
-    done = torch.load(out / "checkpoint.pth", weights_only=False)["reporter"]["epoch"]
+    checkpoint = torch.load(out / "checkpoint.pth", weights_only=False)
+    done = checkpoint["reporter"]["epoch"]
     assert 2 <= done < 100
+    # as if killed while ESPnet was writing the epoch file after the checkpoint
+    epoch_file = out / f"{done}epoch.pth"
+    epoch_file.write_bytes(epoch_file.read_bytes()[:100] if epoch_file.exists() else b"")
 
     args[args.index("--max_epoch") + 1] = str(done + 2)
     second = subprocess.run(args, capture_output=True, text=True)
     assert second.returncode == 0, second.stderr[-2000:]
     assert f"INFO: {done + 1}epoch results" in second.stderr and "INFO: 1epoch results" not in second.stderr
     assert torch.load(out / "checkpoint.pth", weights_only=False)["reporter"]["epoch"] == done + 2
+    assert "rewriting it from checkpoint.pth" in second.stderr
+    restored = torch.load(epoch_file)
+    assert restored.keys() == checkpoint["model"].keys()
+    assert all(torch.equal(restored[k], checkpoint["model"][k]) for k in restored)
+    assert (out / "valid.loss.ave.pth").exists()
+
+
+def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
+    (tmp_path / "checkpoint.pth").write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(CheckpointError, match="checkpoint.pth cannot be read.*killed while saving"):
+        restore_epoch_file(tmp_path)
 
 
 def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
