@@ -1,12 +1,15 @@
 """Splitting a Kaldi data dir into parallel jobs made of whole batches.
 
-Decoding (:mod:`espnet_cs.bin.decode`) and the LID-head statistics (:mod:`espnet_cs.bin.select_heads`)
-take utterances longest first (ties in key order) and pad each batch to its longest utterance, so
-an utterance's result can depend on the batch it shares. A split here is a set of whole batches of
-that order; within a split, the same order forms exactly those batches again (every batch but the
-globally last one is full, and that one comes last in its split). So every job sees the batches a
-single job would, and merged results equal single-job ones. Batches go to the splits round-robin,
-which spreads long and short batches evenly.
+Batched passes take utterances longest first (ties in key order). The teacher-forced passes of
+the LID-head statistics (:mod:`espnet_cs.bin.select_heads`) pad each batch to its longest
+utterance, so a sentence's statistics depend on its batch mates. Decoding
+(:mod:`espnet_cs.bin.decode`) encodes together only utterances of equal padded length
+(:class:`espnet_cs.inference.Transcriber`), so its hypotheses do not, yet its tensor shapes
+still follow the batches. A split here is a set of whole batches of that order; within a split,
+the same order forms exactly those batches again (every batch but the globally last one is full,
+and that one comes last in its split). So every job sees the batches a single job would, and
+merged results equal single-job ones. Batches go to the splits round-robin, which spreads long
+and short batches evenly.
 """
 
 from __future__ import annotations

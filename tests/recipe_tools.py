@@ -31,16 +31,15 @@ def run_recipe(recipe: Path, *args: str, **env: str) -> subprocess.CompletedProc
                           env={**os.environ, "OMP_NUM_THREADS": "1", **env})
 
 
-def prepared_recipe(path: Path) -> Path:
-    """A recipe copy with the tiny mini_cs data through stage 2 (2 train, 2 valid, 4 test utterances)."""
+def prepared_recipe(path: Path, data_opts: str = TINY_DATA) -> Path:
+    """A recipe copy with tiny mini_cs data through stage 2 (by default 2 train, 2 valid, 4 test utterances)."""
     recipe = recipe_copy(path)
-    result = run_recipe(recipe, "--stop_stage", "2", "--local_data_opts", TINY_DATA)
+    result = run_recipe(recipe, "--stop_stage", "2", "--local_data_opts", data_opts)
     assert result.returncode == 0, result.stderr[-3000:]
     return recipe
 
 
 def zeroshot_args(whisper: Path, nj: int) -> list[str]:
-    """Stage 3 with one prompt on true-length audio in batches of 2: an utterance's hypothesis then
-    depends on the utterance it shares a batch with, so a merge that is not one job's would show."""
+    """Stage 3 with one prompt on true-length audio, in batches of 2 (2 batches of the 4 test utterances)."""
     return ["--stage", "3", "--stop_stage", "3", "--nj", str(nj), "--whisper_model", str(whisper),
             "--zeroshot_prompts", "cs", "--pad_to_30s", "false", "--decode_batch_size", "2"]
