@@ -7,7 +7,7 @@ code-switched utterance, the LID-column attention of the guided heads beside the
 
     python -m espnet_cs.bin.attention_report --data_dir dump/raw/test --heads_file exp/lid_heads/heads_top60.json \\
         --system backbone --system adapter=exp/adapter --system guided=exp/adapter_stage1+adapter_ag_stage2 \\
-        --out_dir exp/attention
+        --system adapter_ag=exp/adapter_ag --plot backbone --plot adapter --plot guided --out_dir exp/attention
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--system", action="append", required=True, help="backbone or name=exp_dir; repeatable")
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--utt", help="the utterance to plot (default: the first code-switched one)")
+    parser.add_argument("--plot", action="append", help="a system name to draw in the figure; repeatable (default: every system)")
     parser.add_argument("--out_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -89,7 +90,9 @@ def main(argv: Optional[list[str]] = None) -> None:
             h, p = own_language_share(attention, heads, words)
             hits, pairs = hits + h, pairs + p
         shares[name] = {"own_language": hits / max(pairs, 1), "pairs": pairs}
-        labels, maps[name], target = lid_map(model, args.data_dir, utt, heads)
+        labels, lid_columns, target = lid_map(model, args.data_dir, utt, heads)
+        if args.plot is None or name in args.plot:
+            maps[name] = lid_columns
         logging.info("%s: %.1f%% of word-token x head pairs attend more to their own language", name, 100 * hits / max(pairs, 1))
     maps["target map"] = target
     args.out_dir.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,7 @@ SECONDS=0
 
 # General
 stage=1                 # first stage to run
-stop_stage=10           # last stage to run
+stop_stage=11           # last stage to run
 nj=2                    # parallel jobs: data preparation and formatting, decoding and head-selection splits
 cmd_backend="${cmd_backend:-local}"  # job launcher (cmd.sh): local (this machine) or slurm (conf/slurm.yaml)
 decode_threads=0        # torch threads per decoding job (0: OMP_NUM_THREADS shared by the local jobs; under Slurm: cpus_per_task)
@@ -50,7 +50,7 @@ Stages:
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir
   10 report (${results})
-  11 model packing                (not built yet)
+  11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
   --decode_threads (${decode_threads})
@@ -76,17 +76,8 @@ EOF
 
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
-built_stages=" 1 2 3 4 5 6 7 8 9 10 "
-run_stage() {  # true if stage $1 is in range and built; a requested unbuilt stage is an error
-    local n=$1
-    [ "${stage}" -le "${n}" ] && [ "${stop_stage}" -ge "${n}" ] || return 1
-    [[ "${built_stages}" == *" ${n} "* ]] && return 0
-    if [ "${stage}" -eq "${stop_stage}" ]; then
-        log "stage ${n} is not built yet"
-        exit 1
-    fi
-    log "stage ${n}: not built yet, skipped"
-    return 1
+run_stage() {  # true if stage $1 is within --stage .. --stop_stage
+    [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]
 }
 
 data_sets="${train_set} ${valid_set} ${test_sets}"
@@ -169,6 +160,10 @@ if run_stage 2; then
     for dset in ${data_sets}; do
         python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}"
     done
+    if [ -x local/check_data.sh ]; then  # corpus-specific checks, e.g. SEAME's published dev-set sizes
+        log "stage 2: local/check_data.sh"
+        local/check_data.sh
+    fi
 fi
 
 if run_stage 3; then
@@ -243,15 +238,18 @@ fi
 
 if run_stage 10; then
     heads=exp/lid_heads/heads_top$(python -c "print(round(100 * ${head_top_share}))").json
+    # every adapter model is measured; the figure shows the backbone, adapters without guidance
+    # and the two-stage guided model, as the paper's Figure 3 does
     systems=()
-    for name_dir in adapter=exp/adapter guided=exp/adapter_stage1+adapter_ag_stage2; do
-        [ -f "${name_dir#*=}/valid.loss.ave.pth" ] && systems+=(--system "${name_dir}")
+    for dir in exp/adapter*; do
+        [ -f "${dir}/valid.loss.ave.pth" ] && systems+=(--system "${dir#exp/}=${dir}")
     done
     if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
         log "stage 10: attention of the guided heads -> exp/attention"
         for dset in ${test_sets}; do
             python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --heads_file "${heads}" \
-                --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}"
+                --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
+                --plot backbone --plot adapter --plot adapter_stage1+adapter_ag_stage2
         done
     fi
     log "stage 10: report -> ${results}"
@@ -259,6 +257,10 @@ if run_stage 10; then
     cat "${results}"
 fi
 
-run_stage 11 || true
+if run_stage 11 && [ -n "${method}" -o "${stage}" -eq 11 ]; then
+    needs_method 11 "${method}"
+    log "stage 11: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip"
+    python -m espnet_cs.bin.pack --exp_dir "${asr_exp}" --model_file valid.loss.ave.pth --out "${asr_exp}/packed.zip"
+fi
 
 log "finished in ${SECONDS} s"
