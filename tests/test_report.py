@@ -1,4 +1,4 @@
-"""The report's forgetting table: trained systems against the zero-shot backbone on monolingual sets."""
+"""The report: forgetting table (trained systems against the zero-shot backbone on monolingual sets), two-stage training cells."""
 
 from espnet_cs.bin.report import forgetting_section, monolingual_language
 
@@ -41,3 +41,20 @@ def test_forgetting_pairs_prompt_and_guard() -> None:
         "| librispeech_test_clean | EN WER | `lora` | 20.0 (`zeroshot_cs`) | 25.0 | +5.0 |",
     ]
     assert forgetting_section({"devman": tables["devman"]}) == []  # no monolingual set, no table
+
+
+def test_two_stage_systems_count_both_stages(tmp_path, monkeypatch) -> None:
+    import torch
+    import yaml
+    from espnet_cs.bin import report
+
+    monkeypatch.setattr(report, "count_args", lambda args, whisper_model: (1000, None))
+    monkeypatch.chdir(tmp_path)
+    for name, epochs, seconds, init in (("s1", 3, 150, []), ("s1+s2", 4, 170, ["exp/s1/valid.loss.ave.pth"])):
+        exp = tmp_path / "exp" / name
+        exp.mkdir(parents=True)
+        (exp / "config.yaml").write_text(yaml.safe_dump({"whisper_model": "whisper-base", "init_param": init}))
+        torch.save({"reporter": {"epoch": epochs}}, exp / "checkpoint.pth")
+        (exp / "train.log").write_text(f"# python -m espnet_cs.bin.train\n# ended at now, {seconds} s, exit code 0\n")
+    assert report.training_info(report.Path("exp/s1")) == {"trainable": 1000, "epochs": 3, "seconds": 150}
+    assert report.training_info(report.Path("exp/s1+s2")) == {"trainable": 1000, "epochs": "3+4", "seconds": 320}

@@ -61,7 +61,14 @@ def training_info(exp: Path) -> dict:
     checkpoint = exp / "checkpoint.pth"
     epochs = torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"]["epoch"] if checkpoint.exists() else None
     ended = re.findall(r"^# ended at .*, (\d+) s, exit code 0$", (exp / "train.log").read_text(), re.M) if (exp / "train.log").exists() else []
-    return {"trainable": trainable, "epochs": epochs, "seconds": int(ended[-1]) if ended else None}
+    info = {"trainable": trainable, "epochs": epochs, "seconds": int(ended[-1]) if ended else None}
+    for init in args.init_param or []:  # a second stage: add the first stage's epochs and time
+        first = training_info(Path(init.split(":")[0]).parent)
+        if first:
+            info["epochs"] = f"{first['epochs'] or '?'}+{epochs or '?'}"
+            if first["seconds"] is not None and info["seconds"] is not None:
+                info["seconds"] += first["seconds"]
+    return info
 
 
 def _training_cells(training: dict) -> list[str]:
@@ -121,7 +128,7 @@ def render(tables: dict[str, list[Row]]) -> str:
         "tokens are CJK characters and English words. In brackets: utterances in that category. "
         "`ins.` is the share of all errors that are insertions (looping hypotheses show up there). "
         "RTF: decoding seconds per audio second on this machine. Trainable parameters are counted "
-        "for the backbone the system was trained on; training time is the wall time of stage 5.",
+        "for the backbone the system was trained on; training time is the wall time of stage 5 (of stages 5 and 6, epochs `stage 5+stage 6`, for two-stage systems).",
     ]
     for test_set, rows in sorted(tables.items()):
         lines += ["", f"## {test_set}", ""]
