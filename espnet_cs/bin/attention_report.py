@@ -56,7 +56,7 @@ def plot(maps: dict[str, np.ndarray], labels: list[str], utt: str, path: Path) -
     fig, axes = plt.subplots(1, len(maps), figsize=(2.2 * len(maps), 0.9 + 0.32 * len(labels)), sharey=True)
     for ax, (name, values) in zip(np.atleast_1d(axes), maps.items()):
         ax.imshow(values, cmap="Blues", vmin=0, vmax=1, aspect="auto")
-        ax.set(title=name, xticks=[0, 1], xticklabels=["<|zh|>", "<|en|>"])
+        ax.set(title=name.replace("+", "+\n"), xticks=[0, 1], xticklabels=["<|zh|>", "<|en|>"])
         for (row, col), value in np.ndenumerate(values):
             ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.6 else "black")
     np.atleast_1d(axes)[0].set(yticks=range(len(labels)), yticklabels=labels)
