@@ -25,10 +25,10 @@ import logging
 import os
 import shutil
 import tempfile
-from contextlib import contextmanager
+from contextlib import chdir
 from dataclasses import asdict
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import torch
 import yaml
@@ -95,7 +95,7 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, heads_file
             config["model_conf"]["guidance"]["heads_file"] = member
             option.append(member)
         _write_yaml(packed_config, _folded_config(config, model))
-        with _working_directory(staging):  # pack names members by their paths relative to it
+        with chdir(staging):  # pack names members by their paths relative to it
             pack(files={MODEL_KEY: f"{name}/{model_path.name}", BACKBONE_KEY: f"{name}/backbone.json"},
                  yaml_files={CONFIG_KEY: f"{name}/config.yaml"}, option=option, outpath=out.name)
         os.replace(staging / out.name, out)
@@ -193,12 +193,3 @@ def unpacked_files(directory: str | Path) -> dict[str, str]:
 def _write_yaml(path: Path, data: dict) -> None:
     path.write_text(yaml_no_alias_safe_dump(data, indent=4, sort_keys=False), encoding="utf-8")
 
-
-@contextmanager
-def _working_directory(path: Path) -> Iterator[None]:
-    previous = Path.cwd()
-    os.chdir(path)
-    try:
-        yield
-    finally:
-        os.chdir(previous)

@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 
 from espnet_cs.corpora import CorpusError
-from espnet_cs.corpora.kaldi_data import Utterance, audio_duration, keep_usable, write_data_dir
+from espnet_cs.corpora.kaldi_data import Utterance, audio_duration, write_test_set
 from espnet_cs.corpora.text_norm import normalize_transcript
 from espnet_cs.kaldi_dir import read_kaldi_map
 
@@ -52,8 +52,4 @@ def prepare_aishell_test(aishell_dir: Path, out: Path) -> int:
             text = normalize_transcript(texts[wav.stem])
             utterances.append(Utterance(wav.stem, wav.stem, wav, wav.parent.name, text, "zh",
                                         audio_duration(wav, problems)))
-    if problems:
-        raise CorpusError(problems)
-    utterances = keep_usable(utterances, out.name)
-    write_data_dir(out, utterances)
-    return len(utterances)
+    return write_test_set(out, utterances, problems)

@@ -115,3 +115,17 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance]) -> None:
     log.info("%s: %d utterances, %.2f h, %d speakers (%s)", out, len(utterances),
              sum(u.duration for u in utterances) / 3600, len(spk2utt),
              ", ".join(f"{c} {categories[c]}" for c in ("cs", "zh", "en")))
+
+
+def write_test_set(out: Path, utterances: Sequence[Utterance], problems: Sequence[str]) -> int:
+    """Write a monolingual test set's usable utterances to ``out``; returns how many.
+
+    Raises:
+        CorpusError: with ``problems`` (found while reading the corpus), if there are any.
+    """
+    if problems:
+        raise CorpusError(list(problems))
+    usable = keep_usable(utterances, out.name)
+    write_data_dir(out, usable)
+    return len(usable)
+

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from espnet_cs.corpora import CorpusError
-from espnet_cs.corpora.kaldi_data import Utterance, audio_duration, keep_usable, write_data_dir
+from espnet_cs.corpora.kaldi_data import Utterance, audio_duration, write_test_set
 from espnet_cs.corpora.text_norm import normalize_transcript
 from espnet_cs.kaldi_dir import read_kaldi_map
 
@@ -42,8 +42,4 @@ def prepare_librispeech_test_clean(librispeech_dir: Path, out: Path) -> int:
                 continue
             utterances.append(Utterance(utt, utt, flac, trans.parent.parent.name, normalize_transcript(raw), "en",
                                         audio_duration(flac, problems)))
-    if problems:
-        raise CorpusError(problems)
-    utterances = keep_usable(utterances, out.name)
-    write_data_dir(out, utterances)
-    return len(utterances)
+    return write_test_set(out, utterances, problems)
