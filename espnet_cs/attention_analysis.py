@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from espnet_cs.guidance import WordRows
 from espnet_cs.kaldi_dir import read_kaldi_map
+from espnet_cs.decoder import in_batch_order
 from espnet_cs.model import CSWhisperModel
 
 
@@ -49,6 +50,6 @@ def attention_passes(
             text[i, : len(t)] = torch.tensor(t)
         memory, memory_lengths, _ = model.encoder(speech, speech_lengths)
         inputs, _ = model.teacher_forcing(text, text_lengths)
-        with model.decoder.capture_attention() as attention:
+        with model.decoder.capture_attention() as captured:
             model.decoder(memory, memory_lengths, inputs, None)
-        yield attention, model.word_rows(text, text_lengths), len(batch)
+        yield in_batch_order(captured, memory_lengths), model.word_rows(text, text_lengths), len(batch)

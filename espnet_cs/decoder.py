@@ -12,6 +12,7 @@ from espnet2.asr.decoder.abs_decoder import AbsDecoder
 
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
+from espnet_cs.encoder import equal_length_groups
 from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
 from espnet_cs.tokenizer import CSTokenizer
 
@@ -108,21 +109,31 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
     def forward(
         self,
         hs_pad: torch.Tensor,
-        hlens: torch.Tensor,
+        hlens: Optional[torch.Tensor],
         ys_in_pad: torch.Tensor,
-        ys_in_lens: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        ys_in_lens: Optional[torch.Tensor],
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """Teacher-forced logits.
 
+        Whisper's cross-attention has no padding mask: utterances whose encoder states differ in
+        length are decoded in separate passes, each over its own valid states, so an
+        utterance's logits do not depend on its batch mates.
+
         Args:
-            hs_pad: (batch, frames, d_model) encoder states.
-            hlens: (batch,) unused: Whisper attends to every frame.
+            hs_pad: (batch, frames, d_model) encoder states, zero-padded.
+            hlens: (batch,) valid states per utterance (None: all are valid).
             ys_in_pad: (batch, length) prompt + target tokens, padded with anything.
             ys_in_lens: (batch,) valid lengths.
         Returns:
             logits (batch, length, vocab); ys_in_lens.
         """
-        return self.logits(ys_in_pad, hs_pad), ys_in_lens
+        if hlens is None:
+            return self.logits(ys_in_pad, hs_pad), ys_in_lens
+        groups = equal_length_groups(hlens)
+        logits = [self.logits(ys_in_pad[rows], hs_pad[rows, : int(hlens[rows[0]])]) for rows in groups]
+        if len(groups) == 1:
+            return logits[0], ys_in_lens
+        return torch.cat(logits)[torch.argsort(torch.cat(groups))], ys_in_lens
 
     def logits(
         self, tokens: torch.Tensor, memory: torch.Tensor, cache: Optional[KVCache] = None
@@ -219,16 +230,17 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
                 hook.remove()
 
     @contextmanager
-    def capture_attention(self) -> Iterator[dict[int, torch.Tensor]]:
+    def capture_attention(self) -> Iterator[dict[int, list[torch.Tensor]]]:
         """Self-attention probabilities of every layer and head while inside the block.
 
-        Yields ``{layer: (batch, heads, positions, positions)}``, filled by each teacher-forced
-        forward pass and differentiable (for the guidance loss). Whisper's attention returns
+        Yields ``{layer: [(batch, heads, positions, positions), ...]}``, one entry per pass
+        (:meth:`forward` makes one pass per encoder length; :func:`in_batch_order` joins them),
+        differentiable (for the guidance loss). Whisper's attention returns
         detached scores, and none at all with PyTorch's fused attention, so the probabilities
         are recomputed from the same query and key projections. Outside the block nothing is
         recomputed: decoding is not slowed down.
         """
-        captured: dict[int, torch.Tensor] = {}
+        captured: dict[int, list[torch.Tensor]] = {}
 
         def hook(layer: int):
             def capture(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -243,7 +255,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
                 scores = (q @ k.transpose(-1, -2)).float()
                 if mask is not None:
                     scores = scores + mask[:n, :n]
-                captured[layer] = scores.softmax(dim=-1)
+                captured.setdefault(layer, []).append(scores.softmax(dim=-1))
             return capture
 
         hooks = [block.attn.register_forward_hook(hook(i), with_kwargs=True) for i, block in enumerate(self.decoders.blocks)]
@@ -280,3 +292,12 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
             logits = self.logits(new_tokens, xs, cache)[:, -1]
         new_states = [{module: t[i] for module, t in cache.items()} for i in range(ys.size(0))]
         return torch.log_softmax(logits, dim=-1), new_states
+
+
+def in_batch_order(captured: dict[int, list[torch.Tensor]], hlens: Optional[torch.Tensor]) -> dict[int, torch.Tensor]:
+    """``{layer: (batch, heads, positions, positions)}`` of a teacher-forced :meth:`WhisperCSDecoder.forward`
+    over encoder states of lengths ``hlens``, from what :meth:`WhisperCSDecoder.capture_attention` captured."""
+    if hlens is None:
+        return {layer: torch.cat(parts) for layer, parts in captured.items()}
+    order = torch.argsort(torch.cat(equal_length_groups(hlens)))
+    return {layer: torch.cat(parts)[order.to(parts[0].device)] for layer, parts in captured.items()}

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
 import torch.nn.functional as F
 import whisper
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
-from whisper.audio import HOP_LENGTH, N_SAMPLES
+from whisper.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE
 
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
 from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
 
-# The second convolution has stride 2: audio is padded to a whole number of encoder frames.
+# The second convolution has stride 2: an encoder frame is two mel frames.
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
+
+
+def equal_length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
+    """Row indices of the entries of ``lengths`` (batch,) that are equal, one tensor per value, shortest first.
+
+    Utterances of different padded widths never share a Whisper pass (see
+    :meth:`WhisperCSEncoder.forward`); ``torch.argsort(torch.cat(groups))`` restores batch order.
+    """
+    return [torch.nonzero(lengths == n).flatten() for n in torch.unique(lengths)]
 
 
 class WhisperCSEncoder(AbsEncoder):
@@ -26,7 +36,7 @@ class WhisperCSEncoder(AbsEncoder):
         whisper_model: backbone spec for :func:`espnet_cs.backbone.load_whisper`
             (``whisper-base``, an openai-whisper name, a checkpoint file or a CTranslate2 dir).
         pad_to_30s: pad every utterance to Whisper's 30-s window (as Whisper was trained);
-            otherwise pad only to the longest utterance of the batch.
+            otherwise to its next whole second (:meth:`padded_samples`).
         cache_dir: where converted backbones are cached.
         prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
             Prompt outputs stay in the encoder states, so the decoder can attend to them.
@@ -78,28 +88,29 @@ class WhisperCSEncoder(AbsEncoder):
     def output_size(self) -> int:
         return self.encoders.ln_post.normalized_shape[-1]
 
-    def padded_length(self, max_samples: int) -> int:
-        """Number of audio samples every utterance of a batch is padded to."""
+    def padded_samples(self, samples: int) -> int:
+        """The padding policy: the samples an utterance of ``samples`` is padded to, alone or in a batch.
+
+        Whisper's window (30 s) with ``pad_to_30s``; otherwise the utterance's next whole second.
+        The width depends on the utterance only, never on its batch mates.
+        """
         if self.pad_to_30s:
             return N_SAMPLES
-        frames = -(-max_samples // SAMPLES_PER_ENCODER_FRAME)
-        return max(frames, 1) * SAMPLES_PER_ENCODER_FRAME
+        return min(N_SAMPLES, max(1, math.ceil(samples / SAMPLE_RATE)) * SAMPLE_RATE)
 
-    def log_mel(self, speech: torch.Tensor, speech_lengths: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, speech: torch.Tensor, speech_lengths: torch.Tensor, width: int) -> torch.Tensor:
         """Whisper's log-mel spectrogram of each utterance, zero-padded as Whisper pads.
 
         Args:
             speech: (batch, samples) 16-kHz audio, padded with anything.
-            speech_lengths: (batch,) valid samples per utterance (at most 30 s).
+            speech_lengths: (batch,) valid samples per utterance.
+            width: samples every utterance is padded to (a multiple of 320, at most 30 s).
         Returns:
-            (batch, n_mels, frames) with ``frames = padded_length / 160``.
+            (batch, n_mels, width / 160)
         """
-        if int(speech_lengths.max()) > N_SAMPLES:
-            raise ValueError(f"audio longer than Whisper's 30-s window: {int(speech_lengths.max())} samples")
-        length = self.padded_length(int(speech_lengths.max()))
         mels = [
             # Per utterance: whisper's normalization clamps to (its own maximum - 8).
-            whisper.log_mel_spectrogram(F.pad(audio[:n], (0, length - int(n))), self.n_mels)
+            whisper.log_mel_spectrogram(F.pad(audio[:n], (0, width - int(n))), self.n_mels)
             for audio, n in zip(speech.float(), speech_lengths)
         ]
         return torch.stack(mels)
@@ -110,18 +121,32 @@ class WhisperCSEncoder(AbsEncoder):
         ilens: torch.Tensor,
         prev_states: Optional[torch.Tensor] = None,
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
-        """Encode audio.
+        """Encode audio, each utterance padded by :meth:`padded_samples`.
+
+        Whisper's encoder has no padding mask, so its output depends on how much padding it sees.
+        Utterances of equal padded width share a pass; their states are then zero-padded to the
+        batch's widest, and ``lengths`` says which are valid. An utterance's states are the same
+        alone and in any batch (up to float rounding).
 
         Args:
             xs_pad: (batch, samples) raw audio.
-            ilens: (batch,) valid samples.
+            ilens: (batch,) valid samples, at most 30 s.
         Returns:
-            states (batch, prompts + frames, d_model); lengths (batch,), all the full length
-            (Whisper attends to its padding like to silence); None.
+            states (batch, prompts + frames, d_model); lengths (batch,): prompts + frames of
+            each utterance's width; None.
         """
-        x = self.encode_mel(self.log_mel(xs_pad, ilens))
-        olens = torch.full((x.size(0),), x.size(1), dtype=torch.long, device=x.device)
-        return x, olens, None
+        if int(ilens.max()) > N_SAMPLES:
+            raise ValueError(f"audio longer than Whisper's 30-s window: {int(ilens.max())} samples")
+        widths = torch.tensor([self.padded_samples(int(n)) for n in ilens], device=ilens.device)
+        n_prompts = self.prompts.length if self.prompts is not None else 0
+        lengths = n_prompts + widths // SAMPLES_PER_ENCODER_FRAME
+        groups = equal_length_groups(widths)
+        states = [self.encode_mel(self.log_mel(xs_pad[rows], ilens[rows], int(widths[rows[0]]))) for rows in groups]
+        if len(groups) == 1:
+            return states[0], lengths, None
+        longest = int(lengths.max())
+        states = torch.cat([F.pad(x, (0, 0, 0, longest - x.size(1))) for x in states])
+        return states[torch.argsort(torch.cat(groups))], lengths, None
 
     def encode_mel(self, mel: torch.Tensor) -> torch.Tensor:
         """Whisper's ``AudioEncoder.forward`` for any length up to 30 s, prompts prepended.

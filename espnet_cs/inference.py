@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from whisper.audio import N_SAMPLES
+from whisper.audio import SAMPLE_RATE
 
 from espnet_cs.decoder import WhisperCSDecoder
 from espnet_cs.decoding import GreedyConfig, greedy_decode, guard_cut, RepetitionGuard
-from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.encoder import WhisperCSEncoder, equal_length_groups
 from espnet_cs.tokenizer import CSTokenizer, Language
-
-SAMPLE_RATE = 16000
 
 
 @dataclass
@@ -79,37 +76,29 @@ class Transcriber:
 
     @torch.no_grad()
     def __call__(self, audios: Sequence[np.ndarray]) -> list[Hypothesis]:
-        """Transcribe a batch.
+        """Transcribe a batch; a hypothesis does not depend on its batch mates (nor on --batch_size or --nj).
 
-        Whisper's encoder has no padding mask, so padding changes its output. On true length
-        each utterance is padded to its next whole second, and only utterances of the same padded
-        length share an encoder pass: a hypothesis then does not depend on its batch mates (nor
-        on --batch_size or --nj).
+        The encoder pads each utterance by its padding policy
+        (:meth:`espnet_cs.encoder.WhisperCSEncoder.padded_samples`), and utterances whose encoder
+        states differ in length are decoded in separate passes.
 
         Args:
             audios: 1-D float arrays of 16-kHz audio, each at most 30 s.
         Returns:
             one hypothesis per audio, in order.
         """
-        padded = [self.padded_samples(len(a)) for a in audios]
+        lengths = torch.tensor([len(a) for a in audios])
+        speech = torch.zeros(len(audios), int(lengths.max()))
+        for row, audio in enumerate(audios):
+            speech[row, : len(audio)] = torch.as_tensor(audio, dtype=torch.float32)
+        memory, memory_lengths, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
         hyps: list[Optional[Hypothesis]] = [None] * len(audios)
-        for width in sorted(set(padded)):
-            group = [i for i, p in enumerate(padded) if p == width]
-            speech = torch.zeros(len(group), width)
-            for row, i in enumerate(group):
-                speech[row, : len(audios[i])] = torch.as_tensor(audios[i], dtype=torch.float32)
-            lengths = torch.full((len(group),), width)
-            memory, _, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
-            seconds = [len(audios[i]) / SAMPLE_RATE for i in group]
-            for i, tokens in zip(group, greedy_decode(self.decoder, memory, self.tokenizer, self.config, seconds)):
+        for rows in equal_length_groups(memory_lengths.cpu()):
+            seconds = [len(audios[i]) / SAMPLE_RATE for i in rows.tolist()]
+            group_memory = memory[rows.to(memory.device), : int(memory_lengths[rows[0]])]
+            for i, tokens in zip(rows.tolist(), greedy_decode(self.decoder, group_memory, self.tokenizer, self.config, seconds)):
                 hyps[i] = Hypothesis.from_tokens(tokens, self.tokenizer)
         return hyps
-
-    def padded_samples(self, samples: int) -> int:
-        """Samples an utterance of ``samples`` is padded to: Whisper's window, or its next whole second."""
-        if self.encoder.pad_to_30s:
-            return N_SAMPLES
-        return min(N_SAMPLES, max(1, math.ceil(samples / SAMPLE_RATE)) * SAMPLE_RATE)
 
 
 def apply_guard(hypothesis: Hypothesis, seconds: float, guard: RepetitionGuard, tokenizer: CSTokenizer) -> Hypothesis:

@@ -18,7 +18,7 @@ from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSm
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
-from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.decoder import WhisperCSDecoder, in_batch_order
 from espnet_cs.encoder import WhisperCSEncoder
 from espnet_cs.guidance import HeadSelection, WordRows, guidance_loss
 from espnet_cs.options import check_options
@@ -131,7 +131,7 @@ class CSWhisperModel(AbsESPnetModel):
         """
         memory, memory_lengths, _ = self.encoder(speech, speech_lengths)
         inputs, targets = self.teacher_forcing(text, text_lengths)
-        with self.decoder.capture_attention() if self.guidance else nullcontext({}) as attention:
+        with self.decoder.capture_attention() if self.guidance else nullcontext({}) as captured:
             logits, _ = self.decoder(memory, memory_lengths, inputs, text_lengths + len(self.tokenizer.sot_sequence))
         logits = logits[:, len(self.tokenizer.sot_sequence) - 1 :].contiguous()
         ce = self.criterion(logits, targets)
@@ -140,6 +140,7 @@ class CSWhisperModel(AbsESPnetModel):
         loss = ce
         if self.guidance:
             words = self.word_rows(text, text_lengths)
+            attention = in_batch_order(captured, memory_lengths)
             guidance = guidance_loss(attention, self.guided_heads, words, self.guidance.target, speech.size(0))
             loss = ce + self.guidance.weight * guidance
             stats["loss_guidance"] = guidance.detach()

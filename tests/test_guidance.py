@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from espnet_cs.adapters import AdapterConfig, BottleneckAdapter
-from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.decoder import WhisperCSDecoder, in_batch_order
 from espnet_cs.encoder import WhisperCSEncoder
 from espnet_cs.guidance import (HeadSelection, WordRows, guidance_loss, lid_head_statistics, own_language_share,
                                 select_heads)
@@ -103,8 +103,9 @@ def test_attention_capture_matches_whisper_and_changes_nothing(tiny_whisper_path
     tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 ok")]])
     memory = torch.randn(1, 20, 64)
     plain = dec(memory, None, tokens, None)[0]
-    with dec.capture_attention() as attention:
+    with dec.capture_attention() as parts:
         captured = dec(memory, None, tokens, None)[0]
+    attention = in_batch_order(parts, None)
     torch.testing.assert_close(captured, plain)
     assert sorted(attention) == [0, 1] and attention[1].shape == (1, 4, tokens.size(1), tokens.size(1))
     block = dec.decoders.blocks[0]
