@@ -9,6 +9,7 @@ Whisper's modules and parameter names untouched: adapters are additions, not for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Optional, Sequence
 
 import torch
@@ -64,19 +65,22 @@ class BottleneckAdapter(nn.Module):
 
 
 class BlockAdapters(nn.ModuleDict):
-    """The adapters of one Whisper block, keyed by sublayer name, hooked onto it."""
+    """The adapters of one Whisper block, keyed by sublayer name, hooked onto it.
+
+    Each hook is a bound method of this module (through :func:`functools.partial`), so
+    ``copy.deepcopy`` of a model gives hooks that call the copy's own adapters.
+    """
 
     def __init__(self, block: nn.Module, config: AdapterConfig, d_model: int) -> None:
         super().__init__({name: BottleneckAdapter(d_model, config.bottleneck) for name in config.placement})
         for name in config.placement:
-            getattr(block, name).register_forward_hook(self._hook(name))
+            getattr(block, name).register_forward_hook(partial(self.adapt, name))
 
-    def _hook(self, name: str):
-        def adapt(module: nn.Module, args: Any, output: Any) -> Any:
-            if isinstance(output, tuple):  # attention returns (output, attention scores)
-                return (self[name](output[0]), *output[1:])
-            return self[name](output)
-        return adapt
+    def adapt(self, name: str, module: nn.Module, args: Any, output: Any) -> Any:
+        """Forward hook of sublayer ``name``: its output through its adapter."""
+        if isinstance(output, tuple):  # attention returns (output, attention scores)
+            return (self[name](output[0]), *output[1:])
+        return self[name](output)
 
 
 def attach_adapters(blocks: Sequence[nn.Module], config: AdapterConfig, d_model: int) -> Optional[nn.ModuleList]:

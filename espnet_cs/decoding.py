@@ -1,7 +1,9 @@
-"""Batched greedy decoding with a key/value cache, as openai-whisper decodes, plus a repetition guard.
+"""Speech to text: batched greedy decoding with a key/value cache, as openai-whisper decodes, plus a repetition guard.
 
-With ``suppress_blank`` and ``suppress_tokens`` on (the defaults, as in openai-whisper) and no
-guard, the tokens equal ``whisper.decode`` with ``temperature=0`` and the same prompt.
+:class:`Transcriber` turns batches of 16-kHz audio into :class:`Hypothesis` objects (the one result
+type of decoding, stage 8 and the Python API). With ``suppress_blank`` and ``suppress_tokens`` on
+(the defaults, as in openai-whisper) and no guard, the tokens equal ``whisper.decode`` with
+``temperature=0`` and the same task tokens.
 """
 
 from __future__ import annotations
@@ -9,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
+from whisper.audio import SAMPLE_RATE
 
-from espnet_cs.decoder import WhisperCSDecoder
-from espnet_cs.tokenizer import CSTokenizer
+from espnet_cs.decoder import CSWhisperDecoder
+from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
+from espnet_cs.model import CSWhisperModel
+from espnet_cs.tokenizer import CSTokenizer, Language
 
 
 @dataclass(frozen=True)
@@ -51,7 +57,7 @@ def guard_cut(tokens: Sequence[int], seconds: float, guard: RepetitionGuard) -> 
 class GreedyConfig:
     """Greedy decoding options (openai-whisper's defaults)."""
 
-    max_new_tokens: Optional[int] = None  # default: half the text context (224), as Whisper
+    max_new_tokens: Optional[int] = None  # default: the decoder's (half the text context, 224), as Whisper
     suppress_blank: bool = True
     suppress_tokens: bool = True
     guard: Optional[RepetitionGuard] = None
@@ -59,7 +65,7 @@ class GreedyConfig:
 
 @torch.no_grad()
 def greedy_decode(
-    decoder: WhisperCSDecoder,
+    decoder: CSWhisperDecoder,
     memory: torch.Tensor,
     tokenizer: CSTokenizer,
     config: GreedyConfig = GreedyConfig(),
@@ -70,28 +76,29 @@ def greedy_decode(
     Args:
         decoder: the text decoder.
         memory: (batch, frames, d_model) encoder states.
-        tokenizer: gives the prompt and the suppressed tokens.
+        tokenizer: gives the task tokens and the suppressed tokens.
         config: options; a guard needs ``seconds``.
         seconds: (batch,) audio durations, for the guard's token budget.
     Returns:
-        the sampled tokens of each utterance, without prompt and end of text.
+        the sampled tokens of each utterance, without task tokens and end of text.
     """
     if config.guard is not None and seconds is None:
         raise ValueError("the repetition guard needs the audio durations")
     batch = memory.size(0)
-    prompt = torch.tensor(tokenizer.sot_sequence, device=memory.device).repeat(batch, 1)
-    max_new = config.max_new_tokens or decoder.n_ctx // 2
-    max_new = min(max_new, decoder.n_ctx - prompt.size(1))
+    task = torch.tensor(tokenizer.sot_sequence, device=memory.device).repeat(batch, 1)
+    max_new = config.max_new_tokens or decoder.max_new_tokens
+    max_new = min(max_new, decoder.n_ctx - decoder.soft_prompts.length - task.size(1))
     eot = tokenizer.eot
     suppress = torch.tensor(tokenizer.suppress_tokens, device=memory.device)
     blank = torch.tensor(tokenizer.blank_tokens, device=memory.device)
 
     sampled: list[list[int]] = [[] for _ in range(batch)]
     finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
-    tokens = prompt
+    tokens = task
+    prompts = decoder.prompt_states(memory)
     with decoder.kv_cache() as cache:
         for step in range(max_new):
-            logits = decoder.logits(tokens, memory, cache)[:, -1]
+            logits = decoder.logits(tokens, memory, prompts, cache)[:, -1]
             if config.suppress_tokens:
                 logits[:, suppress] = -torch.inf
             if config.suppress_blank and step == 0:
@@ -127,3 +134,92 @@ def guard_cut_last(tokens: Sequence[int], seconds: float, guard: RepetitionGuard
         ):
             return end - n * guard.max_repeats
     return None
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One decoded utterance.
+
+    ``tokens`` are the token ids (no task tokens, no end of text); ``pieces`` pairs every token's
+    text with its language, ``"zh"``, ``"en"`` or ``"other"``
+    (:meth:`espnet_cs.tokenizer.CSTokenizer.language_tags`); a character split over two byte-level
+    tokens shows as U+FFFD in each piece.
+    """
+
+    text: str
+    tokens: list[int]
+    languages: list[Language]
+    pieces: list[tuple[str, str]]
+
+    @classmethod
+    def from_tokens(cls, tokens: Sequence[int], tokenizer: CSTokenizer) -> "Hypothesis":
+        tokens = list(tokens)
+        languages = tokenizer.language_tags(tokens)
+        texts = [tokenizer.whisper.encoding.decode_single_token_bytes(t).decode("utf-8", errors="replace")
+                 for t in tokens]
+        return cls(tokenizer.decode(tokens), tokens, languages, [(t, l.name.lower()) for t, l in zip(texts, languages)])
+
+
+class Transcriber:
+    """Greedy transcription of batches of audio with a Whisper encoder and decoder."""
+
+    def __init__(
+        self,
+        encoder: CSWhisperEncoder,
+        decoder: CSWhisperDecoder,
+        tokenizer: CSTokenizer,
+        config: GreedyConfig = GreedyConfig(),
+        device: str = "cpu",
+    ) -> None:
+        self.encoder = encoder.to(device).eval()
+        self.decoder = decoder.to(device).eval()
+        self.tokenizer = tokenizer
+        self.config = config
+        self.device = device
+
+    @classmethod
+    def from_model(cls, model: CSWhisperModel, config: GreedyConfig = GreedyConfig(), device: str = "cpu") -> "Transcriber":
+        """Decode with ``model``'s encoder, decoder and task tokens (e.g. ``CSWhisperModel.from_backbone(...)``)."""
+        return cls(model.encoder, model.decoder, model.tokenizer, config, device)
+
+    @classmethod
+    def from_trained(
+        cls, train_config: str, model_file: str, config: GreedyConfig = GreedyConfig(), device: str = "cpu"
+    ) -> "Transcriber":
+        """A model trained by ``espnet_cs.bin.train`` (its prompts, adapters and padding)."""
+        from espnet_cs.task import CSASRTask  # the task imports ESPnet's whole training stack
+
+        model, _ = CSASRTask.build_model_from_file(train_config, model_file, device)
+        return cls.from_model(model, config, device)
+
+    @torch.no_grad()
+    def __call__(self, audios: Sequence[np.ndarray]) -> list[Hypothesis]:
+        """Transcribe a batch; a hypothesis does not depend on its batch mates (nor on --batch_size or --nj).
+
+        The encoder pads each utterance by its padding policy
+        (:meth:`espnet_cs.encoder.CSWhisperEncoder.padded_samples`), and utterances whose encoder
+        states differ in length are decoded in separate passes.
+
+        Args:
+            audios: 1-D float arrays of 16-kHz audio, each at most 30 s.
+        Returns:
+            one hypothesis per audio, in order.
+        """
+        lengths = torch.tensor([len(a) for a in audios])
+        speech = torch.zeros(len(audios), int(lengths.max()))
+        for row, audio in enumerate(audios):
+            speech[row, : len(audio)] = torch.as_tensor(audio, dtype=torch.float32)
+        memory, memory_lengths, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
+        hyps: list[Optional[Hypothesis]] = [None] * len(audios)
+        for rows in equal_length_groups(memory_lengths.cpu()):
+            seconds = [len(audios[i]) / SAMPLE_RATE for i in rows.tolist()]
+            group_memory = memory[rows.to(memory.device), : int(memory_lengths[rows[0]])]
+            for i, tokens in zip(rows.tolist(), greedy_decode(self.decoder, group_memory, self.tokenizer, self.config, seconds)):
+                hyps[i] = Hypothesis.from_tokens(tokens, self.tokenizer)
+        return hyps
+
+
+def apply_guard(hypothesis: Hypothesis, seconds: float, guard: RepetitionGuard, tokenizer: CSTokenizer) -> Hypothesis:
+    """The hypothesis greedy decoding would have produced with ``guard`` on (a prefix)."""
+    cut = guard_cut(hypothesis.tokens, seconds, guard)
+    return hypothesis if cut is None else Hypothesis.from_tokens(hypothesis.tokens[:cut], tokenizer)

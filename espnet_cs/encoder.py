@@ -13,7 +13,7 @@ from whisper.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE
 
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
-from espnet_cs.prompts import PromptConfig, SoftPrompts, insert_prompts
+from espnet_cs.prompts import SoftPrompts
 
 # The second convolution has stride 2: an encoder frame is two mel frames.
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
@@ -23,12 +23,12 @@ def equal_length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
     """Row indices of the entries of ``lengths`` (batch,) that are equal, one tensor per value, shortest first.
 
     Utterances of different padded widths never share a Whisper pass (see
-    :meth:`WhisperCSEncoder.forward`); ``torch.argsort(torch.cat(groups))`` restores batch order.
+    :meth:`CSWhisperEncoder.forward`); ``torch.argsort(torch.cat(groups))`` restores batch order.
     """
     return [torch.nonzero(lengths == n).flatten() for n in torch.unique(lengths)]
 
 
-class WhisperCSEncoder(AbsEncoder):
+class CSWhisperEncoder(AbsEncoder):
     """Whisper's audio encoder (log-mel front end included) around a loaded backbone.
 
     Args:
@@ -38,7 +38,7 @@ class WhisperCSEncoder(AbsEncoder):
         pad_to_30s: pad every utterance to Whisper's 30-s window (as Whisper was trained);
             otherwise to its next whole second (:meth:`padded_samples`).
         cache_dir: where converted backbones are cached.
-        prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
+        soft_prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
             Prompt outputs stay in the encoder states, so the decoder can attend to them.
         adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
     """
@@ -49,7 +49,7 @@ class WhisperCSEncoder(AbsEncoder):
         whisper_model: str = "whisper-base",
         pad_to_30s: bool = True,
         cache_dir: Optional[str] = None,
-        prompts: Optional[dict] = None,
+        soft_prompts: Optional[dict] = None,
         adapters: Optional[dict] = None,
     ) -> None:
         super().__init__()
@@ -57,33 +57,9 @@ class WhisperCSEncoder(AbsEncoder):
         self.encoders: whisper.model.AudioEncoder = model.encoder
         self.n_mels = model.dims.n_mels
         self.pad_to_30s = pad_to_30s
-        config = PromptConfig.from_dict(prompts, "encoder prompts")
-        if config.language:
-            raise ValueError("encoder prompts: language prompts are decoder-only (the language is detected from the encoder output)")
-        self.prompts = (
-            SoftPrompts(config, model.dims.n_audio_layer, model.dims.n_audio_state, init=self.silence_states(config.length))
-            if config.length else None
-        )
+        self.soft_prompts = SoftPrompts.for_encoder(soft_prompts, self.encoders, self.n_mels)
         adapter_config = AdapterConfig.from_dict(adapters, "encoder adapters", allowed=("attn", "mlp"))
         self.adapters = attach_adapters(self.encoders.blocks, adapter_config, model.dims.n_audio_state)
-
-    @torch.no_grad()
-    def silence_states(self, n: int) -> torch.Tensor:
-        """(n_layers, n, d_model) what each block receives at the last ``n`` frames of a silent 30-s window.
-
-        Encoder self-attention has no order but the positional embeddings, so prompts that start
-        as these states are read, at first, as the trailing silence Whisper saw in training.
-        """
-        enc = self.encoders
-        if n > enc.positional_embedding.size(0):
-            raise ValueError(f"encoder prompts: length {n} exceeds Whisper's {enc.positional_embedding.size(0)} audio positions")
-        mel = whisper.log_mel_spectrogram(torch.zeros(N_SAMPLES, device=enc.conv1.weight.device), self.n_mels)
-        x = F.gelu(enc.conv2(F.gelu(enc.conv1(mel[None])))).permute(0, 2, 1) + enc.positional_embedding
-        states = []
-        for block in enc.blocks:
-            states.append(x[0, -n:])
-            x = block(x)
-        return torch.stack(states)
 
     def output_size(self) -> int:
         return self.encoders.ln_post.normalized_shape[-1]
@@ -138,8 +114,7 @@ class WhisperCSEncoder(AbsEncoder):
         if int(ilens.max()) > N_SAMPLES:
             raise ValueError(f"audio longer than Whisper's 30-s window: {int(ilens.max())} samples")
         widths = torch.tensor([self.padded_samples(int(n)) for n in ilens], device=ilens.device)
-        n_prompts = self.prompts.length if self.prompts is not None else 0
-        lengths = n_prompts + widths // SAMPLES_PER_ENCODER_FRAME
+        lengths = self.soft_prompts.length + widths // SAMPLES_PER_ENCODER_FRAME
         groups = equal_length_groups(widths)
         states = [self.encode_mel(self.log_mel(xs_pad[rows], ilens[rows], int(widths[rows[0]]))) for rows in groups]
         if len(groups) == 1:
@@ -160,9 +135,7 @@ class WhisperCSEncoder(AbsEncoder):
         x = F.gelu(enc.conv1(mel))
         x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
         x = (x + enc.positional_embedding[: x.size(1)]).to(x.dtype)
-        prompts = self.prompts(x.size(0)).to(x.dtype) if self.prompts is not None else None
+        prompts = self.soft_prompts(x.size(0))
         for i, block in enumerate(enc.blocks):
-            if prompts is not None and self.prompts.enters_block(i):
-                x = insert_prompts(x, prompts[i], replace=i > 0)
-            x = block(x)
+            x = block(self.soft_prompts.enter(x, i, prompts))
         return enc.ln_post(x)

@@ -1,4 +1,4 @@
-"""The ESPnet model: Whisper encoder + decoder trained with cross-entropy on the CS prompt.
+"""The ESPnet model: Whisper encoder + decoder trained with cross-entropy (plus attention guidance, if configured).
 
 Checkpoints of parameter-efficient runs hold only what trains: frozen backbone tensors
 (``requires_grad`` off, e.g. through ESPnet's ``--freeze_param``) are dropped when the state is
@@ -9,7 +9,6 @@ backbone is the one the checkpoint was trained on (``backbone_sha256``).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -18,30 +17,13 @@ from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSm
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
-from espnet_cs.decoder import WhisperCSDecoder, in_batch_order
-from espnet_cs.encoder import WhisperCSEncoder
-from espnet_cs.guidance import HeadSelection, WordRows, guidance_loss
-from espnet_cs.options import check_options
-from espnet_cs.tokenizer import CSTokenizer
+from espnet_cs.decoder import CSWhisperDecoder
+from espnet_cs.encoder import CSWhisperEncoder
+from espnet_cs.guidance.loss import AttentionGuidance, GuidanceConfig
+from espnet_cs.tokenizer import CSTokenizer, LidPrompt
 
 IGNORE_ID = -1
 BACKBONE_PREFIXES = ("encoder.encoders.", "decoder.decoders.")
-
-
-@dataclass(frozen=True)
-class GuidanceConfig:
-    """Attention guidance: the selected heads, the loss weight (lambda) and the soft label (c)."""
-
-    heads_file: str
-    weight: float = 1.0
-    target: float = 0.5
-
-    @classmethod
-    def from_dict(cls, conf: dict) -> "GuidanceConfig":
-        check_options(cls, conf, "model_conf.guidance")
-        if "heads_file" not in conf:
-            raise ValueError("model_conf.guidance needs heads_file: the LID-head selection of stage 4")
-        return cls(**conf)
 
 
 def sha256_tensor(hex_digest: str) -> torch.Tensor:
@@ -53,21 +35,20 @@ class CSWhisperModel(AbsESPnetModel):
     """Whisper for code-switching ASR.
 
     Args:
-        encoder: Whisper encoder (with its soft prompts, if any).
-        decoder: Whisper decoder (with its soft prompts, if any).
-        prompt: decoder task prompt, ``single`` (``<|zh|>``) or ``cs`` (``<|zh|><|en|>``).
+        encoder: Whisper encoder (with its soft prompts and adapters, if any).
+        decoder: Whisper decoder (with its soft prompts and adapters, if any).
+        lid_prompt: decoder task tokens, ``single`` (``<|zh|>``) or ``cs`` (``<|zh|><|en|>``).
         lsm_weight: label smoothing.
         length_normalized_loss: normalize the loss by tokens instead of utterances.
-        guidance: attention guidance (needs the ``cs`` prompt): ``heads_file`` (stage 4's
-            selection), ``weight`` (lambda) and ``target`` (c); see :mod:`espnet_cs.guidance`.
-            The loss is cross-entropy + weight * guidance.
+        guidance: attention guidance options (:class:`espnet_cs.guidance.loss.GuidanceConfig`;
+            needs ``lid_prompt: cs``): the loss is cross-entropy + weight * guidance.
     """
 
     def __init__(
         self,
-        encoder: WhisperCSEncoder,
-        decoder: WhisperCSDecoder,
-        prompt: str = "cs",
+        encoder: CSWhisperEncoder,
+        decoder: CSWhisperDecoder,
+        lid_prompt: LidPrompt = "cs",
         lsm_weight: float = 0.0,
         length_normalized_loss: bool = False,
         guidance: Optional[dict] = None,
@@ -77,40 +58,46 @@ class CSWhisperModel(AbsESPnetModel):
             raise ValueError("encoder and decoder were loaded from different Whisper backbones")
         self.encoder = encoder
         self.decoder = decoder
-        self.tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], prompt)
+        dims = encoder.backbone_identity.dims
+        self.tokenizer = CSTokenizer.for_vocab(dims["n_vocab"], lid_prompt)
         self.criterion = LabelSmoothingLoss(
             self.tokenizer.vocab_size, IGNORE_ID, lsm_weight, normalize_length=length_normalized_loss
         )
         self.register_buffer("backbone_sha256", sha256_tensor(encoder.backbone_identity.sha256))
-        self.guidance = GuidanceConfig.from_dict(guidance) if guidance else None
-        if self.guidance is not None:
-            if prompt != "cs":
-                raise ValueError("attention guidance needs the two-LID prompt (prompt: cs)")
-            dims = encoder.backbone_identity.dims
-            self.guided_heads = HeadSelection.load(
-                self.guidance.heads_file, encoder.backbone_identity.sha256, dims["n_text_layer"], dims["n_text_head"]
-            ).heads
+        self.guidance = AttentionGuidance(
+            GuidanceConfig.from_dict(guidance), self.tokenizer, encoder.backbone_identity.sha256,
+            dims["n_text_layer"], dims["n_text_head"],
+        ) if guidance else None
         self.register_state_dict_post_hook(_drop_frozen_backbone)
         self.register_load_state_dict_pre_hook(_restore_frozen_backbone)
+
+    @classmethod
+    def from_backbone(cls, whisper_model: str = "whisper-base", lid_prompt: LidPrompt = "cs", pad_to_30s: bool = True,
+                      cache_dir: Optional[str] = None) -> "CSWhisperModel":
+        """The zero-shot backbone: Whisper with the given task tokens and padding, nothing added."""
+        encoder = CSWhisperEncoder(whisper_model=whisper_model, pad_to_30s=pad_to_30s, cache_dir=cache_dir)
+        vocab_size = encoder.backbone_identity.dims["n_vocab"]
+        decoder = CSWhisperDecoder(vocab_size, encoder.output_size(), whisper_model=whisper_model, cache_dir=cache_dir)
+        return cls(encoder, decoder, lid_prompt=lid_prompt)
 
     def teacher_forcing(self, text: torch.Tensor, text_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder inputs and targets.
 
         Args:
-            text: (batch, length) target token ids (no prompt), padded with -1.
+            text: (batch, length) target token ids (no task tokens), padded with -1.
             text_lengths: (batch,)
         Returns:
-            inputs (batch, P + length): prompt + targets, padded with end of text;
+            inputs (batch, T + length): task tokens + targets, padded with end of text;
             targets (batch, length + 1): targets + end of text, padded with ``IGNORE_ID``,
-            aligned with the decoder outputs from the last prompt position on.
+            aligned with the decoder outputs from the last task token on.
         """
         batch, length = text.shape
         positions = torch.arange(length + 1, device=text.device)[None]
         targets = torch.cat([text, text.new_full((batch, 1), IGNORE_ID)], dim=1)
         targets = targets.masked_fill(positions == text_lengths[:, None], self.tokenizer.eot)
         targets = targets.masked_fill(positions > text_lengths[:, None], IGNORE_ID)
-        prompt = text.new_tensor(self.tokenizer.sot_sequence).expand(batch, -1)
-        inputs = torch.cat([prompt, text.masked_fill(text < 0, self.tokenizer.eot)], dim=1)
+        task = text.new_tensor(self.tokenizer.sot_sequence).expand(batch, -1)
+        inputs = torch.cat([task, text.masked_fill(text < 0, self.tokenizer.eot)], dim=1)
         return inputs, targets
 
     def forward(
@@ -131,7 +118,7 @@ class CSWhisperModel(AbsESPnetModel):
         """
         memory, memory_lengths, _ = self.encoder(speech, speech_lengths)
         inputs, targets = self.teacher_forcing(text, text_lengths)
-        with self.decoder.capture_attention() if self.guidance else nullcontext({}) as captured:
+        with self.guidance.capture(self.decoder) if self.guidance else nullcontext() as captured:
             logits, _ = self.decoder(memory, memory_lengths, inputs, text_lengths + len(self.tokenizer.sot_sequence))
         logits = logits[:, len(self.tokenizer.sot_sequence) - 1 :].contiguous()
         ce = self.criterion(logits, targets)
@@ -139,20 +126,11 @@ class CSWhisperModel(AbsESPnetModel):
         stats = {"loss_ce": ce.detach(), "acc": torch.tensor(acc)}
         loss = ce
         if self.guidance:
-            words = self.word_rows(text, text_lengths)
-            attention = in_batch_order(captured, memory_lengths)
-            guidance = guidance_loss(attention, self.guided_heads, words, self.guidance.target, speech.size(0))
-            loss = ce + self.guidance.weight * guidance
+            guidance = self.guidance.loss(captured, memory_lengths, text, text_lengths, self.decoder.soft_prompts.length)
+            loss = ce + self.guidance.config.weight * guidance
             stats["loss_guidance"] = guidance.detach()
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, torch.tensor(speech.size(0))), loss.device)
-
-    def word_rows(self, text: torch.Tensor, text_lengths: torch.Tensor) -> WordRows:
-        """The word tokens of a batch of targets and where the decoder outputs them."""
-        tags = [self.tokenizer.language_tags(t[:n].tolist()) for t, n in zip(text, text_lengths)]
-        offset = self.decoder.prompts.length if self.decoder.prompts is not None else 0
-        lid = self.tokenizer.lid_positions
-        return WordRows.from_tags(tags, offset + len(self.tokenizer.sot_sequence) - 1, offset + lid["zh"], offset + lid["en"])
 
     def collect_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
         return {"feats": speech, "feats_lengths": speech_lengths}

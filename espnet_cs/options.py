@@ -1,14 +1,25 @@
-"""Checking YAML option mappings against the dataclasses that hold them."""
+"""The one check of option mappings (YAML sections, ``--*_conf``) against what takes them."""
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
+import inspect
+from dataclasses import fields, is_dataclass
+from typing import Any, Callable
 
 
-def check_options(cls: type, conf: dict[str, Any], where: str) -> None:
-    """Raise ``ValueError`` naming ``where`` and the valid keys if ``conf`` has a key ``cls`` lacks."""
-    valid = {f.name for f in fields(cls)}
+def check_options(target: type | Callable[..., Any], conf: dict[str, Any], where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` and the valid keys if ``conf`` has a key ``target`` does not take.
+
+    Args:
+        target: a dataclass (its fields) or a class or function (its keyword parameters).
+        conf: the options.
+        where: what to name in the error, e.g. ``encoder_conf of CSWhisperEncoder``.
+    """
+    if is_dataclass(target):
+        valid = {f.name for f in fields(target)}
+    else:
+        function = target.__init__ if inspect.isclass(target) else target
+        valid = {name for name in inspect.signature(function).parameters if name != "self"}
     unknown = sorted(set(conf) - valid)
     if unknown:
         raise ValueError(f"{where}: unknown option(s) {unknown}; valid: {sorted(valid)}")

@@ -5,17 +5,17 @@ The zip is written by ESPnet's own :func:`espnet2.main_funcs.pack_funcs.pack` an
 Its members, for ``exp_dir = exp/<name>``::
 
     meta.yaml                    ESPnet's index: {files, yaml_files, timestamp, versions}
-    exp/<name>/config.yaml       the training config; residual prompts folded; the head selection's
+    exp/<name>/config.yaml       the training config; prompt reparameterizations folded; the LID heads'
                                  path points inside the zip (unpacking rewrites it to the output dir)
     exp/<name>/<model file>      the trainable tensors only, and ``backbone_sha256``
     exp/<name>/backbone.json     the frozen Whisper backbone: {spec, sha256, dims}
-    exp/<name>/<heads>.json      the LID-head selection, if the config's guidance uses one
+    exp/<name>/<lid heads>.json  stage 4's LID heads, if the config's guidance uses them
 
 The backbone's weights are not in the zip: the public Whisper is resolved from its spec as
 :func:`espnet_cs.backbone.load_whisper` resolves it, and must have the recorded sha256.
-Residual prompts are folded (:meth:`espnet_cs.prompts.SoftPrompts.fold`): the zip holds the
-vectors the MLP computes and the config says ``residual_bottleneck: 0``, so the unpacked model
-has no MLP and computes exactly what the trained one computed.
+Prompt reparameterizations are folded (:meth:`espnet_cs.prompts.SoftPrompts.fold`): the zip holds
+the vectors the residual MLP computes and the config says ``residual_bottleneck: 0``, so the
+unpacked model has no MLP and computes exactly what the trained one computed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 from espnet_cs.backbone import load_whisper
 from espnet_cs.model import CSWhisperModel
+from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
 from espnet_cs.task import CSASRTask, freeze
 
 logger = logging.getLogger(__name__)
@@ -51,18 +52,18 @@ class BackboneError(RuntimeError):
     """A packed model's backbone cannot be loaded, or is not the one the model was trained on."""
 
 
-def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, heads_file: Optional[str | Path] = None) -> Path:
-    """Pack ``exp_dir/model_file`` with its config, head selection and backbone identity into ``out``.
+def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, lid_heads: Optional[str | Path] = None) -> Path:
+    """Pack ``exp_dir/model_file`` with its config, LID heads and backbone identity into ``out``.
 
     Args:
         exp_dir: training output dir (``config.yaml`` and the checkpoints).
         model_file: checkpoint name inside ``exp_dir``, e.g. ``valid.loss.ave.pth``.
         out: the zip to write (replaced atomically).
-        heads_file: the head selection, if not where the config's guidance says it is.
+        lid_heads: the LID-head file, if not where the config's guidance says it is.
     Returns:
         ``out``.
     Raises:
-        FileNotFoundError: config, checkpoint or head selection missing.
+        FileNotFoundError: config, checkpoint or LID-head file missing.
         ValueError: the checkpoint does not hold exactly the trainable tensors of the config's
             model, or was trained on another backbone than the configured one.
     """
@@ -72,7 +73,7 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, heads_file
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: {missing}")
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    heads = _heads_file(config, heads_file)
+    heads = _lid_heads_file(config, lid_heads)
     name = f"exp/{exp_dir.resolve().name}"
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".pack.") as tmp:
@@ -80,7 +81,7 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, heads_file
         (staging / name).mkdir(parents=True)
         packed_config = staging / name / "config.yaml"
         if heads is not None:
-            config["model_conf"]["guidance"]["heads_file"] = str(heads.resolve())
+            config["model_conf"]["guidance"]["lid_heads"] = str(heads.resolve())
         _write_yaml(packed_config, config)  # built from here (the working directory resolves the backbone spec)
         model, args = CSASRTask.build_model_from_file(packed_config, model_path)
         state = _trainable_state(model, args.freeze_param, torch.load(model_path, map_location="cpu"), model_path)
@@ -92,7 +93,7 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, heads_file
         if heads is not None:
             member = f"{name}/{heads.name}"
             shutil.copyfile(heads, staging / member)
-            config["model_conf"]["guidance"]["heads_file"] = member
+            config["model_conf"]["guidance"]["lid_heads"] = member
             option.append(member)
         _write_yaml(packed_config, _folded_config(config, model))
         with chdir(staging):  # pack names members by their paths relative to it
@@ -104,22 +105,22 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, heads_file
     return out
 
 
-def _heads_file(config: dict, override: Optional[str | Path]) -> Optional[Path]:
-    """The head selection the config's guidance reads (``override`` if given), checked to exist."""
+def _lid_heads_file(config: dict, override: Optional[str | Path]) -> Optional[Path]:
+    """The LID-head file the config's guidance reads (``override`` if given), checked to exist."""
     guidance = (config.get("model_conf") or {}).get("guidance")
     if guidance is None:
         if override is not None:
-            raise ValueError(f"--heads_file {override}: the model is not trained with attention guidance")
+            raise ValueError(f"--lid_heads {override}: the model is not trained with attention guidance")
         return None
-    path = Path(override or guidance["heads_file"])
+    path = Path(override or guidance["lid_heads"])
     if not path.is_file():
-        raise FileNotFoundError(f"head selection {path} does not exist: give its location with --heads_file")
+        raise FileNotFoundError(f"LID heads {path} do not exist: give their location with --lid_heads")
     return path
 
 
 def _trainable_state(model: CSWhisperModel, freeze_param: list[str], saved: dict[str, torch.Tensor],
                      source: Path) -> dict[str, torch.Tensor]:
-    """The state to pack: what trains, with residual prompts folded.
+    """The state to pack: what trains, with prompt reparameterizations folded.
 
     ``saved`` (the checkpoint, loaded into ``model``) must hold exactly the tensors that train
     under ``freeze_param``, and ``backbone_sha256``.
@@ -131,16 +132,16 @@ def _trainable_state(model: CSWhisperModel, freeze_param: list[str], saved: dict
         raise ValueError(f"{source} is not a trainable-only checkpoint of this config: "
                          f"{len(frozen)} frozen or unknown tensors {frozen[:3]}, {len(missing)} trainable ones missing {missing[:3]}")
     for stack in (model.encoder, model.decoder):
-        if stack.prompts is not None:
-            stack.prompts.fold()
+        stack.soft_prompts.fold()
     return {k: v.detach().clone() for k, v in model.state_dict().items()}  # the model's hook drops the frozen backbone
 
 
 def _folded_config(config: dict, model: CSWhisperModel) -> dict:
     """``config`` with the prompt settings of ``model``'s (folded) prompts."""
     for section, stack in (("encoder_conf", model.encoder), ("decoder_conf", model.decoder)):
-        if stack.prompts is not None:
-            config[section]["prompts"]["residual_bottleneck"] = stack.prompts.config.residual_bottleneck
+        conf = (config.get(section) or {}).get("soft_prompts")
+        for key in REPARAMETERIZATIONS if conf else ():
+            conf[key] = getattr(stack.soft_prompts.config, key)
     return config
 
 

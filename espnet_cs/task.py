@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import inspect
 from typing import Any, Callable, Sequence
 
 import loralib as lora
@@ -23,15 +22,17 @@ from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.preprocessor import AbsPreprocessor
 from espnet2.utils.types import str_or_none
 
-from espnet_cs.decoder import WhisperCSDecoder
-from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.backbone import WHISPER_TEXT_CTX
+from espnet_cs.decoder import CSWhisperDecoder
+from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.tokenizer import PROMPT_LANGUAGES, CSTokenizer
+from espnet_cs.options import check_options
+from espnet_cs.tokenizer import LID_PROMPTS, CSTokenizer
 from espnet_cs.trainer import CSTrainer
-from whisper.audio import N_SAMPLES
+from whisper.audio import N_SAMPLES, SAMPLE_RATE
 
-encoder_choices = ClassChoices("encoder", classes=dict(whisper_cs=WhisperCSEncoder), type_check=AbsEncoder, default="whisper_cs")
-decoder_choices = ClassChoices("decoder", classes=dict(whisper_cs=WhisperCSDecoder), type_check=AbsDecoder, default="whisper_cs")
+encoder_choices = ClassChoices("encoder", classes=dict(whisper_cs=CSWhisperEncoder), type_check=AbsEncoder, default="whisper_cs")
+decoder_choices = ClassChoices("decoder", classes=dict(whisper_cs=CSWhisperDecoder), type_check=AbsDecoder, default="whisper_cs")
 model_choices = ClassChoices("model", classes=dict(whisper_cs=CSWhisperModel), type_check=AbsESPnetModel, default="whisper_cs")
 
 
@@ -49,7 +50,7 @@ class CSPreprocessor(AbsPreprocessor):
 
     def __call__(self, uid: str, data: dict[str, Any]) -> dict[str, np.ndarray]:
         if "speech" in data and len(data["speech"]) > N_SAMPLES:
-            raise ValueError(f"{uid}: audio of {len(data['speech']) / 16000:.1f} s is longer than Whisper's 30-s window")
+            raise ValueError(f"{uid}: audio of {len(data['speech']) / SAMPLE_RATE:.1f} s is longer than Whisper's 30-s window")
         if "text" in data:
             text = data["text"].strip()
             if not text:
@@ -74,8 +75,8 @@ class CSASRTask(AbsTask):
         group.add_argument("--whisper_model", type=str, default="whisper-base",
                            help="Whisper backbone: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir")
         group.add_argument("--whisper_cache_dir", type=str_or_none, default=None, help="cache of converted backbones")
-        group.add_argument("--prompt", type=str, default="cs", choices=sorted(PROMPT_LANGUAGES),
-                           help="decoder task prompt: single = <|zh|>, cs = <|zh|><|en|>")
+        group.add_argument("--lid_prompt", type=str, default="cs", choices=sorted(LID_PROMPTS),
+                           help="language tokens of the decoder's task tokens: single = <|zh|>, cs = <|zh|><|en|>")
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -85,9 +86,8 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> CSPreprocessor:
-        tokenizer = CSTokenizer(args.prompt)
-        max_tokens = 448 // 2 - 1  # Whisper's decoders sample at most half their context; one for <|endoftext|>
-        return CSPreprocessor(train, tokenizer, max_tokens)
+        # Whisper samples at most half its text context; one of those is <|endoftext|>.
+        return CSPreprocessor(train, CSTokenizer(args.lid_prompt), WHISPER_TEXT_CTX // 2 - 1)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
@@ -114,12 +114,12 @@ class CSASRTask(AbsTask):
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
         backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
         encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
-        tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.prompt)
+        tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.lid_prompt)
         decoder = _build("decoder", decoder_choices.get_class(args.decoder),
                          {**args.decoder_conf, **backbone, "vocab_size": tokenizer.vocab_size,
                           "encoder_output_size": encoder.output_size()})
         return _build("model", model_choices.get_class(args.model),
-                      {**args.model_conf, "encoder": encoder, "decoder": decoder, "prompt": args.prompt})
+                      {**args.model_conf, "encoder": encoder, "decoder": decoder, "lid_prompt": args.lid_prompt})
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:
@@ -149,9 +149,5 @@ def keep_lora_unmerged(model: torch.nn.Module) -> None:
 
 def _build(section: str, class_: type, conf: dict[str, Any]) -> Any:
     """``class_(**conf)``, with a clear error for a key the class does not take."""
-    parameters = inspect.signature(class_.__init__).parameters
-    unknown = sorted(set(conf) - set(parameters))
-    if unknown:
-        valid = sorted(p for p in parameters if p != "self")
-        raise ValueError(f"unknown key(s) {unknown} in {section}_conf of {class_.__name__}; valid: {valid}")
+    check_options(class_, conf, f"{section}_conf of {class_.__name__}")
     return class_(**conf)

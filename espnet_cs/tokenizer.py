@@ -1,9 +1,9 @@
-"""Whisper's multilingual tokenizer with the code-switching decoder prompt and per-token language tags.
+"""Whisper's multilingual tokenizer with the code-switching task tokens and per-token language tags.
 
-Two decoder prompts are supported:
+The decoder input starts with task tokens; their language tokens are the *LID prompt*:
 
-* ``single``: Whisper's own prompt ``<|startoftranscript|><|zh|><|transcribe|><|notimestamps|>``
-* ``cs``: the two-LID code-switching prompt
+* ``single``: Whisper's own ``<|startoftranscript|><|zh|><|transcribe|><|notimestamps|>``
+* ``cs``: the two-LID code-switching tokens
   ``<|startoftranscript|><|zh|><|en|><|transcribe|><|notimestamps|>``
 
 Every token also gets a language tag (:class:`Language`): ``ZH`` if the bytes it covers belong to
@@ -23,8 +23,8 @@ from typing import Literal, Sequence
 
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
-PromptKind = Literal["single", "cs"]
-PROMPT_LANGUAGES: dict[str, tuple[str, ...]] = {"single": ("zh",), "cs": ("zh", "en")}
+LidPrompt = Literal["single", "cs"]
+LID_PROMPTS: dict[str, tuple[str, ...]] = {"single": ("zh",), "cs": ("zh", "en")}  # its languages
 
 
 class Language(enum.IntEnum):
@@ -53,31 +53,31 @@ def _byte_languages(text: str) -> list[Language]:
 
 @dataclass(frozen=True)
 class CSTokenizer:
-    """Whisper multilingual tokenizer with a configurable (single or code-switching) prompt.
+    """Whisper multilingual tokenizer with a configurable (single or code-switching) LID prompt.
 
     Args:
-        prompt: ``"single"`` (``<|zh|>`` only) or ``"cs"`` (``<|zh|><|en|>``).
+        lid_prompt: ``"single"`` (``<|zh|>`` only) or ``"cs"`` (``<|zh|><|en|>``).
         num_languages: languages of the Whisper vocabulary (99, or 100 for large-v3).
     """
 
-    prompt: PromptKind = "cs"
+    lid_prompt: LidPrompt = "cs"
     num_languages: int = 99
     whisper: Tokenizer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.prompt not in PROMPT_LANGUAGES:
-            raise ValueError(f"unknown prompt {self.prompt!r}: choose from {sorted(PROMPT_LANGUAGES)}")
+        if self.lid_prompt not in LID_PROMPTS:
+            raise ValueError(f"unknown lid_prompt {self.lid_prompt!r}: choose from {sorted(LID_PROMPTS)}")
         tokenizer = get_tokenizer(
             multilingual=True, num_languages=self.num_languages, language="zh", task="transcribe"
         )
         object.__setattr__(self, "whisper", tokenizer)
 
     @classmethod
-    def for_vocab(cls, n_vocab: int, prompt: PromptKind = "cs") -> "CSTokenizer":
+    def for_vocab(cls, n_vocab: int, lid_prompt: LidPrompt = "cs") -> "CSTokenizer":
         """The tokenizer of a Whisper model with ``n_vocab`` embeddings (as ``Whisper.num_languages``)."""
         if n_vocab < 51865:
             raise ValueError(f"n_vocab={n_vocab} is an English-only Whisper: it has no <|zh|> token")
-        return cls(prompt, num_languages=n_vocab - 51765 - 1)
+        return cls(lid_prompt, num_languages=n_vocab - 51765 - 1)
 
     @property
     def eot(self) -> int:
@@ -99,13 +99,13 @@ class CSTokenizer:
 
     @cached_property
     def sot_sequence(self) -> tuple[int, ...]:
-        """The decoder prompt: sot, language token(s), transcribe, notimestamps."""
-        languages = [self.language_token_ids[lang] for lang in PROMPT_LANGUAGES[self.prompt]]
+        """The task tokens: sot, the LID prompt's language token(s), transcribe, notimestamps."""
+        languages = [self.language_token_ids[lang] for lang in LID_PROMPTS[self.lid_prompt]]
         return (self.sot, *languages, self.whisper.transcribe, self.whisper.no_timestamps)
 
     @cached_property
     def lid_positions(self) -> dict[str, int]:
-        """Position of each language token of the prompt inside :attr:`sot_sequence`."""
+        """Position of each language token of the LID prompt inside :attr:`sot_sequence`."""
         return {
             lang: self.sot_sequence.index(token)
             for lang, token in self.language_token_ids.items()
@@ -125,7 +125,7 @@ class CSTokenizer:
         return (*self.whisper.encode(" "), self.eot)
 
     def encode(self, text: str) -> list[int]:
-        """Text tokens of ``text`` (no prompt, no end of text)."""
+        """Text tokens of ``text`` (no task tokens, no end of text)."""
         return self.whisper.encode(text)
 
     def encode_target(self, transcript: str) -> list[int]:
@@ -134,7 +134,7 @@ class CSTokenizer:
         return self.encode(" " + transcript if transcript[:1].isascii() else transcript)
 
     def decode(self, token_ids: Sequence[int]) -> str:
-        """Text of ``token_ids``; special tokens (prompt, end of text, timestamps) are dropped."""
+        """Text of ``token_ids``; special tokens (task tokens, end of text, timestamps) are dropped."""
         return self.whisper.decode([t for t in token_ids if t < self.eot]).strip()
 
     def language_tags(self, token_ids: Sequence[int]) -> list[Language]:
@@ -154,11 +154,6 @@ class CSTokenizer:
             zh, en = langs.count(Language.ZH), langs.count(Language.EN)
             tags.append(Language.OTHER if zh + en == 0 else Language.ZH if zh >= en else Language.EN)
         return tags
-
-    def encode_with_tags(self, text: str) -> tuple[list[int], list[Language]]:
-        """``encode(text)`` and the language tag of every token."""
-        ids = self.encode(text)
-        return ids, self.language_tags(ids)
 
 
 def _token_local_languages(pieces: Sequence[bytes]) -> list[Language]:

@@ -42,4 +42,4 @@ def prepared_recipe(path: Path, data_opts: str = TINY_DATA) -> Path:
 def zeroshot_args(whisper: Path, nj: int) -> list[str]:
     """Stage 3 with one prompt on true-length audio, in batches of 2 (2 batches of the 4 test utterances)."""
     return ["--stage", "3", "--stop_stage", "3", "--nj", str(nj), "--whisper_model", str(whisper),
-            "--zeroshot_prompts", "cs", "--pad_to_30s", "false", "--decode_batch_size", "2"]
+            "--zeroshot_lid_prompts", "cs", "--pad_to_30s", "false", "--decode_batch_size", "2"]

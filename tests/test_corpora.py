@@ -229,7 +229,7 @@ def run(recipe: Path, *args: str, script: str = "./run.sh") -> subprocess.Comple
                           env={**os.environ, "OMP_NUM_THREADS": "2"})
 
 
-FAST_DECODING = ("--whisper_model", "whisper-base", "--zeroshot_prompts", "cs", "--decode_batch_size", "4")
+FAST_DECODING = ("--whisper_model", "whisper-base", "--zeroshot_lid_prompts", "cs", "--decode_batch_size", "4")
 
 
 def assert_scored(recipe: Path, sets: dict[str, int]) -> None:

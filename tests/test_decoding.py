@@ -7,18 +7,18 @@ import torch
 import whisper
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
-from espnet_cs.decoder import WhisperCSDecoder
-from espnet_cs.decoding import GreedyConfig, RepetitionGuard, greedy_decode, guard_cut
-from espnet_cs.encoder import WhisperCSEncoder
-from espnet_cs.inference import Transcriber, apply_guard, Hypothesis
+from espnet_cs.decoder import CSWhisperDecoder
+from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard, greedy_decode, guard_cut
+from espnet_cs.model import CSWhisperModel
+from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.tokenizer import CSTokenizer
 
 
 @pytest.fixture(scope="module")
 def parts(tiny_whisper_path):
     spec = str(tiny_whisper_path)
-    encoder = WhisperCSEncoder(whisper_model=spec).eval()
-    decoder = WhisperCSDecoder(51865, encoder.output_size(), whisper_model=spec).eval()
+    encoder = CSWhisperEncoder(whisper_model=spec).eval()
+    decoder = CSWhisperDecoder(51865, encoder.output_size(), whisper_model=spec).eval()
     reference = whisper.load_model(spec, device="cpu").eval()
     return encoder, decoder, reference
 
@@ -42,7 +42,7 @@ def reference_mel(audio):
 
 def test_vocab_mismatch_is_an_error(tiny_whisper_path):
     with pytest.raises(ValueError, match="vocabulary 51865"):
-        WhisperCSDecoder(5000, 64, whisper_model=str(tiny_whisper_path))
+        CSWhisperDecoder(5000, 64, whisper_model=str(tiny_whisper_path))
 
 
 def test_decoder_logits_equal_whisper_and_cache_equals_recompute(parts):
@@ -53,8 +53,8 @@ def test_decoder_logits_equal_whisper_and_cache_equals_recompute(parts):
     full, _ = decoder(memory, None, tokens, None)
     torch.testing.assert_close(full, reference.decoder(tokens, memory))
     with decoder.kv_cache() as cache:
-        steps = [decoder.logits(tokens[:, :5], memory, cache)]
-        steps += [decoder.logits(tokens[:, t : t + 1], memory, cache) for t in range(5, tokens.size(1))]
+        steps = [decoder.logits(tokens[:, :5], memory, None, cache)]
+        steps += [decoder.logits(tokens[:, t : t + 1], memory, None, cache) for t in range(5, tokens.size(1))]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
     assert not any(m._forward_hooks for m in decoder.modules())  # hooks removed
 
@@ -116,7 +116,7 @@ def test_guarded_decoding_is_a_prefix_of_unguarded(parts):
 
 
 def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
-    transcriber = Transcriber.from_backbone(str(tiny_whisper_path), "cs", config=GreedyConfig(max_new_tokens=5))
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), GreedyConfig(max_new_tokens=5))
     hyps = transcriber(audio_batch())
     assert len(hyps) == 2
     for hyp in hyps:
@@ -126,8 +126,8 @@ def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
 
 def test_true_length_hypotheses_do_not_depend_on_batch_mates(tiny_whisper_path):
     """Batched and one-by-one decoding agree (the encoder's padding policy: tests/test_encoder.py)."""
-    transcriber = Transcriber.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False,
-                                            config=GreedyConfig(max_new_tokens=8))
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False),
+                                         GreedyConfig(max_new_tokens=8))
     audios = audio_batch((0.7, 2.3, 2.9, 1.0))
     together = transcriber(audios)
     alone = [transcriber([audio])[0] for audio in audios]

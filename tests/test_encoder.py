@@ -6,8 +6,8 @@ import pytest
 import torch
 import whisper
 
-from espnet_cs.decoder import WhisperCSDecoder
-from espnet_cs.encoder import WhisperCSEncoder, equal_length_groups
+from espnet_cs.decoder import CSWhisperDecoder
+from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
 from espnet_cs.tokenizer import CSTokenizer
 
 SECONDS = (0.7, 2.3, 1.0, 2.9, 0.4)  # widths 1, 3, 1, 3, 1 s
@@ -30,13 +30,13 @@ def padded(audios):
 @pytest.fixture(scope="module")
 def true_length(tiny_whisper_path):
     spec = str(tiny_whisper_path)
-    encoder = WhisperCSEncoder(whisper_model=spec, pad_to_30s=False, prompts={"length": 3, "deep": True})
-    decoder = WhisperCSDecoder(51865, encoder.output_size(), whisper_model=spec, prompts={"length": 2})
+    encoder = CSWhisperEncoder(whisper_model=spec, pad_to_30s=False, soft_prompts={"length": 3, "deep": True})
+    decoder = CSWhisperDecoder(51865, encoder.output_size(), whisper_model=spec, soft_prompts={"length": 2})
     return encoder, decoder
 
 
 def test_encoder_equals_whisper_with_30s_padding(tiny_whisper_path):
-    encoder = WhisperCSEncoder(whisper_model=str(tiny_whisper_path)).eval()
+    encoder = CSWhisperEncoder(whisper_model=str(tiny_whisper_path)).eval()
     reference = whisper.load_model(str(tiny_whisper_path), device="cpu").eval()
     audios = audio_batch()
     states, lens, _ = encoder(*padded(audios))

@@ -8,7 +8,8 @@ from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
 from espnet_cs.backbone import load_whisper
 from espnet_cs.decoding import GreedyConfig, RepetitionGuard
-from espnet_cs.inference import Transcriber, apply_guard
+from espnet_cs.decoding import Transcriber, apply_guard
+from espnet_cs.model import CSWhisperModel
 from espnet_cs.synth.speech import SPEAKERS, synthesize
 from espnet_cs.tokenizer import CSTokenizer
 
@@ -34,7 +35,7 @@ def openai_whisper_greedy(model: whisper.model.Whisper, audios: list[np.ndarray]
 
 @pytest.mark.parametrize("prompt", ["single", "cs"])
 def test_equals_openai_whisper_greedy(audios, prompt):
-    transcriber = Transcriber.from_backbone("whisper-base", prompt)
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", prompt))
     ours = transcriber(audios)
     model, _ = load_whisper("whisper-base")
     assert [h.tokens for h in ours] == openai_whisper_greedy(model.eval(), audios, transcriber.tokenizer)
@@ -43,7 +44,7 @@ def test_equals_openai_whisper_greedy(audios, prompt):
 
 
 def test_guard_shortens_only_looping_hypotheses(audios):
-    transcriber = Transcriber.from_backbone("whisper-base", "cs")
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "cs"))
     guard = RepetitionGuard()
     free = transcriber(audios)
     transcriber.config = GreedyConfig(guard=guard)

@@ -19,11 +19,10 @@ from espnet2.main_funcs.pack_funcs import unpack
 from espnet_model_zoo.downloader import ModelDownloader
 
 from conftest import TINY_DIMS, make_tiny_whisper
-from espnet_cs.api import Speech2Text, Transcription, load_speech
+from espnet_cs.api import Speech2Text, load_speech
 from espnet_cs.bin import pack as pack_cli
 from espnet_cs.bin import select_heads
-from espnet_cs.decoding import GreedyConfig
-from espnet_cs.inference import Hypothesis, Transcriber
+from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
 from espnet_cs.model import BACKBONE_PREFIXES
 from espnet_cs.packing import BackboneError, pack_model
 from espnet_cs.task import CSASRTask
@@ -71,7 +70,7 @@ def runs(backbone, data_dir, tmp_path_factory) -> dict[str, Run]:  # noqa: F811
     result = {}
     for method in METHODS:
         exp = root / method
-        extra = ["--model_conf", f"{{guidance: {{heads_file: {heads / 'heads_top60.json'}}}}}"] if method == "adapter_ag" else []
+        extra = ["--model_conf", f"{{guidance: {{lid_heads: {heads / 'lid_heads.json'}}}}}"] if method == "adapter_ag" else []
         CSASRTask.main(cmd=train_args(method, backbone, data_dir, exp, *extra))
         trained = Transcriber.from_trained(str(exp / "config.yaml"), str(exp / "valid.loss.ave.pth"), DECODING)
         tokens = [trained([sf.read(a, dtype="float32")[0]])[0].tokens for a in audios]  # one at a time, as the API
@@ -102,7 +101,7 @@ def test_unpacked_model_decodes_as_the_trained_one(method, runs, tmp_path):
     unpack(run.zip, tmp_path / "unpacked")  # ESPnet's unpacking into a new directory
     for source in (tmp_path / "unpacked", run.zip):
         speech2text = Speech2Text.from_pretrained(source, decoding=DECODING)
-        assert [speech2text(a).token_ids for a in run.audios] == run.tokens
+        assert [speech2text(a).tokens for a in run.audios] == run.tokens
         torch.testing.assert_close(forced_logits(speech2text.transcriber, run.audios[0]), run.logits, rtol=0, atol=0)
 
 
@@ -111,7 +110,7 @@ def test_zip_holds_the_trainable_tensors_and_no_backbone(method, runs, backbone)
     names, config, state, identity = read_zip(runs[method].zip)
     directory = f"exp/{method}"
     expected = {"meta.yaml", f"{directory}/config.yaml", f"{directory}/valid.loss.ave.pth", f"{directory}/backbone.json"}
-    assert set(names) == expected | ({f"{directory}/heads_top60.json"} if method == "adapter_ag" else set())
+    assert set(names) == expected | ({f"{directory}/lid_heads.json"} if method == "adapter_ag" else set())
     backbone_keys = [k for k in state if k.startswith(BACKBONE_PREFIXES)]
     assert all("lora_" in k for k in backbone_keys), "only LoRA's own matrices live inside Whisper's modules"
     assert bool(backbone_keys) == (method == "lora")
@@ -119,18 +118,18 @@ def test_zip_holds_the_trainable_tensors_and_no_backbone(method, runs, backbone)
                         "dims": asdict(TINY_DIMS)}
     assert bytes(state["backbone_sha256"].to(torch.uint8).tolist()).hex() == identity["sha256"]
     if method == "adapter_ag":
-        assert config["model_conf"]["guidance"]["heads_file"] == f"{directory}/heads_top60.json"
+        assert config["model_conf"]["guidance"]["lid_heads"] == f"{directory}/lid_heads.json"
 
 
 def test_residual_prompts_are_folded(runs):
     run = runs["spt4asr"]
     _, config, state, _ = read_zip(run.zip)
     checkpoint = torch.load(run.exp_dir / "valid.loss.ave.pth")
-    assert {k for k in checkpoint if ".residual." in k} and not {k for k in state if ".residual." in k}
-    assert set(state) == {k for k in checkpoint if ".residual." not in k}
+    assert {k for k in checkpoint if ".reparameterization." in k} and not {k for k in state if ".reparameterization." in k}
+    assert set(state) == {k for k in checkpoint if ".reparameterization." not in k}
     for stack in ("encoder", "decoder"):
-        assert config[f"{stack}_conf"]["prompts"]["residual_bottleneck"] == 0
-        key = f"{stack}.prompts.vectors"
+        assert config[f"{stack}_conf"]["soft_prompts"]["residual_bottleneck"] == 0
+        key = f"{stack}.soft_prompts.vectors"
         assert not torch.equal(state[key], checkpoint[key]), "the trained MLP changes the prompts"
     # test_unpacked_model_decodes_as_the_trained_one: the same tokens and logits without the MLP
 
@@ -139,8 +138,8 @@ def test_espnet_model_zoo_unpacks_it(runs, tmp_path):
     run = runs["adapter_ag"]
     files = ModelDownloader(tmp_path / "zoo").unpack_local_file(str(run.zip))
     config = yaml.safe_load(Path(files["asr_train_config"]).read_text())
-    assert Path(config["model_conf"]["guidance"]["heads_file"]).is_relative_to(tmp_path / "zoo")
-    assert [Speech2Text.from_files(**files, decoding=DECODING)(a).token_ids for a in run.audios] == run.tokens
+    assert Path(config["model_conf"]["guidance"]["lid_heads"]).is_relative_to(tmp_path / "zoo")
+    assert [Speech2Text.from_files(**files, decoding=DECODING)(a).tokens for a in run.audios] == run.tokens
 
 
 def test_backbone_missing_or_different(runs, backbone, tmp_path):
@@ -150,7 +149,7 @@ def test_backbone_missing_or_different(runs, backbone, tmp_path):
         with pytest.raises(BackboneError, match=r"needs the Whisper backbone .* \(sha256 [0-9a-f]{64}, dims .* cannot be loaded"):
             Speech2Text.from_pretrained(run.zip)
         speech2text = Speech2Text.from_pretrained(run.zip, whisper_model=str(moved), decoding=DECODING)  # a copy elsewhere
-        assert speech2text(run.audios[0]).token_ids == run.tokens[0]
+        assert speech2text(run.audios[0]).tokens == run.tokens[0]
         torch.save({"dims": asdict(TINY_DIMS), "model_state_dict": make_tiny_whisper(seed=1).state_dict()}, backbone)
         trained_on, other = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (moved, backbone))
         with pytest.raises(BackboneError, match=rf"needs .*{trained_on}.*, but '{re.escape(str(backbone))}' has sha256 {other}$"):
@@ -170,20 +169,20 @@ def test_packing_errors(runs, tmp_path):
     torch.save(full, exp / "full.pth")
     with pytest.raises(ValueError, match=r"not a trainable-only checkpoint.*\['encoder.encoders.conv1.weight'\]"):
         pack_model(exp, "full.pth", tmp_path / "x.zip")
-    with pytest.raises(FileNotFoundError, match="head selection .* does not exist"):
+    with pytest.raises(FileNotFoundError, match="LID heads .* do not exist"):
         pack_model(runs["adapter_ag"].exp_dir, "valid.loss.ave.pth", tmp_path / "x.zip")  # its heads were moved
     with pytest.raises(ValueError, match="not trained with attention guidance"):
-        pack_model(exp, "valid.loss.ave.pth", tmp_path / "x.zip", heads_file=tmp_path / "heads.json")
+        pack_model(exp, "valid.loss.ave.pth", tmp_path / "x.zip", lid_heads=tmp_path / "heads.json")
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob(".pack.*")), "nothing left behind"
 
 
 def test_result_pairs_each_token_with_its_language():
     tokenizer = CSTokenizer("cs")
     ids = tokenizer.encode(" check 一下吃饭")
-    result = Transcription.from_hypothesis(Hypothesis.from_tokens(ids, tokenizer), tokenizer)
-    assert result.text == "check 一下吃饭" and result.token_ids == ids
+    result = Hypothesis.from_tokens(ids, tokenizer)
+    assert result.text == "check 一下吃饭" and result.tokens == ids
     # 饭 is split over two byte-level tokens: each piece shows U+FFFD, both are Mandarin.
-    assert result.tokens == [(" check", "en"), (" ", "other"), ("一下", "zh"), ("吃", "zh"), ("\ufffd", "zh"), ("\ufffd", "zh")]
+    assert result.pieces == [(" check", "en"), (" ", "other"), ("一下", "zh"), ("吃", "zh"), ("\ufffd", "zh"), ("\ufffd", "zh")]
 
 
 def test_audio_inputs(runs, tmp_path):

@@ -1,11 +1,12 @@
-"""Soft prompt modules inside the Whisper encoder and decoder (tiny Whisper)."""
+"""Soft prompts: the variants, their insertion into the Whisper encoder and decoder, and the KV cache (tiny Whisper)."""
 
 import pytest
 import torch
 
-from espnet_cs.decoder import WhisperCSDecoder
+from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.decoding import greedy_decode
-from espnet_cs.encoder import WhisperCSEncoder
+from espnet_cs.prompts.language import detect_language
+from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.prompts import PromptConfig, SoftPrompts
 from espnet_cs.tokenizer import CSTokenizer
 
@@ -14,8 +15,8 @@ D_MODEL, LAYERS = 64, 2
 
 def parts(path, encoder_prompts=None, decoder_prompts=None):
     torch.manual_seed(0)
-    encoder = WhisperCSEncoder(whisper_model=str(path), pad_to_30s=False, prompts=encoder_prompts).eval()
-    decoder = WhisperCSDecoder(51865, D_MODEL, whisper_model=str(path), prompts=decoder_prompts).eval()
+    encoder = CSWhisperEncoder(whisper_model=str(path), pad_to_30s=False, soft_prompts=encoder_prompts).eval()
+    decoder = CSWhisperDecoder(51865, D_MODEL, whisper_model=str(path), soft_prompts=decoder_prompts).eval()
     return encoder, decoder
 
 
@@ -23,14 +24,19 @@ def test_prompt_shapes_and_deep_sets():
     vanilla = SoftPrompts(PromptConfig(length=5), LAYERS, D_MODEL)
     deep = SoftPrompts(PromptConfig(length=5, deep=True), LAYERS, D_MODEL)
     assert vanilla(3).shape == (1, 3, 5, D_MODEL) and deep(3).shape == (LAYERS, 3, 5, D_MODEL)
-    assert [deep.enters_block(i) for i in range(LAYERS)] == [True, True]
-    assert [vanilla.enters_block(i) for i in range(LAYERS)] == [True, False]
+    x = torch.zeros(3, 4, D_MODEL)
+    entered = [deep.enter(deep.enter(x, 0, deep(3)), 1, deep(3)), vanilla.enter(vanilla.enter(x, 0, vanilla(3)), 1, vanilla(3))]
+    assert all(e.shape == (3, 5 + 4, D_MODEL) for e in entered)
+    torch.testing.assert_close(entered[0][:, :5], deep(3)[1])  # deep: block 1 gets its own set
+    torch.testing.assert_close(entered[1][:, :5], vanilla(3)[0])  # vanilla: only block 0 gets prompts
+    none = SoftPrompts(PromptConfig(), LAYERS, D_MODEL)
+    assert none(3) is None and none.enter(x, 0, none(3)) is x and not list(none.parameters())
 
 
 def test_residual_reparameterization_folds_exactly():
     prompts = SoftPrompts(PromptConfig(length=5, deep=True, residual_bottleneck=8), LAYERS, D_MODEL)
     torch.testing.assert_close(prompts(2), prompts.vectors.unsqueeze(1).expand(-1, 2, -1, -1))  # starts as identity
-    torch.nn.init.normal_(prompts.residual.norm.weight)  # as after training
+    torch.nn.init.normal_(prompts.reparameterization.norm.weight)  # as after training
     expected = prompts(2)
     assert not torch.allclose(expected, prompts.vectors.unsqueeze(1).expand_as(expected))
     n_before = sum(p.numel() for p in prompts.parameters())
@@ -41,7 +47,8 @@ def test_residual_reparameterization_folds_exactly():
 
 def test_language_encoder_shifts_by_language_and_starts_neutral():
     embeddings = torch.randn(2, D_MODEL)
-    prompts = SoftPrompts(PromptConfig(length=3, language=True, language_bottleneck=4), LAYERS, D_MODEL, embeddings)
+    prompts = SoftPrompts(PromptConfig(length=3, language=True, language_bottleneck=4), LAYERS, D_MODEL,
+                          language_embeddings=embeddings)
     zh, en = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     torch.testing.assert_close(prompts(1, zh), prompts(1, en))  # zero-initialized output layer
     torch.nn.init.normal_(prompts.language.mlp[2].weight)
@@ -51,7 +58,8 @@ def test_language_encoder_shifts_by_language_and_starts_neutral():
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"length": -1}, ">= 0"), ({"deep": True}, "need length > 0"), ({"size": 3}, "unknown option")])
+    ({"length": -1}, ">= 0"), ({"deep": True}, "need length > 0"), ({"size": 3}, "unknown option"),
+    ({"length": 2, "residual_bottleneck": -1}, ">= 0")])
 def test_bad_prompt_config(bad, message):
     with pytest.raises(ValueError, match=message):
         PromptConfig.from_dict(bad, "test")
@@ -69,16 +77,17 @@ def test_encoder_prompts_prepend_positions(tiny_whisper_path):
                                   {"length": 6, "deep": True, "language": True, "language_bottleneck": 4}])
 def test_decoder_prompts_work_with_the_kv_cache(tiny_whisper_path, conf):
     encoder, decoder = parts(tiny_whisper_path, None, conf)
-    for p in decoder.prompts.parameters():
+    for p in decoder.soft_prompts.parameters():
         torch.nn.init.normal_(p, std=0.5)
     memory, _, _ = encoder(0.1 * torch.randn(2, 16000), torch.tensor([16000, 16000]))
     tok = CSTokenizer()
     tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 hello")]] * 2)
     full, _ = decoder(memory, None, tokens, None)
     assert full.shape == (2, tokens.size(1), 51865)
+    prompts = decoder.prompt_states(memory)
     with decoder.kv_cache() as cache:
-        steps = [decoder.logits(tokens[:, :5], memory, cache)]
-        steps += [decoder.logits(tokens[:, t : t + 1], memory, cache) for t in range(5, tokens.size(1))]
+        steps = [decoder.logits(tokens[:, :5], memory, prompts, cache)]
+        steps += [decoder.logits(tokens[:, t : t + 1], memory, None, cache) for t in range(5, tokens.size(1))]
         assert decoder.cached_tokens(cache) == tokens.size(1)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
     logp, states = decoder.batch_score(tokens[:, :-1], [None, None], memory)
@@ -90,6 +99,6 @@ def test_decoder_prompts_work_with_the_kv_cache(tiny_whisper_path, conf):
 def test_language_detection_is_a_zh_en_distribution(tiny_whisper_path):
     encoder, decoder = parts(tiny_whisper_path)
     memory, _, _ = encoder(0.1 * torch.randn(3, 16000), torch.tensor([16000] * 3))
-    lid = decoder.detect_language(memory)
+    lid = detect_language(decoder.decoders, memory, decoder.sot, decoder.lid_tokens)
     assert lid.shape == (3, 2)
     torch.testing.assert_close(lid.sum(-1), torch.ones(3))

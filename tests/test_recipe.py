@@ -29,7 +29,7 @@ def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
 def test_demo_stages_write_scores_and_results(recipe):
     result = run(recipe, "--local_data_opts", TINY_DATA, "--decode_batch_size", "4")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert (recipe / "exp/lid_heads/heads_top60.json").exists() and (recipe / "exp/lid_heads/heads.png").exists()
+    assert (recipe / "exp/lid_heads/lid_heads.json").exists() and (recipe / "exp/lid_heads/heads.png").exists()
     assert (recipe / "exp/spt4asr/valid.loss.ave.pth").exists()  # the demo trains SPT4ASR
     assert (recipe / "exp/spt4asr/packed.zip").stat().st_size > 0  # and packs it
     for system in ("zeroshot_single", "zeroshot_cs", "zeroshot_single_guard", "zeroshot_cs_guard", "spt4asr", "spt4asr_guard"):

@@ -18,7 +18,7 @@ def test_prompts_match_whisper_special_tokens():
 
 
 def test_unknown_prompt_and_english_only_vocab_are_errors():
-    with pytest.raises(ValueError, match="unknown prompt"):
+    with pytest.raises(ValueError, match="unknown lid_prompt"):
         CSTokenizer("both")
     with pytest.raises(ValueError, match="English-only"):
         CSTokenizer.for_vocab(51864)
@@ -32,7 +32,8 @@ def test_char_language():
 def test_tags_follow_the_script_of_each_token():
     tok = CSTokenizer()
     text = "这个 project 的 deadline 是下个星期"
-    ids, tags = tok.encode_with_tags(text)
+    ids = tok.encode(text)
+    tags = tok.language_tags(ids)
     assert tok.decode(ids) == text
     pieces = [tok.whisper.encoding.decode_single_token_bytes(i).decode("utf-8", "replace") for i in ids]
     for piece, tag in zip(pieces, tags):
@@ -43,7 +44,8 @@ def test_tags_follow_the_script_of_each_token():
 
 def test_characters_split_across_tokens_keep_their_language():
     tok = CSTokenizer()
-    ids, tags = tok.encode_with_tags("龘")  # a rare character: several byte-level tokens
+    ids = tok.encode("龘")  # a rare character: several byte-level tokens
+    tags = tok.language_tags(ids)
     assert len(ids) > 1 and tags == [ZH] * len(ids)
 
 

@@ -107,7 +107,7 @@ def test_full_fine_tuning_trains_and_saves_the_backbone(monkeypatch, tiny_whispe
 
 def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, tmp_path):
     args = train_args("spt_both", tiny_whisper_path, data_dir, tmp_path,
-                      "--encoder_conf", "{prompts: {length: 0}}", "--decoder_conf", "{prompts: {length: 0}}")
+                      "--encoder_conf", "{soft_prompts: {length: 0}}", "--decoder_conf", "{soft_prompts: {length: 0}}")
     model = CSASRTask.build_model(CSASRTask.get_parser().parse_args(args)).eval()
     reference = make_tiny_whisper().eval()
     audio = 0.1 * torch.randn(2, 32000)
@@ -123,12 +123,12 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
         return CSASRTask.build_model(CSASRTask.get_parser().parse_args(
             train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, *extra)))
 
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['bottleneck'\] in encoder_conf"):
+    with pytest.raises(ValueError, match=r"encoder_conf of CSWhisperEncoder: unknown option\(s\) \['bottleneck'\]"):
         build("--encoder_conf", "{bottleneck: 4}")
-    with pytest.raises(ValueError, match=r"unknown option\(s\) \[.lenght.\]"):
-        build("--decoder_conf", "{prompts: {lenght: 4}}")
+    with pytest.raises(ValueError, match=r"decoder soft_prompts: unknown option\(s\) \[.lenght.\]"):
+        build("--decoder_conf", "{soft_prompts: {lenght: 4}}")
     with pytest.raises(ValueError, match="does not fit Whisper's text context of 448"):
-        build("--decoder_conf", "{prompts: {length: 300}}")
+        build("--decoder_conf", "{soft_prompts: {length: 300}}")
     with pytest.raises(SystemExit):  # ESPnet's parser: unknown option
         CSASRTask.get_parser().parse_args(train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, "--prompt_length", "4"))
     bad_yaml = tmp_path / "bad.yaml"
@@ -193,7 +193,7 @@ def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, dat
     assert (tmp_path / "heads" / "heads.png").stat().st_size > 0
     _, stage1 = train(monkeypatch, train_args("adapter_stage1", tiny_whisper_path, data_dir, tmp_path / "s1"))
     assert stage1.decoder.adapters is None and stage1.encoder.adapters is not None
-    guidance = f"{{guidance: {{heads_file: {tmp_path / 'heads' / 'heads_top60.json'}, weight: 1.0, target: 0.5}}}}"
+    guidance = f"{{guidance: {{lid_heads: {tmp_path / 'heads' / 'lid_heads.json'}, weight: 1.0, target: 0.5}}}}"
     before, stage2 = train(monkeypatch, train_args("adapter_ag_stage2", tiny_whisper_path, data_dir, tmp_path / "s2",
                                                    "--init_param", str(tmp_path / "s1" / "valid.loss.ave.pth"),
                                                    "--model_conf", guidance))
@@ -209,14 +209,16 @@ def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, dat
     assert reporter[1]["train"]["loss_guidance"] > 0
 
 
-def test_guidance_needs_a_selection_file_and_the_cs_prompt(tiny_whisper_path, data_dir, tmp_path):
+def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_dir, tmp_path):
     def build(*extra):
         return CSASRTask.build_model(CSASRTask.get_parser().parse_args(
             train_args("adapter_ag", tiny_whisper_path, data_dir, tmp_path, *extra)))
 
     with pytest.raises(FileNotFoundError, match="run stage 4"):
-        build("--model_conf", f"{{guidance: {{heads_file: {tmp_path / 'none.json'}}}}}")
-    with pytest.raises(ValueError, match="needs heads_file"):
+        build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")
+    with pytest.raises(ValueError, match="needs lid_heads"):
         build("--model_conf", "{guidance: {weight: 1.0}}")
-    with pytest.raises(ValueError, match="two-LID prompt"):
-        build("--prompt", "single", "--model_conf", f"{{guidance: {{heads_file: {tmp_path / 'none.json'}}}}}")
+    with pytest.raises(ValueError, match="unknown selection 'best'"):
+        build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}, selection: best}}}}")
+    with pytest.raises(ValueError, match="two-LID task tokens"):
+        build("--lid_prompt", "single", "--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")

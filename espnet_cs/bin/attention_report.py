@@ -5,9 +5,12 @@ falls on the token's own language, over ``--data_dir`` (``attention.json``); and
 code-switched utterance, the LID-column attention of the guided heads beside the target map
 (``attention.png``, like Figure 3 of the attention-guidance paper).
 
-    python -m espnet_cs.bin.attention_report --data_dir dump/raw/test --heads_file exp/lid_heads/heads_top60.json \\
-        --system backbone --system adapter=exp/adapter --system guided=exp/adapter_stage1+adapter_ag_stage2 \\
-        --system adapter_ag=exp/adapter_ag --plot backbone --plot adapter --plot guided --out_dir exp/attention
+    python -m espnet_cs.bin.attention_report --data_dir dump/raw/test --lid_heads exp/lid_heads/lid_heads.json \\
+        --selection top --share 0.6 --system backbone --system adapter=exp/adapter \\
+        --system guided=exp/adapter_stage1+adapter_ag_stage2 --plot backbone --plot guided --out_dir exp/attention
+
+The heads measured are one selection (``--selection``, ``--share``) of stage 4's LID heads, the
+same for every system.
 """
 
 from __future__ import annotations
@@ -21,10 +24,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from espnet_cs.attention_analysis import attention_passes
 from espnet_cs.figures import plt
-from espnet_cs.bin.select_heads import backbone_model
-from espnet_cs.guidance import HeadSelection, own_language_share
+from espnet_cs.guidance.analysis import attention_passes
+from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, own_language_share
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
 from espnet_cs.model import CSWhisperModel
 
@@ -32,7 +34,7 @@ from espnet_cs.model import CSWhisperModel
 def load_system(spec: str, whisper_model: str) -> tuple[str, CSWhisperModel]:
     """``backbone`` or ``name=exp_dir`` (its config.yaml and valid.loss.ave.pth)."""
     if spec == "backbone":
-        return spec, backbone_model(whisper_model, pad_to_30s=False)
+        return spec, CSWhisperModel.from_backbone(whisper_model, "cs", pad_to_30s=False)
     name, _, exp = spec.partition("=")
     from espnet_cs.task import CSASRTask
 
@@ -40,7 +42,7 @@ def load_system(spec: str, whisper_model: str) -> tuple[str, CSWhisperModel]:
     return name, model
 
 
-def lid_map(model: CSWhisperModel, data_dir: Path, utt: str, heads: list[tuple[int, int]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def lid_map(model: CSWhisperModel, data_dir: Path, utt: str, heads: list[Head]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Word tokens of ``utt``, their (zh, en) attention averaged over ``heads``, and the target map."""
     attention, words, _ = next(attention_passes(model, data_dir, batch_size=1, utts=[utt]))
     lid = torch.stack([words.lid_attention(attention[layer])[:, head] for layer, head in heads]).mean(0)
@@ -69,7 +71,9 @@ def plot(maps: dict[str, np.ndarray], labels: list[str], utt: str, path: Path) -
 def main(argv: Optional[list[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, required=True)
-    parser.add_argument("--heads_file", type=Path, required=True)
+    parser.add_argument("--lid_heads", type=Path, required=True, help="stage 4's lid_heads.json")
+    parser.add_argument("--selection", choices=SELECTIONS, default="top", help="which of the LID heads to measure")
+    parser.add_argument("--share", type=float, default=0.6, help="of the selection (top: of the LID heads)")
     parser.add_argument("--system", action="append", required=True, help="backbone or name=exp_dir; repeatable")
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--utt", help="the utterance to plot (default: the first code-switched one)")
@@ -84,7 +88,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     for spec in args.system:
         name, model = load_system(spec, args.whisper_model)
         identity = model.encoder.backbone_identity
-        heads = HeadSelection.load(args.heads_file, identity.sha256, identity.dims["n_text_layer"], identity.dims["n_text_head"]).heads
+        heads = LidHeads.load(args.lid_heads, identity.sha256, identity.dims["n_text_layer"],
+                              identity.dims["n_text_head"]).select(args.selection, args.share)
         hits = pairs = 0
         for attention, words, _ in attention_passes(model, args.data_dir):
             h, p = own_language_share(attention, heads, words)
@@ -97,7 +102,8 @@ def main(argv: Optional[list[str]] = None) -> None:
     maps["target map"] = target
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot(maps, labels, utt, args.out_dir / "attention.png")
-    write_atomic(args.out_dir / "attention.json", json.dumps({"heads_file": str(args.heads_file), "utt": utt, "systems": shares}, indent=1) + "\n")
+    write_atomic(args.out_dir / "attention.json", json.dumps({"lid_heads": str(args.lid_heads), "selection": args.selection, "share": args.share,
+                                                               "utt": utt, "systems": shares}, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Decode a Kaldi data dir greedily: a trained model (``--asr_train_config``, ``--asr_model_file``)
-or, without them, the zero-shot Whisper backbone (``--whisper_model``, ``--prompt``).
+or, without them, the zero-shot Whisper backbone (``--whisper_model``, ``--lid_prompt``).
 
 Writes into ``--out_dir``: ``text`` (hypotheses), ``token`` (token ids), ``token_lang``
 (zh/en/other per token) and ``decode_info.json`` (settings and cost; see
@@ -25,18 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from espnet2.utils.types import str2bool
+from whisper.audio import SAMPLE_RATE
+
 from espnet_cs.decode_dir import is_complete, write_decode_dir
-from espnet_cs.decoding import GreedyConfig, RepetitionGuard
-from espnet_cs.inference import SAMPLE_RATE, Hypothesis, Transcriber, apply_guard
+from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
+from espnet_cs.model import CSWhisperModel
 from espnet_cs.splitting import file_sha256, longest_first
-
-
-def str2bool(value: str) -> bool:
-    if value.lower() in ("true", "1", "yes"):
-        return True
-    if value.lower() in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
+from espnet_cs.tokenizer import LID_PROMPTS
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -46,7 +42,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--asr_train_config", help="config.yaml of a model trained by espnet_cs.bin.train")
     parser.add_argument("--asr_model_file", help="its model file, e.g. valid.loss.ave.pth")
     parser.add_argument("--whisper_model", default="whisper-base", help="zero-shot backbone spec (see espnet_cs.backbone)")
-    parser.add_argument("--prompt", choices=["single", "cs"], default="cs", help="decoder prompt: <|zh|> or <|zh|><|en|>")
+    parser.add_argument("--lid_prompt", choices=sorted(LID_PROMPTS), default="cs",
+                        help="language tokens of the zero-shot task tokens: single = <|zh|>, cs = <|zh|><|en|>")
     parser.add_argument("--pad_to_30s", type=str2bool, default=True, help="pad audio to Whisper's 30-s window")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--guard", type=str2bool, default=False, help="stop looping hypotheses while decoding")
@@ -83,7 +80,8 @@ def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcri
         if not Path(args.asr_model_file).exists():
             raise SystemExit(f"decode.py: model file {args.asr_model_file} does not exist (did training finish?)")
         return Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
-    return Transcriber.from_backbone(args.whisper_model, args.prompt, args.pad_to_30s, config, cache_dir=args.cache_dir)
+    return Transcriber.from_model(CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s,
+                                                               args.cache_dir), config)
 
 
 def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
@@ -93,8 +91,8 @@ def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
         "data_dir": str(args.data_dir), "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
         "model_file": args.asr_model_file,
         "model_file_sha256": file_sha256(Path(args.asr_model_file)) if args.asr_model_file else None,
-        "backbone": identity.spec, "backbone_sha256": identity.sha256, "prompt": transcriber.tokenizer.prompt,
-        "prompt_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": transcriber.encoder.pad_to_30s,
+        "backbone": identity.spec, "backbone_sha256": identity.sha256, "lid_prompt": transcriber.tokenizer.lid_prompt,
+        "task_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": transcriber.encoder.pad_to_30s,
         "guard": args.guard, "batch_size": args.batch_size,
     }
 

@@ -3,7 +3,7 @@
 Columns: trainable parameters, epochs and training wall time (trained systems), MER over all
 utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances
 (percent), the share of errors that are insertions, and the decoding real-time factor. Rows: one
-per experiment dir (``zeroshot_<prompt>[_guard]`` for stage 3, ``<method><tag>`` for stage 8).
+per experiment dir (``zeroshot_<lid_prompt>[_guard]`` for stage 3, ``<method><tag>`` for stage 8).
 Sets whose utterances are all Mandarin or all English (e.g. AISHELL-1 test, LibriSpeech
 test-clean) also get a forgetting table: trained systems against the zero-shot backbone.
 """
@@ -42,7 +42,7 @@ def _percent(value: Optional[float]) -> str:
 
 
 def _system_description(info: dict) -> str:
-    parts = [f"prompt `{info.get('prompt', '?')}`"]
+    parts = [f"LID prompt `{info.get('lid_prompt', '?')}`"]
     parts.append("guard on" if info.get("guard") else "no guard")
     parts.append("30-s padding" if info.get("pad_to_30s", True) else "true length")
     return ", ".join(parts)
@@ -151,7 +151,7 @@ def monolingual_language(scores: dict) -> str | None:
 
 
 def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
-    """Forgetting: each trained system against the zero-shot backbone decoded with the same prompt
+    """Forgetting: each trained system against the zero-shot backbone decoded with the same LID prompt
     and guard setting, on the sets whose utterances are all Mandarin or all English."""
     rows = []
     for test_set, systems in sorted(tables.items()):
@@ -160,7 +160,7 @@ def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
             continue
         key, name = MONOLINGUAL_METRICS[language]
         for system, scores, info, training in systems:
-            baseline = next((row for row in systems if not row[3] and row[2].get("prompt") == info.get("prompt")
+            baseline = next((row for row in systems if not row[3] and row[2].get("lid_prompt") == info.get("lid_prompt")
                              and row[2].get("guard") == info.get("guard")), None)
             if training and baseline and scores.get(key) is not None and baseline[1].get(key) is not None:
                 change = scores[key] - baseline[1][key]
@@ -168,7 +168,7 @@ def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
                             f"| {_percent(scores[key])} | {change:+.1f} |")
     if not rows:
         return []
-    note = ("Each trained system against the zero-shot backbone decoded with the same prompt and guard "
+    note = ("Each trained system against the zero-shot backbone decoded with the same LID prompt and guard "
             "setting, on the sets whose utterances are all Mandarin (ZH CER) or all English (EN WER); "
             "change in points, positive = worse after adaptation.")
     return ["", "## Forgetting on monolingual sets", "", note, "",
@@ -178,22 +178,24 @@ def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
 def attention_sections(exp_dir: Path, out: Path) -> list[str]:
     """LID-head statistics (stage 4) and the guided heads' attention (stage 10), where present."""
     lines = []
-    counts_file = exp_dir / "lid_heads" / "counts.json"
-    if counts_file.exists():
-        counts = json.loads(counts_file.read_text())
+    heads_file = exp_dir / "lid_heads" / "lid_heads.json"
+    if heads_file.exists():
+        heads = json.loads(heads_file.read_text())
         heat_map = os.path.relpath(exp_dir / "lid_heads" / "heads.png", out.parent)
+        n_heads = heads["n_layers"] * heads["n_heads"]
         lines += ["", "## LID heads", "",
-                  f"{counts['lid_heads']} of {counts['heads']} decoder self-attention heads are LID heads over "
-                  f"{counts['sentences']} training sentences; {counts['selected_top']} selected for guidance "
-                  f"(`exp/lid_heads/heads_*.json`, heat map `{heat_map}`). Before any training, "
-                  f"{100 * counts['own_language_share_all_heads']:.1f}% of (word token, head) pairs put more "
+                  f"{len(heads['ranked'])} of {n_heads} decoder self-attention heads are LID heads (in at least "
+                  f"{100 * heads['min_fraction']:.0f}% of {heads['n_sentences']} training sentences; "
+                  f"`exp/lid_heads/lid_heads.json`, heat map `{heat_map}`). Before any training, "
+                  f"{100 * heads['own_language_share']:.1f}% of (word token, head) pairs put more "
                   "LID-column attention on their own language than on the other."]
     for report in sorted(exp_dir.glob("attention/*/attention.json")):
         data = json.loads(report.read_text())
         figure = os.path.relpath(report.with_suffix(".png"), out.parent)
         lines += ["", f"## Attention of the guided heads on {report.parent.name}", "",
                   "Share of (word token, guided head) pairs whose larger LID-column attention is on the "
-                  f"token's own language (`{data['heads_file']}`); figure for `{data['utt']}`: `{figure}`.", "",
+                  f"token's own language (heads: {data['selection']} {data['share']:g} of `{data['lid_heads']}`); "
+                  f"figure for `{data['utt']}`: `{figure}`.", "",
                   "| system | own language | pairs |", "|---|---|---|"]
         lines += [f"| `{name}` | {100 * v['own_language']:.1f}% | {v['pairs']} |" for name, v in data["systems"].items()]
     return lines

@@ -1,7 +1,7 @@
 """Train a model with ESPnet's trainer: ``python -m espnet_cs.bin.train --config conf/tuning/<method>.yaml ...``.
 
 All options of ESPnet's ``AbsTask`` apply (``--help`` lists them); the espnet-cs ones are
-``--whisper_model``, ``--prompt``, ``--encoder_conf``, ``--decoder_conf`` and ``--model_conf``.
+``--whisper_model``, ``--lid_prompt``, ``--encoder_conf``, ``--decoder_conf`` and ``--model_conf``.
 """
 
 from __future__ import annotations

@@ -20,11 +20,10 @@ valid_set=valid
 test_sets="test"        # data dirs under data/ to decode and score
 # Backbone and decoding
 whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir
-zeroshot_prompts="single cs"  # stage 3 decodes with each: single = <|zh|>, cs = <|zh|><|en|>
+zeroshot_lid_prompts="single cs"  # stage 3 decodes with the task tokens of each: single = <|zh|>, cs = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
-# LID heads (stage 4)
-head_top_share=0.6      # share of the LID heads selected for guidance (heads_top<share>.json)
+# LID heads (stage 4; which of them a model guides is in its YAML's model_conf.guidance)
 head_min_fraction=0.1   # an LID head is one in at least this fraction of the training sentences
 head_batch_size=8       # utterances per teacher-forced pass of head selection
 # Training
@@ -42,8 +41,8 @@ Usage: $0 [options]
 Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
-  3  zero-shot decoding of --test_sets with each of --zeroshot_prompts (--nj jobs, merged)
-  4  LID-head selection on --train_set with the frozen backbone -> exp/lid_heads (--nj jobs, merged)
+  3  zero-shot decoding of --test_sets with each of --zeroshot_lid_prompts (--nj jobs, merged)
+  4  LID heads of the frozen backbone on --train_set -> exp/lid_heads/lid_heads.json (--nj jobs, merged)
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training of --stage2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
@@ -56,8 +55,8 @@ Options (default):
   --decode_threads (${decode_threads})
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
-  --zeroshot_prompts ("${zeroshot_prompts}") --pad_to_30s (${pad_to_30s})
-  --decode_batch_size (${decode_batch_size}) --head_top_share (${head_top_share})
+  --zeroshot_lid_prompts ("${zeroshot_lid_prompts}") --pad_to_30s (${pad_to_30s})
+  --decode_batch_size (${decode_batch_size})
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
@@ -167,17 +166,17 @@ if run_stage 2; then
 fi
 
 if run_stage 3; then
-    for prompt in ${zeroshot_prompts}; do
+    for lid_prompt in ${zeroshot_lid_prompts}; do
         for dset in ${test_sets}; do
-            dir="exp/zeroshot_${prompt}/decode_${dset}"
-            guarded="exp/zeroshot_${prompt}_guard/decode_${dset}"
+            dir="exp/zeroshot_${lid_prompt}/decode_${dset}"
+            guarded="exp/zeroshot_${lid_prompt}_guard/decode_${dset}"
             if [ -s "${dir}/text" ] && [ -s "${guarded}/text" ]; then
                 log "stage 3: ${dir} done already, skipped"
                 continue
             fi
-            log "stage 3: zero-shot decoding of ${dset} with the ${prompt} prompt -> ${dir} (logs: ${dir}/logdir)"
+            log "stage 3: zero-shot decoding of ${dset} with the ${lid_prompt} LID prompt -> ${dir} (logs: ${dir}/logdir)"
             decode "dump/raw/${dset}" "${dir}" "${guarded}" \
-                --whisper_model "${whisper_model}" --prompt "${prompt}" --pad_to_30s "${pad_to_30s}"
+                --whisper_model "${whisper_model}" --lid_prompt "${lid_prompt}" --pad_to_30s "${pad_to_30s}"
         done
     done
 fi
@@ -185,7 +184,7 @@ fi
 if run_stage 4; then
     dir=exp/lid_heads
     logdir="${dir}/logdir"
-    log "stage 4: LID-head selection on ${train_set} -> ${dir} (logs: ${logdir})"
+    log "stage 4: LID heads on ${train_set} -> ${dir}/lid_heads.json (logs: ${logdir})"
     n=$(split_jobs "dump/raw/${train_set}" "${logdir}/split${nj}" "${head_batch_size}")
     OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} JOB=1:"${n}" "${logdir}/stats.JOB.log" \
         python -m espnet_cs.bin.select_heads --data_dir "${logdir}/split${nj}/JOB" --stats_out "${logdir}/stats.JOB.npz" \
@@ -193,8 +192,7 @@ if run_stage 4; then
         || { log "head statistics failed; rerunning the stage redoes only the failed jobs"; exit 1; }
     stats=()
     for job in $(seq "${n}"); do stats+=("${logdir}/stats.${job}.npz"); done
-    python -m espnet_cs.bin.select_heads --merge "${stats[@]}" --out_dir "${dir}" \
-        --top_share "${head_top_share}" --min_fraction "${head_min_fraction}"
+    python -m espnet_cs.bin.select_heads --merge "${stats[@]}" --out_dir "${dir}" --min_fraction "${head_min_fraction}"
 fi
 
 if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
@@ -237,7 +235,7 @@ if run_stage 9; then
 fi
 
 if run_stage 10; then
-    heads=exp/lid_heads/heads_top$(python -c "print(round(100 * ${head_top_share}))").json
+    heads=exp/lid_heads/lid_heads.json
     # every adapter model is measured; the figure shows the backbone, adapters without guidance
     # and the two-stage guided model, as the paper's Figure 3 does
     systems=()
@@ -247,7 +245,7 @@ if run_stage 10; then
     if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
         log "stage 10: attention of the guided heads -> exp/attention"
         for dset in ${test_sets}; do
-            python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --heads_file "${heads}" \
+            python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --lid_heads "${heads}" \
                 --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
                 --plot backbone --plot adapter --plot adapter_stage1+adapter_ag_stage2
         done

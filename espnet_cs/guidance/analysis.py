@@ -1,18 +1,20 @@
-"""Teacher-forced passes over a Kaldi data dir that collect decoder self-attention statistics."""
+"""Teacher-forced passes of a model over a Kaldi data dir: decoder self-attention and LID-head statistics."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from espnet_cs.guidance import WordRows
+from espnet_cs.guidance.capture import capture_attention
+from espnet_cs.guidance.heads import lid_head_statistics, own_language_share
+from espnet_cs.guidance.rows import WordRows
+from espnet_cs.guidance.statistics import HeadStatistics
 from espnet_cs.kaldi_dir import read_kaldi_map
-from espnet_cs.decoder import in_batch_order
 from espnet_cs.model import CSWhisperModel
 
 
@@ -35,7 +37,11 @@ def attention_passes(
     model: CSWhisperModel, data_dir: Path, batch_size: int = 8, max_utts: Optional[int] = None,
     utts: Optional[list[str]] = None,
 ) -> Iterator[tuple[dict[int, torch.Tensor], WordRows, int]]:
-    """For each batch: ``{layer: (batch, heads, positions, positions)}``, its word tokens, its size."""
+    """For each batch: ``{layer: (batch, heads, positions, positions)}``, its word tokens, its size.
+
+    Each utterance is padded by the encoder's padding policy, as in training and decoding, so the
+    attention of an utterance does not depend on its batch mates.
+    """
     model.eval()
     batches = list(read_batches(data_dir, batch_size, max_utts, utts))
     for batch in tqdm(batches, desc=f"attention {data_dir.name}", unit="batch"):
@@ -50,6 +56,26 @@ def attention_passes(
             text[i, : len(t)] = torch.tensor(t)
         memory, memory_lengths, _ = model.encoder(speech, speech_lengths)
         inputs, _ = model.teacher_forcing(text, text_lengths)
-        with model.decoder.capture_attention() as captured:
+        with capture_attention(model.decoder) as captured:
             model.decoder(memory, memory_lengths, inputs, None)
-        yield in_batch_order(captured, memory_lengths), model.word_rows(text, text_lengths), len(batch)
+        words = WordRows.of_targets(model.tokenizer, text, text_lengths, model.decoder.soft_prompts.length)
+        yield captured.in_batch_order(memory_lengths), words, len(batch)
+
+
+def collect(model: CSWhisperModel, data_dir: Path, batch_size: int, settings: dict[str, Any],
+            max_utts: Optional[int] = None) -> HeadStatistics:
+    """LID-head statistics of ``model`` over ``data_dir``, batch by batch (stage 4 or one of its split jobs)."""
+    dims = model.encoder.backbone_identity.dims
+    every_head = [(l, h) for l in range(dims["n_text_layer"]) for h in range(dims["n_text_head"])]
+    counts = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.long)
+    batch_shares, n_sentences, with_words, hits, pairs = [], 0, 0, 0, 0
+    for attention, words, n in attention_passes(model, data_dir, batch_size, max_utts):
+        indicator, share = lid_head_statistics(attention, words, n)
+        counts += indicator.sum(0)
+        batch_shares.append(share.sum(0).float())
+        n_sentences += n
+        with_words += int(torch.bincount(words.batch, minlength=n).gt(0).sum())
+        h, p = own_language_share(attention, every_head, words)
+        hits, pairs = hits + h, pairs + p
+    lid_attention = torch.stack(batch_shares) if batch_shares else torch.zeros(0, *counts.shape)
+    return HeadStatistics(settings, counts, lid_attention, n_sentences, with_words, hits, pairs)

@@ -15,15 +15,13 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from espnet_cs.attention_analysis import attention_passes
-from espnet_cs.guidance import lid_head_statistics, own_language_share
+from espnet_cs.guidance.heads import LidHeads, rank_lid_heads
 from espnet_cs.kaldi_dir import write_atomic
-from espnet_cs.model import CSWhisperModel
 
 SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "text_sha256")  # differ between the splits of one data dir
 
@@ -86,21 +84,13 @@ class HeadStatistics:
                    torch.cat([p.batch_lid_attention for p in parts]), sum(p.n_sentences for p in parts),
                    sum(p.with_words for p in parts), sum(p.hits for p in parts), sum(p.pairs for p in parts))
 
-
-def collect(model: CSWhisperModel, data_dir: Path, batch_size: int, settings: dict[str, Any],
-            max_utts: Optional[int] = None) -> HeadStatistics:
-    """Teacher-forced passes of ``model`` over ``data_dir``, batch by batch."""
-    dims = model.encoder.backbone_identity.dims
-    every_head = [(l, h) for l in range(dims["n_text_layer"]) for h in range(dims["n_text_head"])]
-    counts = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.long)
-    batch_shares, n_sentences, with_words, hits, pairs = [], 0, 0, 0, 0
-    for attention, words, n in attention_passes(model, data_dir, batch_size, max_utts):
-        indicator, share = lid_head_statistics(attention, words, n)
-        counts += indicator.sum(0)
-        batch_shares.append(share.sum(0).float())
-        n_sentences += n
-        with_words += int(torch.bincount(words.batch, minlength=n).gt(0).sum())
-        h, p = own_language_share(attention, every_head, words)
-        hits, pairs = hits + h, pairs + p
-    lid_attention = torch.stack(batch_shares) if batch_shares else torch.zeros(0, *counts.shape)
-    return HeadStatistics(settings, counts, lid_attention, n_sentences, with_words, hits, pairs)
+    def lid_heads(self, min_fraction: float) -> LidHeads:
+        """The ranked LID heads of these statistics: heads that are LID heads in at least ``min_fraction`` of the sentences."""
+        lid_attention = self.lid_attention()
+        layers, heads = self.counts.shape
+        return LidHeads(
+            self.settings["backbone"], self.settings["backbone_sha256"], layers, heads,
+            rank_lid_heads(self.counts, lid_attention, self.n_sentences, min_fraction), self.counts.tolist(),
+            (lid_attention / max(self.n_sentences, 1)).tolist(), self.n_sentences, self.with_words, min_fraction,
+            self.hits / max(self.pairs, 1),
+        )

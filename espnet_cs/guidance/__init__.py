@@ -1,0 +1,32 @@
+"""Attention guidance: LID heads of Whisper's decoder, their statistics and selection, and the guidance loss.
+
+Modules: :mod:`~espnet_cs.guidance.rows` (where word tokens and LID columns are),
+:mod:`~espnet_cs.guidance.capture` (differentiable self-attention probabilities),
+:mod:`~espnet_cs.guidance.heads` (the LID-head definition, ranking, selection and the
+``lid_heads.json`` file), :mod:`~espnet_cs.guidance.statistics` (raw statistics of split jobs,
+merged exactly), :mod:`~espnet_cs.guidance.loss` (the loss the model adds),
+:mod:`~espnet_cs.guidance.analysis` (teacher-forced passes over a data dir).
+
+Positions. With the two-LID prompt the teacher-forced decoder input is
+``[soft prompts] <|sot|> <|zh|> <|en|> <|transcribe|> <|notimestamps|> y1 y2 ...``. Target token
+``y_i`` is *output* at the position just before it; that position's row of a self-attention map
+is "the attention of ``y_i``". Its ``<|zh|>`` and ``<|en|>`` columns are the LID columns. Word
+tokens are the targets tagged ``zh`` or ``en`` (:mod:`espnet_cs.tokenizer`); the others
+(spaces, punctuation, end of text) are neither counted nor guided.
+
+LID head (indicator). In one sentence, head ``(layer, head)`` is an LID head when, averaged over
+the sentence's word tokens, the attention on the two LID columns together exceeds the attention
+on every other single column: the LID columns dominate. Heads are ranked by the number of
+sentences in which they are LID heads; those that are LID heads in at least ``min_fraction`` of
+the sentences are *the LID heads*; ties in the ranking go to the head with more LID-column
+attention summed over the sentences. Stage 4 writes the ranking (``lid_heads.json``); a model's
+guidance config selects from it: a top share of them, all, or a random share of all heads (ablation).
+
+Guidance loss. For every selected head and word token, the two LID-column attentions are
+regressed (squared error) toward the code-switching map: ``c`` on the column of the token's own
+language, 0 on the other. Per word token, the squared errors are summed over the two columns and
+averaged over the selected heads; the loss sums that over the word tokens and divides by the
+number of utterances, the normalization of ESPnet's cross-entropy, so that lambda weighs
+comparable quantities.
+"""
+

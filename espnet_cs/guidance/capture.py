@@ -1,0 +1,65 @@
+"""Differentiable self-attention probabilities of Whisper's decoder during teacher-forced passes."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Optional
+
+import torch
+
+from espnet_cs.decoder import CSWhisperDecoder
+from espnet_cs.encoder import equal_length_groups
+
+
+@dataclass
+class CapturedAttention:
+    """``{layer: [(batch, heads, positions, positions), ...]}``, one entry per decoder pass.
+
+    :meth:`CSWhisperDecoder.forward <espnet_cs.decoder.CSWhisperDecoder.forward>` makes one pass
+    per encoder length; :meth:`in_batch_order` joins them.
+    """
+
+    parts: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+
+    def in_batch_order(self, hlens: Optional[torch.Tensor]) -> dict[int, torch.Tensor]:
+        """``{layer: (batch, heads, positions, positions)}`` of a pass over encoder states of lengths ``hlens``."""
+        if hlens is None:
+            return {layer: torch.cat(parts) for layer, parts in self.parts.items()}
+        order = torch.argsort(torch.cat(equal_length_groups(hlens)))
+        return {layer: torch.cat(parts)[order.to(parts[0].device)] for layer, parts in self.parts.items()}
+
+
+@contextmanager
+def capture_attention(decoder: CSWhisperDecoder) -> Iterator[CapturedAttention]:
+    """Capture the self-attention probabilities of every layer and head while inside the block.
+
+    Whisper's attention returns detached scores, and none at all with PyTorch's fused attention,
+    so the probabilities are recomputed from the same query and key projections, differentiable
+    (for the guidance loss). Outside the block nothing is recomputed: decoding is not slowed down.
+    """
+    captured = CapturedAttention()
+
+    def hook(layer: int):
+        def capture(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+            if kwargs.get("kv_cache") is not None:
+                raise RuntimeError("attention capture is for teacher-forced passes, not cached decoding")
+            x, mask = args[0], kwargs.get("mask")
+            q, k = module.query(x), module.key(x)
+            heads, n = module.n_head, x.size(1)
+            scale = (q.size(-1) // heads) ** -0.25
+            q = q.view(*q.shape[:2], heads, -1).transpose(1, 2) * scale
+            k = k.view(*k.shape[:2], heads, -1).transpose(1, 2) * scale
+            scores = (q @ k.transpose(-1, -2)).float()
+            if mask is not None:
+                scores = scores + mask[:n, :n]
+            captured.parts.setdefault(layer, []).append(scores.softmax(dim=-1))
+        return capture
+
+    blocks = decoder.decoders.blocks
+    hooks = [block.attn.register_forward_hook(hook(i), with_kwargs=True) for i, block in enumerate(blocks)]
+    try:
+        yield captured
+    finally:
+        for h in hooks:
+            h.remove()

@@ -1,0 +1,145 @@
+"""LID heads: the per-sentence indicator, the ranking stage 4 writes (``lid_heads.json``) and the selections made from it."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from espnet_cs.guidance.rows import WordRows
+from espnet_cs.kaldi_dir import write_atomic
+
+Head = tuple[int, int]  # (decoder layer, head)
+SELECTIONS = ("top", "all", "random")
+
+
+def lid_head_statistics(attention: dict[int, torch.Tensor], words: WordRows, n_utts: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whether each head is an LID head in each utterance, and its mean LID-column attention there.
+
+    Args:
+        attention: ``{layer: (batch, heads, positions, positions)}``.
+        words: the word tokens of the batch.
+        n_utts: batch size (utterances without word tokens are never LID, with attention 0).
+    Returns:
+        (utterances, layers, heads) bool indicator and float LID-column attention.
+    """
+    indicators, shares = [], []
+    for layer in sorted(attention):
+        probs = attention[layer]
+        batch = words.batch.to(probs.device)
+        rows = probs[batch, :, words.rows.to(probs.device)]  # (tokens, heads, positions)
+        totals = rows.new_zeros(n_utts, *rows.shape[1:]).index_add_(0, batch, rows)
+        counts = torch.bincount(batch, minlength=n_utts)
+        mean = totals / counts.clamp(min=1)[:, None, None]  # (utts, heads, positions)
+        lid = mean[..., words.zh_column] + mean[..., words.en_column]
+        others = mean.clone()
+        others[..., [words.zh_column, words.en_column]] = -1
+        indicators.append((lid > others.max(dim=-1).values) & (counts > 0)[:, None])
+        shares.append(lid)
+    return torch.stack(indicators, dim=1).cpu(), torch.stack(shares, dim=1).cpu()
+
+
+def own_language_share(attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows) -> tuple[int, int]:
+    """(word-token x head pairs whose larger LID-column attention is on their own language, all pairs)."""
+    hits = total = 0
+    for layer in sorted({layer for layer, _ in heads}):
+        selected = [h for l, h in heads if l == layer]
+        lid = words.lid_attention(attention[layer])[:, selected]
+        hits += int((lid.argmax(-1) == words.languages.to(lid.device)[:, None]).sum())
+        total += lid.shape[0] * lid.shape[1]
+    return hits, total
+
+
+def rank_lid_heads(counts: torch.Tensor, lid_attention: torch.Tensor, n_sentences: int, min_fraction: float) -> list[Head]:
+    """The LID heads, ranked by the sentences in which they are (ties: more LID-column attention first).
+
+    Args:
+        counts: (layers, heads) sentences in which each head is an LID head.
+        lid_attention: (layers, heads) LID-column attention summed over the sentences.
+        min_fraction: an LID head is one in at least this fraction of the sentences.
+    """
+    layers, heads = counts.shape
+    ranked = sorted(((int(counts[l, h]), float(lid_attention[l, h]), l, h) for l in range(layers) for h in range(heads)),
+                    reverse=True)
+    return [(l, h) for c, _, l, h in ranked if c >= min_fraction * n_sentences and c > 0]
+
+
+def select(ranked: Sequence[Head], mode: str, share: float, n_layers: int, n_heads: int, seed: int = 0) -> list[Head]:
+    """Heads to guide: ``top`` (the ``share`` of the ranked LID heads first in rank), ``all`` (every
+    LID head) or ``random`` (a random ``share`` of all heads, the ablation)."""
+    if mode == "all":
+        return list(ranked)
+    if mode == "top":
+        return list(ranked[: max(1, round(share * len(ranked)))]) if ranked else []
+    if mode == "random":
+        everyone = [(l, h) for l in range(n_layers) for h in range(n_heads)]
+        return sorted(random.Random(seed).sample(everyone, max(1, round(share * len(everyone)))))
+    raise ValueError(f"unknown head selection {mode!r}: choose from {list(SELECTIONS)}")
+
+
+@dataclass
+class LidHeads:
+    """The LID heads of a backbone over some sentences (stage 4's ``lid_heads.json``).
+
+    Attributes:
+        backbone, backbone_sha256: the backbone they were found on (spec and identity).
+        n_layers, n_heads: its decoder's shape.
+        ranked: the LID heads, ranked (:func:`rank_lid_heads`).
+        counts: (layers, heads) sentences in which each head is an LID head.
+        mean_lid_attention: (layers, heads) LID-column attention per sentence.
+        n_sentences: sentences seen; sentences_with_words: those with Mandarin or English word tokens.
+        min_fraction: the LID-head threshold used.
+        own_language_share: share of (word token, head) pairs over all heads whose larger
+            LID-column attention is on the token's own language (:func:`own_language_share`).
+    """
+
+    backbone: str
+    backbone_sha256: str
+    n_layers: int
+    n_heads: int
+    ranked: list[Head]
+    counts: list[list[int]]
+    mean_lid_attention: list[list[float]]
+    n_sentences: int
+    sentences_with_words: int
+    min_fraction: float
+    own_language_share: float
+
+    def select(self, mode: str, share: float, seed: int = 0) -> list[Head]:
+        """Heads to guide (:func:`select`); never empty."""
+        heads = select(self.ranked, mode, share, self.n_layers, self.n_heads, seed)
+        if not heads:
+            raise ValueError(f"no LID heads to select from (min_fraction {self.min_fraction}): lower it in stage 4")
+        return heads
+
+    def save(self, path: Path) -> None:
+        write_atomic(path, json.dumps(asdict(self), indent=1) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, backbone_sha256: str, n_layers: int, n_heads: int) -> "LidHeads":
+        """Read and check the LID heads of the backbone they will guide.
+
+        Raises:
+            FileNotFoundError: no such file (run stage 4).
+            ValueError: not such a file, or found on another backbone or decoder shape.
+        """
+        path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(f"LID heads {path} do not exist: run stage 4 (LID-head selection) first")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            heads = cls(**{**data, "ranked": [tuple(h) for h in data["ranked"]]})
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
+            raise ValueError(f"{path} is not an LID-head file written by stage 4 (espnet_cs.bin.select_heads): {e}") from e
+        if heads.backbone_sha256 != backbone_sha256:
+            raise ValueError(f"{path}: LID heads were found on the backbone with sha256 "
+                             f"{heads.backbone_sha256}, not on this one ({backbone_sha256})")
+        bad = [h for h in heads.ranked if not (0 <= h[0] < n_layers and 0 <= h[1] < n_heads)]
+        if bad or (heads.n_layers, heads.n_heads) != (n_layers, n_heads):
+            raise ValueError(f"{path}: heads {bad or heads.ranked} do not fit a decoder of "
+                             f"{n_layers} layers x {n_heads} heads")
+        return heads
