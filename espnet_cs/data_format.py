@@ -49,7 +49,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from espnet_cs.kaldi_dir import write_kaldi_map
+from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, write_kaldi_map
 
 log = logging.getLogger(__name__)
 
@@ -157,20 +157,14 @@ def format_report(problems: list[Problem]) -> str:
 
 
 def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
-    """Read a Kaldi table as ``{key: rest of line}``, reporting blank, non-UTF-8 (e.g. GBK) lines
-    and duplicate keys."""
-    table: dict[str, str] = {}
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            key, rest = (line.split(maxsplit=1) + ["", ""])[:2]
-            if "\ufffd" in line:
-                problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is not UTF-8"))
-            if not key:
-                problems.append(Problem(Kind.MALFORMED_LINE, "-", str(path), f"line {number} is blank"))
-            elif key in table:
-                problems.append(Problem(Kind.DUPLICATE_ID, key, str(path), f"line {number}"))
-            else:
-                table[key] = rest.strip()
+    """Read a Kaldi table, reporting blank, non-UTF-8 (e.g. GBK) lines and duplicate keys."""
+    def report(problem: LineProblem, number: int, key: str) -> None:
+        if problem is LineProblem.DUPLICATE_KEY:
+            problems.append(Problem(Kind.DUPLICATE_ID, key, str(path), f"line {number}"))
+        else:
+            problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is {problem.value}"))
+
+    table = read_kaldi_map(path, report)
     if list(table) != sorted(table):
         log.info("%s is not sorted; the output is sorted", path)
     return table

@@ -11,6 +11,7 @@ import soundfile as sf
 
 from espnet_cs.bin.format_data import main
 from espnet_cs.data_format import DataFormatError, Kind, format_data_dir, validate_data_dir
+from espnet_cs.kaldi_dir import read_kaldi_map
 
 RNG = np.random.default_rng(0)
 
@@ -43,11 +44,10 @@ def write_data_dir(src: Path, wav_scp: list[str], text: list[str], utt2spk: list
 
 
 def read_table(path: Path) -> dict[str, str]:
-    """Read a Kaldi table into a dict, checking it is sorted."""
-    rows = [line.split(maxsplit=1) for line in path.read_text(encoding="utf-8").splitlines()]
-    keys = [row[0] for row in rows]
-    assert keys == sorted(keys), f"{path} is not sorted"
-    return {row[0]: row[1] for row in rows}
+    """Read an output Kaldi table, checking it is sorted."""
+    table = read_kaldi_map(path)
+    assert list(table) == sorted(table), f"{path} is not sorted"
+    return table
 
 
 def read_output(dst: Path, utt: str) -> np.ndarray:
@@ -168,6 +168,16 @@ def test_reports_all_problems_and_writes_nothing(tmp_path: Path, capsys: pytest.
 
     assert main(["--src", str(src), "--dst", str(dst)]) == 1
     assert capsys.readouterr().err.count("\n") >= len(problems)
+
+
+def test_reports_blank_non_utf8_and_duplicate_lines(clean_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
+    src, _ = clean_dir
+    (src / "text").write_bytes(b"u1 hello\n\n" + "u2 你好\n".encode("gbk") + b"u3 go\nu1 again\n")
+    assert [(p.kind, p.utt, p.file, p.detail) for p in validate_data_dir(src)] == [
+        (Kind.MALFORMED_LINE, "-", str(src / "text"), "line 2 is blank"),
+        (Kind.DUPLICATE_ID, "u1", str(src / "text"), "line 5"),
+        (Kind.MALFORMED_LINE, "u2", str(src / "text"), "line 3 is not UTF-8"),
+    ]
 
 
 def test_rerun_skips_until_sources_change(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
