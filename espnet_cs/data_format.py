@@ -49,7 +49,7 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, write_kaldi_map
+from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 
 log = logging.getLogger(__name__)
 
@@ -218,14 +218,6 @@ def _plan_jobs(src: Path, tables: dict[str, dict[str, str]], problems: list[Prob
     return [RecordingJob(rec, recordings[rec], tuple(segs)) for rec, segs in sorted(by_rec.items())]
 
 
-def _speakers(utt2spk: dict[str, str]) -> dict[str, list[str]]:
-    """Invert utt2spk into sorted ``{speaker: sorted utterances}``."""
-    spk2utt = defaultdict(list)
-    for utt, spk in sorted(utt2spk.items()):
-        spk2utt[spk].append(utt)
-    return dict(sorted(spk2utt.items()))
-
-
 def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]], problems: list[Problem]) -> None:
     """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids."""
     for name in ("text", "utt2spk", "utt2category"):
@@ -241,7 +233,7 @@ def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]],
     problems += [Problem(Kind.BAD_CATEGORY, utt, str(src / "utt2category"), repr(category))
                  for utt, category in tables.get("utt2category", {}).items() if category not in CATEGORIES]
     if "spk2utt" in tables and "utt2spk" in tables:
-        expected = _speakers(tables["utt2spk"])
+        expected = spk2utt(tables["utt2spk"])
         given = {spk: sorted(rest.split()) for spk, rest in tables["spk2utt"].items()}
         problems += [Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
                      for spk in sorted(expected.keys() | given.keys()) if expected.get(spk) != given.get(spk)]
@@ -363,7 +355,7 @@ def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, 
     write_kaldi_map(tmp / "wav.scp", {utt: dst / "data" / f"{utt}.wav" for utt in utts})
     write_kaldi_map(tmp / "text", {utt: tables["text"][utt] for utt in utts})
     write_kaldi_map(tmp / "utt2spk", utt2spk)
-    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(us) for spk, us in _speakers(utt2spk).items()})
+    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(us) for spk, us in spk2utt(utt2spk).items()})
     if "utt2category" in tables:
         write_kaldi_map(tmp / "utt2category", {utt: tables["utt2category"][utt] for utt in utts})
     write_kaldi_map(tmp / "utt2num_samples", num_samples)

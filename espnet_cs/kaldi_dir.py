@@ -1,4 +1,4 @@
-"""Reading and atomically writing Kaldi-style ``key value`` files (``text``, ``utt2spk``, ...).
+"""Kaldi-style ``key value`` files (``text``, ``utt2spk``, ...): reading, atomic writing, spk2utt.
 
 kaldiio reads ``wav.scp``/``ark`` files but has no reader for plain-text maps, and ESPnet's
 ``read_2columns_text`` fails on a blank line and cannot report problems, hence these few lines.
@@ -62,6 +62,14 @@ def _raise_on_duplicate(path: str | Path, problem: LineProblem, number: int, key
     """:func:`read_kaldi_map`'s report without one: a duplicate key is an error, a blank line is skipped."""
     if problem is LineProblem.DUPLICATE_KEY:
         raise ValueError(f"{path}:{number}: duplicate key {key!r}")
+
+
+def spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    """Invert ``utt2spk`` into ``{speaker: utterances}``, both sorted (Kaldi's order)."""
+    speakers: dict[str, list[str]] = {}
+    for utt, spk in sorted(utt2spk.items()):
+        speakers.setdefault(spk, []).append(utt)
+    return dict(sorted(speakers.items()))
 
 
 def write_atomic(path: str | Path, content: str | bytes) -> None:

@@ -1,10 +1,10 @@
-"""Tests of espnet_cs.kaldi_dir: the one Kaldi table reader and writer."""
+"""Tests of espnet_cs.kaldi_dir: the one Kaldi table reader, writer and spk2utt inversion."""
 
 from __future__ import annotations
 
 import pytest
 
-from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, write_kaldi_map
+from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 
 
 def test_read_kaldi_map(tmp_path):
@@ -35,3 +35,9 @@ def test_verbatim_values_round_trip(tmp_path):
     assert f.read_text() == "u1\nu2  hyp  two\nu3 x\ty\n"
     assert read_kaldi_map(f, verbatim=True) == {"u1": "", "u2": " hyp  two", "u3": "x\ty"}
     assert read_kaldi_map(f) == {"u1": "", "u2": "hyp  two", "u3": "x\ty"}
+
+
+def test_spk2utt_is_sorted_like_kaldi():
+    utt2spk = {"s2-b": "s2", "s1-b": "s1", "s10-a": "s10", "s1-a": "s1", "s2-a": "s2"}
+    assert spk2utt(utt2spk) == {"s1": ["s1-a", "s1-b"], "s10": ["s10-a"], "s2": ["s2-a", "s2-b"]}
+    assert list(spk2utt(utt2spk)) == ["s1", "s10", "s2"] and spk2utt({}) == {}
