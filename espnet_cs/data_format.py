@@ -49,11 +49,11 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 
 log = logging.getLogger(__name__)
 
-TARGET_RATE = 16000
 MAX_SECONDS = 30.0  # Whisper's input window
 CATEGORIES = frozenset({"cs", "zh", "en"})
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
@@ -133,7 +133,7 @@ class RecordingResult:
 
     num_samples: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    rate: int = TARGET_RATE
+    rate: int = SAMPLE_RATE
     channels: int = 1
 
 
@@ -277,9 +277,9 @@ def _decode(entry: str) -> tuple[np.ndarray, int]:
 def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
     """Average ``(frames, channels)`` to mono and resample to 16 kHz (float32, 1-D)."""
     mono = data.mean(axis=1)
-    if rate != TARGET_RATE:
-        g = gcd(TARGET_RATE, rate)
-        mono = resample_poly(mono, TARGET_RATE // g, rate // g).astype(np.float32)
+    if rate != SAMPLE_RATE:
+        g = gcd(SAMPLE_RATE, rate)
+        mono = resample_poly(mono, SAMPLE_RATE // g, rate // g).astype(np.float32)
     return mono
 
 
@@ -294,12 +294,12 @@ def _cut(job: RecordingJob, seg: Segment, wave: np.ndarray, num_frames: int, rat
     if round(last * rate) > num_frames:
         return Problem(Kind.BAD_SEGMENT, seg.utt, job.entry,
                        f"{last:g} s is past the recording's end {num_frames / rate:g} s")
-    stop = len(wave) if seg.end is None else round(seg.end * TARGET_RATE)
-    piece = wave[round(seg.start * TARGET_RATE):stop]
+    stop = len(wave) if seg.end is None else round(seg.end * SAMPLE_RATE)
+    piece = wave[round(seg.start * SAMPLE_RATE):stop]
     if len(piece) == 0:
         return Problem(Kind.EMPTY_AUDIO, seg.utt, job.entry, "0 samples")
-    if len(piece) > MAX_SECONDS * TARGET_RATE:
-        return Problem(Kind.TOO_LONG, seg.utt, job.entry, f"{len(piece) / TARGET_RATE:.2f} s")
+    if len(piece) > MAX_SECONDS * SAMPLE_RATE:
+        return Problem(Kind.TOO_LONG, seg.utt, job.entry, f"{len(piece) / SAMPLE_RATE:.2f} s")
     return piece
 
 
@@ -317,7 +317,7 @@ def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResu
             result.problems.append(piece)
             continue
         if out_dir is not None:
-            sf.write(out_dir / f"{seg.utt}.wav", _to_int16(piece), TARGET_RATE, subtype="PCM_16")
+            sf.write(out_dir / f"{seg.utt}.wav", _to_int16(piece), SAMPLE_RATE, subtype="PCM_16")
         result.num_samples[seg.utt] = len(piece)
     return result
 
@@ -365,10 +365,10 @@ def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, 
 
 def _log_fixes(results: list[RecordingResult]) -> None:
     """Log how many recordings were resampled or downmixed."""
-    rates = Counter(r.rate for r in results if r.rate != TARGET_RATE)
+    rates = Counter(r.rate for r in results if r.rate != SAMPLE_RATE)
     if rates:
         detail = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(rates.items()))
-        log.info("resampled %d recording(s) to %d Hz (%s)", rates.total(), TARGET_RATE, detail)
+        log.info("resampled %d recording(s) to %d Hz (%s)", rates.total(), SAMPLE_RATE, detail)
     downmixed = sum(r.channels > 1 for r in results)
     if downmixed:
         log.info("downmixed %d multi-channel recording(s) to mono", downmixed)

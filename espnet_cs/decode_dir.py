@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic, write_kaldi_map
 from espnet_cs.splitting import file_sha256
 
 HYPOTHESIS_FILES = ("token", "token_lang", "text")  # text last: it marks a complete dir
 COST_KEYS = ("utterances", "audio_samples", "audio_seconds", "decode_seconds", "real_time_factor", "jobs", "hypotheses_cut")
 SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "derived_from")  # differ between the splits of one decode
-SAMPLE_RATE = 16000  # espnet_cs.inference.SAMPLE_RATE, not imported: this module stays free of torch
 
 
 def settings_of(info: Mapping[str, Any]) -> dict[str, Any]:

@@ -26,9 +26,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import spk2utt, write_kaldi_map
 from espnet_cs.synth.sentences import CATEGORIES, sample_sentences
-from espnet_cs.synth.speech import SAMPLE_RATE, SPEAKERS, Speaker, synthesize
+from espnet_cs.synth.speech import SPEAKERS, Speaker, synthesize
 
 SPLIT_SPEAKERS: dict[str, tuple[Speaker, ...]] = {
     "train": SPEAKERS[:8],
