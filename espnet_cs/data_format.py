@@ -49,11 +49,11 @@ import soundfile as sf
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from espnet_cs.kaldi_dir import write_kaldi_map
+from espnet_cs.audio import SAMPLE_RATE
+from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 
 log = logging.getLogger(__name__)
 
-TARGET_RATE = 16000
 MAX_SECONDS = 30.0  # Whisper's input window
 CATEGORIES = frozenset({"cs", "zh", "en"})
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
@@ -133,7 +133,7 @@ class RecordingResult:
 
     num_samples: dict[str, int] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    rate: int = TARGET_RATE
+    rate: int = SAMPLE_RATE
     channels: int = 1
 
 
@@ -157,20 +157,14 @@ def format_report(problems: list[Problem]) -> str:
 
 
 def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
-    """Read a Kaldi table as ``{key: rest of line}``, reporting blank, non-UTF-8 (e.g. GBK) lines
-    and duplicate keys."""
-    table: dict[str, str] = {}
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for number, line in enumerate(f, 1):
-            key, rest = (line.split(maxsplit=1) + ["", ""])[:2]
-            if "\ufffd" in line:
-                problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is not UTF-8"))
-            if not key:
-                problems.append(Problem(Kind.MALFORMED_LINE, "-", str(path), f"line {number} is blank"))
-            elif key in table:
-                problems.append(Problem(Kind.DUPLICATE_ID, key, str(path), f"line {number}"))
-            else:
-                table[key] = rest.strip()
+    """Read a Kaldi table, reporting blank, non-UTF-8 (e.g. GBK) lines and duplicate keys."""
+    def report(problem: LineProblem, number: int, key: str) -> None:
+        if problem is LineProblem.DUPLICATE_KEY:
+            problems.append(Problem(Kind.DUPLICATE_ID, key, str(path), f"line {number}"))
+        else:
+            problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is {problem.value}"))
+
+    table = read_kaldi_map(path, report)
     if list(table) != sorted(table):
         log.info("%s is not sorted; the output is sorted", path)
     return table
@@ -224,14 +218,6 @@ def _plan_jobs(src: Path, tables: dict[str, dict[str, str]], problems: list[Prob
     return [RecordingJob(rec, recordings[rec], tuple(segs)) for rec, segs in sorted(by_rec.items())]
 
 
-def _speakers(utt2spk: dict[str, str]) -> dict[str, list[str]]:
-    """Invert utt2spk into sorted ``{speaker: sorted utterances}``."""
-    spk2utt = defaultdict(list)
-    for utt, spk in sorted(utt2spk.items()):
-        spk2utt[spk].append(utt)
-    return dict(sorted(spk2utt.items()))
-
-
 def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]], problems: list[Problem]) -> None:
     """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids."""
     for name in ("text", "utt2spk", "utt2category"):
@@ -247,7 +233,7 @@ def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]],
     problems += [Problem(Kind.BAD_CATEGORY, utt, str(src / "utt2category"), repr(category))
                  for utt, category in tables.get("utt2category", {}).items() if category not in CATEGORIES]
     if "spk2utt" in tables and "utt2spk" in tables:
-        expected = _speakers(tables["utt2spk"])
+        expected = spk2utt(tables["utt2spk"])
         given = {spk: sorted(rest.split()) for spk, rest in tables["spk2utt"].items()}
         problems += [Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
                      for spk in sorted(expected.keys() | given.keys()) if expected.get(spk) != given.get(spk)]
@@ -291,9 +277,9 @@ def _decode(entry: str) -> tuple[np.ndarray, int]:
 def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
     """Average ``(frames, channels)`` to mono and resample to 16 kHz (float32, 1-D)."""
     mono = data.mean(axis=1)
-    if rate != TARGET_RATE:
-        g = gcd(TARGET_RATE, rate)
-        mono = resample_poly(mono, TARGET_RATE // g, rate // g).astype(np.float32)
+    if rate != SAMPLE_RATE:
+        g = gcd(SAMPLE_RATE, rate)
+        mono = resample_poly(mono, SAMPLE_RATE // g, rate // g).astype(np.float32)
     return mono
 
 
@@ -308,12 +294,12 @@ def _cut(job: RecordingJob, seg: Segment, wave: np.ndarray, num_frames: int, rat
     if round(last * rate) > num_frames:
         return Problem(Kind.BAD_SEGMENT, seg.utt, job.entry,
                        f"{last:g} s is past the recording's end {num_frames / rate:g} s")
-    stop = len(wave) if seg.end is None else round(seg.end * TARGET_RATE)
-    piece = wave[round(seg.start * TARGET_RATE):stop]
+    stop = len(wave) if seg.end is None else round(seg.end * SAMPLE_RATE)
+    piece = wave[round(seg.start * SAMPLE_RATE):stop]
     if len(piece) == 0:
         return Problem(Kind.EMPTY_AUDIO, seg.utt, job.entry, "0 samples")
-    if len(piece) > MAX_SECONDS * TARGET_RATE:
-        return Problem(Kind.TOO_LONG, seg.utt, job.entry, f"{len(piece) / TARGET_RATE:.2f} s")
+    if len(piece) > MAX_SECONDS * SAMPLE_RATE:
+        return Problem(Kind.TOO_LONG, seg.utt, job.entry, f"{len(piece) / SAMPLE_RATE:.2f} s")
     return piece
 
 
@@ -331,7 +317,7 @@ def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResu
             result.problems.append(piece)
             continue
         if out_dir is not None:
-            sf.write(out_dir / f"{seg.utt}.wav", _to_int16(piece), TARGET_RATE, subtype="PCM_16")
+            sf.write(out_dir / f"{seg.utt}.wav", _to_int16(piece), SAMPLE_RATE, subtype="PCM_16")
         result.num_samples[seg.utt] = len(piece)
     return result
 
@@ -369,7 +355,7 @@ def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, 
     write_kaldi_map(tmp / "wav.scp", {utt: dst / "data" / f"{utt}.wav" for utt in utts})
     write_kaldi_map(tmp / "text", {utt: tables["text"][utt] for utt in utts})
     write_kaldi_map(tmp / "utt2spk", utt2spk)
-    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(us) for spk, us in _speakers(utt2spk).items()})
+    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(us) for spk, us in spk2utt(utt2spk).items()})
     if "utt2category" in tables:
         write_kaldi_map(tmp / "utt2category", {utt: tables["utt2category"][utt] for utt in utts})
     write_kaldi_map(tmp / "utt2num_samples", num_samples)
@@ -379,10 +365,10 @@ def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, 
 
 def _log_fixes(results: list[RecordingResult]) -> None:
     """Log how many recordings were resampled or downmixed."""
-    rates = Counter(r.rate for r in results if r.rate != TARGET_RATE)
+    rates = Counter(r.rate for r in results if r.rate != SAMPLE_RATE)
     if rates:
         detail = ", ".join(f"{rate} Hz: {n}" for rate, n in sorted(rates.items()))
-        log.info("resampled %d recording(s) to %d Hz (%s)", rates.total(), TARGET_RATE, detail)
+        log.info("resampled %d recording(s) to %d Hz (%s)", rates.total(), SAMPLE_RATE, detail)
     downmixed = sum(r.channels > 1 for r in results)
     if downmixed:
         log.info("downmixed %d multi-channel recording(s) to mono", downmixed)

@@ -12,13 +12,13 @@ import json
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic, write_kaldi_map
 from espnet_cs.splitting import file_sha256
 
 HYPOTHESIS_FILES = ("token", "token_lang", "text")  # text last: it marks a complete dir
 COST_KEYS = ("utterances", "audio_samples", "audio_seconds", "decode_seconds", "real_time_factor", "jobs", "hypotheses_cut")
 SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "derived_from")  # differ between the splits of one decode
-SAMPLE_RATE = 16000  # espnet_cs.inference.SAMPLE_RATE, not imported: this module stays free of torch
 
 
 def settings_of(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -45,12 +45,6 @@ def write_decode_dir(out_dir: Path, info: Mapping[str, Any], hypotheses: Mapping
         write_kaldi_map(out_dir / name, hypotheses[name])
 
 
-def _read_values(path: Path) -> dict[str, str]:
-    """``{key: value}`` of a hypothesis file, values exactly as written (a hypothesis may start with a space)."""
-    with open(path, encoding="utf-8") as f:
-        return {key: value for key, _, value in (line.rstrip("\n").partition(" ") for line in f) if key}
-
-
 def merge_decode_dirs(split_dirs: Sequence[Path], data_dir: Path, out_dir: Path, derived_from: str | None = None) -> dict[str, Any]:
     """Merge the decode dirs of the splits of ``data_dir`` into ``out_dir``; returns its ``decode_info``.
 
@@ -68,7 +62,7 @@ def merge_decode_dirs(split_dirs: Sequence[Path], data_dir: Path, out_dir: Path,
             raise ValueError(f"{split_dir} is not a complete decode (no text): rerun that split")
         infos.append(read_info(split_dir))
         for name in HYPOTHESIS_FILES:
-            values = _read_values(split_dir / name)
+            values = read_kaldi_map(split_dir / name, verbatim=True)  # a hypothesis may start with a space
             twice = sorted(set(values) & set(hypotheses[name]))
             if twice:
                 raise ValueError(f"{split_dir}/{name}: utterances decoded by another split too, e.g. {twice[:3]}")

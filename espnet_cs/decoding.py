@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from whisper.audio import SAMPLE_RATE
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
 from espnet_cs.model import CSWhisperModel

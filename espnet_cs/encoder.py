@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 import whisper
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
-from whisper.audio import HOP_LENGTH, N_SAMPLES, SAMPLE_RATE
+from whisper.audio import HOP_LENGTH, N_SAMPLES
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
 from espnet_cs.prompts import SoftPrompts

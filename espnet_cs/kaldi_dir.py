@@ -1,32 +1,75 @@
-"""Reading and atomically writing Kaldi-style ``key value`` files (``text``, ``utt2spk``, ...).
+"""Kaldi-style ``key value`` files (``text``, ``utt2spk``, ...): reading, atomic writing, spk2utt.
 
-kaldiio reads ``wav.scp``/``ark`` files but has no reader for plain-text maps, hence these few lines.
+kaldiio reads ``wav.scp``/``ark`` files but has no reader for plain-text maps, and ESPnet's
+``read_2columns_text`` fails on a blank line and cannot report problems, hence these few lines.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from enum import Enum
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 
-def read_kaldi_map(path: str | Path) -> dict[str, str]:
+class LineProblem(Enum):
+    """A line :func:`read_kaldi_map` passes to its ``report`` callback; the value describes it."""
+
+    BLANK = "blank"
+    DUPLICATE_KEY = "duplicate key"
+    NOT_UTF8 = "not UTF-8"
+
+
+Report = Callable[[LineProblem, int, str], None]
+"""``report(problem, line number, key)``; the key is ``""`` for a blank line."""
+
+
+def read_kaldi_map(path: str | Path, report: Report | None = None, verbatim: bool = False) -> dict[str, str]:
     """``{key: rest of line}`` of a ``<key> [value...]`` file; a key alone maps to ``""``.
 
+    The value is stripped; with ``verbatim`` the key ends at the first space and the value is the
+    rest of the line as written (a hypothesis may begin with a space). Blank lines are skipped.
+    With ``report``, every blank line, duplicate key (its first value is kept) and line that is
+    not UTF-8 (kept, the bad bytes read as U+FFFD) goes to ``report`` and nothing raises.
+
     Raises:
-        ValueError: on a duplicate key, naming the file and line.
+        ValueError: without ``report``, on a duplicate key, naming the file and line.
+        UnicodeDecodeError: without ``report``, on bytes that are not UTF-8.
     """
+    errors = "strict" if report is None else "replace"
+    report = report or partial(_raise_on_duplicate, path)
     table: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8", errors=errors) as f:
         for number, line in enumerate(f, 1):
-            parts = line.split(maxsplit=1)
-            if not parts:
-                continue
-            if parts[0] in table:
-                raise ValueError(f"{path}:{number}: duplicate key {parts[0]!r}")
-            table[parts[0]] = parts[1].strip() if len(parts) == 2 else ""
+            if verbatim:
+                key, _, value = line.rstrip("\n").partition(" ")
+            else:
+                key, value = (line.split(maxsplit=1) + ["", ""])[:2]
+            if "\ufffd" in line:
+                report(LineProblem.NOT_UTF8, number, key)
+            if not key:
+                report(LineProblem.BLANK, number, "")
+            elif key in table:
+                report(LineProblem.DUPLICATE_KEY, number, key)
+            else:
+                table[key] = value if verbatim else value.strip()
     return table
+
+
+def _raise_on_duplicate(path: str | Path, problem: LineProblem, number: int, key: str) -> None:
+    """:func:`read_kaldi_map`'s report without one: a duplicate key is an error, a blank line is skipped."""
+    if problem is LineProblem.DUPLICATE_KEY:
+        raise ValueError(f"{path}:{number}: duplicate key {key!r}")
+
+
+def spk2utt(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    """Invert ``utt2spk`` into ``{speaker: utterances}``, both sorted (Kaldi's order)."""
+    speakers: dict[str, list[str]] = {}
+    for utt, spk in sorted(utt2spk.items()):
+        speakers.setdefault(spk, []).append(utt)
+    return dict(sorted(speakers.items()))
 
 
 def write_atomic(path: str | Path, content: str | bytes) -> None:

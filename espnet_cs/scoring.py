@@ -16,8 +16,9 @@ References and hypotheses go through the same :func:`normalize_text`:
    BasicTextNormalizer: ``email`` against ``e-mail`` counts as errors.
 7. Whitespace is collapsed.
 
-:func:`tokenize` turns normalized text into tokens: every CJK ideograph is a token, and every
-run of other letters/digits (with inner apostrophes) is a word token, so
+:func:`tokenize` turns normalized text into tokens: every CJK ideograph
+(:data:`espnet_cs.languages.IDEOGRAPHS`) is a token, and every run of other letters/digits (with
+inner apostrophes) is a word token, so
 ``这个project的deadline`` -> ``这 个 project 的 deadline``.
 
 Every metric is ``(S + D + I) / N * 100`` summed over the utterances it covers, ``N`` being the
@@ -49,6 +50,7 @@ import jiwer
 import opencc
 
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
+from espnet_cs.languages import IDEOGRAPHS, Language, char_language
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +60,8 @@ METRICS: dict[str, str | None] = {
     "overall_mer": None, "cs_mer": "cs", "zh_cer": "zh", "en_wer": "en"
 }
 
-_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"  # CJK ideograph blocks
-_WORD_CHAR = rf"[^\W_{_CJK}]"  # a letter or digit that is not a CJK ideograph
-_CJK_RE = re.compile(rf"[{_CJK}]")
-_TOKEN_RE = re.compile(rf"[{_CJK}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
+_WORD_CHAR = rf"[^\W_{IDEOGRAPHS}]"  # a letter or digit that is not a CJK ideograph
+_TOKEN_RE = re.compile(rf"[{IDEOGRAPHS}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
 _NON_SPEECH_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>")
 _APOSTROPHE_RE = re.compile("[\u2019\u2018\u02bc]")
 _QUOTE_RE = re.compile(rf"(?<!{_WORD_CHAR})'|'(?!{_WORD_CHAR})")
@@ -83,12 +83,12 @@ def tokenize(text: str) -> list[str]:
 
 
 def infer_category(tokens: list[str]) -> str:
-    """``cs`` if ``tokens`` mix CJK ideographs and words with letters, ``zh`` if they contain
-    ideographs only (digits do not count as English), ``en`` otherwise."""
+    """``cs`` if ``tokens`` mix Mandarin and English characters (:func:`espnet_cs.languages.char_language`),
+    ``zh`` if they have Mandarin but no English ones (digits do not count as English), ``en`` otherwise."""
     if not tokens:
         raise ValueError("cannot infer the category of an empty reference")
-    has_zh = any(_CJK_RE.fullmatch(t) for t in tokens)
-    has_en = any(not _CJK_RE.fullmatch(t) and any(c.isalpha() for c in t) for t in tokens)
+    languages = {char_language(c) for token in tokens for c in token}
+    has_zh, has_en = Language.ZH in languages, Language.EN in languages
     return "cs" if has_zh and has_en else "zh" if has_zh else "en"
 
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-from collections import defaultdict
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
+from espnet_cs.kaldi_dir import read_kaldi_map, spk2utt, write_kaldi_map
 
 UTTERANCE_FILES = ("wav.scp", "text", "utt2spk", "utt2category", "utt2num_samples", "speech_shape")
 """Files of a data dir keyed by utterance that a split carries (those present)."""
@@ -75,9 +74,7 @@ def write_splits(data_dir: Path, out_dir: Path, nj: int, batch_size: int) -> int
         for name, table in tables.items():
             write_kaldi_map(split_dir / name, {u: table[u] for u in utts if u in table})
         if "utt2spk" in tables:
-            speakers: dict[str, list[str]] = defaultdict(list)
-            for utt in sorted(utts):
-                speakers[tables["utt2spk"][utt]].append(utt)
+            speakers = spk2utt({utt: tables["utt2spk"][utt] for utt in utts})
             write_kaldi_map(split_dir / "spk2utt", {spk: " ".join(us) for spk, us in speakers.items()})
     for stale in out_dir.iterdir():
         if stale.is_dir() and stale.name.isdigit() and int(stale.name) > len(splits):

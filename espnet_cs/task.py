@@ -22,6 +22,7 @@ from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.preprocessor import AbsPreprocessor
 from espnet2.utils.types import str_or_none
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.backbone import WHISPER_TEXT_CTX
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
@@ -29,7 +30,7 @@ from espnet_cs.model import CSWhisperModel
 from espnet_cs.options import check_options
 from espnet_cs.tokenizer import LID_PROMPTS, CSTokenizer
 from espnet_cs.trainer import CSTrainer
-from whisper.audio import N_SAMPLES, SAMPLE_RATE
+from whisper.audio import N_SAMPLES
 
 encoder_choices = ClassChoices("encoder", classes=dict(whisper_cs=CSWhisperEncoder), type_check=AbsEncoder, default="whisper_cs")
 decoder_choices = ClassChoices("decoder", classes=dict(whisper_cs=CSWhisperDecoder), type_check=AbsDecoder, default="whisper_cs")

@@ -6,44 +6,26 @@ The decoder input starts with task tokens; their language tokens are the *LID pr
 * ``cs``: the two-LID code-switching tokens
   ``<|startoftranscript|><|zh|><|en|><|transcribe|><|notimestamps|>``
 
-Every token also gets a language tag (:class:`Language`): ``ZH`` if the bytes it covers belong to
-a CJK ideograph, ``EN`` if they belong to a Latin letter, ``OTHER`` otherwise (spaces,
-punctuation, digits, special tokens). A byte-level BPE token can cover part of a character or
-straddle two; it takes the language covering most of its bytes (ties go to ``ZH``).
+Every token also gets a language tag (:class:`Language`, from :mod:`espnet_cs.languages`): ``ZH``
+if the bytes it covers belong to a CJK ideograph, ``EN`` if they belong to a Latin letter,
+``OTHER`` otherwise (spaces, punctuation, digits, special tokens). A byte-level BPE token can
+cover part of a character or straddle two; it takes the language covering most of its bytes
+(ties go to ``ZH``).
 ESPnet's own Whisper tokenizer expects ESPnet's fork of openai-whisper, hence this module.
 """
 
 from __future__ import annotations
 
-import enum
-import unicodedata
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal, Sequence
 
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
+from espnet_cs.languages import Language, char_language
+
 LidPrompt = Literal["single", "cs"]
 LID_PROMPTS: dict[str, tuple[str, ...]] = {"single": ("zh",), "cs": ("zh", "en")}  # its languages
-
-
-class Language(enum.IntEnum):
-    """Language tag of a token; integer values are used in tensors."""
-
-    ZH = 0
-    EN = 1
-    OTHER = 2
-
-
-def char_language(char: str) -> Language:
-    """Language of one character: CJK ideographs are Mandarin, Latin letters English."""
-    if unicodedata.name(char, "").startswith("CJK "):
-        return Language.ZH if unicodedata.category(char) == "Lo" else Language.OTHER
-    if unicodedata.category(char).startswith("L") and unicodedata.name(char, "").startswith(
-        ("LATIN", "FULLWIDTH LATIN")
-    ):
-        return Language.EN
-    return Language.OTHER
 
 
 def _byte_languages(text: str) -> list[Language]:

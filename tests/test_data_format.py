@@ -9,13 +9,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.bin.format_data import main
 from espnet_cs.data_format import DataFormatError, Kind, format_data_dir, validate_data_dir
+from espnet_cs.kaldi_dir import read_kaldi_map
 
 RNG = np.random.default_rng(0)
 
 
-def make_audio(path: Path, frames: int, rate: int = 16000, channels: int = 1) -> np.ndarray:
+def make_audio(path: Path, frames: int, rate: int = SAMPLE_RATE, channels: int = 1) -> np.ndarray:
     """Write random int16 audio (format from the suffix) and return its samples."""
     shape = (frames, channels) if channels > 1 else frames
     samples = RNG.integers(-8000, 8000, size=shape, dtype=np.int16)
@@ -43,11 +45,10 @@ def write_data_dir(src: Path, wav_scp: list[str], text: list[str], utt2spk: list
 
 
 def read_table(path: Path) -> dict[str, str]:
-    """Read a Kaldi table into a dict, checking it is sorted."""
-    rows = [line.split(maxsplit=1) for line in path.read_text(encoding="utf-8").splitlines()]
-    keys = [row[0] for row in rows]
-    assert keys == sorted(keys), f"{path} is not sorted"
-    return {row[0]: row[1] for row in rows}
+    """Read an output Kaldi table, checking it is sorted."""
+    table = read_kaldi_map(path)
+    assert list(table) == sorted(table), f"{path} is not sorted"
+    return table
 
 
 def read_output(dst: Path, utt: str) -> np.ndarray:
@@ -55,7 +56,7 @@ def read_output(dst: Path, utt: str) -> np.ndarray:
     path = Path(read_table(dst / "wav.scp")[utt])
     assert path == dst / "data" / f"{utt}.wav"
     info = sf.info(path)
-    assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+    assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
     return sf.read(path, dtype="int16")[0]
 
 
@@ -73,6 +74,12 @@ def clean_dir(tmp_path: Path) -> tuple[Path, dict[str, np.ndarray]]:
         utt2category=["u3 cs", "u1 cs", "u2 zh"],
     )
     return src, {"u1": a, "u3": c}
+
+
+def test_sample_rate_is_whispers() -> None:
+    from whisper.audio import SAMPLE_RATE as WHISPER_RATE
+
+    assert SAMPLE_RATE == WHISPER_RATE
 
 
 def test_formats_clean_dir(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
@@ -118,7 +125,7 @@ def test_cuts_segments(tmp_path: Path) -> None:
 
 def test_reports_all_problems_and_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     make_audio(tmp_path / "ok.wav", 32000)
-    make_audio(tmp_path / "long.wav", 31 * 16000)
+    make_audio(tmp_path / "long.wav", 31 * SAMPLE_RATE)
     (tmp_path / "empty.wav").touch()
     make_audio(tmp_path / "zero.wav", 0)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF this is not audio at all" * 10)
@@ -170,6 +177,16 @@ def test_reports_all_problems_and_writes_nothing(tmp_path: Path, capsys: pytest.
     assert capsys.readouterr().err.count("\n") >= len(problems)
 
 
+def test_reports_blank_non_utf8_and_duplicate_lines(clean_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
+    src, _ = clean_dir
+    (src / "text").write_bytes(b"u1 hello\n\n" + "u2 你好\n".encode("gbk") + b"u3 go\nu1 again\n")
+    assert [(p.kind, p.utt, p.file, p.detail) for p in validate_data_dir(src)] == [
+        (Kind.MALFORMED_LINE, "-", str(src / "text"), "line 2 is blank"),
+        (Kind.DUPLICATE_ID, "u1", str(src / "text"), "line 5"),
+        (Kind.MALFORMED_LINE, "u2", str(src / "text"), "line 3 is not UTF-8"),
+    ]
+
+
 def test_rerun_skips_until_sources_change(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
     src, _ = clean_dir
     dst = tmp_path / "dst"
@@ -210,14 +227,14 @@ def test_resampling_keeps_duration(tmp_path: Path) -> None:
     src = write_data_dir(tmp_path / "data", [f"a {tmp_path / 'a.wav'}"], ["a x"], ["a s"])
     format_data_dir(src, tmp_path / "dst")
     out = read_output(tmp_path / "dst", "a") / 32768
-    assert abs(len(out) - frames * 16000 / 22050) <= 1
-    ideal = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(out)) / 16000)
+    assert abs(len(out) - frames * SAMPLE_RATE / 22050) <= 1
+    ideal = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(out)) / SAMPLE_RATE)
     assert np.max(np.abs(out - ideal)[200:-200]) < 1e-3
 
 
 def test_downmixes_stereo(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     stereo = make_audio(tmp_path / "a.wav", 8000, channels=2) // 2 * 2  # even, so the mean is exact
-    sf.write(tmp_path / "a.wav", stereo, 16000, subtype="PCM_16")
+    sf.write(tmp_path / "a.wav", stereo, SAMPLE_RATE, subtype="PCM_16")
     src = write_data_dir(tmp_path / "data", [f"a {tmp_path / 'a.wav'}"], ["a x"], ["a s"])
     with caplog.at_level(logging.INFO):
         format_data_dir(src, tmp_path / "dst")

@@ -16,6 +16,7 @@ import pytest
 import torch
 from espnet2.train.distributed_utils import free_port
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import merge_decode_dirs, settings_of, write_decode_dir
 from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
 from recipe_tools import DECODE_FILES, RECIPE, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
@@ -52,7 +53,7 @@ def test_split_dirs_carry_every_file_and_stale_splits_go(tmp_path):
 
 def fake_decode(out_dir: Path, utts: list[str], **settings) -> None:
     info = {"data_dir": str(out_dir), "prompt": "cs", **settings, "utterances": len(utts),
-            "audio_samples": 16000 * len(utts), "decode_seconds": 1.0, "audio_seconds": float(len(utts)),
+            "audio_samples": SAMPLE_RATE * len(utts), "decode_seconds": 1.0, "audio_seconds": float(len(utts)),
             "real_time_factor": 1.0}
     write_decode_dir(out_dir, info, {"token": {u: "1 2" for u in utts}, "token_lang": {u: "zh en" for u in utts},
                                      "text": {u: f" hyp {u}" for u in utts}})

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.scoring import (
     infer_category,
     normalize_text,
@@ -156,15 +155,6 @@ def test_missing_hypothesis_is_empty_and_listed(caplog):
 def test_bad_input_raises(refs, hyps, categories, message):
     with pytest.raises(ValueError, match=message):
         score(refs, hyps, categories)
-
-
-def test_read_kaldi_map(tmp_path):
-    f = tmp_path / "text"
-    f.write_text("a 你好 world \nb\n\nc  two   spaces\n", encoding="utf-8")
-    assert read_kaldi_map(f) == {"a": "你好 world", "b": "", "c": "two   spaces"}
-    f.write_text("a x\na y\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="duplicate key 'a'"):
-        read_kaldi_map(f)
 
 
 def test_alignment_text():

@@ -10,6 +10,7 @@ import opencc
 import pytest
 import soundfile as sf
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.bin.synth import main
 from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.synth import speech
@@ -119,7 +120,7 @@ def test_audio(corpus: Path) -> None:
             assert Path(path).is_absolute()
             assert Path(path).parent == corpus.parent / "downloads/mini_cs/wav" / split
             info = sf.info(path)
-            assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+            assert (info.samplerate, info.channels, info.subtype) == (SAMPLE_RATE, 1, "PCM_16")
             assert 1.5 < info.duration < 10
             audio, _ = sf.read(path, dtype="int16")
             assert abs(audio).max() > 1000

@@ -1,7 +1,9 @@
-"""The CS tokenizer: prompts and per-token language tags."""
+"""The CS tokenizer: prompts and per-token language tags; the one character classifier behind them."""
 
 import pytest
 
+from espnet_cs.corpora.text_norm import normalize_transcript
+from espnet_cs.scoring import infer_category, tokenize
 from espnet_cs.tokenizer import CSTokenizer, Language, char_language
 
 ZH, EN, OTHER = Language.ZH, Language.EN, Language.OTHER
@@ -27,6 +29,29 @@ def test_unknown_prompt_and_english_only_vocab_are_errors():
 
 def test_char_language():
     assert [char_language(c) for c in "中a，1 Ｂ。"] == [ZH, EN, OTHER, OTHER, OTHER, EN, OTHER]
+
+
+TRICKY = {
+    "㐀": ZH, "𠀀": ZH, "𰀀": ZH,  # CJK extensions A, B, G
+    "豈": ZH, "﨎": ZH, "丽": ZH,  # compatibility ideographs (豈 is NFKC 豈, 﨎 is its own), supplement
+    "這": ZH,  # traditional: scoring and corpora simplify it
+    "。": OTHER, "，": OTHER, "、": OTHER, "〇": OTHER, "々": OTHER, "⺀": OTHER,  # CJK, not ideographs
+    "Ａ": EN, "é": EN, "ß": EN, "z": EN,  # full-width, diacritic, plain Latin
+    "1": OTHER, "１": OTHER, "٣": OTHER,  # digits
+    "я": OTHER, "か": OTHER, "한": OTHER, "ω": OTHER,  # letters of other scripts
+}
+
+
+@pytest.mark.parametrize("char, language", TRICKY.items(), ids=[f"U+{ord(c):04X}" for c in TRICKY])
+def test_tokenizer_scoring_and_corpora_agree_on_a_character(char, language):
+    tok = CSTokenizer()
+    assert char_language(char) is language
+    assert set(tok.language_tags(tok.encode(char))) == {language}
+    # scoring: Mandarin makes a reference zh (a digit adds no language), English makes Mandarin cs
+    assert (infer_category(tokenize(f"{char} 1")) == "zh") == (language is ZH)
+    assert (infer_category(tokenize(f"中{char}")) == "cs") == (language is EN)
+    # corpora: only Mandarin is written next to Mandarin without a space
+    assert (len(normalize_transcript(f"中{char}")) == 2) == (language is ZH)
 
 
 def test_tags_follow_the_script_of_each_token():

@@ -26,8 +26,8 @@ import torch
 from tqdm import tqdm
 
 from espnet2.utils.types import str2bool
-from whisper.audio import SAMPLE_RATE
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import is_complete, write_decode_dir
 from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.model import CSWhisperModel

@@ -21,7 +21,7 @@ import soundfile as sf
 
 from espnet_cs.corpora import CorpusError
 from espnet_cs.data_format import MAX_SECONDS
-from espnet_cs.kaldi_dir import write_kaldi_map
+from espnet_cs.kaldi_dir import spk2utt, write_kaldi_map
 
 log = logging.getLogger(__name__)
 
@@ -103,17 +103,16 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance]) -> None:
     if any(u.start is not None for u in utterances):
         write_kaldi_map(tmp / "segments", {u.utt_id: f"{u.recording} {u.start:.3f} {u.end:.3f}" for u in utterances})
     write_kaldi_map(tmp / "text", {u.utt_id: u.text for u in utterances})
-    write_kaldi_map(tmp / "utt2spk", {u.utt_id: u.speaker for u in utterances})
+    utt2spk = {u.utt_id: u.speaker for u in utterances}
+    write_kaldi_map(tmp / "utt2spk", utt2spk)
     write_kaldi_map(tmp / "utt2category", {u.utt_id: u.category for u in utterances})
-    spk2utt: dict[str, list[str]] = {}
-    for u in sorted(utterances, key=lambda u: u.utt_id):
-        spk2utt.setdefault(u.speaker, []).append(u.utt_id)
-    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(utts) for spk, utts in spk2utt.items()})
+    speakers = spk2utt(utt2spk)
+    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(utts) for spk, utts in speakers.items()})
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     categories = Counter(u.category for u in utterances)
     log.info("%s: %d utterances, %.2f h, %d speakers (%s)", out, len(utterances),
-             sum(u.duration for u in utterances) / 3600, len(spk2utt),
+             sum(u.duration for u in utterances) / 3600, len(speakers),
              ", ".join(f"{c} {categories[c]}" for c in ("cs", "zh", "en")))
 
 

@@ -27,6 +27,7 @@ import unicodedata
 
 import opencc
 
+from espnet_cs.languages import is_ideograph
 from espnet_cs.scoring import infer_category, tokenize
 
 _T2S = opencc.OpenCC("t2s")
@@ -44,15 +45,11 @@ def remove_markers(text: str) -> str:
     return _BRACKET.sub(" ", _MARKER.sub(" ", text))
 
 
-def _is_ideograph(token: str) -> bool:
-    return infer_category([token]) == "zh"
-
-
 def join_tokens(tokens: list[str]) -> str:
     """Join scoring tokens: no space between two Mandarin characters, one space elsewhere."""
     pieces = []
     for previous, token in zip([""] + tokens, tokens):
-        if previous and not (_is_ideograph(previous) and _is_ideograph(token)):
+        if previous and not (is_ideograph(previous) and is_ideograph(token)):
             pieces.append(" ")
         pieces.append(token)
     return "".join(pieces)

@@ -26,9 +26,10 @@ import numpy as np
 import soundfile as sf
 from tqdm import tqdm
 
-from espnet_cs.kaldi_dir import write_kaldi_map
+from espnet_cs.audio import SAMPLE_RATE
+from espnet_cs.kaldi_dir import spk2utt, write_kaldi_map
 from espnet_cs.synth.sentences import CATEGORIES, sample_sentences
-from espnet_cs.synth.speech import SAMPLE_RATE, SPEAKERS, Speaker, synthesize
+from espnet_cs.synth.speech import SPEAKERS, Speaker, synthesize
 
 SPLIT_SPEAKERS: dict[str, tuple[Speaker, ...]] = {
     "train": SPEAKERS[:8],
@@ -96,12 +97,10 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance], wavs: Sequence[Pa
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     write_kaldi_map(tmp / "wav.scp", [(u.utt_id, str(w)) for u, w in zip(utterances, wavs)])
     write_kaldi_map(tmp / "text", [(u.utt_id, u.text) for u in utterances])
-    write_kaldi_map(tmp / "utt2spk", [(u.utt_id, u.speaker.name) for u in utterances])
+    utt2spk = {u.utt_id: u.speaker.name for u in utterances}
+    write_kaldi_map(tmp / "utt2spk", utt2spk)
     write_kaldi_map(tmp / "utt2category", [(u.utt_id, u.category) for u in utterances])
-    spk2utt: dict[str, list[str]] = {}
-    for u in sorted(utterances, key=lambda u: u.utt_id):
-        spk2utt.setdefault(u.speaker.name, []).append(u.utt_id)
-    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(utts) for spk, utts in spk2utt.items()})
+    write_kaldi_map(tmp / "spk2utt", {spk: " ".join(utts) for spk, utts in spk2utt(utt2spk).items()})
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

@@ -20,9 +20,9 @@ import soundfile as sf
 from pypinyin import Style, lazy_pinyin
 from scipy.signal import resample_poly
 
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.synth.sentences import HAN
 
-SAMPLE_RATE = 16_000
 MAX_SECONDS = 30.0
 PAUSE_SECONDS = 0.12  # between language runs
 EDGE_SECONDS = 0.25  # silence before and after the utterance
