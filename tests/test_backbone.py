@@ -148,7 +148,6 @@ def test_directory_without_model_bin(tmp_path):
 def test_ctranslate2_dir_loads_and_is_cached(tiny, tiny_dir, inputs, tmp_path, monkeypatch):
     model, identity = load_whisper(str(tiny_dir), cache_dir=tmp_path)
     assert torch.equal(_logits(model, inputs), _logits(tiny, inputs))
-    assert model.alignment_heads.to_dense().nonzero().tolist() == HEADS
     (cached,) = tmp_path.glob("ct2-*.pt")
     sha256 = hashlib.sha256(cached.read_bytes()).hexdigest()
     assert identity == BackboneIdentity(str(tiny_dir), sha256, asdict(TINY))
@@ -177,9 +176,8 @@ def test_converted_checkpoint_is_an_openai_whisper_checkpoint(tiny, tiny_dir, in
     _, identity = load_whisper(str(tiny_dir), cache_dir=tmp_path)
     (cached,) = tmp_path.glob("ct2-*.pt")
     assert torch.equal(_logits(whisper.load_model(str(cached), device="cpu"), inputs), _logits(tiny, inputs))
-    model, by_path = load_whisper(str(cached))
+    _, by_path = load_whisper(str(cached))
     assert by_path.sha256 == identity.sha256
-    assert model.alignment_heads.to_dense().nonzero().tolist() == HEADS
 
 
 def test_not_a_checkpoint(tmp_path):
@@ -293,9 +291,6 @@ def test_whisper_base_transcribes_like_ctranslate2(fox_mel, tmp_path):
     model, identity = load_whisper("whisper-base", cache_dir=tmp_path / "cache")
     assert identity.dims == asdict(whisper_dims("base"))
     assert abs(sum(p.numel() for p in model.parameters()) / 1e6 - 71.8) < 0.1
-    # the alignment heads of config.json are openai-whisper's for "base"
-    assert model.alignment_heads.to_dense().nonzero().tolist() == [
-        [3, 1], [4, 2], [4, 3], [4, 7], [5, 1], [5, 2], [5, 4], [5, 6]]
     options = whisper.DecodingOptions(language="en", without_timestamps=True, temperature=0, fp16=False)
     ours = whisper.decode(model, fox_mel, options)
 

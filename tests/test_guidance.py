@@ -27,6 +27,20 @@ def test_word_rows_skip_tokens_of_neither_language():
     assert len(empty.rows) == 0 and guidance_loss(ATTENTION, [(0, 0)], empty, 0.5, 1) == 0
 
 
+def test_word_rows_of_targets_skip_soft_prompts_and_task_tokens():
+    tok = CSTokenizer("cs")
+    ids = tok.encode(" ok 你好")
+    text = torch.tensor([ids + [-1], [ids[0]] + [-1] * len(ids)])
+    words = WordRows.of_targets(tok, text, torch.tensor([len(ids), 1]), n_soft_prompts=3)
+    # [3 prompts] sot zh en transcribe notimestamps y1 ...: y1 is output at row 3 + 5 - 1
+    assert words.zh_column == 3 + 1 and words.en_column == 3 + 2
+    tags = tok.language_tags(ids)
+    expected = [(0, 7 + i, int(t)) for i, t in enumerate(tags) if t != Language.OTHER] + [(1, 7, int(tags[0]))]
+    assert list(zip(words.batch.tolist(), words.rows.tolist(), words.languages.tolist())) == expected
+    with pytest.raises(ValueError, match="two-LID task tokens"):
+        WordRows.of_targets(CSTokenizer("single"), text, torch.tensor([1, 1]), 0)
+
+
 def test_guidance_loss_by_hand():
     # head 0: zh token (0.6-0.5)^2 + 0.1^2 = 0.02; en token 0.2^2 + (0.3-0.5)^2 = 0.08
     assert guidance_loss(ATTENTION, [(0, 0)], WORDS, 0.5, 1).item() == pytest.approx(0.10)

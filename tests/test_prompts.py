@@ -8,6 +8,7 @@ from espnet_cs.decoding import greedy_decode
 from espnet_cs.prompts.language import detect_language
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.prompts import PromptConfig, SoftPrompts
+from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
 from espnet_cs.tokenizer import CSTokenizer
 
 D_MODEL, LAYERS = 64, 2
@@ -33,15 +34,20 @@ def test_prompt_shapes_and_deep_sets():
     assert none(3) is None and none.enter(x, 0, none(3)) is x and not list(none.parameters())
 
 
-def test_residual_reparameterization_folds_exactly():
-    prompts = SoftPrompts(PromptConfig(length=5, deep=True, residual_bottleneck=8), LAYERS, D_MODEL)
+@pytest.mark.parametrize("key", sorted(REPARAMETERIZATIONS))
+def test_every_reparameterization_starts_as_identity_and_folds_exactly(key):
+    """The extension point: a registered reparameterization is switched on by its config key."""
+    prompts = SoftPrompts(PromptConfig.from_dict({"length": 5, "deep": True, key: 8}, "test"), LAYERS, D_MODEL)
+    assert isinstance(prompts.reparameterization, REPARAMETERIZATIONS[key])
     torch.testing.assert_close(prompts(2), prompts.vectors.unsqueeze(1).expand(-1, 2, -1, -1))  # starts as identity
-    torch.nn.init.normal_(prompts.reparameterization.norm.weight)  # as after training
+    for p in prompts.reparameterization.parameters():  # as after training
+        torch.nn.init.normal_(p)
     expected = prompts(2)
     assert not torch.allclose(expected, prompts.vectors.unsqueeze(1).expand_as(expected))
     n_before = sum(p.numel() for p in prompts.parameters())
     prompts.fold()
     torch.testing.assert_close(prompts(2), expected)
+    assert getattr(prompts.config, key) == 0 and prompts.reparameterization is None
     assert sum(p.numel() for p in prompts.parameters()) == LAYERS * 5 * D_MODEL < n_before
 
 

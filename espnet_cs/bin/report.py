@@ -34,6 +34,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--exp_dir", type=Path, default=Path("exp"))
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
     parser.add_argument("--notes", type=Path, help="hand-written notes (commands, observations) put after the title")
+    parser.add_argument("--previous", type=Path, help="an earlier RESULTS.md written by this script: MERs side by side")
+    parser.add_argument("--previous_label", default="previous", help="what --previous is (commit, date, what changed)")
     return parser
 
 
@@ -201,12 +203,48 @@ def attention_sections(exp_dir: Path, out: Path) -> list[str]:
     return lines
 
 
+def previous_rates(path: Path) -> dict[str, dict[str, dict[str, str]]]:
+    """``{test set: {system: {metric name: rate}}}`` of the tables of a RESULTS.md this script wrote."""
+    rates: dict[str, dict[str, dict[str, str]]] = defaultdict(dict)
+    test_set, header = None, []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            test_set, header = line[3:].strip(), []
+        elif line.startswith("| system |"):
+            header = [cell.strip() for cell in line.strip("|").split("|")]
+            header = header if all(name in header for _, name in METRIC_COLUMNS) else []
+        elif test_set and header and line.startswith("| `"):
+            cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))
+            rates[test_set][cells["system"].strip("`")] = {name: cells[name].split(" ")[0] for _, name in METRIC_COLUMNS}
+    return rates
+
+
+def comparison_section(tables: dict[str, list[Row]], previous: Path, label: str) -> list[str]:
+    """MERs of the systems in both ``tables`` and the ``previous`` RESULTS.md, before -> now."""
+    before = previous_rates(previous)
+    lines = []
+    for test_set, rows in sorted(tables.items()):
+        common = [row for row in rows if row[0] in before.get(test_set, {})]
+        if not common:
+            continue
+        header = ["system"] + [f"{name}: {label} → now" for _, name in METRIC_COLUMNS]
+        lines += ["", f"## {test_set}: against {label}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for system, scores, _, _ in common:
+            then = before[test_set][system]
+            cells = [f"`{system}`"] + [f"{then[name]} → {_percent(scores.get(key))}" for key, name in METRIC_COLUMNS]
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     args = get_parser().parse_args(argv)
     tables = collect(args.exp_dir)
     if not tables:
         raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    text = render(tables) + "\n".join(forgetting_section(tables) + attention_sections(args.exp_dir, args.out)) + "\n"
+    sections = forgetting_section(tables) + attention_sections(args.exp_dir, args.out)
+    if args.previous:
+        sections += comparison_section(tables, args.previous, args.previous_label)
+    text = render(tables) + "\n".join(sections) + "\n"
     if args.notes and args.notes.exists():
         title, _, rest = text.partition("\n")
         text = f"{title}\n\n{args.notes.read_text().strip()}\n{rest}"
