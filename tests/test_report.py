@@ -20,18 +20,18 @@ def test_forgetting_pairs_prompt_and_guard() -> None:
     trained = {"trainable": 2_055_000, "epochs": 3, "seconds": 60}
     tables = {
         "aishell_test": [
-            ("zeroshot_cs", zh, {"prompt": "cs", "guard": False}, {}),
-            ("zeroshot_cs_guard", scores(2, zh_cer=(8.0, 2)), {"prompt": "cs", "guard": True}, {}),
-            ("zeroshot_single", scores(2, zh_cer=(7.0, 2)), {"prompt": "single", "guard": False}, {}),
-            ("spt4asr", scores(2, zh_cer=(12.5, 2)), {"prompt": "cs", "guard": False}, trained),
-            ("spt4asr_guard", scores(2, zh_cer=(6.0, 2)), {"prompt": "cs", "guard": True}, trained),
+            ("zeroshot_cs", zh, {"lid_prompt": "cs", "guard": False}, {}),
+            ("zeroshot_cs_guard", scores(2, zh_cer=(8.0, 2)), {"lid_prompt": "cs", "guard": True}, {}),
+            ("zeroshot_single", scores(2, zh_cer=(7.0, 2)), {"lid_prompt": "single", "guard": False}, {}),
+            ("spt4asr", scores(2, zh_cer=(12.5, 2)), {"lid_prompt": "cs", "guard": False}, trained),
+            ("spt4asr_guard", scores(2, zh_cer=(6.0, 2)), {"lid_prompt": "cs", "guard": True}, trained),
         ],
         "librispeech_test_clean": [
-            ("zeroshot_cs", scores(2, en_wer=(20.0, 2)), {"prompt": "cs", "guard": False}, {}),
-            ("lora", scores(2, en_wer=(25.0, 2)), {"prompt": "cs", "guard": False}, trained),
+            ("zeroshot_cs", scores(2, en_wer=(20.0, 2)), {"lid_prompt": "cs", "guard": False}, {}),
+            ("lora", scores(2, en_wer=(25.0, 2)), {"lid_prompt": "cs", "guard": False}, trained),
         ],
-        "devman": [("zeroshot_cs", mixed, {"prompt": "cs", "guard": False}, {}),
-                   ("spt4asr", mixed, {"prompt": "cs", "guard": False}, trained)],
+        "devman": [("zeroshot_cs", mixed, {"lid_prompt": "cs", "guard": False}, {}),
+                   ("spt4asr", mixed, {"lid_prompt": "cs", "guard": False}, trained)],
     }
     lines = forgetting_section(tables)
     assert lines[1] == "## Forgetting on monolingual sets"
@@ -58,3 +58,18 @@ def test_two_stage_systems_count_both_stages(tmp_path, monkeypatch) -> None:
         (exp / "train.log").write_text(f"# python -m espnet_cs.bin.train\n# ended at now, {seconds} s, exit code 0\n")
     assert report.training_info(report.Path("exp/s1")) == {"trainable": 1000, "epochs": 3, "seconds": 150}
     assert report.training_info(report.Path("exp/s1+s2")) == {"trainable": 1000, "epochs": "3+4", "seconds": 320}
+
+
+def test_previous_results_side_by_side(tmp_path) -> None:
+    from espnet_cs.bin.report import comparison_section, render
+
+    trained = {"trainable": 2_055_000, "epochs": 5, "seconds": 60}
+    before = {"test": [("spt4asr", scores(2, overall_mer=(11.0, 2), cs_mer=(9.8, 1)), {"lid_prompt": "cs"}, trained),
+                       ("lpt", scores(2, overall_mer=(41.1, 2)), {"lid_prompt": "cs"}, trained)]}
+    previous = tmp_path / "RESULTS.md"
+    previous.write_text(render(before) + "\n## Attention\n\n| system | own language | pairs |\n|---|---|---|\n| `lpt` | 50% | 8 |\n")
+    now = {"test": [("spt4asr", scores(2, overall_mer=(10.4, 2), cs_mer=(9.1, 1)), {"lid_prompt": "cs"}, trained),
+                    ("dpt", scores(2, overall_mer=(17.0, 2)), {"lid_prompt": "cs"}, trained)]}
+    lines = comparison_section(now, previous, "old padding")
+    assert lines[1] == "## test: against old padding"
+    assert lines[-1] == "| `spt4asr` | 11.0 → 10.4 | 9.8 → 9.1 | — → — | — → — |"  # dpt and lpt are in only one of them
