@@ -1,10 +1,11 @@
-"""Shared fixtures: a tiny random-initialized multilingual Whisper saved as an openai-whisper checkpoint."""
+"""Shared fixtures: a tiny random-initialized multilingual Whisper saved as an openai-whisper checkpoint; noise audio batches."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import whisper
@@ -34,3 +35,17 @@ def tiny_whisper_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = make_tiny_whisper()
     torch.save({"dims": asdict(model.dims), "model_state_dict": model.state_dict()}, path)
     return path
+
+
+def audio_batch(seconds=(1.3, 2.0)):
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in seconds]
+
+
+def padded(audios):
+    """(batch, samples) padded with noise, which the encoder must ignore, and the lengths."""
+    lengths = torch.tensor([len(a) for a in audios])
+    speech = torch.randn(len(audios), int(lengths.max()))
+    for i, a in enumerate(audios):
+        speech[i, : len(a)] = torch.from_numpy(a)
+    return speech, lengths

@@ -7,6 +7,7 @@ import torch
 import whisper
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
+from conftest import audio_batch, padded
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard, greedy_decode, guard_cut
 from espnet_cs.model import CSWhisperModel
@@ -21,19 +22,6 @@ def parts(tiny_whisper_path):
     decoder = CSWhisperDecoder(51865, encoder.output_size(), whisper_model=spec).eval()
     reference = whisper.load_model(spec, device="cpu").eval()
     return encoder, decoder, reference
-
-
-def audio_batch(seconds=(1.3, 2.0)):
-    rng = np.random.default_rng(0)
-    return [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in seconds]
-
-
-def padded(audios):
-    lengths = torch.tensor([len(a) for a in audios])
-    speech = torch.zeros(len(audios), int(lengths.max()))
-    for i, a in enumerate(audios):
-        speech[i, : len(a)] = torch.from_numpy(a)
-    return speech, lengths
 
 
 def reference_mel(audio):

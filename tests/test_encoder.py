@@ -1,30 +1,16 @@
 """The encoder and its padding policy on a tiny Whisper: equal to openai-whisper on 30-s windows,
 and on true length an utterance's states, logits and hypothesis do not depend on its batch mates."""
 
-import numpy as np
 import pytest
 import torch
 import whisper
 
+from conftest import audio_batch, padded
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
 from espnet_cs.tokenizer import CSTokenizer
 
 SECONDS = (0.7, 2.3, 1.0, 2.9, 0.4)  # widths 1, 3, 1, 3, 1 s
-
-
-def audio_batch(seconds=(1.3, 2.0)):
-    rng = np.random.default_rng(0)
-    return [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in seconds]
-
-
-def padded(audios):
-    """(batch, samples) padded with noise, which the encoder must ignore, and the lengths."""
-    lengths = torch.tensor([len(a) for a in audios])
-    speech = torch.randn(len(audios), int(lengths.max()))
-    for i, a in enumerate(audios):
-        speech[i, : len(a)] = torch.from_numpy(a)
-    return speech, lengths
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_attention_capture_matches_whisper_and_changes_nothing(tiny_whisper_path
     plain = dec(memory, None, tokens, None)[0]
     with capture_attention(dec) as parts:
         captured = dec(memory, None, tokens, None)[0]
-    attention = parts.in_batch_order(None)
+    attention = parts.in_batch_order(None, tokens.size(1))
     torch.testing.assert_close(captured, plain)
     assert sorted(attention) == [0, 1] and attention[1].shape == (1, 4, tokens.size(1), tokens.size(1))
     block = dec.decoders.blocks[0]
@@ -115,3 +115,24 @@ def test_attention_capture_matches_whisper_and_changes_nothing(tiny_whisper_path
         _, scores = block.attn(block.attn_ln(x), mask=dec.decoders.mask)
     torch.testing.assert_close(attention[0], scores.softmax(-1))
     assert not any(block.attn._forward_hooks for block in dec.decoders.blocks)
+
+
+def test_captured_attention_is_in_batch_order_without_the_language_detection_pass(tiny_whisper_path):
+    """Utterances of two encoder lengths: each one's attention equals its attention alone, and the
+    language prompts' one-position detection pass is not mistaken for the teacher-forced one."""
+    dec = CSWhisperDecoder(51865, 64, whisper_model=str(tiny_whisper_path),
+                           soft_prompts={"length": 2, "language": True, "language_bottleneck": 4}).eval()
+    tok = CSTokenizer()
+    tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 ok")]] * 3)
+    hlens = torch.tensor([30, 20, 30])
+    memory = torch.randn(3, 30, 64) * (torch.arange(30)[None, :, None] < hlens[:, None, None])
+    positions = 2 + tokens.size(1)
+    with torch.no_grad(), capture_attention(dec) as parts:
+        dec(memory, hlens, tokens, None)
+    attention = parts.in_batch_order(hlens, positions)
+    assert attention[1].shape == (3, 4, positions, positions)
+    for i in range(3):
+        with torch.no_grad(), capture_attention(dec) as alone:
+            dec(memory[i : i + 1, : hlens[i]], None, tokens[i : i + 1], None)
+        for layer, probs in alone.in_batch_order(None, positions).items():
+            torch.testing.assert_close(attention[layer][i], probs[0])

@@ -59,7 +59,8 @@ def attention_passes(
         with capture_attention(model.decoder) as captured:
             model.decoder(memory, memory_lengths, inputs, None)
         words = WordRows.of_targets(model.tokenizer, text, text_lengths, model.decoder.soft_prompts.length)
-        yield captured.in_batch_order(memory_lengths), words, len(batch)
+        positions = model.decoder.soft_prompts.length + inputs.size(1)
+        yield captured.in_batch_order(memory_lengths, positions), words, len(batch)
 
 
 def collect(model: CSWhisperModel, data_dir: Path, batch_size: int, settings: dict[str, Any],

@@ -16,18 +16,27 @@ from espnet_cs.encoder import equal_length_groups
 class CapturedAttention:
     """``{layer: [(batch, heads, positions, positions), ...]}``, one entry per decoder pass.
 
-    :meth:`CSWhisperDecoder.forward <espnet_cs.decoder.CSWhisperDecoder.forward>` makes one pass
-    per encoder length; :meth:`in_batch_order` joins them.
+    :meth:`CSWhisperDecoder.forward <espnet_cs.decoder.CSWhisperDecoder.forward>` makes one
+    teacher-forced pass per encoder length, and with language prompts one more, of one position,
+    before each (the language detection of :mod:`espnet_cs.prompts.language`);
+    :meth:`in_batch_order` joins the teacher-forced ones.
     """
 
     parts: dict[int, list[torch.Tensor]] = field(default_factory=dict)
 
-    def in_batch_order(self, hlens: Optional[torch.Tensor]) -> dict[int, torch.Tensor]:
-        """``{layer: (batch, heads, positions, positions)}`` of a pass over encoder states of lengths ``hlens``."""
+    def in_batch_order(self, hlens: Optional[torch.Tensor], positions: int) -> dict[int, torch.Tensor]:
+        """``{layer: (batch, heads, positions, positions)}`` of the teacher-forced passes.
+
+        Args:
+            hlens: (batch,) lengths of the encoder states the decoder read (None: one pass).
+            positions: decoder positions of the teacher-forced pass (soft prompts + tokens);
+                passes over other lengths are not part of it.
+        """
+        joined = {layer: torch.cat([p for p in parts if p.size(-1) == positions]) for layer, parts in self.parts.items()}
         if hlens is None:
-            return {layer: torch.cat(parts) for layer, parts in self.parts.items()}
-        order = torch.argsort(torch.cat(equal_length_groups(hlens)))
-        return {layer: torch.cat(parts)[order.to(parts[0].device)] for layer, parts in self.parts.items()}
+            return joined
+        order = torch.argsort(torch.cat(equal_length_groups(hlens))).to(next(iter(joined.values())).device)
+        return {layer: attention[order] for layer, attention in joined.items()}
 
 
 @contextmanager

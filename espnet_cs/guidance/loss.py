@@ -95,5 +95,6 @@ class AttentionGuidance:
             n_soft_prompts: the decoder's soft prompt positions, in front of the task tokens.
         """
         words = WordRows.of_targets(self.tokenizer, text, text_lengths, n_soft_prompts)
-        attention = captured.in_batch_order(memory_lengths)
+        positions = n_soft_prompts + len(self.tokenizer.sot_sequence) + text.size(1)
+        attention = captured.in_batch_order(memory_lengths, positions)
         return guidance_loss(attention, self.heads, words, self.config.target, text.size(0))
