@@ -3,7 +3,7 @@
 # `./run.sh` prepares the corpus, checks it, decodes the test set zero-shot with Whisper-base
 # (both prompts), trains SPT4ASR on a small budget (3 epochs; the paper's 10 are in
 # conf/tuning/spt4asr.yaml), decodes and scores it, and writes RESULTS.md.
-# Every method: local/run_all_methods.sh. Stages and options: ./asr.sh --help
+# Every method: local/run_all_methods.sh at the repository root. Stages and options: ./asr.sh --help
 set -euo pipefail
 
 ./asr.sh \
