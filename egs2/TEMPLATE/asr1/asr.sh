@@ -23,7 +23,7 @@ whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whis
 zeroshot_lid_prompts="single cs"  # stage 3 decodes with the task tokens of each: single = <|zh|>, cs = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
-# LID heads (stage 4; which of them a model guides is in its YAML's model_conf.guidance)
+# LID heads (stage 4 ranks them all; which of them a model guides is in its YAML's model_conf.guidance)
 head_min_fraction=0.1   # an LID head is one in at least this fraction of the training sentences
 head_batch_size=8       # utterances per teacher-forced pass of head selection
 # Training
@@ -35,6 +35,11 @@ ngpu=0                  # GPUs per node for training (more than one: ESPnet's di
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
 results=RESULTS.md      # stage 10 writes the tables here
+# Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
+attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
+attention_plot=""       # of the measured systems (and backbone), those drawn in attention.png (empty: every one)
+attention_selection=top # which of the LID heads of exp/lid_heads/lid_heads.json: top, all or random
+attention_share=0.6     # share of that selection (top: of the LID heads; random: of all heads)
 
 help_message=$(cat <<EOF
 Usage: $0 [options]
@@ -42,13 +47,18 @@ Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
   3  zero-shot decoding of --test_sets with each of --zeroshot_lid_prompts (--nj jobs, merged)
-  4  LID heads of the frozen backbone on --train_set -> exp/lid_heads/lid_heads.json (--nj jobs, merged)
+  4  LID heads of the frozen backbone on --train_set, ranked -> exp/lid_heads/lid_heads.json and heads.png
+     (--nj jobs, merged); each guided method's YAML selects its heads from that file
+     (model_conf.guidance: selection, share), so this stage has no selection option
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training of --stage2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir
-  10 report (${results})
+  10 report (${results}); first, if stage 4 ran, the attention of one selection of its LID heads
+     (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
+     exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs) -> exp/attention/<set>,
+     the figure drawing --attention_plot of them (empty: every one)
   11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
@@ -60,7 +70,8 @@ Options (default):
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
-  --results (${results})
+  --results (${results}) --attention_systems ("${attention_systems}") --attention_plot ("${attention_plot}")
+  --attention_selection (${attention_selection}) --attention_share (${attention_share})
 Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh or, with
   --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
   the data into --nj jobs of whole batches and merge their outputs (equal to one job's, given the same
@@ -236,18 +247,33 @@ fi
 
 if run_stage 10; then
     heads=exp/lid_heads/lid_heads.json
-    # every adapter model is measured; the figure shows the backbone, adapters without guidance
-    # and the two-stage guided model, as the paper's Figure 3 does
+    if [ -z "${attention_systems}" ]; then  # every trained model whose task tokens hold both LID tokens
+        for dir in exp/*/; do
+            dir="${dir%/}"
+            if [ -f "${dir}/valid.loss.ave.pth" ] && grep -qx 'lid_prompt: cs' "${dir}/config.yaml" 2>/dev/null; then
+                attention_systems+=" ${dir#exp/}"
+            fi
+        done
+        attention_systems="${attention_systems# }"
+    fi
     systems=()
-    for dir in exp/adapter*; do
-        [ -f "${dir}/valid.loss.ave.pth" ] && systems+=(--system "${dir#exp/}=${dir}")
+    for name in ${attention_systems}; do
+        if [ ! -f "exp/${name}/valid.loss.ave.pth" ]; then
+            log "stage 10: --attention_systems names ${name}, but exp/${name}/valid.loss.ave.pth does not exist"
+            exit 1
+        fi
+        systems+=(--system "${name}=exp/${name}")
     done
+    plots=()
+    for name in ${attention_plot}; do plots+=(--plot "${name}"); done
     if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
-        log "stage 10: attention of the guided heads -> exp/attention"
+        log "stage 10: attention of the ${attention_selection} ${attention_share} LID heads of ${heads}:" \
+            "backbone ${attention_systems} -> exp/attention"
         for dset in ${test_sets}; do
             python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --lid_heads "${heads}" \
+                --selection "${attention_selection}" --share "${attention_share}" \
                 --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
-                --plot backbone --plot adapter --plot adapter_stage1+adapter_ag_stage2
+                "${plots[@]}"
         done
     fi
     log "stage 10: report -> ${results}"
