@@ -4,6 +4,11 @@ set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*" >&2; }
 min() { printf '%s\n' "$@" | sort -n | head -n1; }
+method_names() {  # the methods of conf/tuning/<method>.yaml
+    local f names=()
+    for f in conf/tuning/*.yaml; do [ -e "${f}" ] && names+=("$(basename "${f}" .yaml)"); done
+    echo "${names[*]}"
+}
 
 SECONDS=0
 
@@ -76,7 +81,7 @@ Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh o
   --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
   the data into --nj jobs of whole batches and merge their outputs (equal to one job's, given the same
   threads per job); a rerun skips the jobs that finished. Several GPUs and nodes: docs/cluster.md.
-Methods: $(ls conf/tuning 2>/dev/null | sed -n 's/\.yaml$//p' | tr '\n' ' ')
+Methods: $(method_names)
 EOF
 )
 
@@ -96,11 +101,11 @@ stage1_exp="${asr_exp}"
 [ -z "${stage2_method}" ] || asr_exp="exp/${method}+${stage2_method}${exp_tag}"  # the final model's dir
 needs_method() {  # stage, method, option naming it
     if [ -z "$2" ]; then
-        log "stage $1 needs ${3:---method} (one of: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+        log "stage $1 needs ${3:---method} (one of: $(method_names))"
         exit 1
     fi
     if [ ! -f "conf/tuning/$2.yaml" ]; then
-        log "unknown method '$2': no conf/tuning/$2.yaml (methods: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+        log "unknown method '$2': no conf/tuning/$2.yaml (methods: $(method_names))"
         exit 1
     fi
 }
@@ -206,13 +211,13 @@ if run_stage 4; then
     python -m espnet_cs.bin.select_heads --merge "${stats[@]}" --out_dir "${dir}" --min_fraction "${head_min_fraction}"
 fi
 
-if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
+if run_stage 5 && { [ -n "${method}" ] || [ "${stage}" -eq 5 ]; }; then
     needs_method 5 "${method}"
     log "stage 5: training ${method} -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
     train "${method}" "${stage1_exp}"
 fi
 
-if run_stage 6 && [ -n "${stage2_method}" -o "${stage}" -eq 6 ]; then
+if run_stage 6 && { [ -n "${stage2_method}" ] || [ "${stage}" -eq 6 ]; }; then
     needs_method 6 "${stage2_method}" --stage2_method
     init="${stage1_exp}/valid.loss.ave.pth"
     [ -f "${init}" ] || { log "stage 6 starts from ${init}, which does not exist: run stage 5 first"; exit 1; }
@@ -220,13 +225,13 @@ if run_stage 6 && [ -n "${stage2_method}" -o "${stage}" -eq 6 ]; then
     train "${stage2_method}" "${asr_exp}" --init_param "${init}"
 fi
 
-if run_stage 7 && [ -n "${method}" -o "${stage}" -eq 7 ]; then
+if run_stage 7 && { [ -n "${method}" ] || [ "${stage}" -eq 7 ]; }; then
     needs_method 7 "${method}"
     log "stage 7: averaging the ${nbest_average} best checkpoints of ${asr_exp} by valid loss"
     python -m espnet_cs.bin.average --exp_dir "${asr_exp}" --nbest "${nbest_average}"
 fi
 
-if run_stage 8 && [ -n "${method}" -o "${stage}" -eq 8 ]; then
+if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
     needs_method 8 "${method}"
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
@@ -281,7 +286,7 @@ if run_stage 10; then
     cat "${results}"
 fi
 
-if run_stage 11 && [ -n "${method}" -o "${stage}" -eq 11 ]; then
+if run_stage 11 && { [ -n "${method}" ] || [ "${stage}" -eq 11 ]; }; then
     needs_method 11 "${method}"
     log "stage 11: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip"
     python -m espnet_cs.bin.pack --exp_dir "${asr_exp}" --model_file valid.loss.ave.pth --out "${asr_exp}/packed.zip"
