@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Environment of the recipes: the pinned virtual environment made by tools/install.sh.
 # Sourced by every recipe as ./path.sh (egs2/<recipe>/asr1/path.sh -> egs2/TEMPLATE/asr1/path.sh
 # -> this file); readlink -f follows the links, so MAIN_ROOT is the repository root from any dir.
