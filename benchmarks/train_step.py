@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-CONF = Path(__file__).resolve().parents[1] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
+CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
 METHODS = ["fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr"]
 TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"
 

@@ -243,8 +243,10 @@ def assert_scored(recipe: Path, sets: dict[str, int]) -> None:
 @pytest.mark.integration
 def test_seame_recipe(corpora: Corpora, tmp_path: Path) -> None:
     recipe, seame = recipe_copy("seame", tmp_path), corpora.seame
-    result = run(recipe, "--stop_stage", "3", "--seame_dir", str(seame.seame_dir), "--dev_lists", str(seame.dev_lists),
-                 "--librispeech_dir", str(corpora.librispeech_dir), *FAST_DECODING)
+    data_opts = (f"--seame_dir {seame.seame_dir} --dev_lists {seame.dev_lists} "
+                 f"--librispeech_dir {corpora.librispeech_dir}")  # local/data.sh's options
+    result = run(recipe, "--stop_stage", "3", "--local_data_opts", data_opts,
+                 "--test_sets", "devman devsge librispeech_test_clean", *FAST_DECODING)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dropped 1 utterance(s): shorter than 0.1 s" in result.stderr
     result = run(recipe, "--stage", "9", "--stop_stage", "9")
@@ -259,8 +261,9 @@ def test_seame_recipe(corpora: Corpora, tmp_path: Path) -> None:
 @pytest.mark.integration
 def test_asru2019_recipe(corpora: Corpora, tmp_path: Path) -> None:
     recipe = recipe_copy("asru2019", tmp_path)
-    result = run(recipe, "--stop_stage", "3", "--asru_dir", str(corpora.asru_dir), "--aishell_dir",
-                 str(corpora.aishell_dir), "--local_data_opts", "--include_500h true", *FAST_DECODING)
+    data_opts = f"--asru_dir {corpora.asru_dir} --aishell_dir {corpora.aishell_dir} --include_500h true"
+    result = run(recipe, "--stop_stage", "3", "--local_data_opts", data_opts,
+                 "--test_sets", "dev test aishell_test", *FAST_DECODING)
     assert result.returncode == 0, result.stderr[-3000:]
     assert sum(len(read_kaldi_map(recipe / f"dump/raw/{name}/text")) for name in ("train", "valid")) == 4
     result = run(recipe, "--stage", "9", "--stop_stage", "9")
@@ -273,7 +276,8 @@ def test_recipes_need_their_corpus(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--seame_dir (the unpacked LDC2015S04, holding data/) and --dev_lists" in result.stdout
     shutil.rmtree(tmp_path / "recipe")
-    result = run(recipe_copy("asru2019", tmp_path), "--stop_stage", "1", "--asru_dir", str(tmp_path / "nowhere"))
+    result = run(recipe_copy("asru2019", tmp_path), "--stop_stage", "1",
+                 "--local_data_opts", f"--asru_dir {tmp_path}/nowhere")
     assert result.returncode != 0 and f"ASRU 2019 folder missing: {tmp_path}/nowhere/ZH+EN-200h" in result.stderr
 
 
@@ -285,8 +289,8 @@ def test_seame_stage2_reports_bad_audio(seame_copy: SeameFixture, tmp_path: Path
     short = audio / "conversation" / "audio" / "01NC01FBX_0101.flac"
     samples, rate = sf.read(short, dtype="int16")
     sf.write(short, samples[: 5 * rate], rate)  # its second segment ends at 8.5 s
-    result = run(recipe, "--stop_stage", "2", "--seame_dir", str(seame_copy.seame_dir),
-                 "--dev_lists", str(seame_copy.dev_lists))
+    result = run(recipe, "--stop_stage", "2", "--local_data_opts",
+                 f"--seame_dir {seame_copy.seame_dir} --dev_lists {seame_copy.dev_lists}")
     assert result.returncode != 0
     assert f"ni01max_0101\t{audio}/interview/audio/NI01MAX_0101.flac" in result.stderr  # audio cannot be decoded
     past_end = [utt for utt, line in read_kaldi_map(recipe / "data/train/segments").items()

@@ -19,7 +19,7 @@ from espnet2.train.distributed_utils import free_port
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import merge_decode_dirs, settings_of, write_decode_dir
 from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
-from recipe_tools import DECODE_FILES, RECIPE, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
+from recipe_tools import DECODE_FILES, ROOT, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
 
 LENGTHS = {"a": 5, "b": 9, "c": 5, "d": 1, "e": 7, "f": 9, "g": 3}
 
@@ -143,7 +143,7 @@ def test_training_under_distributed_data_parallel(tiny_recipe, tiny_whisper_path
     """Two CPU processes (gloo), launched as torchrun launches one per GPU: the model trains under
     DistributedDataParallel and saves trainable-only checkpoints, as in one process."""
     data = {phase: f"dump/raw/{phase}" for phase in ("train", "valid")}  # wav.scp paths are relative to the recipe
-    args = ["--config", str(RECIPE / "conf/tuning/spt_enc.yaml"), "--whisper_model", str(tiny_whisper_path), "--ngpu", "0",
+    args = ["--config", str(ROOT / "conf/tuning/spt_enc.yaml"), "--whisper_model", str(tiny_whisper_path), "--ngpu", "0",
             "--multiprocessing_distributed", "false", "--dist_backend", "gloo", "--output_dir", str(tmp_path / "exp"),
             "--max_epoch", "1", "--batch_size", "2", "--num_workers", "0", "--use_tensorboard", "false",
             "--use_matplotlib", "false"]

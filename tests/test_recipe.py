@@ -38,9 +38,19 @@ def test_demo_stages_write_scores_and_results(recipe):
         assert {"overall_mer", "cs_mer", "zh_cer", "en_wer"} <= scores.keys()
         assert (recipe / f"exp/{system}/decode_test/alignments.txt").exists()
     results = (recipe / "RESULTS.md").read_text()
-    assert "| `zeroshot_cs` | prompt `cs`, no guard, 30-s padding | 0 | — | — | 4 |" in results
-    assert "| `spt4asr` | prompt `cs`, no guard, true length | 2.055M | 3 |" in results
+    assert "| `zeroshot_cs` | LID prompt `cs`, no guard, 30-s padding | 0 | — | — | 4 |" in results
+    assert "| `spt4asr` | LID prompt `cs`, no guard, true length | 2.055M | 3 |" in results
     assert "## LID heads" in results
+    # stage 10 measures by default every trained model with the cs prompt but no language prompts:
+    # not spt4asr, so no attention report yet
+    assert not (recipe / "exp/attention").exists() and "## Attention of the guided heads" not in results
+    result = run(recipe, "--stage", "5", "--stop_stage", "10", "--method", "adapter", "--train_opts", "--max_epoch 1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
+    assert list(attention["systems"]) == ["backbone", "adapter"]  # asr.sh names no method
+    assert (attention["selection"], attention["share"], attention["lid_heads"]) == ("top", 0.6, "exp/lid_heads/lid_heads.json")
+    assert (recipe / "exp/attention/test/attention.png").exists()
+    assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
     # rerunning stage 3 skips finished decodes
     again = run(recipe, "--stage", "3", "--stop_stage", "3")
     assert again.returncode == 0 and "done already, skipped" in again.stderr
@@ -55,6 +65,8 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
     assert result.returncode != 0 and "stage 5 needs --method" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "nosuch")
     assert result.returncode != 0 and "unknown method 'nosuch'" in result.stderr and "spt4asr" in result.stderr
+    result = run(recipe, "--stage", "10", "--stop_stage", "10", "--attention_systems", "nosuch")
+    assert result.returncode != 0 and "exp/nosuch/valid.loss.ave.pth does not exist" in result.stderr
     result = run(recipe, "--no_such_option", "1")
     assert result.returncode != 0 and "unknown option --no_such_option" in result.stderr
     result = run(recipe, "--pad_to_30s", "maybe")

@@ -18,7 +18,7 @@ from espnet_cs.model import BACKBONE_PREFIXES
 from espnet_cs.task import CSASRTask
 from espnet_cs.trainer import CheckpointError, CSTrainer, restore_epoch_file
 
-RECIPE_CONF = Path(__file__).resolve().parents[1] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
+RECIPE_CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"  # every recipe's conf/tuning links here
 PE_METHODS = ["spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "lora"]
 TEXTS = ["这个 project 的 deadline", "我们去吃饭", "can you check it", "你 can 帮我 check 一下吗"]
 

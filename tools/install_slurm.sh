@@ -90,12 +90,12 @@ running() {  # pid file: true if the process it names is alive
 }
 
 start() {  # name, pid file, command...: start a daemon unless it runs; report its pid
-    local name="$1" pid_file="$2" i
+    local name="$1" pid_file="$2" _
     shift 2
     running "${pid_file}" && return 0
     log "starting ${name}"
     "$@"
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         running "${pid_file}" && { echo "started ${name} $(cat "${pid_file}")"; return 0; }
         sleep 0.2
     done
@@ -103,9 +103,9 @@ start() {  # name, pid file, command...: start a daemon unless it runs; report i
 }
 
 wait_until_idle() {
-    local host state i
+    local host state _
     host="$(hostname -s)"
-    for i in $(seq "${wait_seconds}"); do
+    for _ in $(seq "${wait_seconds}"); do
         state="$(sinfo -h -n "${host}" -o %T 2>/dev/null || true)"
         case "${state}" in
             idle*|mixed*|allocated*) log "node ${host} is ${state}"; return 0 ;;

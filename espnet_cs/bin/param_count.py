@@ -21,7 +21,7 @@ from espnet_cs.task import CSASRTask, freeze
 
 # Trainable parameters the papers report for Whisper-small (millions).
 PAPER_SMALL = {"spt_both": 0.20, "dpt": 1.39, "spt4asr": 3.74, "adapter": 14.3, "adapter_ag": 14.3, "adapter_ag_stage2": 14.3}
-DEFAULT_CONF = Path(__file__).resolve().parents[2] / "egs2" / "mini_cs" / "asr1" / "conf" / "tuning"
+DEFAULT_CONF = Path(__file__).resolve().parents[2] / "conf" / "tuning"  # the one home of the method YAMLs
 
 
 def count(config_file: Path, name: str) -> tuple[int, int]:

@@ -4,6 +4,11 @@ set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*" >&2; }
 min() { printf '%s\n' "$@" | sort -n | head -n1; }
+method_names() {  # the methods of conf/tuning/<method>.yaml
+    local f names=()
+    for f in conf/tuning/*.yaml; do [ -e "${f}" ] && names+=("$(basename "${f}" .yaml)"); done
+    echo "${names[*]}"
+}
 
 SECONDS=0
 
@@ -23,7 +28,7 @@ whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whis
 zeroshot_lid_prompts="single cs"  # stage 3 decodes with the task tokens of each: single = <|zh|>, cs = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
-# LID heads (stage 4; which of them a model guides is in its YAML's model_conf.guidance)
+# LID heads (stage 4 ranks them all; which of them a model guides is in its YAML's model_conf.guidance)
 head_min_fraction=0.1   # an LID head is one in at least this fraction of the training sentences
 head_batch_size=8       # utterances per teacher-forced pass of head selection
 # Training
@@ -35,6 +40,12 @@ ngpu=0                  # GPUs per node for training (more than one: ESPnet's di
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
 results=RESULTS.md      # stage 10 writes the tables here
+# Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
+attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
+                        # has lid_prompt: cs and no language prompts)
+attention_plot=""       # of the measured systems (and backbone), those drawn in attention.png (empty: every one)
+attention_selection=top # which of the LID heads of exp/lid_heads/lid_heads.json: top, all or random
+attention_share=0.6     # share of that selection (top: of the LID heads; random: of all heads)
 
 help_message=$(cat <<EOF
 Usage: $0 [options]
@@ -42,13 +53,18 @@ Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
   3  zero-shot decoding of --test_sets with each of --zeroshot_lid_prompts (--nj jobs, merged)
-  4  LID heads of the frozen backbone on --train_set -> exp/lid_heads/lid_heads.json (--nj jobs, merged)
+  4  LID heads of the frozen backbone on --train_set, ranked -> exp/lid_heads/lid_heads.json and heads.png
+     (--nj jobs, merged); each guided method's YAML selects its heads from that file
+     (model_conf.guidance: selection, share), so this stage has no selection option
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training of --stage2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir
-  10 report (${results})
+  10 report (${results}); first, if stage 4 ran, the attention of one selection of its LID heads
+     (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
+     exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs and no language prompts)
+     -> exp/attention/<set>, the figure drawing --attention_plot of them (empty: every one)
   11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
@@ -60,12 +76,13 @@ Options (default):
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
-  --results (${results})
+  --results (${results}) --attention_systems ("${attention_systems}") --attention_plot ("${attention_plot}")
+  --attention_selection (${attention_selection}) --attention_share (${attention_share})
 Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh or, with
   --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
   the data into --nj jobs of whole batches and merge their outputs (equal to one job's, given the same
   threads per job); a rerun skips the jobs that finished. Several GPUs and nodes: docs/cluster.md.
-Methods: $(ls conf/tuning 2>/dev/null | sed -n 's/\.yaml$//p' | tr '\n' ' ')
+Methods: $(method_names)
 EOF
 )
 
@@ -85,11 +102,11 @@ stage1_exp="${asr_exp}"
 [ -z "${stage2_method}" ] || asr_exp="exp/${method}+${stage2_method}${exp_tag}"  # the final model's dir
 needs_method() {  # stage, method, option naming it
     if [ -z "$2" ]; then
-        log "stage $1 needs ${3:---method} (one of: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+        log "stage $1 needs ${3:---method} (one of: $(method_names))"
         exit 1
     fi
     if [ ! -f "conf/tuning/$2.yaml" ]; then
-        log "unknown method '$2': no conf/tuning/$2.yaml (methods: $(ls conf/tuning | sed -n 's/\.yaml$//p' | tr '\n' ' '))"
+        log "unknown method '$2': no conf/tuning/$2.yaml (methods: $(method_names))"
         exit 1
     fi
 }
@@ -147,6 +164,20 @@ decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of es
     python -m espnet_cs.bin.merge_decodes --data_dir "${data}" --out_dir "${guarded}" --derived_from "${dir}" \
         "${guarded_outputs[@]}"
 }
+measured_by_default() {  # exp dir: true if stage 10 measures it without --attention_systems
+    # A trained model whose task tokens hold both LID tokens (lid_prompt: cs), unless it has language
+    # prompts (decoder_conf.soft_prompts.language): their language detection runs the decoder blocks
+    # once more inside the pass, which attention_report cannot capture yet.
+    if [ ! -f "$1/valid.loss.ave.pth" ] || [ ! -f "$1/config.yaml" ]; then
+        return 1
+    fi
+    python - "$1/config.yaml" <<'PY'
+import sys, yaml
+config = yaml.safe_load(open(sys.argv[1]))
+prompts = (config.get("decoder_conf") or {}).get("soft_prompts") or {}
+sys.exit(config.get("lid_prompt") != "cs" or bool(prompts.get("language")))
+PY
+}
 
 if run_stage 1; then
     log "stage 1: data preparation: local/data.sh ${local_data_opts}"
@@ -195,13 +226,13 @@ if run_stage 4; then
     python -m espnet_cs.bin.select_heads --merge "${stats[@]}" --out_dir "${dir}" --min_fraction "${head_min_fraction}"
 fi
 
-if run_stage 5 && [ -n "${method}" -o "${stage}" -eq 5 ]; then
+if run_stage 5 && { [ -n "${method}" ] || [ "${stage}" -eq 5 ]; }; then
     needs_method 5 "${method}"
     log "stage 5: training ${method} -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
     train "${method}" "${stage1_exp}"
 fi
 
-if run_stage 6 && [ -n "${stage2_method}" -o "${stage}" -eq 6 ]; then
+if run_stage 6 && { [ -n "${stage2_method}" ] || [ "${stage}" -eq 6 ]; }; then
     needs_method 6 "${stage2_method}" --stage2_method
     init="${stage1_exp}/valid.loss.ave.pth"
     [ -f "${init}" ] || { log "stage 6 starts from ${init}, which does not exist: run stage 5 first"; exit 1; }
@@ -209,13 +240,13 @@ if run_stage 6 && [ -n "${stage2_method}" -o "${stage}" -eq 6 ]; then
     train "${stage2_method}" "${asr_exp}" --init_param "${init}"
 fi
 
-if run_stage 7 && [ -n "${method}" -o "${stage}" -eq 7 ]; then
+if run_stage 7 && { [ -n "${method}" ] || [ "${stage}" -eq 7 ]; }; then
     needs_method 7 "${method}"
     log "stage 7: averaging the ${nbest_average} best checkpoints of ${asr_exp} by valid loss"
     python -m espnet_cs.bin.average --exp_dir "${asr_exp}" --nbest "${nbest_average}"
 fi
 
-if run_stage 8 && [ -n "${method}" -o "${stage}" -eq 8 ]; then
+if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
     needs_method 8 "${method}"
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
@@ -236,18 +267,31 @@ fi
 
 if run_stage 10; then
     heads=exp/lid_heads/lid_heads.json
-    # every adapter model is measured; the figure shows the backbone, adapters without guidance
-    # and the two-stage guided model, as the paper's Figure 3 does
+    if [ -z "${attention_systems}" ]; then
+        for dir in exp/*/; do
+            dir="${dir%/}"
+            if measured_by_default "${dir}"; then attention_systems+=" ${dir#exp/}"; fi
+        done
+        attention_systems="${attention_systems# }"
+    fi
     systems=()
-    for dir in exp/adapter*; do
-        [ -f "${dir}/valid.loss.ave.pth" ] && systems+=(--system "${dir#exp/}=${dir}")
+    for name in ${attention_systems}; do
+        if [ ! -f "exp/${name}/valid.loss.ave.pth" ]; then
+            log "stage 10: --attention_systems names ${name}, but exp/${name}/valid.loss.ave.pth does not exist"
+            exit 1
+        fi
+        systems+=(--system "${name}=exp/${name}")
     done
+    plots=()
+    for name in ${attention_plot}; do plots+=(--plot "${name}"); done
     if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
-        log "stage 10: attention of the guided heads -> exp/attention"
+        log "stage 10: attention of the ${attention_selection} ${attention_share} LID heads of ${heads}:" \
+            "backbone ${attention_systems} -> exp/attention"
         for dset in ${test_sets}; do
             python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --lid_heads "${heads}" \
+                --selection "${attention_selection}" --share "${attention_share}" \
                 --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
-                --plot backbone --plot adapter --plot adapter_stage1+adapter_ag_stage2
+                "${plots[@]}"
         done
     fi
     log "stage 10: report -> ${results}"
@@ -255,7 +299,7 @@ if run_stage 10; then
     cat "${results}"
 fi
 
-if run_stage 11 && [ -n "${method}" -o "${stage}" -eq 11 ]; then
+if run_stage 11 && { [ -n "${method}" ] || [ "${stage}" -eq 11 ]; }; then
     needs_method 11 "${method}"
     log "stage 11: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip"
     python -m espnet_cs.bin.pack --exp_dir "${asr_exp}" --model_file valid.loss.ave.pth --out "${asr_exp}/packed.zip"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Job launchers for ${train_cmd} and ${decode_cmd}, Kaldi style:
 #   ${decode_cmd} [JOB=1:N] LOGFILE COMMAND ARGS...
 # chosen by cmd_backend (asr.sh's --cmd_backend, or the environment):

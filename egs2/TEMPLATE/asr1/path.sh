@@ -1,11 +1,1 @@
-# Environment of the recipes: the pinned virtual environment made by tools/install.sh.
-MAIN_ROOT="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../.." && pwd)"
-export MAIN_ROOT
-"${MAIN_ROOT}/tools/install.sh"
-venv="${ESPNET_CS_VENV:-${MAIN_ROOT}/tools/venv}"
-export PATH="${venv}/bin:${PATH}"
-export PYTHONIOENCODING=UTF-8
-export LC_ALL=C.UTF-8
-export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
-# nltk (imported by espnet) looks for data it cannot download here; keep it quiet.
-export NLTK_DATA="${NLTK_DATA:-${MAIN_ROOT}/tools/nltk_data}"
+../../../path.sh

@@ -32,6 +32,7 @@ log() { echo "$0: $*" >&2; }
 die() { log "$*"; exit 1; }
 
 all_args=("$@")
+# shellcheck source=parse_options.sh source-path=SCRIPTDIR
 . "$(dirname "${BASH_SOURCE[0]}")/parse_options.sh"
 options=("${all_args[@]:0:$(( ${#all_args[@]} - $# ))}")
 
@@ -145,6 +146,7 @@ EOF
 
 ids="$(mktemp)"; errors="$(mktemp)"
 trap 'rm -f "${ids}" "${errors}"' EXIT
+# shellcheck disable=SC2317  # cancel runs from the trap below
 cancel() {
     local job_id
     job_id="$(cut -d';' -f1 "${ids}")"

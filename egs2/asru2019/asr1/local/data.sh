@@ -30,7 +30,7 @@ if [ $# -ne 0 ]; then
 fi
 if [ -z "${asru_dir}" ]; then
     log "Error: --asru_dir (holding ZH+EN-200h, ZH-500h, ASRU-DEV, ASRU-TEST) is required, e.g." \
-        "./run.sh --asru_dir /db/asru2019"
+        "./run.sh --local_data_opts \"--asru_dir /db/asru2019\""
     exit 2
 fi
 . ./path.sh

@@ -31,7 +31,7 @@ fi
 if [ -z "${seame_dir}" ] || [ -z "${dev_lists}" ]; then
     log "Error: --seame_dir (the unpacked LDC2015S04, holding data/) and --dev_lists (a checkout of" \
         "https://github.com/zengzp0912/SEAME-dev-set) are required, e.g." \
-        "./run.sh --seame_dir /db/LDC2015S04 --dev_lists /db/SEAME-dev-set"
+        "./run.sh --local_data_opts \"--seame_dir /db/LDC2015S04 --dev_lists /db/SEAME-dev-set\""
     exit 2
 fi
 . ./path.sh

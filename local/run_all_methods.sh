@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The project's multi-method experiment driver: in one recipe, train, average, decode and score
+# each of --methods (conf/tuning/<method>.yaml), then write the recipe's RESULTS.md (stage 10).
+# Run from the repository root; it changes into --recipe (relative to the repository root):
+#   local/run_all_methods.sh [--recipe egs2/mini_cs/asr1] --max_epoch 5 --methods "spt_both dpt"
+# Prepares the data first (stages 1-3 of the recipe's run.sh) when the recipe has formatted none
+# yet; a real corpus needs its paths, so run its ./run.sh --stop_stage 3 --local_data_opts "..." first.
+# With --padding_comparison true, spt_both is also trained and decoded on 30-s padded audio
+# (exp/spt_both_pad30s) to compare with true-length audio.
+set -euo pipefail
+
+log() {
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
+}
+
+root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+
+recipe=egs2/mini_cs/asr1  # the recipe dir, relative to the repository root
+max_epoch=5               # training budget of every method (the YAMLs hold the paper's 10)
+methods="spt4asr spt_enc spt_dec spt_both dpt respt lpt lora fft fft_spt"
+padding_comparison=true   # also spt_both on 30-s padded audio (exp/spt_both_pad30s)
+
+help_message="Usage: $0 [options]
+Options (default):
+  --recipe (${recipe}) --max_epoch (${max_epoch}) --padding_comparison (${padding_comparison})
+  --methods (\"${methods}\")"
+
+log "$0 $*"
+. "${root}/egs2/TEMPLATE/asr1/utils/parse_options.sh"
+if [ $# -ne 0 ]; then
+    log "Error: no positional arguments are expected.\n${help_message}"
+    exit 2
+fi
+cd "${root}"
+if [ ! -x "${recipe}/run.sh" ]; then
+    log "Error: --recipe ${recipe}: no run.sh there (recipes: $(echo egs2/*/asr1/run.sh | sed 's|/run.sh||g'))"
+    exit 2
+fi
+cd "${recipe}"
+
+if ! compgen -G "dump/raw/*/.done" >/dev/null; then
+    log "${recipe}: no formatted data yet: stages 1-3"
+    ./run.sh --stop_stage 3
+fi
+for method in ${methods}; do
+    log "${recipe}: ${method}, ${max_epoch} epochs"
+    ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${max_epoch}"
+done
+if ${padding_comparison}; then
+    log "${recipe}: spt_both on 30-s padded audio"
+    ./run.sh --stage 5 --stop_stage 9 --method spt_both --exp_tag _pad30s \
+        --train_opts "--max_epoch ${max_epoch} --encoder_conf pad_to_30s=true"
+fi
+./run.sh --stage 10 --stop_stage 10
+
+log "Successfully finished. [elapsed=${SECONDS}s]"
