@@ -41,13 +41,13 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert "| `zeroshot_cs` | LID prompt `cs`, no guard, 30-s padding | 0 | — | — | 4 |" in results
     assert "| `spt4asr` | LID prompt `cs`, no guard, true length | 2.055M | 3 |" in results
     assert "## LID heads" in results
-    # stage 10 measures by default every trained model with the cs prompt but no language prompts:
-    # not spt4asr, so no attention report yet
-    assert not (recipe / "exp/attention").exists() and "## Attention of the guided heads" not in results
+    # stage 10 measures by default every trained model with the cs LID prompt (spt4asr: language prompts too)
+    attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
+    assert list(attention["systems"]) == ["backbone", "spt4asr"] and "## Attention of the guided heads" in results
     result = run(recipe, "--stage", "5", "--stop_stage", "10", "--method", "adapter", "--train_opts", "--max_epoch 1")
     assert result.returncode == 0, result.stderr[-3000:]
     attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
-    assert list(attention["systems"]) == ["backbone", "adapter"]  # asr.sh names no method
+    assert list(attention["systems"]) == ["backbone", "adapter", "spt4asr"]  # asr.sh names no method
     assert (attention["selection"], attention["share"], attention["lid_heads"]) == ("top", 0.6, "exp/lid_heads/lid_heads.json")
     assert (recipe / "exp/attention/test/attention.png").exists()
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()

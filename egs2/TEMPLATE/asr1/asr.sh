@@ -42,7 +42,7 @@ nbest_average=3         # stage 7 averages this many best checkpoints by valid l
 results=RESULTS.md      # stage 10 writes the tables here
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
-                        # has lid_prompt: cs and no language prompts)
+                        # has lid_prompt: cs)
 attention_plot=""       # of the measured systems (and backbone), those drawn in attention.png (empty: every one)
 attention_selection=top # which of the LID heads of exp/lid_heads/lid_heads.json: top, all or random
 attention_share=0.6     # share of that selection (top: of the LID heads; random: of all heads)
@@ -63,7 +63,7 @@ Stages:
   9  scoring of every decode dir
   10 report (${results}); first, if stage 4 ran, the attention of one selection of its LID heads
      (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
-     exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs and no language prompts)
+     exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
      -> exp/attention/<set>, the figure drawing --attention_plot of them (empty: every one)
   11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
@@ -165,18 +165,8 @@ decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of es
         "${guarded_outputs[@]}"
 }
 measured_by_default() {  # exp dir: true if stage 10 measures it without --attention_systems
-    # A trained model whose task tokens hold both LID tokens (lid_prompt: cs), unless it has language
-    # prompts (decoder_conf.soft_prompts.language): their language detection runs the decoder blocks
-    # once more inside the pass, which attention_report cannot capture yet.
-    if [ ! -f "$1/valid.loss.ave.pth" ] || [ ! -f "$1/config.yaml" ]; then
-        return 1
-    fi
-    python - "$1/config.yaml" <<'PY'
-import sys, yaml
-config = yaml.safe_load(open(sys.argv[1]))
-prompts = (config.get("decoder_conf") or {}).get("soft_prompts") or {}
-sys.exit(config.get("lid_prompt") != "cs" or bool(prompts.get("language")))
-PY
+    # a trained model whose task tokens hold both LID tokens (ESPnet writes lid_prompt: cs in its config.yaml)
+    [ -f "$1/valid.loss.ave.pth" ] && grep -qx "lid_prompt: cs" "$1/config.yaml" 2>/dev/null
 }
 
 if run_stage 1; then
