@@ -53,8 +53,13 @@ def measure(method: str, steps: int, warmup: int, batch: int, seconds: float) ->
             times.append(time.perf_counter() - start)
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"method": method, "step_seconds": statistics.median(times), "peak_mib": peak_kib / 1024,
-            "trainable": trainable, "threads": torch.get_num_threads()}
+    return {
+        "method": method,
+        "step_seconds": statistics.median(times),
+        "peak_mib": peak_kib / 1024,
+        "trainable": trainable,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -73,20 +78,36 @@ def main() -> None:
     methods = ["fft"] + [m for m in args.methods if m != "fft"]
     results = {}
     for method in methods:
-        child = [sys.executable, __file__, "--one", method, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                 "--batch", str(args.batch), "--seconds", str(args.seconds)]
+        child = [
+            sys.executable,
+            __file__,
+            "--one",
+            method,
+            "--steps",
+            str(args.steps),
+            "--warmup",
+            str(args.warmup),
+            "--batch",
+            str(args.batch),
+            "--seconds",
+            str(args.seconds),
+        ]
         output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         results[method] = json.loads(output.strip().splitlines()[-1])
         print(f"measured {method}: {results[method]['step_seconds']:.2f} s/step", file=sys.stderr)
 
     fft = results["fft"]
-    print(f"Whisper-base, batch {args.batch} x {args.seconds:.0f}-s utterances, true length, AdamW, "
-          f"CPU, {fft['threads']} threads; median of {args.steps} steps after {args.warmup} warm-up steps")
+    print(
+        f"Whisper-base, batch {args.batch} x {args.seconds:.0f}-s utterances, true length, AdamW, "
+        f"CPU, {fft['threads']} threads; median of {args.steps} steps after {args.warmup} warm-up steps"
+    )
     print("| method | trainable | step (s) | step / FFT | peak memory (MiB) | memory / FFT |")
     print("|---|---|---|---|---|---|")
     for method, r in results.items():
-        print(f"| {method} | {r['trainable'] / 1e6:.3f}M | {r['step_seconds']:.2f} | {r['step_seconds'] / fft['step_seconds']:.2f} "
-              f"| {r['peak_mib']:.0f} | {r['peak_mib'] / fft['peak_mib']:.2f} |")
+        print(
+            f"| {method} | {r['trainable'] / 1e6:.3f}M | {r['step_seconds']:.2f} | {r['step_seconds'] / fft['step_seconds']:.2f} "
+            f"| {r['peak_mib']:.0f} | {r['peak_mib'] / fft['peak_mib']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

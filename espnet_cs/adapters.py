@@ -8,9 +8,10 @@ Whisper's modules and parameter names untouched: adapters are additions, not for
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,7 +33,7 @@ class AdapterConfig:
     placement: tuple[str, ...] = ("attn", "mlp")
 
     @classmethod
-    def from_dict(cls, conf: Optional[dict], where: str, allowed: Sequence[str]) -> "AdapterConfig":
+    def from_dict(cls, conf: dict | None, where: str, allowed: Sequence[str]) -> AdapterConfig:
         conf = dict(conf or {})
         check_options(cls, conf, where)
         config = cls(**{**conf, **({"placement": tuple(conf["placement"])} if "placement" in conf else {})})
@@ -83,7 +84,7 @@ class BlockAdapters(nn.ModuleDict):
         return self[name](output)
 
 
-def attach_adapters(blocks: Sequence[nn.Module], config: AdapterConfig, d_model: int) -> Optional[nn.ModuleList]:
+def attach_adapters(blocks: Sequence[nn.Module], config: AdapterConfig, d_model: int) -> nn.ModuleList | None:
     """Adapters for every block of a stack (None if ``config`` has none)."""
     if config.bottleneck == 0:
         return None

@@ -1,12 +1,12 @@
 """Python API: transcribe audio with a packed model (``python -m espnet_cs.bin.pack``).
 
-    from espnet_cs.api import Speech2Text
+from espnet_cs.api import Speech2Text
 
-    speech2text = Speech2Text.from_pretrained("exp/spt4asr/packed.zip")  # or the unpacked dir
-    result = speech2text("utt.wav")  # or a 1-D float array of 16-kHz samples
-    result.text    # the hypothesis
-    result.tokens  # its token ids
-    result.pieces  # [(token text, "zh" | "en" | "other"), ...]
+speech2text = Speech2Text.from_pretrained("exp/spt4asr/packed.zip")  # or the unpacked dir
+result = speech2text("utt.wav")  # or a 1-D float array of 16-kHz samples
+result.text    # the hypothesis
+result.tokens  # its token ids
+result.pieces  # [(token text, "zh" | "en" | "other"), ...]
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
 
 import numpy as np
 import soundfile as sf
@@ -26,7 +25,7 @@ from espnet_cs.data_format import to_mono_16k
 from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
 from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpacked_files
 
-Speech = Union[str, os.PathLike, np.ndarray]
+Speech = str | os.PathLike | np.ndarray
 
 
 class Speech2Text:
@@ -36,7 +35,7 @@ class Speech2Text:
         self.transcriber = transcriber
 
     @classmethod
-    def from_pretrained(cls, model: str | os.PathLike, **kwargs) -> "Speech2Text":
+    def from_pretrained(cls, model: str | os.PathLike, **kwargs) -> Speech2Text:
         """Load a packed zip, or a directory ESPnet's ``unpack`` (or ``espnet_model_zoo``) wrote.
 
         Keyword arguments are those of :meth:`from_files`.
@@ -55,11 +54,11 @@ class Speech2Text:
         asr_train_config: str,
         asr_model_file: str,
         backbone_identity_file: str,
-        whisper_model: Optional[str] = None,
-        cache_dir: Optional[str] = None,
+        whisper_model: str | None = None,
+        cache_dir: str | None = None,
         decoding: GreedyConfig = GreedyConfig(),
         device: str = "cpu",
-    ) -> "Speech2Text":
+    ) -> Speech2Text:
         """Build from unpacked files, e.g. ``Speech2Text.from_files(**ModelDownloader().unpack_local_file(zip))``.
 
         Args:
@@ -104,13 +103,17 @@ def load_speech(speech: Speech, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     else:
         data, rate, source = np.asarray(speech), sample_rate, "audio array"
         if data.ndim != 1 or not np.issubdtype(data.dtype, np.floating):
-            raise ValueError(f"{source}: expected a 1-D float array of mono samples, got {data.dtype} of shape "
-                             f"{data.shape} (average the channels of multi-channel audio)")
+            raise ValueError(
+                f"{source}: expected a 1-D float array of mono samples, got {data.dtype} of shape "
+                f"{data.shape} (average the channels of multi-channel audio)"
+            )
         data = data.astype(np.float32)[:, None]
     audio = to_mono_16k(data, rate)
     if audio.size == 0:
         raise ValueError(f"{source}: no samples")
     if audio.size > N_SAMPLES:
-        raise ValueError(f"{source}: {audio.size / SAMPLE_RATE:.1f} s of audio; Whisper reads at most "
-                         f"{N_SAMPLES // SAMPLE_RATE} s at once: split it first")
+        raise ValueError(
+            f"{source}: {audio.size / SAMPLE_RATE:.1f} s of audio; Whisper reads at most "
+            f"{N_SAMPLES // SAMPLE_RATE} s at once: split it first"
+        )
     return audio

@@ -60,10 +60,12 @@ class BackboneIdentity:
     dims: dict  # ModelDimensions as a dict
 
 
-def _dims(n_state: int, n_head: int, n_layer: int, *, n_mels: int = 80, n_vocab: int = 51865,
-          n_text_layer: int | None = None) -> ModelDimensions:
-    return ModelDimensions(n_mels, 1500, n_state, n_head, n_layer, n_vocab, WHISPER_TEXT_CTX, n_state, n_head,
-                           n_text_layer or n_layer)
+def _dims(
+    n_state: int, n_head: int, n_layer: int, *, n_mels: int = 80, n_vocab: int = 51865, n_text_layer: int | None = None
+) -> ModelDimensions:
+    return ModelDimensions(
+        n_mels, 1500, n_state, n_head, n_layer, n_vocab, WHISPER_TEXT_CTX, n_state, n_head, n_text_layer or n_layer
+    )
 
 
 _WHISPER_DIMS = {
@@ -92,8 +94,9 @@ def whisper_dims(name: str) -> ModelDimensions:
     return replace(_WHISPER_DIMS[key])
 
 
-def load_whisper(spec: str, *, cache_dir: str | Path | None = None,
-                 device: str = "cpu") -> tuple[Whisper, BackboneIdentity]:
+def load_whisper(
+    spec: str, *, cache_dir: str | Path | None = None, device: str = "cpu"
+) -> tuple[Whisper, BackboneIdentity]:
     """Load the Whisper model named by ``spec`` (see the module docstring) onto ``device``."""
     cache = _cache_dir(cache_dir)
     path = Path(spec).expanduser()
@@ -185,8 +188,7 @@ def _load_ctranslate2_dir(directory: Path, cache: Path) -> tuple[Whisper, str]:
     return _cached_conversion(cache / f"ct2-{key[:16]}.pt", key, str(model_bin), convert)
 
 
-def _cached_conversion(target: Path, key: str, source: str,
-                       convert: Callable[[], dict]) -> tuple[Whisper, str]:
+def _cached_conversion(target: Path, key: str, source: str, convert: Callable[[], dict]) -> tuple[Whisper, str]:
     """Load ``target`` if its sidecar ``<target>.json`` matches ``key``; else convert ``source`` and cache.
 
     The sidecar holds {"key", "sha256", "size"} of the checkpoint file, so a hit needs no hashing.

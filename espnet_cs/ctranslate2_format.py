@@ -47,8 +47,7 @@ class _Reader:
     def take(self, n: int, what: str) -> memoryview:
         if self.offset + n > len(self.data):
             raise CTranslate2FormatError(
-                f"{self.source}: truncated: {what} needs {n} bytes at offset {self.offset}, "
-                f"file has {len(self.data)}"
+                f"{self.source}: truncated: {what} needs {n} bytes at offset {self.offset}, file has {len(self.data)}"
             )
         self.offset += n
         return self.data[self.offset - n : self.offset]
@@ -74,8 +73,7 @@ def read_model_bin(data: bytes | memoryview, source: str) -> tuple[str, dict[str
     version = r.unpack("I", "binary version")
     if version != BINARY_VERSION:
         raise CTranslate2FormatError(
-            f"{source}: not a CTranslate2 model.bin of binary version {BINARY_VERSION} "
-            f"(header: {version})"
+            f"{source}: not a CTranslate2 model.bin of binary version {BINARY_VERSION} (header: {version})"
         )
     spec_name = r.string("spec name")
     r.unpack("I", "spec revision")

@@ -158,6 +158,7 @@ def format_report(problems: list[Problem]) -> str:
 
 def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
     """Read a Kaldi table, reporting blank, non-UTF-8 (e.g. GBK) lines and duplicate keys."""
+
     def report(problem: LineProblem, number: int, key: str) -> None:
         if problem is LineProblem.DUPLICATE_KEY:
             problems.append(Problem(Kind.DUPLICATE_ID, key, str(path), f"line {number}"))
@@ -182,8 +183,9 @@ def _load_tables(src: Path, problems: list[Problem]) -> dict[str, dict[str, str]
     return tables
 
 
-def _parse_segment(utt: str, rest: str, path: Path, recordings: dict[str, str],
-                   problems: list[Problem]) -> tuple[str, Segment] | None:
+def _parse_segment(
+    utt: str, rest: str, path: Path, recordings: dict[str, str], problems: list[Problem]
+) -> tuple[str, Segment] | None:
     """Parse ``rec start end`` of a segments line; report and return None if unusable."""
     fields = rest.split()
     try:
@@ -226,17 +228,27 @@ def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]],
             continue
         problems += [Problem(Kind.MISSING_ENTRY, utt, path) for utt in sorted(utts - table.keys())]
         problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(table.keys() - utts)]
-    problems += [Problem(Kind.EMPTY_TEXT, utt, str(src / "text"))
-                 for utt, words in tables.get("text", {}).items() if not words]
-    problems += [Problem(Kind.MALFORMED_LINE, utt, str(src / "utt2spk"), f"speaker {spk!r}")
-                 for utt, spk in tables.get("utt2spk", {}).items() if not spk or " " in spk]
-    problems += [Problem(Kind.BAD_CATEGORY, utt, str(src / "utt2category"), repr(category))
-                 for utt, category in tables.get("utt2category", {}).items() if category not in CATEGORIES]
+    problems += [
+        Problem(Kind.EMPTY_TEXT, utt, str(src / "text")) for utt, words in tables.get("text", {}).items() if not words
+    ]
+    problems += [
+        Problem(Kind.MALFORMED_LINE, utt, str(src / "utt2spk"), f"speaker {spk!r}")
+        for utt, spk in tables.get("utt2spk", {}).items()
+        if not spk or " " in spk
+    ]
+    problems += [
+        Problem(Kind.BAD_CATEGORY, utt, str(src / "utt2category"), repr(category))
+        for utt, category in tables.get("utt2category", {}).items()
+        if category not in CATEGORIES
+    ]
     if "spk2utt" in tables and "utt2spk" in tables:
         expected = spk2utt(tables["utt2spk"])
         given = {spk: sorted(rest.split()) for spk, rest in tables["spk2utt"].items()}
-        problems += [Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
-                     for spk in sorted(expected.keys() | given.keys()) if expected.get(spk) != given.get(spk)]
+        problems += [
+            Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
+            for spk in sorted(expected.keys() | given.keys())
+            if expected.get(spk) != given.get(spk)
+        ]
 
 
 def _check_tables(src: Path) -> tuple[dict[str, dict[str, str]], list[RecordingJob], list[Problem]]:
@@ -292,10 +304,11 @@ def _cut(job: RecordingJob, seg: Segment, wave: np.ndarray, num_frames: int, rat
     """Cut a segment from the 16 kHz waveform, or return the problem with it."""
     last = seg.start if seg.end is None else seg.end
     if round(last * rate) > num_frames:
-        return Problem(Kind.BAD_SEGMENT, seg.utt, job.entry,
-                       f"{last:g} s is past the recording's end {num_frames / rate:g} s")
+        return Problem(
+            Kind.BAD_SEGMENT, seg.utt, job.entry, f"{last:g} s is past the recording's end {num_frames / rate:g} s"
+        )
     stop = len(wave) if seg.end is None else round(seg.end * SAMPLE_RATE)
-    piece = wave[round(seg.start * SAMPLE_RATE):stop]
+    piece = wave[round(seg.start * SAMPLE_RATE) : stop]
     if len(piece) == 0:
         return Problem(Kind.EMPTY_AUDIO, seg.utt, job.entry, "0 samples")
     if len(piece) > MAX_SECONDS * SAMPLE_RATE:
@@ -325,8 +338,7 @@ def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResu
 def _run_jobs(jobs: list[RecordingJob], out_dir: Path | None, nj: int) -> list[RecordingResult]:
     """Process recordings over ``nj`` processes; results come back in job order."""
     with ProcessPoolExecutor(max_workers=nj) as pool:
-        results = pool.map(partial(_process_recording, out_dir=out_dir), jobs,
-                           chunksize=max(1, len(jobs) // (nj * 50)))
+        results = pool.map(partial(_process_recording, out_dir=out_dir), jobs, chunksize=max(1, len(jobs) // (nj * 50)))
         return list(tqdm(results, total=len(jobs), desc="stage 2", unit="rec"))
 
 
@@ -347,8 +359,9 @@ def is_up_to_date(src: str | Path, dst: str | Path) -> bool:
     return all(p.stat().st_mtime <= done for p in src.iterdir() if p.is_file())
 
 
-def _write_outputs(tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]],
-                   num_samples: dict[str, int]) -> None:
+def _write_outputs(
+    tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]], num_samples: dict[str, int]
+) -> None:
     """Write the Kaldi/ESPnet files and the done marker into ``tmp`` (destined for ``dst``)."""
     utts = sorted(num_samples)
     utt2spk = {utt: tables["utt2spk"][utt] for utt in utts}

@@ -9,15 +9,24 @@ need not be decoded again: that makes a rerun of split jobs redo only the failed
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic, write_kaldi_map
 from espnet_cs.splitting import file_sha256
 
 HYPOTHESIS_FILES = ("token", "token_lang", "text")  # text last: it marks a complete dir
-COST_KEYS = ("utterances", "audio_samples", "audio_seconds", "decode_seconds", "real_time_factor", "jobs", "hypotheses_cut")
+COST_KEYS = (
+    "utterances",
+    "audio_samples",
+    "audio_seconds",
+    "decode_seconds",
+    "real_time_factor",
+    "jobs",
+    "hypotheses_cut",
+)
 SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "derived_from")  # differ between the splits of one decode
 
 
@@ -45,7 +54,9 @@ def write_decode_dir(out_dir: Path, info: Mapping[str, Any], hypotheses: Mapping
         write_kaldi_map(out_dir / name, hypotheses[name])
 
 
-def merge_decode_dirs(split_dirs: Sequence[Path], data_dir: Path, out_dir: Path, derived_from: str | None = None) -> dict[str, Any]:
+def merge_decode_dirs(
+    split_dirs: Sequence[Path], data_dir: Path, out_dir: Path, derived_from: str | None = None
+) -> dict[str, Any]:
     """Merge the decode dirs of the splits of ``data_dir`` into ``out_dir``; returns its ``decode_info``.
 
     The hypothesis files hold the splits' lines sorted by key, as one job writes them. Cost
@@ -69,14 +80,18 @@ def merge_decode_dirs(split_dirs: Sequence[Path], data_dir: Path, out_dir: Path,
             hypotheses[name].update(values)
     common = {k: v for k, v in settings_of(infos[0]).items() if k not in SPLIT_KEYS}
     for split_dir, info in zip(split_dirs, infos):
-        differing = sorted(k for k in (set(common) | set(settings_of(info))) - set(SPLIT_KEYS) if info.get(k) != common.get(k))
+        differing = sorted(
+            k for k in (set(common) | set(settings_of(info))) - set(SPLIT_KEYS) if info.get(k) != common.get(k)
+        )
         if differing:
             raise ValueError(f"{split_dir} was decoded with other settings than {split_dirs[0]}: {differing}")
     wanted = set(read_kaldi_map(data_dir / "wav.scp"))
     for name, table in hypotheses.items():
         if set(table) != wanted:
             missing, extra = sorted(wanted - set(table)), sorted(set(table) - wanted)
-            raise ValueError(f"the splits' {name} files do not match {data_dir}: missing {missing[:3]}, extra {extra[:3]}")
+            raise ValueError(
+                f"the splits' {name} files do not match {data_dir}: missing {missing[:3]}, extra {extra[:3]}"
+            )
     if "derived_from" in infos[0] and derived_from is None:
         raise ValueError("these hypotheses are derived from another decode dir: say which (derived_from)")
 
@@ -88,7 +103,11 @@ def merge_decode_dirs(split_dirs: Sequence[Path], data_dir: Path, out_dir: Path,
             merged[key] = sum(info[key] for info in infos)
     decode_seconds = sum(info["decode_seconds"] for info in infos)
     audio_seconds = merged["audio_samples"] / SAMPLE_RATE
-    merged.update(decode_seconds=round(decode_seconds, 2), audio_seconds=round(audio_seconds, 2),
-                  real_time_factor=round(decode_seconds / audio_seconds, 4), jobs=len(infos))
+    merged.update(
+        decode_seconds=round(decode_seconds, 2),
+        audio_seconds=round(audio_seconds, 2),
+        real_time_factor=round(decode_seconds / audio_seconds, 4),
+        jobs=len(infos),
+    )
     write_decode_dir(out_dir, merged, hypotheses)
     return merged

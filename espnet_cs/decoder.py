@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import torch
 import whisper
@@ -46,9 +47,9 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         vocab_size: int,
         encoder_output_size: int,
         whisper_model: str = "whisper-base",
-        cache_dir: Optional[str] = None,
-        soft_prompts: Optional[dict] = None,
-        adapters: Optional[dict] = None,
+        cache_dir: str | None = None,
+        soft_prompts: dict | None = None,
+        adapters: dict | None = None,
     ) -> None:
         super().__init__()
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
@@ -76,7 +77,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         """Tokens Whisper samples at most after the task tokens: half its text context (224)."""
         return self.n_ctx // 2
 
-    def prompt_states(self, memory: torch.Tensor) -> Optional[torch.Tensor]:
+    def prompt_states(self, memory: torch.Tensor) -> torch.Tensor | None:
         """The soft prompts of a batch, (sets, batch, length, d_model), or None without prompts.
 
         Language prompts are conditioned on the zh/en distribution the decoder detects over
@@ -86,16 +87,20 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         Args:
             memory: (batch, frames, d_model) encoder states.
         """
-        lid = detect_language(self.decoders, memory, self.sot, self.lid_tokens) if self.soft_prompts.needs_language else None
+        lid = (
+            detect_language(self.decoders, memory, self.sot, self.lid_tokens)
+            if self.soft_prompts.needs_language
+            else None
+        )
         return self.soft_prompts(memory.size(0), lid)
 
     def forward(
         self,
         hs_pad: torch.Tensor,
-        hlens: Optional[torch.Tensor],
+        hlens: torch.Tensor | None,
         ys_in_pad: torch.Tensor,
-        ys_in_lens: Optional[torch.Tensor],
-    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        ys_in_lens: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher-forced logits.
 
         Whisper's cross-attention has no padding mask: utterances whose encoder states differ in
@@ -125,8 +130,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         self,
         tokens: torch.Tensor,
         memory: torch.Tensor,
-        prompts: Optional[torch.Tensor],
-        cache: Optional[KVCache] = None,
+        prompts: torch.Tensor | None,
+        cache: KVCache | None = None,
     ) -> torch.Tensor:
         """Whisper's ``TextDecoder.forward``; with ``cache``, ``tokens`` continue the cached ones.
 
@@ -154,17 +159,17 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         for i, block in enumerate(dec.blocks):
             x = self.soft_prompts.enter(x, i, prompts, positions=dec.positional_embedding[:n_prompts])
             x = block(x, memory, mask=dec.mask, kv_cache=cache)
-        x = dec.ln(x[:, x.size(1) - tokens.size(1):])
+        x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         return (x @ dec.token_embedding.weight.to(x.dtype).T).float()
 
-    def cached_tokens(self, cache: Optional[KVCache]) -> int:
+    def cached_tokens(self, cache: KVCache | None) -> int:
         """Number of tokens held in ``cache`` (soft prompt positions not counted)."""
         if not cache:
             return 0
         return cache[self.decoders.blocks[0].attn.key].size(1) - self.soft_prompts.length
 
     @contextmanager
-    def kv_cache(self, cache: Optional[KVCache] = None) -> Iterator[KVCache]:
+    def kv_cache(self, cache: KVCache | None = None) -> Iterator[KVCache]:
         """Cache keys and values while inside the block.
 
         Self-attention projections append the new positions; cross-attention projections are
@@ -186,10 +191,12 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
 
         hooks = []
         for block in self.decoders.blocks:
-            hooks += [block.attn.key.register_forward_hook(append),
-                      block.attn.value.register_forward_hook(append),
-                      block.cross_attn.key.register_forward_hook(store),
-                      block.cross_attn.value.register_forward_hook(store)]
+            hooks += [
+                block.attn.key.register_forward_hook(append),
+                block.attn.value.register_forward_hook(append),
+                block.cross_attn.key.register_forward_hook(store),
+                block.cross_attn.value.register_forward_hook(store),
+            ]
         try:
             yield cache
         finally:
@@ -202,9 +209,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         logp, states = self.batch_score(ys.unsqueeze(0), [state], x.unsqueeze(0))
         return logp.squeeze(0), states[0]
 
-    def batch_score(
-        self, ys: torch.Tensor, states: list[Any], xs: torch.Tensor
-    ) -> tuple[torch.Tensor, list[Any]]:
+    def batch_score(self, ys: torch.Tensor, states: list[Any], xs: torch.Tensor) -> tuple[torch.Tensor, list[Any]]:
         """Next-token log-probabilities of each prefix, feeding only tokens not yet cached.
 
         Args:
@@ -220,7 +225,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         else:
             cache = {module: torch.stack([s[module] for s in states]) for module in states[0]}
             prompts = None
-        new_tokens = ys[:, self.cached_tokens(cache):]
+        new_tokens = ys[:, self.cached_tokens(cache) :]
         with self.kv_cache(cache):
             logits = self.logits(new_tokens, xs, prompts, cache)[:, -1]
         new_states = [{module: t[i] for module, t in cache.items()} for i in range(ys.size(0))]

@@ -8,8 +8,8 @@ type of decoding, stage 8 and the Python API). With ``suppress_blank`` and ``sup
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ class RepetitionGuard:
         return int(self.min_tokens + self.max_tokens_per_second * seconds)
 
 
-def guard_cut(tokens: Sequence[int], seconds: float, guard: RepetitionGuard) -> Optional[int]:
+def guard_cut(tokens: Sequence[int], seconds: float, guard: RepetitionGuard) -> int | None:
     """Length to cut ``tokens`` to under ``guard``, or None if it never triggers.
 
     The check runs on every prefix, so the result is the first position the guard fires during
@@ -57,10 +57,10 @@ def guard_cut(tokens: Sequence[int], seconds: float, guard: RepetitionGuard) -> 
 class GreedyConfig:
     """Greedy decoding options (openai-whisper's defaults)."""
 
-    max_new_tokens: Optional[int] = None  # default: the decoder's (half the text context, 224), as Whisper
+    max_new_tokens: int | None = None  # default: the decoder's (half the text context, 224), as Whisper
     suppress_blank: bool = True
     suppress_tokens: bool = True
-    guard: Optional[RepetitionGuard] = None
+    guard: RepetitionGuard | None = None
 
 
 @torch.no_grad()
@@ -69,7 +69,7 @@ def greedy_decode(
     memory: torch.Tensor,
     tokenizer: CSTokenizer,
     config: GreedyConfig = GreedyConfig(),
-    seconds: Optional[Sequence[float]] = None,
+    seconds: Sequence[float] | None = None,
 ) -> list[list[int]]:
     """Decode a batch greedily.
 
@@ -122,16 +122,14 @@ def greedy_decode(
     return sampled
 
 
-def guard_cut_last(tokens: Sequence[int], seconds: float, guard: RepetitionGuard) -> Optional[int]:
+def guard_cut_last(tokens: Sequence[int], seconds: float, guard: RepetitionGuard) -> int | None:
     """:func:`guard_cut` checked at the last position only (the earlier ones passed already)."""
     end = len(tokens)
     if end > guard.token_budget(seconds):
         return guard.token_budget(seconds)
     for n in range(1, guard.max_ngram + 1):
         span = n * (guard.max_repeats + 1)
-        if end >= span and all(
-            tokens[end - span + i] == tokens[end - n + i % n] for i in range(span - n)
-        ):
+        if end >= span and all(tokens[end - span + i] == tokens[end - n + i % n] for i in range(span - n)):
             return end - n * guard.max_repeats
     return None
 
@@ -152,12 +150,15 @@ class Hypothesis:
     pieces: list[tuple[str, str]]
 
     @classmethod
-    def from_tokens(cls, tokens: Sequence[int], tokenizer: CSTokenizer) -> "Hypothesis":
+    def from_tokens(cls, tokens: Sequence[int], tokenizer: CSTokenizer) -> Hypothesis:
         tokens = list(tokens)
         languages = tokenizer.language_tags(tokens)
-        texts = [tokenizer.whisper.encoding.decode_single_token_bytes(t).decode("utf-8", errors="replace")
-                 for t in tokens]
-        return cls(tokenizer.decode(tokens), tokens, languages, [(t, l.name.lower()) for t, l in zip(texts, languages)])
+        texts = [
+            tokenizer.whisper.encoding.decode_single_token_bytes(t).decode("utf-8", errors="replace") for t in tokens
+        ]
+        return cls(
+            tokenizer.decode(tokens), tokens, languages, [(t, lang.name.lower()) for t, lang in zip(texts, languages)]
+        )
 
 
 class Transcriber:
@@ -178,14 +179,16 @@ class Transcriber:
         self.device = device
 
     @classmethod
-    def from_model(cls, model: CSWhisperModel, config: GreedyConfig = GreedyConfig(), device: str = "cpu") -> "Transcriber":
+    def from_model(
+        cls, model: CSWhisperModel, config: GreedyConfig = GreedyConfig(), device: str = "cpu"
+    ) -> Transcriber:
         """Decode with ``model``'s encoder, decoder and task tokens (e.g. ``CSWhisperModel.from_backbone(...)``)."""
         return cls(model.encoder, model.decoder, model.tokenizer, config, device)
 
     @classmethod
     def from_trained(
         cls, train_config: str, model_file: str, config: GreedyConfig = GreedyConfig(), device: str = "cpu"
-    ) -> "Transcriber":
+    ) -> Transcriber:
         """A model trained by ``espnet_cs.bin.train`` (its prompts, adapters and padding)."""
         from espnet_cs.task import CSASRTask  # the task imports ESPnet's whole training stack
 
@@ -210,11 +213,13 @@ class Transcriber:
         for row, audio in enumerate(audios):
             speech[row, : len(audio)] = torch.as_tensor(audio, dtype=torch.float32)
         memory, memory_lengths, _ = self.encoder(speech.to(self.device), lengths.to(self.device))
-        hyps: list[Optional[Hypothesis]] = [None] * len(audios)
+        hyps: list[Hypothesis | None] = [None] * len(audios)
         for rows in equal_length_groups(memory_lengths.cpu()):
             seconds = [len(audios[i]) / SAMPLE_RATE for i in rows.tolist()]
             group_memory = memory[rows.to(memory.device), : int(memory_lengths[rows[0]])]
-            for i, tokens in zip(rows.tolist(), greedy_decode(self.decoder, group_memory, self.tokenizer, self.config, seconds)):
+            for i, tokens in zip(
+                rows.tolist(), greedy_decode(self.decoder, group_memory, self.tokenizer, self.config, seconds)
+            ):
                 hyps[i] = Hypothesis.from_tokens(tokens, self.tokenizer)
         return hyps
 

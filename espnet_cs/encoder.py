@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import Optional
 
 import torch
 import torch.nn.functional as F
@@ -11,8 +10,8 @@ import whisper
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from whisper.audio import HOP_LENGTH, N_SAMPLES
 
-from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.adapters import AdapterConfig, attach_adapters
+from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.backbone import load_whisper
 from espnet_cs.prompts import SoftPrompts
 
@@ -49,9 +48,9 @@ class CSWhisperEncoder(AbsEncoder):
         input_size: int = 1,
         whisper_model: str = "whisper-base",
         pad_to_30s: bool = True,
-        cache_dir: Optional[str] = None,
-        soft_prompts: Optional[dict] = None,
-        adapters: Optional[dict] = None,
+        cache_dir: str | None = None,
+        soft_prompts: dict | None = None,
+        adapters: dict | None = None,
     ) -> None:
         super().__init__()
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
@@ -96,7 +95,7 @@ class CSWhisperEncoder(AbsEncoder):
         self,
         xs_pad: torch.Tensor,
         ilens: torch.Tensor,
-        prev_states: Optional[torch.Tensor] = None,
+        prev_states: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, None]:
         """Encode audio, each utterance padded by :meth:`padded_samples`.
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterable, Mapping
 from enum import Enum
 from functools import partial
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 
 class LineProblem(Enum):

@@ -9,7 +9,7 @@ backbone is the one the checkpoint was trained on (``backbone_sha256``).
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from espnet.nets.pytorch_backend.nets_utils import th_accuracy
@@ -51,7 +51,7 @@ class CSWhisperModel(AbsESPnetModel):
         lid_prompt: LidPrompt = "cs",
         lsm_weight: float = 0.0,
         length_normalized_loss: bool = False,
-        guidance: Optional[dict] = None,
+        guidance: dict | None = None,
     ) -> None:
         super().__init__()
         if encoder.backbone_identity.sha256 != decoder.backbone_identity.sha256:
@@ -64,16 +64,28 @@ class CSWhisperModel(AbsESPnetModel):
             self.tokenizer.vocab_size, IGNORE_ID, lsm_weight, normalize_length=length_normalized_loss
         )
         self.register_buffer("backbone_sha256", sha256_tensor(encoder.backbone_identity.sha256))
-        self.guidance = AttentionGuidance(
-            GuidanceConfig.from_dict(guidance), self.tokenizer, encoder.backbone_identity.sha256,
-            dims["n_text_layer"], dims["n_text_head"],
-        ) if guidance else None
+        self.guidance = (
+            AttentionGuidance(
+                GuidanceConfig.from_dict(guidance),
+                self.tokenizer,
+                encoder.backbone_identity.sha256,
+                dims["n_text_layer"],
+                dims["n_text_head"],
+            )
+            if guidance
+            else None
+        )
         self.register_state_dict_post_hook(_drop_frozen_backbone)
         self.register_load_state_dict_pre_hook(_restore_frozen_backbone)
 
     @classmethod
-    def from_backbone(cls, whisper_model: str = "whisper-base", lid_prompt: LidPrompt = "cs", pad_to_30s: bool = True,
-                      cache_dir: Optional[str] = None) -> "CSWhisperModel":
+    def from_backbone(
+        cls,
+        whisper_model: str = "whisper-base",
+        lid_prompt: LidPrompt = "cs",
+        pad_to_30s: bool = True,
+        cache_dir: str | None = None,
+    ) -> CSWhisperModel:
         """The zero-shot backbone: Whisper with the given task tokens and padding, nothing added."""
         encoder = CSWhisperEncoder(whisper_model=whisper_model, pad_to_30s=pad_to_30s, cache_dir=cache_dir)
         vocab_size = encoder.backbone_identity.dims["n_vocab"]
@@ -126,13 +138,17 @@ class CSWhisperModel(AbsESPnetModel):
         stats = {"loss_ce": ce.detach(), "acc": torch.tensor(acc)}
         loss = ce
         if self.guidance:
-            guidance = self.guidance.loss(captured, memory_lengths, text, text_lengths, self.decoder.soft_prompts.length)
+            guidance = self.guidance.loss(
+                captured, memory_lengths, text, text_lengths, self.decoder.soft_prompts.length
+            )
             loss = ce + self.guidance.config.weight * guidance
             stats["loss_guidance"] = guidance.detach()
         stats["loss"] = loss.detach()
         return force_gatherable((loss, stats, torch.tensor(speech.size(0))), loss.device)
 
-    def collect_feats(self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs: Any) -> dict[str, torch.Tensor]:
+    def collect_feats(
+        self, speech: torch.Tensor, speech_lengths: torch.Tensor, **kwargs: Any
+    ) -> dict[str, torch.Tensor]:
         return {"feats": speech, "feats_lengths": speech_lengths}
 
 
@@ -143,13 +159,19 @@ def _is_backbone(key: str) -> bool:
 def _drop_frozen_backbone(module: CSWhisperModel, state: dict, prefix: str, local_metadata: Any) -> None:
     """State-dict hook: leave out backbone parameters that do not train, and backbone buffers."""
     trainable = {prefix + name for name, p in module.named_parameters() if p.requires_grad}
-    for key in [k for k in state if _is_backbone(k[len(prefix):]) and k not in trainable]:
+    for key in [k for k in state if _is_backbone(k[len(prefix) :]) and k not in trainable]:
         del state[key]
 
 
 def _restore_frozen_backbone(
-    module: CSWhisperModel, state: dict, prefix: str, local_metadata: Any, strict: bool,
-    missing_keys: list, unexpected_keys: list, error_msgs: list,
+    module: CSWhisperModel,
+    state: dict,
+    prefix: str,
+    local_metadata: Any,
+    strict: bool,
+    missing_keys: list,
+    unexpected_keys: list,
+    error_msgs: list,
 ) -> None:
     """Load-state-dict pre-hook: check the backbone identity, then fill in its absent tensors."""
     saved = state.get(prefix + "backbone_sha256")

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import fields, is_dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 def check_options(target: type | Callable[..., Any], conf: dict[str, Any], where: str) -> None:

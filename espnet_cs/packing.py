@@ -28,7 +28,6 @@ import tempfile
 from contextlib import chdir
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import torch
 import yaml
@@ -52,7 +51,7 @@ class BackboneError(RuntimeError):
     """A packed model's backbone cannot be loaded, or is not the one the model was trained on."""
 
 
-def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, lid_heads: Optional[str | Path] = None) -> Path:
+def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, lid_heads: str | Path | None = None) -> Path:
     """Pack ``exp_dir/model_file`` with its config, LID heads and backbone identity into ``out``.
 
     Args:
@@ -69,7 +68,10 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, lid_heads:
     """
     exp_dir, out = Path(exp_dir), Path(out).resolve()
     config_path, model_path = exp_dir / "config.yaml", exp_dir / model_file
-    for path, missing in ((config_path, "has training run (stage 5)?"), (model_path, "have training and averaging run (stages 5-7)?")):
+    for path, missing in (
+        (config_path, "has training run (stage 5)?"),
+        (model_path, "have training and averaging run (stages 5-7)?"),
+    ):
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: {missing}")
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -97,15 +99,25 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, lid_heads:
             option.append(member)
         _write_yaml(packed_config, _folded_config(config, model))
         with chdir(staging):  # pack names members by their paths relative to it
-            pack(files={MODEL_KEY: f"{name}/{model_path.name}", BACKBONE_KEY: f"{name}/backbone.json"},
-                 yaml_files={CONFIG_KEY: f"{name}/config.yaml"}, option=option, outpath=out.name)
+            pack(
+                files={MODEL_KEY: f"{name}/{model_path.name}", BACKBONE_KEY: f"{name}/backbone.json"},
+                yaml_files={CONFIG_KEY: f"{name}/config.yaml"},
+                option=option,
+                outpath=out.name,
+            )
         os.replace(staging / out.name, out)
-    logger.info("packed %s (%d tensors, %d values) -> %s (%d bytes)",
-                model_path, len(state), sum(t.numel() for t in state.values()), out, out.stat().st_size)
+    logger.info(
+        "packed %s (%d tensors, %d values) -> %s (%d bytes)",
+        model_path,
+        len(state),
+        sum(t.numel() for t in state.values()),
+        out,
+        out.stat().st_size,
+    )
     return out
 
 
-def _lid_heads_file(config: dict, override: Optional[str | Path]) -> Optional[Path]:
+def _lid_heads_file(config: dict, override: str | Path | None) -> Path | None:
     """The LID-head file the config's guidance reads (``override`` if given), checked to exist."""
     guidance = (config.get("model_conf") or {}).get("guidance")
     if guidance is None:
@@ -118,8 +130,9 @@ def _lid_heads_file(config: dict, override: Optional[str | Path]) -> Optional[Pa
     return path
 
 
-def _trainable_state(model: CSWhisperModel, freeze_param: list[str], saved: dict[str, torch.Tensor],
-                     source: Path) -> dict[str, torch.Tensor]:
+def _trainable_state(
+    model: CSWhisperModel, freeze_param: list[str], saved: dict[str, torch.Tensor], source: Path
+) -> dict[str, torch.Tensor]:
     """The state to pack: what trains, with prompt reparameterizations folded.
 
     ``saved`` (the checkpoint, loaded into ``model``) must hold exactly the tensors that train
@@ -129,8 +142,10 @@ def _trainable_state(model: CSWhisperModel, freeze_param: list[str], saved: dict
     expected = {n for n, p in model.named_parameters() if p.requires_grad} | {"backbone_sha256"}
     frozen, missing = sorted(set(saved) - expected), sorted(expected - set(saved))
     if frozen or missing:
-        raise ValueError(f"{source} is not a trainable-only checkpoint of this config: "
-                         f"{len(frozen)} frozen or unknown tensors {frozen[:3]}, {len(missing)} trainable ones missing {missing[:3]}")
+        raise ValueError(
+            f"{source} is not a trainable-only checkpoint of this config: "
+            f"{len(frozen)} frozen or unknown tensors {frozen[:3]}, {len(missing)} trainable ones missing {missing[:3]}"
+        )
     for stack in (model.encoder, model.decoder):
         stack.soft_prompts.fold()
     return {k: v.detach().clone() for k, v in model.state_dict().items()}  # the model's hook drops the frozen backbone
@@ -145,8 +160,9 @@ def _folded_config(config: dict, model: CSWhisperModel) -> dict:
     return config
 
 
-def load_packed(files: dict[str, str], whisper_model: Optional[str] = None, cache_dir: Optional[str] = None,
-                device: str = "cpu") -> CSWhisperModel:
+def load_packed(
+    files: dict[str, str], whisper_model: str | None = None, cache_dir: str | None = None, device: str = "cpu"
+) -> CSWhisperModel:
     """Build an unpacked model, after checking its backbone.
 
     Args:
@@ -162,22 +178,27 @@ def load_packed(files: dict[str, str], whisper_model: Optional[str] = None, cach
     config = yaml.safe_load(Path(files[CONFIG_KEY]).read_text(encoding="utf-8"))
     config["whisper_model"] = whisper_model or config["whisper_model"]
     config["whisper_cache_dir"] = cache_dir or config.get("whisper_cache_dir")
-    check_backbone(json.loads(Path(files[BACKBONE_KEY]).read_text(encoding="utf-8")),
-                   config["whisper_model"], config["whisper_cache_dir"])
+    check_backbone(
+        json.loads(Path(files[BACKBONE_KEY]).read_text(encoding="utf-8")),
+        config["whisper_model"],
+        config["whisper_cache_dir"],
+    )
     with tempfile.TemporaryDirectory() as tmp:
         _write_yaml(Path(tmp) / "config.yaml", config)
         model, _ = CSASRTask.build_model_from_file(Path(tmp) / "config.yaml", files[MODEL_KEY], device)
     return model.eval()
 
 
-def check_backbone(identity: dict, spec: str, cache_dir: Optional[str] = None) -> None:
+def check_backbone(identity: dict, spec: str, cache_dir: str | None = None) -> None:
     """Raise :class:`BackboneError` unless ``spec`` loads the backbone of ``identity`` ({spec, sha256, dims})."""
     wanted = f"the Whisper backbone {identity['spec']!r} (sha256 {identity['sha256']}, dims {identity['dims']})"
     try:
         _, loaded = load_whisper(spec, cache_dir=cache_dir)
     except (OSError, ValueError, ModuleNotFoundError) as e:
-        raise BackboneError(f"the packed model needs {wanted}; it is not in the zip and {spec!r} cannot be "
-                            f"loaded ({e}). Pass whisper_model= a local copy of it.") from e
+        raise BackboneError(
+            f"the packed model needs {wanted}; it is not in the zip and {spec!r} cannot be "
+            f"loaded ({e}). Pass whisper_model= a local copy of it."
+        ) from e
     if loaded.sha256 != identity["sha256"]:
         raise BackboneError(f"the packed model needs {wanted}, but {spec!r} has sha256 {loaded.sha256}")
 
@@ -193,4 +214,3 @@ def unpacked_files(directory: str | Path) -> dict[str, str]:
 
 def _write_yaml(path: Path, data: dict) -> None:
     path.write_text(yaml_no_alias_safe_dump(data, indent=4, sort_keys=False), encoding="utf-8")
-

@@ -56,9 +56,7 @@ logger = logging.getLogger(__name__)
 
 CATEGORIES = ("cs", "zh", "en")
 # scores.json / result.txt metric name -> utterance category it covers (None: all)
-METRICS: dict[str, str | None] = {
-    "overall_mer": None, "cs_mer": "cs", "zh_cer": "zh", "en_wer": "en"
-}
+METRICS: dict[str, str | None] = {"overall_mer": None, "cs_mer": "cs", "zh_cer": "zh", "en_wer": "en"}
 
 _WORD_CHAR = rf"[^\W_{IDEOGRAPHS}]"  # a letter or digit that is not a CJK ideograph
 _TOKEN_RE = re.compile(rf"[{IDEOGRAPHS}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
@@ -117,8 +115,11 @@ class ErrorCounts:
         return 100.0 * (self.substitutions + self.deletions + self.insertions) / self.ref_tokens
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return {"error_rate": self.error_rate, "ref_tokens": self.ref_tokens,
-                **{f.name: getattr(self, f.name) for f in fields(self)}}
+        return {
+            "error_rate": self.error_rate,
+            "ref_tokens": self.ref_tokens,
+            **{f.name: getattr(self, f.name) for f in fields(self)},
+        }
 
 
 @dataclass
@@ -143,8 +144,11 @@ class UttScore:
             width = max(_width(ref or ""), _width(hyp or ""))
             for row, cell in zip(rows, (ref, hyp, "" if op == "C" else op)):
                 row.append(_pad("*" * width if cell is None else cell, width))
-        lines = [f"id: {self.utt_id}", f"category: {self.category}",
-                 f"Scores: (#C #S #D #I) {c.hits} {c.substitutions} {c.deletions} {c.insertions}"]
+        lines = [
+            f"id: {self.utt_id}",
+            f"category: {self.category}",
+            f"Scores: (#C #S #D #I) {c.hits} {c.substitutions} {c.deletions} {c.insertions}",
+        ]
         return "\n".join(lines + [" ".join([_pad(r[0], 5), *r[1:]]).rstrip() for r in rows]) + "\n"
 
 
@@ -157,9 +161,7 @@ def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | N
     return [
         (_JIWER_OPS[ch.type], r, h)
         for ch in chunks
-        for r, h in zip_longest(
-            ref[ch.ref_start_idx : ch.ref_end_idx], hyp[ch.hyp_start_idx : ch.hyp_end_idx]
-        )
+        for r, h in zip_longest(ref[ch.ref_start_idx : ch.ref_end_idx], hyp[ch.hyp_start_idx : ch.hyp_end_idx])
     ]
 
 
@@ -188,14 +190,15 @@ class ScoreReport:
 
     def summary(self) -> str:
         """Human-readable table of the metrics (``result.txt``)."""
-        header = (f"{'metric':<12}{'rate(%)':>9}{'utts':>7}{'ref_tokens':>12}{'hits':>8}"
-                  f"{'sub':>7}{'del':>7}{'ins':>7}")
+        header = f"{'metric':<12}{'rate(%)':>9}{'utts':>7}{'ref_tokens':>12}{'hits':>8}{'sub':>7}{'del':>7}{'ins':>7}"
         lines = [header, "-" * len(header)]
         for name, category in METRICS.items():
             c = self.counts(category)
             rate = "n/a" if c.error_rate is None else f"{c.error_rate:.2f}"
-            lines.append(f"{name:<12}{rate:>9}{c.num_utts:>7}{c.ref_tokens:>12}{c.hits:>8}"
-                         f"{c.substitutions:>7}{c.deletions:>7}{c.insertions:>7}")
+            lines.append(
+                f"{name:<12}{rate:>9}{c.num_utts:>7}{c.ref_tokens:>12}{c.hits:>8}"
+                f"{c.substitutions:>7}{c.deletions:>7}{c.insertions:>7}"
+            )
         lines.append(f"missing hypotheses: {len(self.missing_hypotheses)}")
         return "\n".join(lines) + "\n"
 
@@ -204,9 +207,7 @@ class ScoreReport:
         return "\n".join(u.pralign() for u in self.utts)
 
 
-def score(
-    refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str] | None = None
-) -> ScoreReport:
+def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str] | None = None) -> ScoreReport:
     """Score hypotheses against references, both ``utt_id -> raw text``.
 
     ``categories`` (``utt_id -> cs|zh|en``, e.g. from ``utt2category``) must cover every
@@ -216,31 +217,23 @@ def score(
         raise ValueError("no reference utterances")
     unknown = sorted(hyps.keys() - refs.keys())
     if unknown:
-        raise ValueError(
-            f"{len(unknown)} hypotheses for utterances not in the reference: {_head(unknown)}"
-        )
+        raise ValueError(f"{len(unknown)} hypotheses for utterances not in the reference: {_head(unknown)}")
     if categories is not None:
         uncategorized = sorted(refs.keys() - categories.keys())
         if uncategorized:
-            raise ValueError(
-                f"{len(uncategorized)} utterances have no category: {_head(uncategorized)}"
-            )
+            raise ValueError(f"{len(uncategorized)} utterances have no category: {_head(uncategorized)}")
         invalid = sorted(u for u in refs if categories[u] not in CATEGORIES)
         if invalid:
             raise ValueError(f"category not in {CATEGORIES} for utterances: {_head(invalid)}")
     missing = sorted(refs.keys() - hyps.keys())
     if missing:
-        logger.warning(
-            "%d utterances have no hypothesis, scored as empty: %s", len(missing), _head(missing)
-        )
+        logger.warning("%d utterances have no hypothesis, scored as empty: %s", len(missing), _head(missing))
 
     utts = []
     for utt_id in sorted(refs):
         ref = tokenize(refs[utt_id])
         if not ref:
-            raise ValueError(
-                f"reference of utterance {utt_id!r} is empty after normalization: {refs[utt_id]!r}"
-            )
+            raise ValueError(f"reference of utterance {utt_id!r} is empty after normalization: {refs[utt_id]!r}")
         category = categories[utt_id] if categories is not None else infer_category(ref)
         utts.append(UttScore(utt_id, category, align(ref, tokenize(hyps.get(utt_id, "")))))
     return ScoreReport(utts, missing)

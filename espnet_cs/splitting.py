@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from espnet_cs.kaldi_dir import read_kaldi_map, spk2utt, write_kaldi_map
 
@@ -66,7 +66,9 @@ def write_splits(data_dir: Path, out_dir: Path, nj: int, batch_size: int) -> int
         raise ValueError(f"{data_dir} has no utterances")
     missing = sorted(set(read_kaldi_map(data_dir / "wav.scp")) ^ set(lengths))
     if missing:
-        raise ValueError(f"{data_dir}: wav.scp and utt2num_samples differ in {len(missing)} utterances, e.g. {missing[:3]}")
+        raise ValueError(
+            f"{data_dir}: wav.scp and utt2num_samples differ in {len(missing)} utterances, e.g. {missing[:3]}"
+        )
     splits = split_batches(make_batches(lengths, batch_size), nj)
     tables = {name: read_kaldi_map(data_dir / name) for name in UTTERANCE_FILES if (data_dir / name).exists()}
     for k, utts in enumerate(splits, 1):

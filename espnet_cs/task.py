@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import loralib as lora
 import numpy as np
@@ -21,6 +22,7 @@ from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.preprocessor import AbsPreprocessor
 from espnet2.utils.types import str_or_none
+from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.backbone import WHISPER_TEXT_CTX
@@ -30,11 +32,16 @@ from espnet_cs.model import CSWhisperModel
 from espnet_cs.options import check_options
 from espnet_cs.tokenizer import LID_PROMPTS, CSTokenizer
 from espnet_cs.trainer import CSTrainer
-from whisper.audio import N_SAMPLES
 
-encoder_choices = ClassChoices("encoder", classes=dict(whisper_cs=CSWhisperEncoder), type_check=AbsEncoder, default="whisper_cs")
-decoder_choices = ClassChoices("decoder", classes=dict(whisper_cs=CSWhisperDecoder), type_check=AbsDecoder, default="whisper_cs")
-model_choices = ClassChoices("model", classes=dict(whisper_cs=CSWhisperModel), type_check=AbsESPnetModel, default="whisper_cs")
+encoder_choices = ClassChoices(
+    "encoder", classes=dict(whisper_cs=CSWhisperEncoder), type_check=AbsEncoder, default="whisper_cs"
+)
+decoder_choices = ClassChoices(
+    "decoder", classes=dict(whisper_cs=CSWhisperDecoder), type_check=AbsDecoder, default="whisper_cs"
+)
+model_choices = ClassChoices(
+    "model", classes=dict(whisper_cs=CSWhisperModel), type_check=AbsESPnetModel, default="whisper_cs"
+)
 
 
 class CSPreprocessor(AbsPreprocessor):
@@ -51,7 +58,9 @@ class CSPreprocessor(AbsPreprocessor):
 
     def __call__(self, uid: str, data: dict[str, Any]) -> dict[str, np.ndarray]:
         if "speech" in data and len(data["speech"]) > N_SAMPLES:
-            raise ValueError(f"{uid}: audio of {len(data['speech']) / SAMPLE_RATE:.1f} s is longer than Whisper's 30-s window")
+            raise ValueError(
+                f"{uid}: audio of {len(data['speech']) / SAMPLE_RATE:.1f} s is longer than Whisper's 30-s window"
+            )
         if "text" in data:
             text = data["text"].strip()
             if not text:
@@ -73,11 +82,20 @@ class CSASRTask(AbsTask):
     @classmethod
     def add_task_arguments(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group(description="espnet-cs task related")
-        group.add_argument("--whisper_model", type=str, default="whisper-base",
-                           help="Whisper backbone: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir")
+        group.add_argument(
+            "--whisper_model",
+            type=str,
+            default="whisper-base",
+            help="Whisper backbone: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir",
+        )
         group.add_argument("--whisper_cache_dir", type=str_or_none, default=None, help="cache of converted backbones")
-        group.add_argument("--lid_prompt", type=str, default="cs", choices=sorted(LID_PROMPTS),
-                           help="language tokens of the decoder's task tokens: single = <|zh|>, cs = <|zh|><|en|>")
+        group.add_argument(
+            "--lid_prompt",
+            type=str,
+            default="cs",
+            choices=sorted(LID_PROMPTS),
+            help="language tokens of the decoder's task tokens: single = <|zh|>, cs = <|zh|><|en|>",
+        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -116,11 +134,21 @@ class CSASRTask(AbsTask):
         backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
         encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
         tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.lid_prompt)
-        decoder = _build("decoder", decoder_choices.get_class(args.decoder),
-                         {**args.decoder_conf, **backbone, "vocab_size": tokenizer.vocab_size,
-                          "encoder_output_size": encoder.output_size()})
-        return _build("model", model_choices.get_class(args.model),
-                      {**args.model_conf, "encoder": encoder, "decoder": decoder, "lid_prompt": args.lid_prompt})
+        decoder = _build(
+            "decoder",
+            decoder_choices.get_class(args.decoder),
+            {
+                **args.decoder_conf,
+                **backbone,
+                "vocab_size": tokenizer.vocab_size,
+                "encoder_output_size": encoder.output_size(),
+            },
+        )
+        return _build(
+            "model",
+            model_choices.get_class(args.model),
+            {**args.model_conf, "encoder": encoder, "decoder": decoder, "lid_prompt": args.lid_prompt},
+        )
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:

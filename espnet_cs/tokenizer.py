@@ -16,9 +16,10 @@ ESPnet's own Whisper tokenizer expects ESPnet's fork of openai-whisper, hence th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Literal, Sequence
+from typing import Literal
 
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
@@ -49,13 +50,11 @@ class CSTokenizer:
     def __post_init__(self) -> None:
         if self.lid_prompt not in LID_PROMPTS:
             raise ValueError(f"unknown lid_prompt {self.lid_prompt!r}: choose from {sorted(LID_PROMPTS)}")
-        tokenizer = get_tokenizer(
-            multilingual=True, num_languages=self.num_languages, language="zh", task="transcribe"
-        )
+        tokenizer = get_tokenizer(multilingual=True, num_languages=self.num_languages, language="zh", task="transcribe")
         object.__setattr__(self, "whisper", tokenizer)
 
     @classmethod
-    def for_vocab(cls, n_vocab: int, lid_prompt: LidPrompt = "cs") -> "CSTokenizer":
+    def for_vocab(cls, n_vocab: int, lid_prompt: LidPrompt = "cs") -> CSTokenizer:
         """The tokenizer of a Whisper model with ``n_vocab`` embeddings (as ``Whisper.num_languages``)."""
         if n_vocab < 51865:
             raise ValueError(f"n_vocab={n_vocab} is an English-only Whisper: it has no <|zh|> token")
@@ -121,10 +120,7 @@ class CSTokenizer:
 
     def language_tags(self, token_ids: Sequence[int]) -> list[Language]:
         """One language tag per token (see the module docstring)."""
-        pieces = [
-            b"" if t >= self.eot else self.whisper.encoding.decode_single_token_bytes(t)
-            for t in token_ids
-        ]
+        pieces = [b"" if t >= self.eot else self.whisper.encoding.decode_single_token_bytes(t) for t in token_ids]
         text = b"".join(pieces).decode("utf-8", errors="replace")
         byte_langs = _byte_languages(text)
         if len(byte_langs) != sum(map(len, pieces)):  # invalid UTF-8: tag each token on its own

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import torch
 from espnet2.train.trainer import Trainer
@@ -54,6 +54,6 @@ class CSTrainer(Trainer):
     """ESPnet's trainer; resuming first restores the epoch file an interrupted save broke."""
 
     @staticmethod
-    def resume(checkpoint: Union[str, Path], *args: Any, **kwargs: Any) -> None:
+    def resume(checkpoint: str | Path, *args: Any, **kwargs: Any) -> None:
         restore_epoch_file(Path(checkpoint).parent)
         Trainer.resume(checkpoint, *args, **kwargs)

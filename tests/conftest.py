@@ -11,8 +11,16 @@ import torch
 import whisper
 
 TINY_DIMS = whisper.model.ModelDimensions(
-    n_mels=80, n_audio_ctx=1500, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
-    n_vocab=51865, n_text_ctx=448, n_text_state=64, n_text_head=4, n_text_layer=2,
+    n_mels=80,
+    n_audio_ctx=1500,
+    n_audio_state=64,
+    n_audio_head=4,
+    n_audio_layer=2,
+    n_vocab=51865,
+    n_text_ctx=448,
+    n_text_state=64,
+    n_text_head=4,
+    n_text_layer=2,
 )
 
 

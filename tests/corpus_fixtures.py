@@ -62,6 +62,7 @@ def record(lines: list[Line], speaker: int, path: Path) -> list[tuple[int, int]]
 
 # ---------------------------------------------------------------------------------------- SEAME
 
+
 @dataclass(frozen=True)
 class SeameRecording:
     """A SEAME recording: its id, folder, split (train/devman/devsge/none), phaseII and phaseI lines."""
@@ -74,32 +75,71 @@ class SeameRecording:
 
 
 SEAME_RECORDINGS = [
-    SeameRecording("01NC01FBX_0101", "conversation", "train", phase2=[
-        Line("(ppl) 我们 明天 去 [lah] meeting 好不好", "我们明天去 lah meeting 好不好",
-             "我们明天去 lah meeting 好不好"),
-        Line("<unk> 這個 ＰＲＯＪＥＣＴ 的 deadline 是 next week (ppb)", "这个 project 的 deadline 是 next week",
-             "这个 project 的 deadline 是 next week"),
-        Line("(ppo)", None, None),  # noise only: empty after normalization
-        Line("ok", None, None, seconds=0.05),  # shorter than --min_seconds
-    ], phase1=[Line("shadowed by phaseII", None, None)]),
-    SeameRecording("02NC03FBX_0101", "conversation", "train", phase2=[], phase1=[
-        Line("I THINK 这个 很 好 ( ppc )", "i think 这个很好", "i think 这个很好"),
-        Line("", None, None),  # untranscribed phaseI line: three fields
-        Line("那個 老師 hen 好 #", "那个老师 hen 好", "那个老师 hen 好"),
-    ]),
-    SeameRecording("NI01MAX_0101", "interview", "train", phase2=[
-        Line("okay [lah] I'll check the report tomorrow", "okay lah i will check the report tomorrow",
-             "okay lah i'll check the report tomorrow"),
-        Line("我 觉得 ok 的 (ppl", "我觉得 ok 的", "我觉得 ok 的"),
-    ], phase1=[]),
-    SeameRecording("UI07FAZ_0101", "interview", "devman", phase2=[
-        Line("我们 的 老板 很 忙 [啊]", "我们的老板很忙啊", "我们的老板很忙啊"),
-        Line("你 有 没有 check 那个 email", "你有没有 check 那个 email", "你有没有 check 那个 email"),
-    ], phase1=[]),
-    SeameRecording("08NC15MBP_0101", "conversation", "devsge", phase2=[
-        Line("<v-noise> so he said no lah", "so he said no lah", "so he said no lah"),
-        Line("we go to the canteen 吃饭 (ppb)", "we go to the canteen 吃饭", "we go to the canteen 吃饭"),
-    ], phase1=[]),
+    SeameRecording(
+        "01NC01FBX_0101",
+        "conversation",
+        "train",
+        phase2=[
+            Line(
+                "(ppl) 我们 明天 去 [lah] meeting 好不好",
+                "我们明天去 lah meeting 好不好",
+                "我们明天去 lah meeting 好不好",
+            ),
+            Line(
+                "<unk> 這個 ＰＲＯＪＥＣＴ 的 deadline 是 next week (ppb)",
+                "这个 project 的 deadline 是 next week",
+                "这个 project 的 deadline 是 next week",
+            ),
+            Line("(ppo)", None, None),  # noise only: empty after normalization
+            Line("ok", None, None, seconds=0.05),  # shorter than --min_seconds
+        ],
+        phase1=[Line("shadowed by phaseII", None, None)],
+    ),
+    SeameRecording(
+        "02NC03FBX_0101",
+        "conversation",
+        "train",
+        phase2=[],
+        phase1=[
+            Line("I THINK 这个 很 好 ( ppc )", "i think 这个很好", "i think 这个很好"),
+            Line("", None, None),  # untranscribed phaseI line: three fields
+            Line("那個 老師 hen 好 #", "那个老师 hen 好", "那个老师 hen 好"),
+        ],
+    ),
+    SeameRecording(
+        "NI01MAX_0101",
+        "interview",
+        "train",
+        phase2=[
+            Line(
+                "okay [lah] I'll check the report tomorrow",
+                "okay lah i will check the report tomorrow",
+                "okay lah i'll check the report tomorrow",
+            ),
+            Line("我 觉得 ok 的 (ppl", "我觉得 ok 的", "我觉得 ok 的"),
+        ],
+        phase1=[],
+    ),
+    SeameRecording(
+        "UI07FAZ_0101",
+        "interview",
+        "devman",
+        phase2=[
+            Line("我们 的 老板 很 忙 [啊]", "我们的老板很忙啊", "我们的老板很忙啊"),
+            Line("你 有 没有 check 那个 email", "你有没有 check 那个 email", "你有没有 check 那个 email"),
+        ],
+        phase1=[],
+    ),
+    SeameRecording(
+        "08NC15MBP_0101",
+        "conversation",
+        "devsge",
+        phase2=[
+            Line("<v-noise> so he said no lah", "so he said no lah", "so he said no lah"),
+            Line("we go to the canteen 吃饭 (ppb)", "we go to the canteen 吃饭", "we go to the canteen 吃饭"),
+        ],
+        phase1=[],
+    ),
     SeameRecording("NI02FAX_0101", "interview", "none", phase2=[Line("not in any list", None, None)], phase1=[]),
 ]
 
@@ -153,14 +193,15 @@ def make_seame(root: Path) -> SeameFixture:
         times = record(lines, speaker, kind_dir / "audio" / f"{r.rec}.flac")
         for phase, phase_lines in (("phaseII", r.phase2), ("phaseI", r.phase1)):
             if phase_lines:
-                rows = [f"{r.rec}\t{start}\t{end}" + (f"\tCS\t{line.text}" if phase == "phaseII" else
-                                                       f"\t{line.text}" if line.text else "\t")
-                        for line, (start, end) in zip(phase_lines, times)]
+                rows = [
+                    f"{r.rec}\t{start}\t{end}"
+                    + (f"\tCS\t{line.text}" if phase == "phaseII" else f"\t{line.text}" if line.text else "\t")
+                    for line, (start, end) in zip(phase_lines, times)
+                ]
                 (kind_dir / "transcript" / phase / f"{r.rec}.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
         kept = [(seame_utt_id(r.rec, *t), *t, line.expected) for line, t in zip(lines, times) if line.expected]
         if r.split in ("devman", "devsge"):
-            write_dev_list(dev_lists / {"devman": "dev_man", "devsge": "dev_sge"}[r.split], r.rec, r.kind,
-                           kept)
+            write_dev_list(dev_lists / {"devman": "dev_man", "devsge": "dev_sge"}[r.split], r.rec, r.kind, kept)
         if r.split != "none":
             expected["train+valid" if r.split == "train" else r.split].update({u: text for u, _, _, text in kept})
         if r.split == "train":
@@ -174,8 +215,10 @@ def make_seame(root: Path) -> SeameFixture:
 # ------------------------------------------------------------------------------------ ASRU 2019
 
 ASRU_UTTERANCES = {  # path below the corpus dir -> (raw transcript, spoken text)
-    "ZH+EN-200h/data/category1/G0001/session01/T0001G0001S0001": ("[N] 我 要 去 check 一下 email",
-                                                                   "我要去 check 一下 email"),
+    "ZH+EN-200h/data/category1/G0001/session01/T0001G0001S0001": (
+        "[N] 我 要 去 check 一下 email",
+        "我要去 check 一下 email",
+    ),
     "ZH+EN-200h/data/category1/G0001/session01/T0001G0001S0002": ("这个 Project 很 重要 [S]", "这个 project 很重要"),
     "ZH+EN-200h/data/category2/G0002/session01/T0001G0002S0001": ("明天 的 meeting 取消 了", "明天的 meeting 取消了"),
     "ZH-500h/data/category1/G0100/session01/T0002G0100S0001": ("今天 天气 很 好", "今天天气很好"),
@@ -218,8 +261,10 @@ def make_aishell(root: Path) -> Path:
     return root / "aishell"
 
 
-LIBRISPEECH_TEST = {"1089-134686-0000": "HE HOPED THERE WOULD BE STEW FOR DINNER",
-                    "1089-134686-0001": "STUFF IT INTO YOU HIS BELLY COUNSELLED HIM"}
+LIBRISPEECH_TEST = {
+    "1089-134686-0000": "HE HOPED THERE WOULD BE STEW FOR DINNER",
+    "1089-134686-0001": "STUFF IT INTO YOU HIS BELLY COUNSELLED HIM",
+}
 
 
 def make_librispeech(root: Path) -> Path:

@@ -14,8 +14,9 @@ from ctranslate2.specs import whisper_spec
 from whisper.model import Whisper
 
 
-def write_ct2_whisper(model: Whisper, out_dir: Path, quantization: str = "float32",
-                      alignment_heads: list[list[int]] | None = None) -> Path:
+def write_ct2_whisper(
+    model: Whisper, out_dir: Path, quantization: str = "float32", alignment_heads: list[list[int]] | None = None
+) -> Path:
     """Save ``model`` as ``out_dir``/{model.bin, config.json, vocabulary.json}; returns ``out_dir``."""
     d = model.dims
     # copies: ctranslate2's int8 quantization scales arrays in place

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs2" / "mini_cs" / "asr1"
@@ -13,7 +12,7 @@ TINY_DATA = "--num_train 2 --num_valid 2 --num_test 4 --nj 2"
 DECODE_FILES = ("text", "token", "token_lang")
 
 
-def recipe_copy(path: Path, data_from: Optional[Path] = None) -> Path:
+def recipe_copy(path: Path, data_from: Path | None = None) -> Path:
     """A recipe dir at ``path`` like egs2/mini_cs/asr1; with ``data_from``, sharing its data/ and dump/."""
     path.mkdir(parents=True, exist_ok=True)
     for name in ("run.sh", "asr.sh", "path.sh", "cmd.sh", "utils", "local", "conf"):
@@ -27,8 +26,13 @@ def recipe_copy(path: Path, data_from: Optional[Path] = None) -> Path:
 def run_recipe(recipe: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """``./run.sh ARGS`` in ``recipe``, one torch thread per job (results do not then depend on how
     many jobs share the CPUs), with extra environment variables."""
-    return subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "1", **env})
+    return subprocess.run(
+        ["./run.sh", *args],
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", **env},
+    )
 
 
 def prepared_recipe(path: Path, data_opts: str = TINY_DATA) -> Path:
@@ -41,5 +45,19 @@ def prepared_recipe(path: Path, data_opts: str = TINY_DATA) -> Path:
 
 def zeroshot_args(whisper: Path, nj: int) -> list[str]:
     """Stage 3 with one prompt on true-length audio, in batches of 2 (2 batches of the 4 test utterances)."""
-    return ["--stage", "3", "--stop_stage", "3", "--nj", str(nj), "--whisper_model", str(whisper),
-            "--zeroshot_lid_prompts", "cs", "--pad_to_30s", "false", "--decode_batch_size", "2"]
+    return [
+        "--stage",
+        "3",
+        "--stop_stage",
+        "3",
+        "--nj",
+        str(nj),
+        "--whisper_model",
+        str(whisper),
+        "--zeroshot_lid_prompts",
+        "cs",
+        "--pad_to_30s",
+        "false",
+        "--decode_batch_size",
+        "2",
+    ]

@@ -15,8 +15,12 @@ def test_adapters_start_as_identity_and_keep_whisper_names(tiny_whisper_path):
     audio, lengths = 0.1 * torch.randn(2, 16000), torch.tensor([16000, 16000])
     plain_enc = CSWhisperEncoder(whisper_model=str(tiny_whisper_path), pad_to_30s=False).eval()
     enc = CSWhisperEncoder(whisper_model=str(tiny_whisper_path), pad_to_30s=False, adapters={"bottleneck": 8}).eval()
-    dec = CSWhisperDecoder(51865, 64, whisper_model=str(tiny_whisper_path),
-                           adapters={"bottleneck": 8, "placement": ["attn", "cross_attn", "mlp"]}).eval()
+    dec = CSWhisperDecoder(
+        51865,
+        64,
+        whisper_model=str(tiny_whisper_path),
+        adapters={"bottleneck": 8, "placement": ["attn", "cross_attn", "mlp"]},
+    ).eval()
     plain_dec = CSWhisperDecoder(51865, 64, whisper_model=str(tiny_whisper_path)).eval()
     tok = CSTokenizer()
     tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 hi")]] * 2)

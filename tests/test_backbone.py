@@ -30,8 +30,18 @@ from espnet_cs.ctranslate2_format import CTranslate2FormatError, whisper_checkpo
 sys.path.insert(0, str(Path(__file__).parent))
 from ct2_writer import write_ct2_whisper  # noqa: E402
 
-TINY = ModelDimensions(n_mels=80, n_audio_ctx=50, n_audio_state=64, n_audio_head=4, n_audio_layer=2,
-                       n_vocab=51865, n_text_ctx=32, n_text_state=64, n_text_head=4, n_text_layer=2)
+TINY = ModelDimensions(
+    n_mels=80,
+    n_audio_ctx=50,
+    n_audio_state=64,
+    n_audio_head=4,
+    n_audio_layer=2,
+    n_vocab=51865,
+    n_text_ctx=32,
+    n_text_state=64,
+    n_text_head=4,
+    n_text_layer=2,
+)
 HEADS = [[1, 0], [1, 3]]
 
 
@@ -95,8 +105,15 @@ def test_ctranslate2_runtime_agrees_with_test_writer(tiny, tiny_dir, inputs):
     runtime = ctranslate2.models.Whisper(str(tiny_dir), device="cpu", compute_type="float32")
     prompt = [50258, 50259, 50359, 50363]
     features = ctranslate2.StorageView.from_array(mel.numpy())
-    result = runtime.generate(features, [prompt], beam_size=1, max_length=12, return_logits_vocab=True,
-                              suppress_blank=False, suppress_tokens=[])[0]
+    result = runtime.generate(
+        features,
+        [prompt],
+        beam_size=1,
+        max_length=12,
+        return_logits_vocab=True,
+        suppress_blank=False,
+        suppress_tokens=[],
+    )[0]
     steps = np.stack([np.asarray(step) for step in result.logits[0]])  # (n_generated, n_vocab)
     tokens = torch.tensor([prompt + result.sequences_ids[0]])
     expected = _logits(tiny, (mel, tokens))[0, len(prompt) - 1 : -1].numpy()
@@ -124,13 +141,16 @@ def _patched(directory: Path, edit) -> Path:
     return directory
 
 
-@pytest.mark.parametrize("edit, message", [
-    (lambda b: b[:3], r"truncated: binary version needs 4 bytes at offset 0, file has 3"),
-    (lambda b: b[:-300_000], r"truncated: variable '[\w/]+' needs \d+ bytes at offset \d+, file has \d+"),
-    (lambda b: b[:-20], r"truncated: (target of )?alias #0 needs"),
-    (lambda b: struct.pack("<I", 7) + b[4:], r"not a CTranslate2 model.bin of binary version 6 \(header: 7"),
-    (lambda b: b + b"\0\0", r"corrupt: 2 bytes after the aliases"),
-])
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda b: b[:3], r"truncated: binary version needs 4 bytes at offset 0, file has 3"),
+        (lambda b: b[:-300_000], r"truncated: variable '[\w/]+' needs \d+ bytes at offset \d+, file has \d+"),
+        (lambda b: b[:-20], r"truncated: (target of )?alias #0 needs"),
+        (lambda b: struct.pack("<I", 7) + b[4:], r"not a CTranslate2 model.bin of binary version 6 \(header: 7"),
+        (lambda b: b + b"\0\0", r"corrupt: 2 bytes after the aliases"),
+    ],
+)
 def test_damaged_model_bin_names_file_and_fault(tiny_dir, tmp_path, edit, message):
     directory = _patched(_copy(tiny_dir, tmp_path / "damaged"), edit)
     with pytest.raises(CTranslate2FormatError, match=f"^{directory}/model.bin: {message}"):
@@ -247,17 +267,23 @@ def test_missing_part_package_says_what_to_install(monkeypatch):
 def _n_parameters(dims: ModelDimensions) -> int:
     """Parameter count of a Whisper with ``dims``, built on the meta device (no memory)."""
     with torch.device("meta"):
-        encoder = AudioEncoder(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head,
-                               dims.n_audio_layer)
-        decoder = TextDecoder(dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head,
-                              dims.n_text_layer)
+        encoder = AudioEncoder(dims.n_mels, dims.n_audio_ctx, dims.n_audio_state, dims.n_audio_head, dims.n_audio_layer)
+        decoder = TextDecoder(dims.n_vocab, dims.n_text_ctx, dims.n_text_state, dims.n_text_head, dims.n_text_layer)
     return sum(p.numel() for module in (encoder, decoder) for p in module.parameters())
 
 
-@pytest.mark.parametrize("name, millions, published", [
-    ("tiny", 37.2, 39), ("base", 71.8, 74), ("small", 240.6, 244), ("medium", 762.3, 769),
-    ("large-v2", 1541.4, 1550), ("large-v3", 1541.6, 1550), ("turbo", 807.0, 809),
-])
+@pytest.mark.parametrize(
+    "name, millions, published",
+    [
+        ("tiny", 37.2, 39),
+        ("base", 71.8, 74),
+        ("small", 240.6, 244),
+        ("medium", 762.3, 769),
+        ("large-v2", 1541.4, 1550),
+        ("large-v3", 1541.6, 1550),
+        ("turbo", 807.0, 809),
+    ],
+)
 def test_whisper_dims_parameter_counts(name, millions, published):
     n = _n_parameters(whisper_dims(name)) / 1e6
     assert round(n, 1) == millions and abs(n - published) / published < 0.05
@@ -302,8 +328,11 @@ def test_whisper_base_transcribes_like_ctranslate2(fox_mel, tmp_path):
         shutil.copy(config.parent / name, directory)
     runtime = ctranslate2.models.Whisper(str(directory), device="cpu", compute_type="float32")
     tokenizer = whisper.tokenizer.get_tokenizer(True, language="en", task="transcribe")
-    theirs = runtime.generate(ctranslate2.StorageView.from_array(fox_mel[None].numpy()),
-                              [list(tokenizer.sot_sequence_including_notimestamps)], beam_size=1)[0]
+    theirs = runtime.generate(
+        ctranslate2.StorageView.from_array(fox_mel[None].numpy()),
+        [list(tokenizer.sot_sequence_including_notimestamps)],
+        beam_size=1,
+    )[0]
 
     assert ours.tokens == theirs.sequences_ids[0]
     assert "quick brown fox" in ours.text.lower()

@@ -12,9 +12,16 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from corpus_fixtures import (
+    AISHELL_TEST,
+    LIBRISPEECH_TEST,
+    SeameFixture,
+    make_aishell,
+    make_asru2019,
+    make_librispeech,
+    make_seame,
+)
 
-from corpus_fixtures import (AISHELL_TEST, LIBRISPEECH_TEST, SeameFixture, make_aishell, make_asru2019,
-                             make_librispeech, make_seame)
 from espnet_cs.corpora import CorpusError
 from espnet_cs.corpora.aishell import prepare_aishell_test
 from espnet_cs.corpora.asru2019 import prepare_asru2019
@@ -66,27 +73,34 @@ def check_kaldi_dir(path: Path) -> dict[str, str]:
 
 # ------------------------------------------------------------------------------ normalization
 
-@pytest.mark.parametrize("raw, expected", [
-    ("(ppl) 這個 ＰＲＯＪＥＣＴ的deadline <unk> 是 next week!", "这个 project 的 deadline 是 next week"),
-    ("（ppb）ｏｋａｙ\u3000啦，", "okay 啦"),  # full-width brackets, letters, space and comma
-    ("HELLO, DON'T go [S] {laugh}", "hello don't go"),
-    ("我們 ... 好不好？", "我们好不好"),
-    ("so (ppl she said", "so ppl she said"),  # an unpaired bracket swallows nothing
-    ("<v-noise> < unk >", ""),
-    ("e-mail 3 次", "e mail 3 次"),
-])
+
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("(ppl) 這個 ＰＲＯＪＥＣＴ的deadline <unk> 是 next week!", "这个 project 的 deadline 是 next week"),
+        ("（ppb）ｏｋａｙ\u3000啦，", "okay 啦"),  # full-width brackets, letters, space and comma
+        ("HELLO, DON'T go [S] {laugh}", "hello don't go"),
+        ("我們 ... 好不好？", "我们好不好"),
+        ("so (ppl she said", "so ppl she said"),  # an unpaired bracket swallows nothing
+        ("<v-noise> < unk >", ""),
+        ("e-mail 3 次", "e mail 3 次"),
+    ],
+)
 def test_normalize_transcript(raw: str, expected: str) -> None:
     assert normalize_transcript(raw) == expected
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("okay [lah] I'll go", "okay lah i'll go"),  # discourse particles are spoken
-    ("【啊】 好 [咯]", "啊好咯"),
-    ("我 觉得 ok 的 (ppl", "我觉得 ok 的"),  # noise word left by an unbalanced bracket
-    ("ppo ppb (ppc) <unk> (ppo)", ""),
-    ("#hmm 是 吗", "hmm 是吗"),
-    ("( ppc ) 那個 老師", "那个老师"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("okay [lah] I'll go", "okay lah i'll go"),  # discourse particles are spoken
+        ("【啊】 好 [咯]", "啊好咯"),
+        ("我 觉得 ok 的 (ppl", "我觉得 ok 的"),  # noise word left by an unbalanced bracket
+        ("ppo ppb (ppc) <unk> (ppo)", ""),
+        ("#hmm 是 吗", "hmm 是吗"),
+        ("( ppc ) 那個 老師", "那个老师"),
+    ],
+)
 def test_normalize_seame(raw: str, expected: str) -> None:
     assert normalize_seame(raw) == expected
 
@@ -99,6 +113,7 @@ def test_seame_speakers_and_ids() -> None:
 
 
 # ---------------------------------------------------------------------------------- data dirs
+
 
 def test_seame_data_dirs(corpora: Corpora, tmp_path: Path) -> None:
     seame = corpora.seame
@@ -113,7 +128,8 @@ def test_seame_data_dirs(corpora: Corpora, tmp_path: Path) -> None:
     assert set(read_kaldi_map(tmp_path / "devman" / "utt2spk").values()) == {"ui07f"}
     assert check_dev_sets(tmp_path, seame.dev_lists) == [
         f"{name}: 2 utterances in {tmp_path / name} (the published list has {count}: a partial or other list)"
-        for name, count in (("devman", 6531), ("devsge", 5321))]
+        for name, count in (("devman", 6531), ("devsge", 5321))
+    ]
     (tmp_path / "devsge" / "text").write_text("nc15m-08nc15mbp_0101-99999-99999 extra\n")
     with pytest.raises(CorpusError, match=r"(?s)devsge: 2 utterance\(s\) missing .*devsge: 1 utterance\(s\) not in"):
         check_dev_sets(tmp_path, seame.dev_lists)
@@ -141,6 +157,7 @@ def test_forgetting_sets(corpora: Corpora, tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------------- bad input
+
 
 @pytest.fixture
 def seame_copy(corpora: Corpora, tmp_path: Path) -> SeameFixture:
@@ -194,8 +211,10 @@ def test_other_corpora_errors(corpora: Corpora, tmp_path: Path) -> None:
     (asru / "ASRU-TEST").mkdir()
     with pytest.raises(CorpusError) as error:
         prepare_asru2019(asru, tmp_path / "data")
-    assert error.value.problems == [f"{asru}/ASRU-DEV/data/T0003G0200S0001.wav: transcript T0003G0200S0001.txt missing",
-                                    f"{asru}/ASRU-TEST: no .wav files below it"]
+    assert error.value.problems == [
+        f"{asru}/ASRU-DEV/data/T0003G0200S0001.wav: transcript T0003G0200S0001.txt missing",
+        f"{asru}/ASRU-TEST: no .wav files below it",
+    ]
 
     aishell = tmp_path / "aishell"
     (aishell / "data_aishell" / "wav").mkdir(parents=True)
@@ -215,6 +234,7 @@ def test_other_corpora_errors(corpora: Corpora, tmp_path: Path) -> None:
 
 # -------------------------------------------------------------------------------------- recipes
 
+
 def recipe_copy(name: str, tmp_path: Path) -> Path:
     """A recipe dir like egs2/<name>/asr1 whose data/, dump/ and exp/ live in tmp_path."""
     recipe = tmp_path / "recipe"
@@ -225,8 +245,14 @@ def recipe_copy(name: str, tmp_path: Path) -> Path:
 
 
 def run(recipe: Path, *args: str, script: str = "./run.sh") -> subprocess.CompletedProcess:
-    return subprocess.run([script, *args], check=False, cwd=recipe, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return subprocess.run(
+        [script, *args],
+        check=False,
+        cwd=recipe,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+    )
 
 
 FAST_DECODING = ("--whisper_model", "whisper-base", "--zeroshot_lid_prompts", "cs", "--decode_batch_size", "4")
@@ -243,10 +269,20 @@ def assert_scored(recipe: Path, sets: dict[str, int]) -> None:
 @pytest.mark.integration
 def test_seame_recipe(corpora: Corpora, tmp_path: Path) -> None:
     recipe, seame = recipe_copy("seame", tmp_path), corpora.seame
-    data_opts = (f"--seame_dir {seame.seame_dir} --dev_lists {seame.dev_lists} "
-                 f"--librispeech_dir {corpora.librispeech_dir}")  # local/data.sh's options
-    result = run(recipe, "--stop_stage", "3", "--local_data_opts", data_opts,
-                 "--test_sets", "devman devsge librispeech_test_clean", *FAST_DECODING)
+    data_opts = (
+        f"--seame_dir {seame.seame_dir} --dev_lists {seame.dev_lists} "
+        f"--librispeech_dir {corpora.librispeech_dir}"
+    )  # local/data.sh's options
+    result = run(
+        recipe,
+        "--stop_stage",
+        "3",
+        "--local_data_opts",
+        data_opts,
+        "--test_sets",
+        "devman devsge librispeech_test_clean",
+        *FAST_DECODING,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "dropped 1 utterance(s): shorter than 0.1 s" in result.stderr
     result = run(recipe, "--stage", "9", "--stop_stage", "9")
@@ -262,8 +298,16 @@ def test_seame_recipe(corpora: Corpora, tmp_path: Path) -> None:
 def test_asru2019_recipe(corpora: Corpora, tmp_path: Path) -> None:
     recipe = recipe_copy("asru2019", tmp_path)
     data_opts = f"--asru_dir {corpora.asru_dir} --aishell_dir {corpora.aishell_dir} --include_500h true"
-    result = run(recipe, "--stop_stage", "3", "--local_data_opts", data_opts,
-                 "--test_sets", "dev test aishell_test", *FAST_DECODING)
+    result = run(
+        recipe,
+        "--stop_stage",
+        "3",
+        "--local_data_opts",
+        data_opts,
+        "--test_sets",
+        "dev test aishell_test",
+        *FAST_DECODING,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sum(len(read_kaldi_map(recipe / f"dump/raw/{name}/text")) for name in ("train", "valid")) == 4
     result = run(recipe, "--stage", "9", "--stop_stage", "9")
@@ -276,8 +320,9 @@ def test_recipes_need_their_corpus(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "--seame_dir (the unpacked LDC2015S04, holding data/) and --dev_lists" in result.stdout
     shutil.rmtree(tmp_path / "recipe")
-    result = run(recipe_copy("asru2019", tmp_path), "--stop_stage", "1",
-                 "--local_data_opts", f"--asru_dir {tmp_path}/nowhere")
+    result = run(
+        recipe_copy("asru2019", tmp_path), "--stop_stage", "1", "--local_data_opts", f"--asru_dir {tmp_path}/nowhere"
+    )
     assert result.returncode != 0 and f"ASRU 2019 folder missing: {tmp_path}/nowhere/ZH+EN-200h" in result.stderr
 
 
@@ -289,12 +334,20 @@ def test_seame_stage2_reports_bad_audio(seame_copy: SeameFixture, tmp_path: Path
     short = audio / "conversation" / "audio" / "01NC01FBX_0101.flac"
     samples, rate = sf.read(short, dtype="int16")
     sf.write(short, samples[: 5 * rate], rate)  # its second segment ends at 8.5 s
-    result = run(recipe, "--stop_stage", "2", "--local_data_opts",
-                 f"--seame_dir {seame_copy.seame_dir} --dev_lists {seame_copy.dev_lists}")
+    result = run(
+        recipe,
+        "--stop_stage",
+        "2",
+        "--local_data_opts",
+        f"--seame_dir {seame_copy.seame_dir} --dev_lists {seame_copy.dev_lists}",
+    )
     assert result.returncode != 0
     assert f"ni01max_0101\t{audio}/interview/audio/NI01MAX_0101.flac" in result.stderr  # audio cannot be decoded
-    past_end = [utt for utt, line in read_kaldi_map(recipe / "data/train/segments").items()
-                if line.startswith("01nc01fbx_0101 ") and float(line.split()[2]) > 5]
+    past_end = [
+        utt
+        for utt, line in read_kaldi_map(recipe / "data/train/segments").items()
+        if line.startswith("01nc01fbx_0101 ") and float(line.split()[2]) > 5
+    ]
     assert past_end and all(f"{utt}\t{short}\t" in result.stderr for utt in past_end)
     assert "past the recording's end 5 s" in result.stderr
     assert not (recipe / "dump/raw/train/text").exists()

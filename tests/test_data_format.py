@@ -30,8 +30,14 @@ def write_table(path: Path, lines: list[str]) -> None:
     path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
 
-def write_data_dir(src: Path, wav_scp: list[str], text: list[str], utt2spk: list[str],
-                   segments: list[str] | None = None, utt2category: list[str] | None = None) -> Path:
+def write_data_dir(
+    src: Path,
+    wav_scp: list[str],
+    text: list[str],
+    utt2spk: list[str],
+    segments: list[str] | None = None,
+    utt2category: list[str] | None = None,
+) -> Path:
     """Create a Kaldi data dir from table lines."""
     src.mkdir(parents=True, exist_ok=True)
     write_table(src / "wav.scp", wav_scp)
@@ -133,15 +139,59 @@ def test_reports_all_problems_and_writes_nothing(tmp_path: Path, capsys: pytest.
     src = write_data_dir(
         tmp_path / "data",
         [f"{name} {path}" for name, path in files.items()] + [f"pipe flac -c -d -s {tmp_path / 'nope.flac'} |"],
-        ["ok_1 fine", "ok_2", "ok_3 x", "ok_4 y", "long_1 z", "empty_1 z", "zero_1 z", "corrupt_1 z",
-         "missing_1 z", "pipe_1 z", "ghost_1 z", "ok_1 again"],
-        ["ok_1 s", "ok_2 s", "ok_3 s", "ok_4 s", "ok_5 s", "long_1 s", "empty_1 s", "zero_1 s", "corrupt_1 s",
-         "missing_1 s", "pipe_1 s"],
-        segments=["ok_1 ok 0 1", "ok_2 ok 0 1", "ok_3 ok 1 2.5", "ok_4 ok 1 0.5", "ok_5 ok 0 1",
-                  "long_1 long 0 -1", "empty_1 empty 0 1", "zero_1 zero 0 -1", "corrupt_1 corrupt 0 1",
-                  "missing_1 missing 0 1", "pipe_1 pipe 0 1"],
-        utt2category=["ok_1 cs", "ok_2 zh", "ok_3 en", "ok_4 en", "ok_5 english", "long_1 cs", "empty_1 cs",
-                      "zero_1 cs", "corrupt_1 cs", "missing_1 cs", "pipe_1 cs"],
+        [
+            "ok_1 fine",
+            "ok_2",
+            "ok_3 x",
+            "ok_4 y",
+            "long_1 z",
+            "empty_1 z",
+            "zero_1 z",
+            "corrupt_1 z",
+            "missing_1 z",
+            "pipe_1 z",
+            "ghost_1 z",
+            "ok_1 again",
+        ],
+        [
+            "ok_1 s",
+            "ok_2 s",
+            "ok_3 s",
+            "ok_4 s",
+            "ok_5 s",
+            "long_1 s",
+            "empty_1 s",
+            "zero_1 s",
+            "corrupt_1 s",
+            "missing_1 s",
+            "pipe_1 s",
+        ],
+        segments=[
+            "ok_1 ok 0 1",
+            "ok_2 ok 0 1",
+            "ok_3 ok 1 2.5",
+            "ok_4 ok 1 0.5",
+            "ok_5 ok 0 1",
+            "long_1 long 0 -1",
+            "empty_1 empty 0 1",
+            "zero_1 zero 0 -1",
+            "corrupt_1 corrupt 0 1",
+            "missing_1 missing 0 1",
+            "pipe_1 pipe 0 1",
+        ],
+        utt2category=[
+            "ok_1 cs",
+            "ok_2 zh",
+            "ok_3 en",
+            "ok_4 en",
+            "ok_5 english",
+            "long_1 cs",
+            "empty_1 cs",
+            "zero_1 cs",
+            "corrupt_1 cs",
+            "missing_1 cs",
+            "pipe_1 cs",
+        ],
     )
     text_file, seg_file, cat_file = (str(src / name) for name in ("text", "segments", "utt2category"))
     expected = {

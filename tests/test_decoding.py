@@ -1,17 +1,23 @@
 """Encoder, decoder (KV cache, ESPnet scorer) and greedy decoding against plain openai-whisper, on a tiny Whisper."""
 
-
-import numpy as np
 import pytest
 import torch
 import whisper
+from conftest import audio_batch, padded
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
-from conftest import audio_batch, padded
 from espnet_cs.decoder import CSWhisperDecoder
-from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard, greedy_decode, guard_cut
-from espnet_cs.model import CSWhisperModel
+from espnet_cs.decoding import (
+    GreedyConfig,
+    Hypothesis,
+    RepetitionGuard,
+    Transcriber,
+    apply_guard,
+    greedy_decode,
+    guard_cut,
+)
 from espnet_cs.encoder import CSWhisperEncoder
+from espnet_cs.model import CSWhisperModel
 from espnet_cs.tokenizer import CSTokenizer
 
 
@@ -104,7 +110,9 @@ def test_guarded_decoding_is_a_prefix_of_unguarded(parts):
 
 
 def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
-    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), GreedyConfig(max_new_tokens=5))
+    transcriber = Transcriber.from_model(
+        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), GreedyConfig(max_new_tokens=5)
+    )
     hyps = transcriber(audio_batch())
     assert len(hyps) == 2
     for hyp in hyps:
@@ -114,8 +122,9 @@ def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
 
 def test_true_length_hypotheses_do_not_depend_on_batch_mates(tiny_whisper_path):
     """Batched and one-by-one decoding agree (the encoder's padding policy: tests/test_encoder.py)."""
-    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False),
-                                         GreedyConfig(max_new_tokens=8))
+    transcriber = Transcriber.from_model(
+        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False), GreedyConfig(max_new_tokens=8)
+    )
     audios = audio_batch((0.7, 2.3, 2.9, 1.0))
     together = transcriber(audios)
     alone = [transcriber([audio])[0] for audio in audios]

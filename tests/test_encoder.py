@@ -4,8 +4,8 @@ and on true length an utterance's states, logits and hypothesis do not depend on
 import pytest
 import torch
 import whisper
-
 from conftest import audio_batch, padded
+
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
 from espnet_cs.tokenizer import CSTokenizer
@@ -53,8 +53,10 @@ def test_states_and_logits_do_not_depend_on_batch_mates(true_length, training):
         alone, alone_lengths, _ = encoder(*padded([audio]))
         assert alone.shape[1] == alone_lengths[0] == lengths[i]
         torch.testing.assert_close(states[i, : lengths[i]], alone[0], atol=1e-5, rtol=1e-5)
-        assert not states[i, lengths[i]:].any()  # zero-padded past its own width
-        torch.testing.assert_close(logits[i], decoder(alone, alone_lengths, tokens[:1], None)[0][0], atol=1e-4, rtol=1e-4)
+        assert not states[i, lengths[i] :].any()  # zero-padded past its own width
+        torch.testing.assert_close(
+            logits[i], decoder(alone, alone_lengths, tokens[:1], None)[0][0], atol=1e-4, rtol=1e-4
+        )
     encoder.eval(), decoder.eval()
 
 

@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from espnet_cs.decoder import CSWhisperDecoder
-from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.guidance.capture import capture_attention
 from espnet_cs.guidance.heads import LidHeads, lid_head_statistics, own_language_share, rank_lid_heads, select
 from espnet_cs.guidance.loss import guidance_loss
@@ -14,10 +13,28 @@ from espnet_cs.guidance.rows import WordRows
 from espnet_cs.tokenizer import CSTokenizer, Language
 
 # One utterance, 5 positions (columns: sot, zh, en, x, y), 2 heads; word tokens output at rows 3 (zh) and 4 (en).
-ATTENTION = {0: torch.tensor([[
-    [[1, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0], [0.3, 0.3, 0.4, 0, 0], [0.1, 0.6, 0.1, 0.2, 0], [0.1, 0.2, 0.3, 0.2, 0.2]],
-    [[1, 0, 0, 0, 0], [0.5, 0.5, 0, 0, 0], [0.3, 0.3, 0.4, 0, 0], [0.5, 0.1, 0.1, 0.3, 0], [0.2, 0.1, 0.1, 0.3, 0.3]],
-]])}
+ATTENTION = {
+    0: torch.tensor(
+        [
+            [
+                [
+                    [1, 0, 0, 0, 0],
+                    [0.5, 0.5, 0, 0, 0],
+                    [0.3, 0.3, 0.4, 0, 0],
+                    [0.1, 0.6, 0.1, 0.2, 0],
+                    [0.1, 0.2, 0.3, 0.2, 0.2],
+                ],
+                [
+                    [1, 0, 0, 0, 0],
+                    [0.5, 0.5, 0, 0, 0],
+                    [0.3, 0.3, 0.4, 0, 0],
+                    [0.5, 0.1, 0.1, 0.3, 0],
+                    [0.2, 0.1, 0.1, 0.3, 0.3],
+                ],
+            ]
+        ]
+    )
+}
 WORDS = WordRows.from_tags([[Language.ZH, Language.EN, Language.OTHER]], first_target_row=3, zh_column=1, en_column=2)
 
 
@@ -99,6 +116,7 @@ def test_lid_heads_file_is_checked(tmp_path):
 
 def test_attention_capture_matches_whisper_and_changes_nothing(tiny_whisper_path):
     from whisper.model import disable_sdpa
+
     dec = CSWhisperDecoder(51865, 64, whisper_model=str(tiny_whisper_path)).eval()
     tok = CSTokenizer()
     tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 ok")]])
@@ -120,8 +138,12 @@ def test_attention_capture_matches_whisper_and_changes_nothing(tiny_whisper_path
 def test_captured_attention_is_in_batch_order_without_the_language_detection_pass(tiny_whisper_path):
     """Utterances of two encoder lengths: each one's attention equals its attention alone, and the
     language prompts' one-position detection pass is not mistaken for the teacher-forced one."""
-    dec = CSWhisperDecoder(51865, 64, whisper_model=str(tiny_whisper_path),
-                           soft_prompts={"length": 2, "language": True, "language_bottleneck": 4}).eval()
+    dec = CSWhisperDecoder(
+        51865,
+        64,
+        whisper_model=str(tiny_whisper_path),
+        soft_prompts={"length": 2, "language": True, "language_bottleneck": 4},
+    ).eval()
     tok = CSTokenizer()
     tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 ok")]] * 3)
     hlens = torch.tensor([30, 20, 30])

@@ -7,15 +7,19 @@ import whisper
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
 from espnet_cs.backbone import load_whisper
-from espnet_cs.decoding import GreedyConfig, RepetitionGuard
-from espnet_cs.decoding import Transcriber, apply_guard
+from espnet_cs.decoding import GreedyConfig, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.synth.speech import SPEAKERS, synthesize
 from espnet_cs.tokenizer import CSTokenizer
 
 pytestmark = pytest.mark.integration
 
-SENTENCES = ["这个 project 的 deadline 是下个星期", "我们今天晚上去吃饭", "can you check the schedule", "你 can 帮我 check 一下吗"]
+SENTENCES = [
+    "这个 project 的 deadline 是下个星期",
+    "我们今天晚上去吃饭",
+    "can you check the schedule",
+    "你 can 帮我 check 一下吗",
+]
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +27,9 @@ def audios() -> list[np.ndarray]:
     return [synthesize(text, SPEAKERS[i]).astype(np.float32) / 32768 for i, text in enumerate(SENTENCES)]
 
 
-def openai_whisper_greedy(model: whisper.model.Whisper, audios: list[np.ndarray], tokenizer: CSTokenizer) -> list[list[int]]:
+def openai_whisper_greedy(
+    model: whisper.model.Whisper, audios: list[np.ndarray], tokenizer: CSTokenizer
+) -> list[list[int]]:
     """openai-whisper's own greedy decoding with ``tokenizer``'s prompt (it has no two-LID option)."""
     task = DecodingTask(model, DecodingOptions(language="zh", without_timestamps=True, fp16=False))
     task.initial_tokens = tokenizer.sot_sequence

@@ -25,8 +25,7 @@ def test_read_kaldi_map_reports_problems_instead_of_raising(tmp_path):
     problems = []
     table = read_kaldi_map(f, lambda problem, number, key: problems.append((problem, number, key)))
     assert table == {"b": "x", "a": "y", "c": "\ufffd" * 3}  # GBK 你好 is not UTF-8
-    assert problems == [(LineProblem.BLANK, 2, ""), (LineProblem.NOT_UTF8, 4, "c"),
-                        (LineProblem.DUPLICATE_KEY, 5, "a")]
+    assert problems == [(LineProblem.BLANK, 2, ""), (LineProblem.NOT_UTF8, 4, "c"), (LineProblem.DUPLICATE_KEY, 5, "a")]
 
 
 def test_verbatim_values_round_trip(tmp_path):

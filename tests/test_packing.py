@@ -15,10 +15,11 @@ import pytest
 import soundfile as sf
 import torch
 import yaml
+from conftest import TINY_DIMS, make_tiny_whisper
 from espnet2.main_funcs.pack_funcs import unpack
 from espnet_model_zoo.downloader import ModelDownloader
+from test_training import data_dir, train_args  # noqa: F401 (data_dir is a fixture)
 
-from conftest import TINY_DIMS, make_tiny_whisper
 from espnet_cs.api import Speech2Text, load_speech
 from espnet_cs.bin import pack as pack_cli
 from espnet_cs.bin import select_heads
@@ -27,7 +28,6 @@ from espnet_cs.model import BACKBONE_PREFIXES
 from espnet_cs.packing import BackboneError, pack_model
 from espnet_cs.task import CSASRTask
 from espnet_cs.tokenizer import CSTokenizer
-from test_training import data_dir, train_args  # noqa: F401 (data_dir is a fixture)
 
 METHODS = ["spt4asr", "lora", "adapter_ag"]  # deep+residual+language prompts; LoRA; adapters with guidance
 FORCED = [*CSTokenizer("cs").sot_sequence, 1, 2, 3]  # the CS prompt + text tokens
@@ -64,18 +64,25 @@ def backbone(tmp_path_factory) -> Path:
 def runs(backbone, data_dir, tmp_path_factory) -> dict[str, Run]:  # noqa: F811
     root = tmp_path_factory.mktemp("runs")
     heads = root / "heads"
-    select_heads.main(["--data_dir", str(data_dir), "--out_dir", str(heads), "--whisper_model", str(backbone),
-                       "--min_fraction", "0"])
+    select_heads.main(
+        ["--data_dir", str(data_dir), "--out_dir", str(heads), "--whisper_model", str(backbone), "--min_fraction", "0"]
+    )
     audios = sorted(data_dir.glob("*.wav"))[::3]  # the shortest and the longest
     result = {}
     for method in METHODS:
         exp = root / method
-        extra = ["--model_conf", f"{{guidance: {{lid_heads: {heads / 'lid_heads.json'}}}}}"] if method == "adapter_ag" else []
+        extra = (
+            ["--model_conf", f"{{guidance: {{lid_heads: {heads / 'lid_heads.json'}}}}}"]
+            if method == "adapter_ag"
+            else []
+        )
         CSASRTask.main(cmd=train_args(method, backbone, data_dir, exp, *extra))
         trained = Transcriber.from_trained(str(exp / "config.yaml"), str(exp / "valid.loss.ave.pth"), DECODING)
         tokens = [trained([sf.read(a, dtype="float32")[0]])[0].tokens for a in audios]  # one at a time, as the API
         out = pack_model(exp, "valid.loss.ave.pth", root / "zips" / f"{method}.zip")
-        result[method] = Run(out, exp.rename(root / f"{method}.moved"), audios, tokens, forced_logits(trained, audios[0]))
+        result[method] = Run(
+            out, exp.rename(root / f"{method}.moved"), audios, tokens, forced_logits(trained, audios[0])
+        )
     heads.rename(root / "heads.moved")  # the zips must not need it
     return result
 
@@ -109,13 +116,21 @@ def test_unpacked_model_decodes_as_the_trained_one(method, runs, tmp_path):
 def test_zip_holds_the_trainable_tensors_and_no_backbone(method, runs, backbone):
     names, config, state, identity = read_zip(runs[method].zip)
     directory = f"exp/{method}"
-    expected = {"meta.yaml", f"{directory}/config.yaml", f"{directory}/valid.loss.ave.pth", f"{directory}/backbone.json"}
+    expected = {
+        "meta.yaml",
+        f"{directory}/config.yaml",
+        f"{directory}/valid.loss.ave.pth",
+        f"{directory}/backbone.json",
+    }
     assert set(names) == expected | ({f"{directory}/lid_heads.json"} if method == "adapter_ag" else set())
     backbone_keys = [k for k in state if k.startswith(BACKBONE_PREFIXES)]
     assert all("lora_" in k for k in backbone_keys), "only LoRA's own matrices live inside Whisper's modules"
     assert bool(backbone_keys) == (method == "lora")
-    assert identity == {"spec": str(backbone), "sha256": hashlib.sha256(backbone.read_bytes()).hexdigest(),
-                        "dims": asdict(TINY_DIMS)}
+    assert identity == {
+        "spec": str(backbone),
+        "sha256": hashlib.sha256(backbone.read_bytes()).hexdigest(),
+        "dims": asdict(TINY_DIMS),
+    }
     assert bytes(state["backbone_sha256"].to(torch.uint8).tolist()).hex() == identity["sha256"]
     if method == "adapter_ag":
         assert config["model_conf"]["guidance"]["lid_heads"] == f"{directory}/lid_heads.json"
@@ -125,7 +140,9 @@ def test_residual_prompts_are_folded(runs):
     run = runs["spt4asr"]
     _, config, state, _ = read_zip(run.zip)
     checkpoint = torch.load(run.exp_dir / "valid.loss.ave.pth")
-    assert {k for k in checkpoint if ".reparameterization." in k} and not {k for k in state if ".reparameterization." in k}
+    assert {k for k in checkpoint if ".reparameterization." in k} and not {
+        k for k in state if ".reparameterization." in k
+    }
     assert set(state) == {k for k in checkpoint if ".reparameterization." not in k}
     for stack in ("encoder", "decoder"):
         assert config[f"{stack}_conf"]["soft_prompts"]["residual_bottleneck"] == 0
@@ -146,13 +163,19 @@ def test_backbone_missing_or_different(runs, backbone, tmp_path):
     run = runs["spt4asr"]
     moved = backbone.rename(tmp_path / "elsewhere.pt")
     try:
-        with pytest.raises(BackboneError, match=r"needs the Whisper backbone .* \(sha256 [0-9a-f]{64}, dims .* cannot be loaded"):
+        with pytest.raises(
+            BackboneError, match=r"needs the Whisper backbone .* \(sha256 [0-9a-f]{64}, dims .* cannot be loaded"
+        ):
             Speech2Text.from_pretrained(run.zip)
-        speech2text = Speech2Text.from_pretrained(run.zip, whisper_model=str(moved), decoding=DECODING)  # a copy elsewhere
+        speech2text = Speech2Text.from_pretrained(
+            run.zip, whisper_model=str(moved), decoding=DECODING
+        )  # a copy elsewhere
         assert speech2text(run.audios[0]).tokens == run.tokens[0]
         torch.save({"dims": asdict(TINY_DIMS), "model_state_dict": make_tiny_whisper(seed=1).state_dict()}, backbone)
         trained_on, other = (hashlib.sha256(p.read_bytes()).hexdigest() for p in (moved, backbone))
-        with pytest.raises(BackboneError, match=rf"needs .*{trained_on}.*, but '{re.escape(str(backbone))}' has sha256 {other}$"):
+        with pytest.raises(
+            BackboneError, match=rf"needs .*{trained_on}.*, but '{re.escape(str(backbone))}' has sha256 {other}$"
+        ):
             Speech2Text.from_pretrained(run.zip)
     finally:
         moved.replace(backbone)
@@ -182,7 +205,14 @@ def test_result_pairs_each_token_with_its_language():
     result = Hypothesis.from_tokens(ids, tokenizer)
     assert result.text == "check 一下吃饭" and result.tokens == ids
     # 饭 is split over two byte-level tokens: each piece shows U+FFFD, both are Mandarin.
-    assert result.pieces == [(" check", "en"), (" ", "other"), ("一下", "zh"), ("吃", "zh"), ("\ufffd", "zh"), ("\ufffd", "zh")]
+    assert result.pieces == [
+        (" check", "en"),
+        (" ", "other"),
+        ("一下", "zh"),
+        ("吃", "zh"),
+        ("\ufffd", "zh"),
+        ("\ufffd", "zh"),
+    ]
 
 
 def test_audio_inputs(runs, tmp_path):

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 from espnet2.train.distributed_utils import free_port
+from recipe_tools import DECODE_FILES, ROOT, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import merge_decode_dirs, settings_of, write_decode_dir
 from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
-from recipe_tools import DECODE_FILES, ROOT, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
 
 LENGTHS = {"a": 5, "b": 9, "c": 5, "d": 1, "e": 7, "f": 9, "g": 3}
 
@@ -37,8 +37,12 @@ def test_batches_are_longest_first_ties_by_key_and_go_round_robin():
 def test_split_dirs_carry_every_file_and_stale_splits_go(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
-    for name, value in (("wav.scp", "{}.wav"), ("text", "text of {}"), ("utt2spk", "spk_{}"),
-                        ("utt2num_samples", None)):
+    for name, value in (
+        ("wav.scp", "{}.wav"),
+        ("text", "text of {}"),
+        ("utt2spk", "spk_{}"),
+        ("utt2num_samples", None),
+    ):
         (data / name).write_text("".join(f"{u} {value.format(u) if value else LENGTHS[u]}\n" for u in sorted(LENGTHS)))
     (tmp_path / "split/7").mkdir(parents=True)
     assert write_splits(data, tmp_path / "split", 3, 2) == 3
@@ -52,11 +56,25 @@ def test_split_dirs_carry_every_file_and_stale_splits_go(tmp_path):
 
 
 def fake_decode(out_dir: Path, utts: list[str], **settings) -> None:
-    info = {"data_dir": str(out_dir), "prompt": "cs", **settings, "utterances": len(utts),
-            "audio_samples": SAMPLE_RATE * len(utts), "decode_seconds": 1.0, "audio_seconds": float(len(utts)),
-            "real_time_factor": 1.0}
-    write_decode_dir(out_dir, info, {"token": {u: "1 2" for u in utts}, "token_lang": {u: "zh en" for u in utts},
-                                     "text": {u: f" hyp {u}" for u in utts}})
+    info = {
+        "data_dir": str(out_dir),
+        "prompt": "cs",
+        **settings,
+        "utterances": len(utts),
+        "audio_samples": SAMPLE_RATE * len(utts),
+        "decode_seconds": 1.0,
+        "audio_seconds": float(len(utts)),
+        "real_time_factor": 1.0,
+    }
+    write_decode_dir(
+        out_dir,
+        info,
+        {
+            "token": {u: "1 2" for u in utts},
+            "token_lang": {u: "zh en" for u in utts},
+            "text": {u: f" hyp {u}" for u in utts},
+        },
+    )
 
 
 def test_merge_keeps_hypotheses_byte_for_byte_and_names_bad_splits(tmp_path):
@@ -143,16 +161,47 @@ def test_training_under_distributed_data_parallel(tiny_recipe, tiny_whisper_path
     """Two CPU processes (gloo), launched as torchrun launches one per GPU: the model trains under
     DistributedDataParallel and saves trainable-only checkpoints, as in one process."""
     data = {phase: f"dump/raw/{phase}" for phase in ("train", "valid")}  # wav.scp paths are relative to the recipe
-    args = ["--config", str(ROOT / "conf/tuning/spt_enc.yaml"), "--whisper_model", str(tiny_whisper_path), "--ngpu", "0",
-            "--multiprocessing_distributed", "false", "--dist_backend", "gloo", "--output_dir", str(tmp_path / "exp"),
-            "--max_epoch", "1", "--batch_size", "2", "--num_workers", "0", "--use_tensorboard", "false",
-            "--use_matplotlib", "false"]
+    args = [
+        "--config",
+        str(ROOT / "conf/tuning/spt_enc.yaml"),
+        "--whisper_model",
+        str(tiny_whisper_path),
+        "--ngpu",
+        "0",
+        "--multiprocessing_distributed",
+        "false",
+        "--dist_backend",
+        "gloo",
+        "--output_dir",
+        str(tmp_path / "exp"),
+        "--max_epoch",
+        "1",
+        "--batch_size",
+        "2",
+        "--num_workers",
+        "0",
+        "--use_tensorboard",
+        "false",
+        "--use_matplotlib",
+        "false",
+    ]
     for phase, path in data.items():
-        args += [f"--{phase}_data_path_and_name_and_type", f"{path}/wav.scp,speech,sound",
-                 f"--{phase}_data_path_and_name_and_type", f"{path}/text,text,text", f"--{phase}_shape_file", f"{path}/speech_shape"]
+        args += [
+            f"--{phase}_data_path_and_name_and_type",
+            f"{path}/wav.scp,speech,sound",
+            f"--{phase}_data_path_and_name_and_type",
+            f"{path}/text,text,text",
+            f"--{phase}_shape_file",
+            f"{path}/speech_shape",
+        ]
     torchrun = Path(sys.executable).parent / "torchrun"
-    result = subprocess.run([str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "espnet_cs.bin.train", *args],
-                            cwd=tiny_recipe, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "espnet_cs.bin.train", *args],
+        cwd=tiny_recipe,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"\[[^]]*:0/2\].*training was finished", result.stderr)
     checkpoint = torch.load(tmp_path / "exp/valid.loss.ave.pth", map_location="cpu", weights_only=False)

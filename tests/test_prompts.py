@@ -5,9 +5,9 @@ import torch
 
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.decoding import greedy_decode
-from espnet_cs.prompts.language import detect_language
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.prompts import PromptConfig, SoftPrompts
+from espnet_cs.prompts.language import detect_language
 from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
 from espnet_cs.tokenizer import CSTokenizer
 
@@ -26,7 +26,10 @@ def test_prompt_shapes_and_deep_sets():
     deep = SoftPrompts(PromptConfig(length=5, deep=True), LAYERS, D_MODEL)
     assert vanilla(3).shape == (1, 3, 5, D_MODEL) and deep(3).shape == (LAYERS, 3, 5, D_MODEL)
     x = torch.zeros(3, 4, D_MODEL)
-    entered = [deep.enter(deep.enter(x, 0, deep(3)), 1, deep(3)), vanilla.enter(vanilla.enter(x, 0, vanilla(3)), 1, vanilla(3))]
+    entered = [
+        deep.enter(deep.enter(x, 0, deep(3)), 1, deep(3)),
+        vanilla.enter(vanilla.enter(x, 0, vanilla(3)), 1, vanilla(3)),
+    ]
     assert all(e.shape == (3, 5 + 4, D_MODEL) for e in entered)
     torch.testing.assert_close(entered[0][:, :5], deep(3)[1])  # deep: block 1 gets its own set
     torch.testing.assert_close(entered[1][:, :5], vanilla(3)[0])  # vanilla: only block 0 gets prompts
@@ -53,8 +56,9 @@ def test_every_reparameterization_starts_as_identity_and_folds_exactly(key):
 
 def test_language_encoder_shifts_by_language_and_starts_neutral():
     embeddings = torch.randn(2, D_MODEL)
-    prompts = SoftPrompts(PromptConfig(length=3, language=True, language_bottleneck=4), LAYERS, D_MODEL,
-                          language_embeddings=embeddings)
+    prompts = SoftPrompts(
+        PromptConfig(length=3, language=True, language_bottleneck=4), LAYERS, D_MODEL, language_embeddings=embeddings
+    )
     zh, en = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]])
     torch.testing.assert_close(prompts(1, zh), prompts(1, en))  # zero-initialized output layer
     torch.nn.init.normal_(prompts.language.mlp[2].weight)
@@ -63,9 +67,15 @@ def test_language_encoder_shifts_by_language_and_starts_neutral():
         prompts(1)
 
 
-@pytest.mark.parametrize("bad, message", [
-    ({"length": -1}, ">= 0"), ({"deep": True}, "need length > 0"), ({"size": 3}, "unknown option"),
-    ({"length": 2, "residual_bottleneck": -1}, ">= 0")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"length": -1}, ">= 0"),
+        ({"deep": True}, "need length > 0"),
+        ({"size": 3}, "unknown option"),
+        ({"length": 2, "residual_bottleneck": -1}, ">= 0"),
+    ],
+)
 def test_bad_prompt_config(bad, message):
     with pytest.raises(ValueError, match=message):
         PromptConfig.from_dict(bad, "test")
@@ -79,8 +89,14 @@ def test_encoder_prompts_prepend_positions(tiny_whisper_path):
         parts(tiny_whisper_path, {"length": 2, "language": True})
 
 
-@pytest.mark.parametrize("conf", [{"length": 6}, {"length": 6, "deep": True, "residual_bottleneck": 8},
-                                  {"length": 6, "deep": True, "language": True, "language_bottleneck": 4}])
+@pytest.mark.parametrize(
+    "conf",
+    [
+        {"length": 6},
+        {"length": 6, "deep": True, "residual_bottleneck": 8},
+        {"length": 6, "deep": True, "language": True, "language_bottleneck": 4},
+    ],
+)
 def test_decoder_prompts_work_with_the_kv_cache(tiny_whisper_path, conf):
     encoder, decoder = parts(tiny_whisper_path, None, conf)
     for p in decoder.soft_prompts.parameters():

@@ -21,8 +21,9 @@ def recipe(tmp_path: Path) -> Path:
 
 
 def run(recipe: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["./run.sh", *args], cwd=recipe, capture_output=True, text=True,
-                          env={**os.environ, "OMP_NUM_THREADS": "2"})
+    return subprocess.run(
+        ["./run.sh", *args], cwd=recipe, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"}
+    )
 
 
 @pytest.mark.integration
@@ -32,7 +33,14 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert (recipe / "exp/lid_heads/lid_heads.json").exists() and (recipe / "exp/lid_heads/heads.png").exists()
     assert (recipe / "exp/spt4asr/valid.loss.ave.pth").exists()  # the demo trains SPT4ASR
     assert (recipe / "exp/spt4asr/packed.zip").stat().st_size > 0  # and packs it
-    for system in ("zeroshot_single", "zeroshot_cs", "zeroshot_single_guard", "zeroshot_cs_guard", "spt4asr", "spt4asr_guard"):
+    for system in (
+        "zeroshot_single",
+        "zeroshot_cs",
+        "zeroshot_single_guard",
+        "zeroshot_cs_guard",
+        "spt4asr",
+        "spt4asr_guard",
+    ):
         scores = json.loads((recipe / f"exp/{system}/decode_test/scores.json").read_text())
         assert scores["utterances"] == 4
         assert {"overall_mer", "cs_mer", "zh_cer", "en_wer"} <= scores.keys()
@@ -48,7 +56,11 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert result.returncode == 0, result.stderr[-3000:]
     attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
     assert list(attention["systems"]) == ["backbone", "adapter", "spt4asr"]  # asr.sh names no method
-    assert (attention["selection"], attention["share"], attention["lid_heads"]) == ("top", 0.6, "exp/lid_heads/lid_heads.json")
+    assert (attention["selection"], attention["share"], attention["lid_heads"]) == (
+        "top",
+        0.6,
+        "exp/lid_heads/lid_heads.json",
+    )
     assert (recipe / "exp/attention/test/attention.png").exists()
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
     # rerunning stage 3 skips finished decodes

@@ -5,8 +5,11 @@ from espnet_cs.bin.report import forgetting_section, monolingual_language
 
 def scores(utterances: int, **rates_and_counts: tuple[float, int]) -> dict:
     """scores.json content: ``zh_cer=(rate, utterances)``..."""
-    return {"utterances": utterances, **{k: rate for k, (rate, _) in rates_and_counts.items()},
-            "details": {k: {"num_utts": n} for k, (_, n) in rates_and_counts.items()}}
+    return {
+        "utterances": utterances,
+        **{k: rate for k, (rate, _) in rates_and_counts.items()},
+        "details": {k: {"num_utts": n} for k, (_, n) in rates_and_counts.items()},
+    }
 
 
 def test_monolingual_language() -> None:
@@ -30,8 +33,10 @@ def test_forgetting_pairs_prompt_and_guard() -> None:
             ("zeroshot_cs", scores(2, en_wer=(20.0, 2)), {"lid_prompt": "cs", "guard": False}, {}),
             ("lora", scores(2, en_wer=(25.0, 2)), {"lid_prompt": "cs", "guard": False}, trained),
         ],
-        "devman": [("zeroshot_cs", mixed, {"lid_prompt": "cs", "guard": False}, {}),
-                   ("spt4asr", mixed, {"lid_prompt": "cs", "guard": False}, trained)],
+        "devman": [
+            ("zeroshot_cs", mixed, {"lid_prompt": "cs", "guard": False}, {}),
+            ("spt4asr", mixed, {"lid_prompt": "cs", "guard": False}, trained),
+        ],
     }
     lines = forgetting_section(tables)
     assert lines[1] == "## Forgetting on monolingual sets"
@@ -46,6 +51,7 @@ def test_forgetting_pairs_prompt_and_guard() -> None:
 def test_two_stage_systems_count_both_stages(tmp_path, monkeypatch) -> None:
     import torch
     import yaml
+
     from espnet_cs.bin import report
 
     monkeypatch.setattr(report, "count_args", lambda args, whisper_model: (1000, None))
@@ -64,12 +70,22 @@ def test_previous_results_side_by_side(tmp_path) -> None:
     from espnet_cs.bin.report import comparison_section, render
 
     trained = {"trainable": 2_055_000, "epochs": 5, "seconds": 60}
-    before = {"test": [("spt4asr", scores(2, overall_mer=(11.0, 2), cs_mer=(9.8, 1)), {"lid_prompt": "cs"}, trained),
-                       ("lpt", scores(2, overall_mer=(41.1, 2)), {"lid_prompt": "cs"}, trained)]}
+    before = {
+        "test": [
+            ("spt4asr", scores(2, overall_mer=(11.0, 2), cs_mer=(9.8, 1)), {"lid_prompt": "cs"}, trained),
+            ("lpt", scores(2, overall_mer=(41.1, 2)), {"lid_prompt": "cs"}, trained),
+        ]
+    }
     previous = tmp_path / "RESULTS.md"
-    previous.write_text(render(before) + "\n## Attention\n\n| system | own language | pairs |\n|---|---|---|\n| `lpt` | 50% | 8 |\n")
-    now = {"test": [("spt4asr", scores(2, overall_mer=(10.4, 2), cs_mer=(9.1, 1)), {"lid_prompt": "cs"}, trained),
-                    ("dpt", scores(2, overall_mer=(17.0, 2)), {"lid_prompt": "cs"}, trained)]}
+    previous.write_text(
+        render(before) + "\n## Attention\n\n| system | own language | pairs |\n|---|---|---|\n| `lpt` | 50% | 8 |\n"
+    )
+    now = {
+        "test": [
+            ("spt4asr", scores(2, overall_mer=(10.4, 2), cs_mer=(9.1, 1)), {"lid_prompt": "cs"}, trained),
+            ("dpt", scores(2, overall_mer=(17.0, 2)), {"lid_prompt": "cs"}, trained),
+        ]
+    }
     lines = comparison_section(now, previous, "old padding")
     assert lines[1] == "## test: against old padding"
     assert lines[-1] == "| `spt4asr` | 11.0 → 10.4 | 9.8 → 9.1 | — → — | — → — |"  # dpt and lpt are in only one of them

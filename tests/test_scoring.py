@@ -27,9 +27,7 @@ def counts_of(ref: str, hyp: str) -> tuple[int, int, int, int, float]:
     return c.hits, c.substitutions, c.deletions, c.insertions, c.error_rate
 
 
-def write_dir(
-    root: Path, text: str, hyp: str, utt2category: str | None = None
-) -> tuple[Path, Path]:
+def write_dir(root: Path, text: str, hyp: str, utt2category: str | None = None) -> tuple[Path, Path]:
     data = root / "data"
     data.mkdir()
     (data / "text").write_text(text, encoding="utf-8")
@@ -114,8 +112,13 @@ def test_per_category_aggregation_inferred_and_given():
         assert d["overall_mer"] == pytest.approx(100 / 3)
         assert d["utterances"] == 3
         assert d["details"]["zh_cer"] == {
-            "error_rate": 50.0, "ref_tokens": 4, "hits": 3, "substitutions": 1,
-            "deletions": 0, "insertions": 1, "num_utts": 1,
+            "error_rate": 50.0,
+            "ref_tokens": 4,
+            "hits": 3,
+            "substitutions": 1,
+            "deletions": 0,
+            "insertions": 1,
+            "num_utts": 1,
         }
         overall = d["details"]["overall_mer"]
         assert (overall["ref_tokens"], overall["num_utts"]) == (12, 3)

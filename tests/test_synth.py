@@ -15,8 +15,7 @@ from espnet_cs.bin.synth import main
 from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.synth import speech
 from espnet_cs.synth.corpus import SPLIT_SPEAKERS, category_counts, make_corpus, plan
-from espnet_cs.synth.sentences import (CATEGORIES, CS_FRAMES, EN_FRAMES, ENGLISH, MANDARIN, SLOT,
-                                       make_sentence)
+from espnet_cs.synth.sentences import CATEGORIES, CS_FRAMES, EN_FRAMES, ENGLISH, MANDARIN, SLOT, make_sentence
 from espnet_cs.synth.speech import SPEAKERS, language_runs, synthesize, to_pinyin
 
 HAN, LATIN = r"[\u4e00-\u9fff]", r"[a-z]"
@@ -31,8 +30,17 @@ FILES = ("wav.scp", "text", "utt2spk", "spk2utt", "utt2category")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny corpus made through the CLI with two processes; returns its data dir."""
     root = tmp_path_factory.mktemp("mini_cs")
-    main(["--data_dir", str(root / "data"), "--nj", "2", "--seed", "0",
-          *(f"--num_{split}={num}" for split, num in SIZES.items())])
+    main(
+        [
+            "--data_dir",
+            str(root / "data"),
+            "--nj",
+            "2",
+            "--seed",
+            "0",
+            *(f"--num_{split}={num}" for split, num in SIZES.items()),
+        ]
+    )
     return root / "data"
 
 
@@ -64,13 +72,16 @@ def test_text_format(category: str) -> None:
         text = make_sentence(category, rng)
         assert TEXT.match(text), text
         has_han, has_latin = bool(re.search(HAN, text)), bool(re.search(LATIN, text))
-        assert (has_han, has_latin) == {"cs": (True, True), "zh": (True, False),
-                                        "en": (False, True)}[category], text
+        assert (has_han, has_latin) == {"cs": (True, True), "zh": (True, False), "en": (False, True)}[category], text
 
 
 def test_language_runs() -> None:
     assert language_runs("我 by friday 要去 meeting") == [
-        ("zh", "我"), ("en", "by friday"), ("zh", "要去"), ("en", "meeting")]
+        ("zh", "我"),
+        ("en", "by friday"),
+        ("zh", "要去"),
+        ("en", "meeting"),
+    ]
 
 
 def test_category_mix() -> None:
@@ -106,8 +117,7 @@ def test_kaldi_files_consistent(corpus: Path) -> None:
             assert [line.split()[0] for line in lines[name]] == keys, name
         utt2spk = read(corpus, split, "utt2spk")
         spk2utt = {spk: utts.split() for spk, utts in read(corpus, split, "spk2utt").items()}
-        assert spk2utt == {spk: sorted(u for u in keys if utt2spk[u] == spk)
-                           for spk in sorted(set(utt2spk.values()))}
+        assert spk2utt == {spk: sorted(u for u in keys if utt2spk[u] == spk) for spk in sorted(set(utt2spk.values()))}
         assert all(utt.startswith(f"{spk}-") for utt, spk in utt2spk.items())
         categories = read(corpus, split, "utt2category")
         assert all(categories[u] == u.split("-")[1] and categories[u] in CATEGORIES for u in keys)

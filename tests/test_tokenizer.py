@@ -32,13 +32,30 @@ def test_char_language():
 
 
 TRICKY = {
-    "㐀": ZH, "𠀀": ZH, "𰀀": ZH,  # CJK extensions A, B, G
-    "豈": ZH, "﨎": ZH, "丽": ZH,  # compatibility ideographs (豈 is NFKC 豈, 﨎 is its own), supplement
+    "㐀": ZH,
+    "𠀀": ZH,
+    "𰀀": ZH,  # CJK extensions A, B, G
+    "豈": ZH,
+    "﨎": ZH,
+    "丽": ZH,  # compatibility ideographs (豈 is NFKC 豈, 﨎 is its own), supplement
     "這": ZH,  # traditional: scoring and corpora simplify it
-    "。": OTHER, "，": OTHER, "、": OTHER, "〇": OTHER, "々": OTHER, "⺀": OTHER,  # CJK, not ideographs
-    "Ａ": EN, "é": EN, "ß": EN, "z": EN,  # full-width, diacritic, plain Latin
-    "1": OTHER, "１": OTHER, "٣": OTHER,  # digits
-    "я": OTHER, "か": OTHER, "한": OTHER, "ω": OTHER,  # letters of other scripts
+    "。": OTHER,
+    "，": OTHER,
+    "、": OTHER,
+    "〇": OTHER,
+    "々": OTHER,
+    "⺀": OTHER,  # CJK, not ideographs
+    "Ａ": EN,
+    "é": EN,
+    "ß": EN,
+    "z": EN,  # full-width, diacritic, plain Latin
+    "1": OTHER,
+    "１": OTHER,
+    "٣": OTHER,  # digits
+    "я": OTHER,
+    "か": OTHER,
+    "한": OTHER,
+    "ω": OTHER,  # letters of other scripts
 }
 
 

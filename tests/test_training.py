@@ -12,8 +12,8 @@ import pytest
 import soundfile as sf
 import torch
 import whisper
-
 from conftest import make_tiny_whisper
+
 from espnet_cs.model import BACKBONE_PREFIXES
 from espnet_cs.task import CSASRTask
 from espnet_cs.trainer import CheckpointError, CSTrainer, restore_epoch_file
@@ -41,13 +41,37 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def train_args(method: str, model: Path, data: Path, out: Path, *extra: str) -> list[str]:
-    args = ["--config", str(RECIPE_CONF / f"{method}.yaml"), "--whisper_model", str(model), "--ngpu", "0",
-            "--output_dir", str(out), "--batch_size", "2", "--num_iters_per_epoch", "2", "--max_epoch", "2",
-            "--num_workers", "0", "--use_tensorboard", "false", "--use_matplotlib", "false"]
+    args = [
+        "--config",
+        str(RECIPE_CONF / f"{method}.yaml"),
+        "--whisper_model",
+        str(model),
+        "--ngpu",
+        "0",
+        "--output_dir",
+        str(out),
+        "--batch_size",
+        "2",
+        "--num_iters_per_epoch",
+        "2",
+        "--max_epoch",
+        "2",
+        "--num_workers",
+        "0",
+        "--use_tensorboard",
+        "false",
+        "--use_matplotlib",
+        "false",
+    ]
     for phase in ("train", "valid"):
-        args += [f"--{phase}_data_path_and_name_and_type", f"{data}/wav.scp,speech,sound",
-                 f"--{phase}_data_path_and_name_and_type", f"{data}/text,text,text",
-                 f"--{phase}_shape_file", f"{data}/speech_shape"]
+        args += [
+            f"--{phase}_data_path_and_name_and_type",
+            f"{data}/wav.scp,speech,sound",
+            f"--{phase}_data_path_and_name_and_type",
+            f"{data}/text,text,text",
+            f"--{phase}_shape_file",
+            f"{data}/speech_shape",
+        ]
     return args + list(extra)
 
 
@@ -88,26 +112,39 @@ def test_backbone_frozen_and_every_added_tensor_trains(method, monkeypatch, tiny
 
     saved = torch.load(tmp_path / "exp" / "2epoch.pth")
     assert set(saved) == trainable | {"backbone_sha256"}, "a checkpoint holds only the trainable tensors"
-    reloaded, _ = CSASRTask.build_model_from_file(str(tmp_path / "exp" / "config.yaml"), str(tmp_path / "exp" / "2epoch.pth"))
+    reloaded, _ = CSASRTask.build_model_from_file(
+        str(tmp_path / "exp" / "config.yaml"), str(tmp_path / "exp" / "2epoch.pth")
+    )
     reloaded_params = dict(reloaded.named_parameters())
     for key, param in model.named_parameters():
         assert torch.equal(reloaded_params[key], param), f"{key} differs after reloading"
     audio, tokens = 0.1 * torch.randn(1, 16000), torch.tensor([[*model.tokenizer.sot_sequence, 1, 2, 3]])
-    outputs = [m.eval().decoder(m.encoder(audio, torch.tensor([16000]))[0], None, tokens, None)[0] for m in (model, reloaded)]
+    outputs = [
+        m.eval().decoder(m.encoder(audio, torch.tensor([16000]))[0], None, tokens, None)[0] for m in (model, reloaded)
+    ]
     torch.testing.assert_close(outputs[1], outputs[0])  # the reloaded model computes what was trained
 
 
 def test_full_fine_tuning_trains_and_saves_the_backbone(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
-    before, model = train(monkeypatch, train_args("fft", tiny_whisper_path, data_dir, tmp_path / "exp",
-                                                  "--optim_conf", "lr=0.001"))
+    before, model = train(
+        monkeypatch, train_args("fft", tiny_whisper_path, data_dir, tmp_path / "exp", "--optim_conf", "lr=0.001")
+    )
     key = "decoder.decoders.blocks.0.mlp.0.weight"
     assert not torch.equal(dict(model.named_parameters())[key], before[key])
     assert set(dict(model.named_parameters())) <= set(torch.load(tmp_path / "exp" / "2epoch.pth"))
 
 
 def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, tmp_path):
-    args = train_args("spt_both", tiny_whisper_path, data_dir, tmp_path,
-                      "--encoder_conf", "{soft_prompts: {length: 0}}", "--decoder_conf", "{soft_prompts: {length: 0}}")
+    args = train_args(
+        "spt_both",
+        tiny_whisper_path,
+        data_dir,
+        tmp_path,
+        "--encoder_conf",
+        "{soft_prompts: {length: 0}}",
+        "--decoder_conf",
+        "{soft_prompts: {length: 0}}",
+    )
     model = CSASRTask.build_model(CSASRTask.get_parser().parse_args(args)).eval()
     reference = make_tiny_whisper().eval()
     audio = 0.1 * torch.randn(2, 32000)
@@ -115,13 +152,16 @@ def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, t
     model.encoder.pad_to_30s = True
     memory, _, _ = model.encoder(audio, torch.tensor([32000, 32000]))
     mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(a)) for a in audio])
-    torch.testing.assert_close(model.decoder(memory, None, tokens, None)[0], reference.decoder(tokens, reference.encoder(mel)))
+    torch.testing.assert_close(
+        model.decoder(memory, None, tokens, None)[0], reference.decoder(tokens, reference.encoder(mel))
+    )
 
 
 def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tmp_path):
     def build(*extra):
-        return CSASRTask.build_model(CSASRTask.get_parser().parse_args(
-            train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, *extra)))
+        return CSASRTask.build_model(
+            CSASRTask.get_parser().parse_args(train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, *extra))
+        )
 
     with pytest.raises(ValueError, match=r"encoder_conf of CSWhisperEncoder: unknown option\(s\) \['bottleneck'\]"):
         build("--encoder_conf", "{bottleneck: 4}")
@@ -130,11 +170,15 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
     with pytest.raises(ValueError, match="does not fit Whisper's text context of 448"):
         build("--decoder_conf", "{soft_prompts: {length: 300}}")
     with pytest.raises(SystemExit):  # ESPnet's parser: unknown option
-        CSASRTask.get_parser().parse_args(train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, "--prompt_length", "4"))
+        CSASRTask.get_parser().parse_args(
+            train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, "--prompt_length", "4")
+        )
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text((RECIPE_CONF / "spt_both.yaml").read_text() + "prompt_lenght: 4\n")
     with pytest.raises(SystemExit):  # an unknown key in the YAML is rejected the same way
-        CSASRTask.get_parser().parse_args(["--config", str(bad_yaml), *train_args("spt_both", tiny_whisper_path, data_dir, tmp_path)[2:]])
+        CSASRTask.get_parser().parse_args(
+            ["--config", str(bad_yaml), *train_args("spt_both", tiny_whisper_path, data_dir, tmp_path)[2:]]
+        )
 
 
 def test_checkpoint_of_another_backbone_is_rejected(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
@@ -152,8 +196,12 @@ def test_checkpoint_of_another_backbone_is_rejected(monkeypatch, tiny_whisper_pa
 
 def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_whisper_path, data_dir, tmp_path):
     out = tmp_path / "exp"
-    args = [sys.executable, "-m", "espnet_cs.bin.train",
-            *train_args("spt_enc", tiny_whisper_path, data_dir, out, "--resume", "true")]
+    args = [
+        sys.executable,
+        "-m",
+        "espnet_cs.bin.train",
+        *train_args("spt_enc", tiny_whisper_path, data_dir, out, "--resume", "true"),
+    ]
     args[args.index("--max_epoch") + 1] = "100"
     first = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -188,31 +236,55 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
 
 def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
     from espnet_cs.bin import select_heads
-    select_heads.main(["--data_dir", str(data_dir), "--out_dir", str(tmp_path / "heads"),
-                       "--whisper_model", str(tiny_whisper_path), "--min_fraction", "0"])
+
+    select_heads.main(
+        [
+            "--data_dir",
+            str(data_dir),
+            "--out_dir",
+            str(tmp_path / "heads"),
+            "--whisper_model",
+            str(tiny_whisper_path),
+            "--min_fraction",
+            "0",
+        ]
+    )
     assert (tmp_path / "heads" / "heads.png").stat().st_size > 0
     _, stage1 = train(monkeypatch, train_args("adapter_stage1", tiny_whisper_path, data_dir, tmp_path / "s1"))
     assert stage1.decoder.adapters is None and stage1.encoder.adapters is not None
     guidance = f"{{guidance: {{lid_heads: {tmp_path / 'heads' / 'lid_heads.json'}, weight: 1.0, target: 0.5}}}}"
-    before, stage2 = train(monkeypatch, train_args("adapter_ag_stage2", tiny_whisper_path, data_dir, tmp_path / "s2",
-                                                   "--init_param", str(tmp_path / "s1" / "valid.loss.ave.pth"),
-                                                   "--model_conf", guidance))
+    before, stage2 = train(
+        monkeypatch,
+        train_args(
+            "adapter_ag_stage2",
+            tiny_whisper_path,
+            data_dir,
+            tmp_path / "s2",
+            "--init_param",
+            str(tmp_path / "s1" / "valid.loss.ave.pth"),
+            "--model_conf",
+            guidance,
+        ),
+    )
     averaged = torch.load(tmp_path / "s1" / "valid.loss.ave.pth")
     assert {k for k in averaged if k.startswith("encoder.adapters")}
     for key, value in averaged.items():
         if key.startswith("encoder.adapters"):
             assert torch.equal(before[key], value), f"{key} does not start from stage 1's averaged model"
-    assert not torch.equal(dict(stage2.named_parameters())["decoder.adapters.0.attn.up.weight"],
-                           before["decoder.adapters.0.attn.up.weight"])
-    log = (tmp_path / "s2" / "checkpoint.pth")
+    assert not torch.equal(
+        dict(stage2.named_parameters())["decoder.adapters.0.attn.up.weight"],
+        before["decoder.adapters.0.attn.up.weight"],
+    )
+    log = tmp_path / "s2" / "checkpoint.pth"
     reporter = torch.load(log, weights_only=False)["reporter"]["stats"]
     assert reporter[1]["train"]["loss_guidance"] > 0
 
 
 def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_dir, tmp_path):
     def build(*extra):
-        return CSASRTask.build_model(CSASRTask.get_parser().parse_args(
-            train_args("adapter_ag", tiny_whisper_path, data_dir, tmp_path, *extra)))
+        return CSASRTask.build_model(
+            CSASRTask.get_parser().parse_args(train_args("adapter_ag", tiny_whisper_path, data_dir, tmp_path, *extra))
+        )
 
     with pytest.raises(FileNotFoundError, match="run stage 4"):
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")

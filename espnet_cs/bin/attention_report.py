@@ -19,7 +19,6 @@ import argparse
 import json
 import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 import torch
@@ -42,14 +41,19 @@ def load_system(spec: str, whisper_model: str) -> tuple[str, CSWhisperModel]:
     return name, model
 
 
-def lid_map(model: CSWhisperModel, data_dir: Path, utt: str, heads: list[Head]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def lid_map(
+    model: CSWhisperModel, data_dir: Path, utt: str, heads: list[Head]
+) -> tuple[list[str], np.ndarray, np.ndarray]:
     """Word tokens of ``utt``, their (zh, en) attention averaged over ``heads``, and the target map."""
     attention, words, _ = next(attention_passes(model, data_dir, batch_size=1, utts=[utt]))
     lid = torch.stack([words.lid_attention(attention[layer])[:, head] for layer, head in heads]).mean(0)
     ids = model.tokenizer.encode_target(read_kaldi_map(data_dir / "text")[utt])
     tags = model.tokenizer.language_tags(ids)
-    labels = [model.tokenizer.whisper.encoding.decode_single_token_bytes(t).decode("utf-8", "replace").strip()
-              for t, tag in zip(ids, tags) if tag.name in ("ZH", "EN")]
+    labels = [
+        model.tokenizer.whisper.encoding.decode_single_token_bytes(t).decode("utf-8", "replace").strip()
+        for t, tag in zip(ids, tags)
+        if tag.name in ("ZH", "EN")
+    ]
     target = torch.nn.functional.one_hot(words.languages, 2).numpy()
     return labels, lid.numpy(), target
 
@@ -60,7 +64,15 @@ def plot(maps: dict[str, np.ndarray], labels: list[str], utt: str, path: Path) -
         ax.imshow(values, cmap="Blues", vmin=0, vmax=1, aspect="auto")
         ax.set(title=name.replace("+", "+\n"), xticks=[0, 1], xticklabels=["<|zh|>", "<|en|>"])
         for (row, col), value in np.ndenumerate(values):
-            ax.text(col, row, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value > 0.6 else "black")
+            ax.text(
+                col,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if value > 0.6 else "black",
+            )
     np.atleast_1d(axes)[0].set(yticks=range(len(labels)), yticklabels=labels)
     fig.suptitle(f"LID-column attention of the guided heads, {utt}", fontsize=9)
     fig.tight_layout()
@@ -68,7 +80,7 @@ def plot(maps: dict[str, np.ndarray], labels: list[str], utt: str, path: Path) -
     plt.close(fig)
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data_dir", type=Path, required=True)
     parser.add_argument("--lid_heads", type=Path, required=True, help="stage 4's lid_heads.json")
@@ -77,7 +89,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     parser.add_argument("--system", action="append", required=True, help="backbone or name=exp_dir; repeatable")
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--utt", help="the utterance to plot (default: the first code-switched one)")
-    parser.add_argument("--plot", action="append", help="a system name to draw in the figure; repeatable (default: every system)")
+    parser.add_argument(
+        "--plot", action="append", help="a system name to draw in the figure; repeatable (default: every system)"
+    )
     parser.add_argument("--out_dir", type=Path, required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -88,8 +102,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     for spec in args.system:
         name, model = load_system(spec, args.whisper_model)
         identity = model.encoder.backbone_identity
-        heads = LidHeads.load(args.lid_heads, identity.sha256, identity.dims["n_text_layer"],
-                              identity.dims["n_text_head"]).select(args.selection, args.share)
+        heads = LidHeads.load(
+            args.lid_heads, identity.sha256, identity.dims["n_text_layer"], identity.dims["n_text_head"]
+        ).select(args.selection, args.share)
         hits = pairs = 0
         for attention, words, _ in attention_passes(model, args.data_dir):
             h, p = own_language_share(attention, heads, words)
@@ -98,12 +113,26 @@ def main(argv: Optional[list[str]] = None) -> None:
         labels, lid_columns, target = lid_map(model, args.data_dir, utt, heads)
         if args.plot is None or name in args.plot:
             maps[name] = lid_columns
-        logging.info("%s: %.1f%% of word-token x head pairs attend more to their own language", name, 100 * hits / max(pairs, 1))
+        logging.info(
+            "%s: %.1f%% of word-token x head pairs attend more to their own language", name, 100 * hits / max(pairs, 1)
+        )
     maps["target map"] = target
     args.out_dir.mkdir(parents=True, exist_ok=True)
     plot(maps, labels, utt, args.out_dir / "attention.png")
-    write_atomic(args.out_dir / "attention.json", json.dumps({"lid_heads": str(args.lid_heads), "selection": args.selection, "share": args.share,
-                                                               "utt": utt, "systems": shares}, indent=1) + "\n")
+    write_atomic(
+        args.out_dir / "attention.json",
+        json.dumps(
+            {
+                "lid_heads": str(args.lid_heads),
+                "selection": args.selection,
+                "share": args.share,
+                "utt": utt,
+                "systems": shares,
+            },
+            indent=1,
+        )
+        + "\n",
+    )
 
 
 if __name__ == "__main__":

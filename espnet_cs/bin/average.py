@@ -10,14 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Optional
 
 import torch
 from espnet2.main_funcs.average_nbest_models import average_nbest_models
 from espnet2.train.reporter import Reporter
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", type=Path, required=True, help="training output dir (has checkpoint.pth)")
     parser.add_argument("--nbest", type=int, default=3)
@@ -34,7 +33,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     epochs = [e for e, _ in reporter.sort_epochs_and_values(phase, key, mode)]
     missing = [e for e in epochs[: args.nbest] if not (args.exp_dir / f"{e}epoch.pth").exists()]
     if missing:
-        raise SystemExit(f"average.py: best epochs {missing} were not kept: train with --keep_nbest_models >= {args.nbest}")
+        raise SystemExit(
+            f"average.py: best epochs {missing} were not kept: train with --keep_nbest_models >= {args.nbest}"
+        )
     average_nbest_models(args.exp_dir, reporter, [(phase, key, mode)], args.nbest)
     logging.info("best %s.%s epochs: %s", phase, key, epochs[: args.nbest])
 

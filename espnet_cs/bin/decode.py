@@ -15,7 +15,6 @@ utterances with the same model and settings is left as it is: rerunning the jobs
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
@@ -23,9 +22,8 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import torch
-from tqdm import tqdm
-
 from espnet2.utils.types import str2bool
+from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import is_complete, write_decode_dir
@@ -41,9 +39,15 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out_dir", type=Path, required=True)
     parser.add_argument("--asr_train_config", help="config.yaml of a model trained by espnet_cs.bin.train")
     parser.add_argument("--asr_model_file", help="its model file, e.g. valid.loss.ave.pth")
-    parser.add_argument("--whisper_model", default="whisper-base", help="zero-shot backbone spec (see espnet_cs.backbone)")
-    parser.add_argument("--lid_prompt", choices=sorted(LID_PROMPTS), default="cs",
-                        help="language tokens of the zero-shot task tokens: single = <|zh|>, cs = <|zh|><|en|>")
+    parser.add_argument(
+        "--whisper_model", default="whisper-base", help="zero-shot backbone spec (see espnet_cs.backbone)"
+    )
+    parser.add_argument(
+        "--lid_prompt",
+        choices=sorted(LID_PROMPTS),
+        default="cs",
+        help="language tokens of the zero-shot task tokens: single = <|zh|>, cs = <|zh|><|en|>",
+    )
     parser.add_argument("--pad_to_30s", type=str2bool, default=True, help="pad audio to Whisper's 30-s window")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--guard", type=str2bool, default=False, help="stop looping hypotheses while decoding")
@@ -67,7 +71,7 @@ def hypothesis_files(hyps: dict[str, Hypothesis]) -> dict[str, dict[str, str]]:
     """``{file: {utt: value}}`` of the hypotheses for :func:`espnet_cs.decode_dir.write_decode_dir`."""
     return {
         "token": {u: " ".join(map(str, h.tokens)) for u, h in hyps.items()},
-        "token_lang": {u: " ".join(l.name.lower() for l in h.languages) for u, h in hyps.items()},
+        "token_lang": {u: " ".join(language.name.lower() for language in h.languages) for u, h in hyps.items()},
         "text": {u: h.text for u, h in hyps.items()},
     }
 
@@ -80,20 +84,26 @@ def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcri
         if not Path(args.asr_model_file).exists():
             raise SystemExit(f"decode.py: model file {args.asr_model_file} does not exist (did training finish?)")
         return Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
-    return Transcriber.from_model(CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s,
-                                                               args.cache_dir), config)
+    return Transcriber.from_model(
+        CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s, args.cache_dir), config
+    )
 
 
 def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
     """What identifies a decode: the utterances, the model and the decoding options."""
     identity = transcriber.encoder.backbone_identity
     return {
-        "data_dir": str(args.data_dir), "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
+        "data_dir": str(args.data_dir),
+        "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
         "model_file": args.asr_model_file,
         "model_file_sha256": file_sha256(Path(args.asr_model_file)) if args.asr_model_file else None,
-        "backbone": identity.spec, "backbone_sha256": identity.sha256, "lid_prompt": transcriber.tokenizer.lid_prompt,
-        "task_tokens": list(transcriber.tokenizer.sot_sequence), "pad_to_30s": transcriber.encoder.pad_to_30s,
-        "guard": args.guard, "batch_size": args.batch_size,
+        "backbone": identity.spec,
+        "backbone_sha256": identity.sha256,
+        "lid_prompt": transcriber.tokenizer.lid_prompt,
+        "task_tokens": list(transcriber.tokenizer.sot_sequence),
+        "pad_to_30s": transcriber.encoder.pad_to_30s,
+        "guard": args.guard,
+        "batch_size": args.batch_size,
     }
 
 
@@ -106,7 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     transcriber = load_transcriber(args, GreedyConfig(guard=guard if args.guard else None))
     settings = decode_settings(args, transcriber)
     guarded_settings = {**settings, "guard": True, "derived_from": str(args.out_dir)}
-    if is_complete(args.out_dir, settings) and (not args.guarded_out_dir or is_complete(args.guarded_out_dir, guarded_settings)):
+    if is_complete(args.out_dir, settings) and (
+        not args.guarded_out_dir or is_complete(args.guarded_out_dir, guarded_settings)
+    ):
         logging.info("%s holds this decode complete already, skipped", args.out_dir)
         return
 
@@ -121,17 +133,26 @@ def main(argv: list[str] | None = None) -> None:
     elapsed = time.perf_counter() - start
     audio_samples = sum(len(a) for a in audios.values())
     info = {
-        **settings, "utterances": len(hyps), "audio_samples": audio_samples, "decode_seconds": round(elapsed, 2),
+        **settings,
+        "utterances": len(hyps),
+        "audio_samples": audio_samples,
+        "decode_seconds": round(elapsed, 2),
         "audio_seconds": round(audio_samples / SAMPLE_RATE, 2),
         "real_time_factor": round(elapsed / (audio_samples / SAMPLE_RATE), 4),
     }
     write_decode_dir(args.out_dir, info, hypothesis_files(hyps))
-    logging.info("decoded %d utterances in %.1f s (RTF %.3f) -> %s", len(hyps), elapsed, info["real_time_factor"], args.out_dir)
+    logging.info(
+        "decoded %d utterances in %.1f s (RTF %.3f) -> %s", len(hyps), elapsed, info["real_time_factor"], args.out_dir
+    )
 
     if args.guarded_out_dir:
-        guarded = {u: apply_guard(h, len(audios[u]) / SAMPLE_RATE, guard, transcriber.tokenizer) for u, h in hyps.items()}
+        guarded = {
+            u: apply_guard(h, len(audios[u]) / SAMPLE_RATE, guard, transcriber.tokenizer) for u, h in hyps.items()
+        }
         cut = sum(g is not h for g, h in zip(guarded.values(), hyps.values()))
-        write_decode_dir(args.guarded_out_dir, {**info, **guarded_settings, "hypotheses_cut": cut}, hypothesis_files(guarded))
+        write_decode_dir(
+            args.guarded_out_dir, {**info, **guarded_settings, "hypotheses_cut": cut}, hypothesis_files(guarded)
+        )
         logging.info("repetition guard cut %d of %d hypotheses -> %s", cut, len(hyps), args.guarded_out_dir)
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Optional
 
 from espnet_cs.decode_dir import merge_decode_dirs
 
@@ -27,13 +26,13 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         info = merge_decode_dirs(args.split_dirs, args.data_dir, args.out_dir, args.derived_from)
     except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"merge_decodes.py: {error}")
+        raise SystemExit(f"merge_decodes.py: {error}") from error
     logging.info("merged %d splits: %d utterances -> %s", info["jobs"], info["utterances"], args.out_dir)
 
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Optional
 
 from espnet_cs.packing import pack_model
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", type=Path, required=True, help="training output dir (config.yaml, checkpoints)")
     parser.add_argument("--model_file", default="valid.loss.ave.pth", help="checkpoint inside --exp_dir")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
 
 import torch
 from espnet2.layers.create_adapter import create_adapter
@@ -20,7 +19,14 @@ from espnet_cs.backbone import META
 from espnet_cs.task import CSASRTask, freeze
 
 # Trainable parameters the papers report for Whisper-small (millions).
-PAPER_SMALL = {"spt_both": 0.20, "dpt": 1.39, "spt4asr": 3.74, "adapter": 14.3, "adapter_ag": 14.3, "adapter_ag_stage2": 14.3}
+PAPER_SMALL = {
+    "spt_both": 0.20,
+    "dpt": 1.39,
+    "spt4asr": 3.74,
+    "adapter": 14.3,
+    "adapter_ag": 14.3,
+    "adapter_ag_stage2": 14.3,
+}
 DEFAULT_CONF = Path(__file__).resolve().parents[2] / "conf" / "tuning"  # the one home of the method YAMLs
 
 
@@ -42,13 +48,15 @@ def count_args(args: argparse.Namespace, name: str) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conf_dir", type=Path, default=DEFAULT_CONF, help="dir of the method YAMLs")
     parser.add_argument("--models", nargs="+", default=["base", "small"])
     args = parser.parse_args(argv)
 
-    header = ["method"] + [f"{m} trainable" for m in args.models] + [f"{m} share" for m in args.models] + ["paper (small)"]
+    header = (
+        ["method"] + [f"{m} trainable" for m in args.models] + [f"{m} share" for m in args.models] + ["paper (small)"]
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for config_file in sorted(args.conf_dir.glob("*.yaml")):

@@ -46,37 +46,59 @@ def get_parser() -> argparse.ArgumentParser:
         return sub
 
     def training_options(sub: argparse.ArgumentParser) -> None:
-        sub.add_argument("--valid_share", type=share, default=0.05,
-                         help="share of the training utterances held out as valid (default: 0.05)")
-        sub.add_argument("--min_seconds", type=float, default=0.1,
-                         help="training utterances shorter than this are dropped (default: 0.1)")
+        sub.add_argument(
+            "--valid_share",
+            type=share,
+            default=0.05,
+            help="share of the training utterances held out as valid (default: 0.05)",
+        )
+        sub.add_argument(
+            "--min_seconds",
+            type=float,
+            default=0.1,
+            help="training utterances shorter than this are dropped (default: 0.1)",
+        )
         sub.add_argument("--seed", type=int, default=0, help="seed of the valid selection (default: 0)")
 
     lists_help = "checkout of https://github.com/zengzp0912/SEAME-dev-set (dev_man/, dev_sge/, train/wav_file.txt)"
-    seame = command("seame", "SEAME -> train valid devman devsge", "seame_dir",
-                    "dir holding the unpacked LDC2015S04 data/{conversation,interview}")
+    seame = command(
+        "seame",
+        "SEAME -> train valid devman devsge",
+        "seame_dir",
+        "dir holding the unpacked LDC2015S04 data/{conversation,interview}",
+    )
     seame.add_argument("--dev_lists", type=Path, required=True, help=lists_help)
     training_options(seame)
     check = command("check_seame", "check devman/devsge against the dev lists", "dev_lists", lists_help)
     check.add_argument("--dump_dir", type=Path, help="also check <dump_dir>/<set> if formatted (stage 2)")
-    asru = command("asru2019", "ASRU 2019 -> train valid dev test", "asru_dir",
-                   "dir holding ZH+EN-200h, ZH-500h, ASRU-DEV and ASRU-TEST")
+    asru = command(
+        "asru2019",
+        "ASRU 2019 -> train valid dev test",
+        "asru_dir",
+        "dir holding ZH+EN-200h, ZH-500h, ASRU-DEV and ASRU-TEST",
+    )
     asru.add_argument("--include_500h", action="store_true", help="train on the 500-h Mandarin set too")
     training_options(asru)
     command("aishell_test", "AISHELL-1 test -> aishell_test", "aishell_dir", "dir holding data_aishell/")
-    command("librispeech_test_clean", "LibriSpeech test-clean -> librispeech_test_clean", "librispeech_dir",
-            "dir holding LibriSpeech/test-clean")
+    command(
+        "librispeech_test_clean",
+        "LibriSpeech test-clean -> librispeech_test_clean",
+        "librispeech_dir",
+        "dir holding LibriSpeech/test-clean",
+    )
     return parser
 
 
 def run(args: argparse.Namespace) -> str:
     """Prepare (or check) the corpus named by ``args.corpus``; returns a summary."""
     if args.corpus == "seame":
-        counts = prepare_seame(args.seame_dir, args.dev_lists, args.data_dir, args.valid_share,
-                               args.min_seconds, args.seed)
+        counts = prepare_seame(
+            args.seame_dir, args.dev_lists, args.data_dir, args.valid_share, args.min_seconds, args.seed
+        )
     elif args.corpus == "asru2019":
-        counts = prepare_asru2019(args.asru_dir, args.data_dir, args.include_500h, args.valid_share,
-                                  args.min_seconds, args.seed)
+        counts = prepare_asru2019(
+            args.asru_dir, args.data_dir, args.include_500h, args.valid_share, args.min_seconds, args.seed
+        )
     elif args.corpus == "aishell_test":
         counts = {"aishell_test": prepare_aishell_test(args.aishell_dir, args.data_dir / "aishell_test")}
     elif args.corpus == "librispeech_test_clean":

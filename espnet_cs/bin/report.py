@@ -18,7 +18,6 @@ import re
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
-from typing import Optional
 
 import torch
 import yaml
@@ -39,7 +38,7 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _percent(value: Optional[float]) -> str:
+def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.1f}"
 
 
@@ -61,8 +60,16 @@ def training_info(exp: Path) -> dict:
     except ValueError:  # a backbone given as a file: its dimensions are not known by name
         trainable = None
     checkpoint = exp / "checkpoint.pth"
-    epochs = torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"]["epoch"] if checkpoint.exists() else None
-    ended = re.findall(r"^# ended at .*, (\d+) s, exit code 0$", (exp / "train.log").read_text(), re.M) if (exp / "train.log").exists() else []
+    epochs = (
+        torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"]["epoch"]
+        if checkpoint.exists()
+        else None
+    )
+    ended = (
+        re.findall(r"^# ended at .*, (\d+) s, exit code 0$", (exp / "train.log").read_text(), re.M)
+        if (exp / "train.log").exists()
+        else []
+    )
     info = {"trainable": trainable, "epochs": epochs, "seconds": int(ended[-1]) if ended else None}
     for init in args.init_param or []:  # a second stage: add the first stage's epochs and time
         first = training_info(Path(init.split(":")[0]).parent)
@@ -77,8 +84,11 @@ def _training_cells(training: dict) -> list[str]:
     if not training:
         return ["0", "—", "—"]
     trainable, seconds = training["trainable"], training["seconds"]
-    return ["—" if trainable is None else f"{trainable / 1e6:.3f}M", str(training["epochs"] or "—"),
-            "—" if seconds is None else f"{seconds / 60:.1f} min"]
+    return [
+        "—" if trainable is None else f"{trainable / 1e6:.3f}M",
+        str(training["epochs"] or "—"),
+        "—" if seconds is None else f"{seconds / 60:.1f} min",
+    ]
 
 
 def table_row(system: str, scores: dict, info: dict, training: dict) -> str:
@@ -162,19 +172,39 @@ def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
             continue
         key, name = MONOLINGUAL_METRICS[language]
         for system, scores, info, training in systems:
-            baseline = next((row for row in systems if not row[3] and row[2].get("lid_prompt") == info.get("lid_prompt")
-                             and row[2].get("guard") == info.get("guard")), None)
+            baseline = next(
+                (
+                    row
+                    for row in systems
+                    if not row[3]
+                    and row[2].get("lid_prompt") == info.get("lid_prompt")
+                    and row[2].get("guard") == info.get("guard")
+                ),
+                None,
+            )
             if training and baseline and scores.get(key) is not None and baseline[1].get(key) is not None:
                 change = scores[key] - baseline[1][key]
-                rows.append(f"| {test_set} | {name} | `{system}` | {_percent(baseline[1][key])} (`{baseline[0]}`) "
-                            f"| {_percent(scores[key])} | {change:+.1f} |")
+                rows.append(
+                    f"| {test_set} | {name} | `{system}` | {_percent(baseline[1][key])} (`{baseline[0]}`) "
+                    f"| {_percent(scores[key])} | {change:+.1f} |"
+                )
     if not rows:
         return []
-    note = ("Each trained system against the zero-shot backbone decoded with the same LID prompt and guard "
-            "setting, on the sets whose utterances are all Mandarin (ZH CER) or all English (EN WER); "
-            "change in points, positive = worse after adaptation.")
-    return ["", "## Forgetting on monolingual sets", "", note, "",
-            "| set | metric | system | zero-shot | trained | change |", "|---|---|---|---|---|---|", *rows]
+    note = (
+        "Each trained system against the zero-shot backbone decoded with the same LID prompt and guard "
+        "setting, on the sets whose utterances are all Mandarin (ZH CER) or all English (EN WER); "
+        "change in points, positive = worse after adaptation."
+    )
+    return [
+        "",
+        "## Forgetting on monolingual sets",
+        "",
+        note,
+        "",
+        "| set | metric | system | zero-shot | trained | change |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def attention_sections(exp_dir: Path, out: Path) -> list[str]:
@@ -185,21 +215,33 @@ def attention_sections(exp_dir: Path, out: Path) -> list[str]:
         heads = json.loads(heads_file.read_text())
         heat_map = os.path.relpath(exp_dir / "lid_heads" / "heads.png", out.parent)
         n_heads = heads["n_layers"] * heads["n_heads"]
-        lines += ["", "## LID heads", "",
-                  f"{len(heads['ranked'])} of {n_heads} decoder self-attention heads are LID heads (in at least "
-                  f"{100 * heads['min_fraction']:.0f}% of {heads['n_sentences']} training sentences; "
-                  f"`exp/lid_heads/lid_heads.json`, heat map `{heat_map}`). Before any training, "
-                  f"{100 * heads['own_language_share']:.1f}% of (word token, head) pairs put more "
-                  "LID-column attention on their own language than on the other."]
+        lines += [
+            "",
+            "## LID heads",
+            "",
+            f"{len(heads['ranked'])} of {n_heads} decoder self-attention heads are LID heads (in at least "
+            f"{100 * heads['min_fraction']:.0f}% of {heads['n_sentences']} training sentences; "
+            f"`exp/lid_heads/lid_heads.json`, heat map `{heat_map}`). Before any training, "
+            f"{100 * heads['own_language_share']:.1f}% of (word token, head) pairs put more "
+            "LID-column attention on their own language than on the other.",
+        ]
     for report in sorted(exp_dir.glob("attention/*/attention.json")):
         data = json.loads(report.read_text())
         figure = os.path.relpath(report.with_suffix(".png"), out.parent)
-        lines += ["", f"## Attention of the guided heads on {report.parent.name}", "",
-                  "Share of (word token, guided head) pairs whose larger LID-column attention is on the "
-                  f"token's own language (heads: {data['selection']} {data['share']:g} of `{data['lid_heads']}`); "
-                  f"figure for `{data['utt']}`: `{figure}`.", "",
-                  "| system | own language | pairs |", "|---|---|---|"]
-        lines += [f"| `{name}` | {100 * v['own_language']:.1f}% | {v['pairs']} |" for name, v in data["systems"].items()]
+        lines += [
+            "",
+            f"## Attention of the guided heads on {report.parent.name}",
+            "",
+            "Share of (word token, guided head) pairs whose larger LID-column attention is on the "
+            f"token's own language (heads: {data['selection']} {data['share']:g} of `{data['lid_heads']}`); "
+            f"figure for `{data['utt']}`: `{figure}`.",
+            "",
+            "| system | own language | pairs |",
+            "|---|---|---|",
+        ]
+        lines += [
+            f"| `{name}` | {100 * v['own_language']:.1f}% | {v['pairs']} |" for name, v in data["systems"].items()
+        ]
     return lines
 
 
@@ -215,7 +257,9 @@ def previous_rates(path: Path) -> dict[str, dict[str, dict[str, str]]]:
             header = header if all(name in header for _, name in METRIC_COLUMNS) else []
         elif test_set and header and line.startswith("| `"):
             cells = dict(zip(header, (cell.strip() for cell in line.strip("|").split("|"))))
-            rates[test_set][cells["system"].strip("`")] = {name: cells[name].split(" ")[0] for _, name in METRIC_COLUMNS}
+            rates[test_set][cells["system"].strip("`")] = {
+                name: cells[name].split(" ")[0] for _, name in METRIC_COLUMNS
+            }
     return rates
 
 
@@ -228,7 +272,13 @@ def comparison_section(tables: dict[str, list[Row]], previous: Path, label: str)
         if not common:
             continue
         header = ["system"] + [f"{name}: {label} → now" for _, name in METRIC_COLUMNS]
-        lines += ["", f"## {test_set}: against {label}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += [
+            "",
+            f"## {test_set}: against {label}",
+            "",
+            "| " + " | ".join(header) + " |",
+            "|" + "---|" * len(header),
+        ]
         for system, scores, _, _ in common:
             then = before[test_set][system]
             cells = [f"`{system}`"] + [f"{then[name]} → {_percent(scores.get(key))}" for key, name in METRIC_COLUMNS]
@@ -236,7 +286,7 @@ def comparison_section(tables: dict[str, list[Row]], previous: Path, label: str)
     return lines
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     tables = collect(args.exp_dir)
     if not tables:

@@ -16,20 +16,24 @@ from espnet_cs.scoring import score_dir
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "--data_dir", type=Path, required=True,
+        "--data_dir",
+        type=Path,
+        required=True,
         help="reference Kaldi data dir with 'text' and optionally 'utt2category' (cs/zh/en per "
         "utterance; inferred from the reference text when absent)",
     )
     parser.add_argument(
-        "--hyp", type=Path, required=True,
+        "--hyp",
+        type=Path,
+        required=True,
         help="hypotheses in Kaldi 'text' format: '<utt-id> [text...]' per line",
     )
     parser.add_argument(
-        "--out_dir", type=Path, required=True,
+        "--out_dir",
+        type=Path,
+        required=True,
         help="where scores.json, result.txt and alignments.txt are written",
     )
     return parser

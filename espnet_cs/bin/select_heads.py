@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
-from typing import Optional
 
 import torch
 from espnet2.utils.types import str2bool
@@ -44,8 +43,9 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--merge", type=Path, nargs="+", help="rank from these --stats_out files")
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--pad_to_30s", type=str2bool, default=False)
-    parser.add_argument("--min_fraction", type=float, default=0.1,
-                        help="an LID head is one in at least this fraction of the sentences")
+    parser.add_argument(
+        "--min_fraction", type=float, default=0.1, help="an LID head is one in at least this fraction of the sentences"
+    )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_utts", type=int, help="use only this many utterances")
     return parser
@@ -57,22 +57,33 @@ def plot_counts(counts: torch.Tensor, lid_heads: list[Head], n_sentences: int, p
     image = ax.imshow(counts.numpy() / max(n_sentences, 1), cmap="viridis", vmin=0, vmax=1, origin="lower")
     for layer, head in lid_heads:
         ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
-    ax.set(xlabel="head", ylabel="decoder layer", xticks=range(heads), yticks=range(layers),
-           title=f"share of {n_sentences} sentences in which a head is an LID head\n(red: the LID heads)")
+    ax.set(
+        xlabel="head",
+        ylabel="decoder layer",
+        xticks=range(heads),
+        yticks=range(layers),
+        title=f"share of {n_sentences} sentences in which a head is an LID head\n(red: the LID heads)",
+    )
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def collect_statistics(args: argparse.Namespace) -> Optional[HeadStatistics]:
+def collect_statistics(args: argparse.Namespace) -> HeadStatistics | None:
     """The statistics of ``--data_dir``; None if ``--stats_out`` holds them already."""
     model = CSWhisperModel.from_backbone(args.whisper_model, "cs", args.pad_to_30s)
     identity = model.encoder.backbone_identity
-    settings = {"data_dir": str(args.data_dir), "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
-                "text_sha256": file_sha256(args.data_dir / "text"), "backbone": identity.spec,
-                "backbone_sha256": identity.sha256, "pad_to_30s": args.pad_to_30s, "batch_size": args.batch_size,
-                "max_utts": args.max_utts}
+    settings = {
+        "data_dir": str(args.data_dir),
+        "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
+        "text_sha256": file_sha256(args.data_dir / "text"),
+        "backbone": identity.spec,
+        "backbone_sha256": identity.sha256,
+        "pad_to_30s": args.pad_to_30s,
+        "batch_size": args.batch_size,
+        "max_utts": args.max_utts,
+    }
     if args.stats_out and args.stats_out.exists() and HeadStatistics.load(args.stats_out).settings == settings:
         logging.info("%s holds these statistics already, skipped", args.stats_out)
         return None
@@ -89,12 +100,18 @@ def write_lid_heads(stats: HeadStatistics, args: argparse.Namespace) -> None:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     lid_heads.save(args.out_dir / "lid_heads.json")
     plot_counts(stats.counts, lid_heads.ranked, stats.n_sentences, args.out_dir / "heads.png")
-    logging.info("%d of %d heads are LID heads (in >= %.0f%% of %d sentences), ranked: %s -> %s",
-                 len(lid_heads.ranked), stats.counts.numel(), 100 * args.min_fraction, stats.n_sentences,
-                 lid_heads.ranked, args.out_dir / "lid_heads.json")
+    logging.info(
+        "%d of %d heads are LID heads (in >= %.0f%% of %d sentences), ranked: %s -> %s",
+        len(lid_heads.ranked),
+        stats.counts.numel(),
+        100 * args.min_fraction,
+        stats.n_sentences,
+        lid_heads.ranked,
+        args.out_dir / "lid_heads.json",
+    )
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = get_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
@@ -102,9 +119,11 @@ def main(argv: Optional[list[str]] = None) -> None:
         if args.data_dir or args.stats_out or not args.out_dir:
             parser.error("--merge takes --out_dir, and no --data_dir or --stats_out")
         try:
-            stats = HeadStatistics.merge([HeadStatistics.load(path) for path in args.merge], [str(p) for p in args.merge])
+            stats = HeadStatistics.merge(
+                [HeadStatistics.load(path) for path in args.merge], [str(p) for p in args.merge]
+            )
         except (FileNotFoundError, ValueError) as error:
-            raise SystemExit(f"select_heads.py: {error}")
+            raise SystemExit(f"select_heads.py: {error}") from error
         write_lid_heads(stats, args)
         return
     if not args.data_dir or bool(args.out_dir) == bool(args.stats_out):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Optional
 
 from espnet_cs.splitting import write_splits
 
@@ -25,12 +24,12 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     try:
         print(write_splits(args.data_dir, args.out_dir, args.nj, args.batch_size))
     except (FileNotFoundError, ValueError) as error:
-        raise SystemExit(f"split_data.py: {error}")
+        raise SystemExit(f"split_data.py: {error}") from error
 
 
 if __name__ == "__main__":

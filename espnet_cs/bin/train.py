@@ -6,12 +6,10 @@ All options of ESPnet's ``AbsTask`` apply (``--help`` lists them); the espnet-cs
 
 from __future__ import annotations
 
-from typing import Optional
-
 from espnet_cs.task import CSASRTask
 
 
-def main(cmd: Optional[list[str]] = None) -> None:
+def main(cmd: list[str] | None = None) -> None:
     CSASRTask.main(cmd=cmd)
 
 

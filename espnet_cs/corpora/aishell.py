@@ -37,9 +37,15 @@ def prepare_aishell_test(aishell_dir: Path, out: Path) -> int:
     problems = [] if transcript.is_file() else [f"AISHELL-1 transcript missing: {transcript}"]
     if not wavs:
         archives = sorted((aishell_dir / "data_aishell/wav").glob("*.tar.gz"))
-        problems.append(f"AISHELL-1: no {wav_dir}/<speaker>/*.wav" + (
-            f"; extract the {len(archives)} archives first: cd {archives[0].parent} && "
-            "for f in *.tar.gz; do tar xzf $f; done" if archives else ""))
+        problems.append(
+            f"AISHELL-1: no {wav_dir}/<speaker>/*.wav"
+            + (
+                f"; extract the {len(archives)} archives first: cd {archives[0].parent} && "
+                "for f in *.tar.gz; do tar xzf $f; done"
+                if archives
+                else ""
+            )
+        )
     if problems:
         raise CorpusError(problems + [f"--aishell_dir {aishell_dir} must hold data_aishell/ (OpenSLR 33)"])
     texts = read_kaldi_map(transcript)
@@ -50,6 +56,7 @@ def prepare_aishell_test(aishell_dir: Path, out: Path) -> int:
     for wav in wavs:
         if wav.stem in texts:
             text = normalize_transcript(texts[wav.stem])
-            utterances.append(Utterance(wav.stem, wav.stem, wav, wav.parent.name, text, "zh",
-                                        audio_duration(wav, problems)))
+            utterances.append(
+                Utterance(wav.stem, wav.stem, wav, wav.parent.name, text, "zh", audio_duration(wav, problems))
+            )
     return write_test_set(out, utterances, problems)

@@ -53,13 +53,28 @@ def read_part(part_dir: Path, problems: list[str]) -> list[Utterance]:
             problems.append(f"{txt}: expected one transcript line, found {len(lines)}")
             continue
         text = normalize_transcript(lines[0])
-        utterances.append(Utterance(wav.stem, wav.stem, wav, speaker_of(wav), text,
-                                    category(text) if text else "", audio_duration(wav, problems)))
+        utterances.append(
+            Utterance(
+                wav.stem,
+                wav.stem,
+                wav,
+                speaker_of(wav),
+                text,
+                category(text) if text else "",
+                audio_duration(wav, problems),
+            )
+        )
     return utterances
 
 
-def prepare_asru2019(asru_dir: Path, data_dir: Path, include_500h: bool = False, valid_share: float = 0.05,
-                     min_seconds: float = 0.1, seed: int = 0) -> dict[str, int]:
+def prepare_asru2019(
+    asru_dir: Path,
+    data_dir: Path,
+    include_500h: bool = False,
+    valid_share: float = 0.05,
+    min_seconds: float = 0.1,
+    seed: int = 0,
+) -> dict[str, int]:
     """Write ``data_dir/{train,valid,dev,test}``; returns the utterances per set.
 
     Raises:

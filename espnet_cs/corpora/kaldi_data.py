@@ -68,8 +68,9 @@ def keep_usable(utterances: Iterable[Utterance], name: str, min_seconds: float =
     return kept
 
 
-def split_off(utterances: Sequence[Utterance], share: float, seed: int,
-              name: str) -> tuple[list[Utterance], list[Utterance]]:
+def split_off(
+    utterances: Sequence[Utterance], share: float, seed: int, name: str
+) -> tuple[list[Utterance], list[Utterance]]:
     """``(rest, held_out)``: a seeded random ``share`` of the utterances held out (at least one, not all).
 
     Raises:
@@ -89,8 +90,11 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance]) -> None:
     Raises:
         CorpusError: on duplicate utterance ids or a recording id naming two audio files.
     """
-    problems = [f"{out.name}: utterance id {utt} occurs {n} times"
-                for utt, n in Counter(u.utt_id for u in utterances).items() if n > 1]
+    problems = [
+        f"{out.name}: utterance id {utt} occurs {n} times"
+        for utt, n in Counter(u.utt_id for u in utterances).items()
+        if n > 1
+    ]
     recordings: dict[str, Path] = {}
     for u in utterances:
         if recordings.setdefault(u.recording, u.audio) != u.audio:
@@ -111,9 +115,14 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance]) -> None:
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     categories = Counter(u.category for u in utterances)
-    log.info("%s: %d utterances, %.2f h, %d speakers (%s)", out, len(utterances),
-             sum(u.duration for u in utterances) / 3600, len(speakers),
-             ", ".join(f"{c} {categories[c]}" for c in ("cs", "zh", "en")))
+    log.info(
+        "%s: %d utterances, %.2f h, %d speakers (%s)",
+        out,
+        len(utterances),
+        sum(u.duration for u in utterances) / 3600,
+        len(speakers),
+        ", ".join(f"{c} {categories[c]}" for c in ("cs", "zh", "en")),
+    )
 
 
 def write_test_set(out: Path, utterances: Sequence[Utterance], problems: Sequence[str]) -> int:
@@ -127,4 +136,3 @@ def write_test_set(out: Path, utterances: Sequence[Utterance], problems: Sequenc
     usable = keep_usable(utterances, out.name)
     write_data_dir(out, usable)
     return len(usable)
-

@@ -30,8 +30,12 @@ def prepare_librispeech_test_clean(librispeech_dir: Path, out: Path) -> int:
     subset = librispeech_dir / SUBSET
     transcripts = sorted(subset.glob("*/*/*.trans.txt"))
     if not transcripts:
-        raise CorpusError([f"LibriSpeech: no {subset}/<speaker>/<chapter>/*.trans.txt",
-                           f"--librispeech_dir {librispeech_dir} must hold LibriSpeech/test-clean (OpenSLR 12)"])
+        raise CorpusError(
+            [
+                f"LibriSpeech: no {subset}/<speaker>/<chapter>/*.trans.txt",
+                f"--librispeech_dir {librispeech_dir} must hold LibriSpeech/test-clean (OpenSLR 12)",
+            ]
+        )
     problems: list[str] = []
     utterances = []
     for trans in transcripts:
@@ -40,6 +44,15 @@ def prepare_librispeech_test_clean(librispeech_dir: Path, out: Path) -> int:
             if not flac.is_file():
                 problems.append(f"{trans}: {utt}: audio {flac} missing")
                 continue
-            utterances.append(Utterance(utt, utt, flac, trans.parent.parent.name, normalize_transcript(raw), "en",
-                                        audio_duration(flac, problems)))
+            utterances.append(
+                Utterance(
+                    utt,
+                    utt,
+                    flac,
+                    trans.parent.parent.name,
+                    normalize_transcript(raw),
+                    "en",
+                    audio_duration(flac, problems),
+                )
+            )
     return write_test_set(out, utterances, problems)

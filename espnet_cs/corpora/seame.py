@@ -91,8 +91,11 @@ def utt_id(speaker: str, rec: str, start_ms: float, end_ms: float) -> str:
 
 def missing_folders(seame_dir: Path) -> list[str]:
     """A problem for every folder of the corpus layout that is not there."""
-    missing = [seame_dir / "data" / kind / sub for kind in KINDS
-               for sub in ("audio", "transcript/phaseI", "transcript/phaseII")]
+    missing = [
+        seame_dir / "data" / kind / sub
+        for kind in KINDS
+        for sub in ("audio", "transcript/phaseI", "transcript/phaseII")
+    ]
     problems = [f"SEAME folder missing: {path}" for path in missing if not path.is_dir()]
     layout = "data/{conversation,interview}/{audio,transcript/phaseI,transcript/phaseII}"
     return problems + ([f"--seame_dir {seame_dir} must hold the unpacked LDC2015S04: {layout}"] if problems else [])
@@ -123,8 +126,10 @@ def read_transcript(path: Path, phase: str, problems: list[str]) -> tuple[list[S
                 segments.append(Segment(fields[0].strip().lower(), *times, fields[-1], place))
             else:
                 language = "language, " if phase == "phaseII" else ""
-                problems.append(f"{place}: not a {phase} transcript line (expected {PHASE_FIELDS[phase]} "
-                                f"tab-separated fields: id, start ms, end ms, {language}text): {line[:80]!r}")
+                problems.append(
+                    f"{place}: not a {phase} transcript line (expected {PHASE_FIELDS[phase]} "
+                    f"tab-separated fields: id, start ms, end ms, {language}text): {line[:80]!r}"
+                )
     return segments, untranscribed
 
 
@@ -149,16 +154,26 @@ def read_corpus(seame_dir: Path) -> tuple[dict[str, Path], dict[str, list[Segmen
                     segments[seg.rec].append(seg)
     chosen = {**by_phase["phaseI"], **by_phase["phaseII"]}
     only_phase_one = sorted(chosen.keys() - by_phase["phaseII"].keys())
-    log.info("SEAME: %d recordings with audio, %d transcribed (%d of them in phaseI only: %s); "
-             "%d untranscribed phaseI lines skipped", len(audio), len(chosen), len(only_phase_one),
-             " ".join(only_phase_one[:5]) + (" ..." if len(only_phase_one) > 5 else ""), untranscribed)
+    log.info(
+        "SEAME: %d recordings with audio, %d transcribed (%d of them in phaseI only: %s); "
+        "%d untranscribed phaseI lines skipped",
+        len(audio),
+        len(chosen),
+        len(only_phase_one),
+        " ".join(only_phase_one[:5]) + (" ..." if len(only_phase_one) > 5 else ""),
+        untranscribed,
+    )
     for rec, segments in sorted(chosen.items()):
         if rec not in audio:
-            problems.append(f"{segments[0].place}: recording {rec}: no {rec}.flac (in any case) in "
-                            f"{seame_dir}/data/{{conversation,interview}}/audio")
+            problems.append(
+                f"{segments[0].place}: recording {rec}: no {rec}.flac (in any case) in "
+                f"{seame_dir}/data/{{conversation,interview}}/audio"
+            )
         if speaker_of(rec) is None:
-            problems.append(f"{segments[0].place}: recording id {rec} does not name a speaker "
-                            "(expected e.g. 01NC01FBX_0101 or NI01MAX_0101)")
+            problems.append(
+                f"{segments[0].place}: recording id {rec} does not name a speaker "
+                "(expected e.g. 01NC01FBX_0101 or NI01MAX_0101)"
+            )
         seen: dict[tuple[float, float], str] = {}
         for seg in segments:
             if (seg.start_ms, seg.end_ms) in seen:
@@ -173,9 +188,17 @@ def _utterance(seg: Segment, audio: dict[str, Path], utt: str | None = None) -> 
     """The utterance of a segment, with the given id or one made from the segment."""
     speaker = speaker_of(seg.rec)
     text = normalize_seame(seg.text)
-    return Utterance(utt or utt_id(speaker, seg.rec, seg.start_ms, seg.end_ms), seg.rec, audio[seg.rec],
-                     speaker, text, category(text) if text else "", (seg.end_ms - seg.start_ms) / 1000,
-                     seg.start_ms / 1000, seg.end_ms / 1000)
+    return Utterance(
+        utt or utt_id(speaker, seg.rec, seg.start_ms, seg.end_ms),
+        seg.rec,
+        audio[seg.rec],
+        speaker,
+        text,
+        category(text) if text else "",
+        (seg.end_ms - seg.start_ms) / 1000,
+        seg.start_ms / 1000,
+        seg.end_ms / 1000,
+    )
 
 
 def missing_lists(dev_lists: Path) -> list[str]:
@@ -183,8 +206,9 @@ def missing_lists(dev_lists: Path) -> list[str]:
     needed = [dev_lists / d / "segments" for d in DEV_SETS.values()] + [dev_lists / "train" / "wav_file.txt"]
     problems = [f"SEAME dev lists: {path} missing" for path in needed if not path.is_file()]
     expected = "dev_man/segments, dev_sge/segments, train/wav_file.txt"
-    return problems + ([f"--dev_lists {dev_lists} must be a checkout of {DEV_LISTS_URL} ({expected})"]
-                       if problems else [])
+    return problems + (
+        [f"--dev_lists {dev_lists} must be a checkout of {DEV_LISTS_URL} ({expected})"] if problems else []
+    )
 
 
 def _distance(seg: Segment, start: float, end: float) -> float:
@@ -192,8 +216,9 @@ def _distance(seg: Segment, start: float, end: float) -> float:
     return max(abs(seg.start_ms / 1000 - start), abs(seg.end_ms / 1000 - end))
 
 
-def dev_utterances(list_dir: Path, audio: dict[str, Path], segments: dict[str, list[Segment]],
-                   problems: list[str]) -> list[Utterance]:
+def dev_utterances(
+    list_dir: Path, audio: dict[str, Path], segments: dict[str, list[Segment]], problems: list[str]
+) -> list[Utterance]:
     """The utterances of a dev list, each matched to its corpus segment (see the module docstring)."""
     utterances, unknown = [], Counter()
     path = list_dir / "segments"
@@ -211,12 +236,16 @@ def dev_utterances(list_dir: Path, audio: dict[str, Path], segments: dict[str, l
             continue
         best = min(segments[rec], key=lambda seg: _distance(seg, start, end))
         if _distance(best, start, end) > MATCH_TOLERANCE + 1e-6:
-            problems.append(f"{path}:{number}: {utt}: no segment of {rec} within {MATCH_TOLERANCE * 1000:g} ms "
-                            f"of {start:g}-{end:g} s in the SEAME transcripts")
+            problems.append(
+                f"{path}:{number}: {utt}: no segment of {rec} within {MATCH_TOLERANCE * 1000:g} ms "
+                f"of {start:g}-{end:g} s in the SEAME transcripts"
+            )
         else:
             utterances.append(_utterance(best, audio, utt))
-    problems += [f"{path}: recording {rec} ({n} utterances) is not in the corpus (no transcript)"
-                 for rec, n in sorted(unknown.items())]
+    problems += [
+        f"{path}: recording {rec} ({n} utterances) is not in the corpus (no transcript)"
+        for rec, n in sorted(unknown.items())
+    ]
     return utterances
 
 
@@ -226,8 +255,9 @@ def train_recordings(dev_lists: Path) -> list[str]:
     return [Path(line.strip()).stem.lower() for line in lines if line.strip()]
 
 
-def prepare_seame(seame_dir: Path, dev_lists: Path, data_dir: Path, valid_share: float = 0.05,
-                  min_seconds: float = 0.1, seed: int = 0) -> dict[str, int]:
+def prepare_seame(
+    seame_dir: Path, dev_lists: Path, data_dir: Path, valid_share: float = 0.05, min_seconds: float = 0.1, seed: int = 0
+) -> dict[str, int]:
     """Write ``data_dir/{train,valid,devman,devsge}``; returns the utterances per set.
 
     Raises:
@@ -238,21 +268,27 @@ def prepare_seame(seame_dir: Path, dev_lists: Path, data_dir: Path, valid_share:
         raise CorpusError(missing)
     audio, segments = read_corpus(seame_dir)
     problems: list[str] = []
-    sets = {name: dev_utterances(dev_lists / list_name, audio, segments, problems)
-            for name, list_name in DEV_SETS.items()}
+    sets = {
+        name: dev_utterances(dev_lists / list_name, audio, segments, problems) for name, list_name in DEV_SETS.items()
+    }
     listed = train_recordings(dev_lists)
     absent = [rec for rec in listed if rec not in segments]
     if absent:
-        log.warning("SEAME: %d of the %d training recordings are not in the corpus: %s", len(absent),
-                    len(listed), " ".join(absent[:10]) + (" ..." if len(absent) > 10 else ""))
+        log.warning(
+            "SEAME: %d of the %d training recordings are not in the corpus: %s",
+            len(absent),
+            len(listed),
+            " ".join(absent[:10]) + (" ..." if len(absent) > 10 else ""),
+        )
     unused = segments.keys() - set(listed) - {u.recording for dev in sets.values() for u in dev}
     log.info("SEAME: %d transcribed recordings are in no list and not used", len(unused))
     if problems:
         raise CorpusError(problems)
     train = [_utterance(seg, audio) for rec in listed if rec in segments for seg in segments[rec]]
     train = keep_usable(train, "train+valid", min_seconds)
-    sets["train"], sets["valid"] = split_off(train, valid_share, seed,
-                                             f"SEAME training recordings ({dev_lists}/train/wav_file.txt)")
+    sets["train"], sets["valid"] = split_off(
+        train, valid_share, seed, f"SEAME training recordings ({dev_lists}/train/wav_file.txt)"
+    )
     sets["devman"], sets["devsge"] = (keep_usable(sets[name], name) for name in DEV_SETS)
     for name, utterances in sets.items():
         write_data_dir(data_dir / name, utterances)
@@ -279,12 +315,20 @@ def check_dev_sets(data_dir: Path, dev_lists: Path, dump_dir: Path | None = None
             found = set(read_kaldi_map(directory / "text"))
             for label, ids in (("missing", sorted(expected - found)), ("not in the list", sorted(found - expected))):
                 if ids:
-                    problems.append(f"{directory}: {len(ids)} utterance(s) {label} ({dev_lists / list_name}): "
-                                    + " ".join(ids[:5]) + (" ..." if len(ids) > 5 else ""))
+                    problems.append(
+                        f"{directory}: {len(ids)} utterance(s) {label} ({dev_lists / list_name}): "
+                        + " ".join(ids[:5])
+                        + (" ..." if len(ids) > 5 else "")
+                    )
         published = PUBLISHED_COUNTS[name]
-        report.append(f"{name}: {len(expected)} utterances in {', '.join(map(str, dirs))}"
-                      + (" (the published count)" if len(expected) == published
-                         else f" (the published list has {published}: a partial or other list)"))
+        report.append(
+            f"{name}: {len(expected)} utterances in {', '.join(map(str, dirs))}"
+            + (
+                " (the published count)"
+                if len(expected) == published
+                else f" (the published list has {published}: a partial or other list)"
+            )
+        )
     if problems:
         raise CorpusError(problems)
     return report

@@ -29,4 +29,3 @@ averaged over the selected heads; the loss sums that over the word tokens and di
 number of utterances, the normalization of ESPnet's cross-entropy, so that lambda weighs
 comparable quantities.
 """
-

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -18,8 +19,9 @@ from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.model import CSWhisperModel
 
 
-def read_batches(data_dir: Path, batch_size: int, max_utts: Optional[int] = None,
-                 utts: Optional[list[str]] = None) -> Iterator[list[tuple[str, np.ndarray, str]]]:
+def read_batches(
+    data_dir: Path, batch_size: int, max_utts: int | None = None, utts: list[str] | None = None
+) -> Iterator[list[tuple[str, np.ndarray, str]]]:
     """Batches of (utterance id, 16-kHz audio, transcript), longest first; all or ``utts``."""
     wavs, texts = read_kaldi_map(data_dir / "wav.scp"), read_kaldi_map(data_dir / "text")
     missing = sorted(set(utts or wavs) - set(texts) | set(utts or []) - set(wavs))
@@ -34,8 +36,11 @@ def read_batches(data_dir: Path, batch_size: int, max_utts: Optional[int] = None
 
 @torch.no_grad()
 def attention_passes(
-    model: CSWhisperModel, data_dir: Path, batch_size: int = 8, max_utts: Optional[int] = None,
-    utts: Optional[list[str]] = None,
+    model: CSWhisperModel,
+    data_dir: Path,
+    batch_size: int = 8,
+    max_utts: int | None = None,
+    utts: list[str] | None = None,
 ) -> Iterator[tuple[dict[int, torch.Tensor], WordRows, int]]:
     """For each batch: ``{layer: (batch, heads, positions, positions)}``, its word tokens, its size.
 
@@ -63,11 +68,12 @@ def attention_passes(
         yield captured.in_batch_order(memory_lengths, positions), words, len(batch)
 
 
-def collect(model: CSWhisperModel, data_dir: Path, batch_size: int, settings: dict[str, Any],
-            max_utts: Optional[int] = None) -> HeadStatistics:
+def collect(
+    model: CSWhisperModel, data_dir: Path, batch_size: int, settings: dict[str, Any], max_utts: int | None = None
+) -> HeadStatistics:
     """LID-head statistics of ``model`` over ``data_dir``, batch by batch (stage 4 or one of its split jobs)."""
     dims = model.encoder.backbone_identity.dims
-    every_head = [(l, h) for l in range(dims["n_text_layer"]) for h in range(dims["n_text_head"])]
+    every_head = [(layer, h) for layer in range(dims["n_text_layer"]) for h in range(dims["n_text_head"])]
     counts = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.long)
     batch_shares, n_sentences, with_words, hits, pairs = [], 0, 0, 0, 0
     for attention, words, n in attention_passes(model, data_dir, batch_size, max_utts):

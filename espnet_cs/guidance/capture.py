@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import torch
 
@@ -24,7 +25,7 @@ class CapturedAttention:
 
     parts: dict[int, list[torch.Tensor]] = field(default_factory=dict)
 
-    def in_batch_order(self, hlens: Optional[torch.Tensor], positions: int) -> dict[int, torch.Tensor]:
+    def in_batch_order(self, hlens: torch.Tensor | None, positions: int) -> dict[int, torch.Tensor]:
         """``{layer: (batch, heads, positions, positions)}`` of the teacher-forced passes.
 
         Args:
@@ -32,7 +33,9 @@ class CapturedAttention:
             positions: decoder positions of the teacher-forced pass (soft prompts + tokens);
                 passes over other lengths are not part of it.
         """
-        joined = {layer: torch.cat([p for p in parts if p.size(-1) == positions]) for layer, parts in self.parts.items()}
+        joined = {
+            layer: torch.cat([p for p in parts if p.size(-1) == positions]) for layer, parts in self.parts.items()
+        }
         if hlens is None:
             return joined
         order = torch.argsort(torch.cat(equal_length_groups(hlens))).to(next(iter(joined.values())).device)
@@ -63,6 +66,7 @@ def capture_attention(decoder: CSWhisperDecoder) -> Iterator[CapturedAttention]:
             if mask is not None:
                 scores = scores + mask[:n, :n]
             captured.parts.setdefault(layer, []).append(scores.softmax(dim=-1))
+
         return capture
 
     blocks = decoder.decoders.blocks

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
@@ -17,7 +17,9 @@ Head = tuple[int, int]  # (decoder layer, head)
 SELECTIONS = ("top", "all", "random")
 
 
-def lid_head_statistics(attention: dict[int, torch.Tensor], words: WordRows, n_utts: int) -> tuple[torch.Tensor, torch.Tensor]:
+def lid_head_statistics(
+    attention: dict[int, torch.Tensor], words: WordRows, n_utts: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Whether each head is an LID head in each utterance, and its mean LID-column attention there.
 
     Args:
@@ -47,14 +49,16 @@ def own_language_share(attention: dict[int, torch.Tensor], heads: Sequence[Head]
     """(word-token x head pairs whose larger LID-column attention is on their own language, all pairs)."""
     hits = total = 0
     for layer in sorted({layer for layer, _ in heads}):
-        selected = [h for l, h in heads if l == layer]
+        selected = [h for head_layer, h in heads if head_layer == layer]
         lid = words.lid_attention(attention[layer])[:, selected]
         hits += int((lid.argmax(-1) == words.languages.to(lid.device)[:, None]).sum())
         total += lid.shape[0] * lid.shape[1]
     return hits, total
 
 
-def rank_lid_heads(counts: torch.Tensor, lid_attention: torch.Tensor, n_sentences: int, min_fraction: float) -> list[Head]:
+def rank_lid_heads(
+    counts: torch.Tensor, lid_attention: torch.Tensor, n_sentences: int, min_fraction: float
+) -> list[Head]:
     """The LID heads, ranked by the sentences in which they are (ties: more LID-column attention first).
 
     Args:
@@ -63,9 +67,15 @@ def rank_lid_heads(counts: torch.Tensor, lid_attention: torch.Tensor, n_sentence
         min_fraction: an LID head is one in at least this fraction of the sentences.
     """
     layers, heads = counts.shape
-    ranked = sorted(((int(counts[l, h]), float(lid_attention[l, h]), l, h) for l in range(layers) for h in range(heads)),
-                    reverse=True)
-    return [(l, h) for c, _, l, h in ranked if c >= min_fraction * n_sentences and c > 0]
+    ranked = sorted(
+        (
+            (int(counts[layer, h]), float(lid_attention[layer, h]), layer, h)
+            for layer in range(layers)
+            for h in range(heads)
+        ),
+        reverse=True,
+    )
+    return [(layer, h) for c, _, layer, h in ranked if c >= min_fraction * n_sentences and c > 0]
 
 
 def select(ranked: Sequence[Head], mode: str, share: float, n_layers: int, n_heads: int, seed: int = 0) -> list[Head]:
@@ -76,7 +86,7 @@ def select(ranked: Sequence[Head], mode: str, share: float, n_layers: int, n_hea
     if mode == "top":
         return list(ranked[: max(1, round(share * len(ranked)))]) if ranked else []
     if mode == "random":
-        everyone = [(l, h) for l in range(n_layers) for h in range(n_heads)]
+        everyone = [(layer, h) for layer in range(n_layers) for h in range(n_heads)]
         return sorted(random.Random(seed).sample(everyone, max(1, round(share * len(everyone)))))
     raise ValueError(f"unknown head selection {mode!r}: choose from {list(SELECTIONS)}")
 
@@ -120,7 +130,7 @@ class LidHeads:
         write_atomic(path, json.dumps(asdict(self), indent=1) + "\n")
 
     @classmethod
-    def load(cls, path: str | Path, backbone_sha256: str, n_layers: int, n_heads: int) -> "LidHeads":
+    def load(cls, path: str | Path, backbone_sha256: str, n_layers: int, n_heads: int) -> LidHeads:
         """Read and check the LID heads of the backbone they will guide.
 
         Raises:
@@ -134,12 +144,17 @@ class LidHeads:
             data = json.loads(path.read_text(encoding="utf-8"))
             heads = cls(**{**data, "ranked": [tuple(h) for h in data["ranked"]]})
         except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
-            raise ValueError(f"{path} is not an LID-head file written by stage 4 (espnet_cs.bin.select_heads): {e}") from e
+            raise ValueError(
+                f"{path} is not an LID-head file written by stage 4 (espnet_cs.bin.select_heads): {e}"
+            ) from e
         if heads.backbone_sha256 != backbone_sha256:
-            raise ValueError(f"{path}: LID heads were found on the backbone with sha256 "
-                             f"{heads.backbone_sha256}, not on this one ({backbone_sha256})")
+            raise ValueError(
+                f"{path}: LID heads were found on the backbone with sha256 "
+                f"{heads.backbone_sha256}, not on this one ({backbone_sha256})"
+            )
         bad = [h for h in heads.ranked if not (0 <= h[0] < n_layers and 0 <= h[1] < n_heads)]
         if bad or (heads.n_layers, heads.n_heads) != (n_layers, n_heads):
-            raise ValueError(f"{path}: heads {bad or heads.ranked} do not fit a decoder of "
-                             f"{n_layers} layers x {n_heads} heads")
+            raise ValueError(
+                f"{path}: heads {bad or heads.ranked} do not fit a decoder of {n_layers} layers x {n_heads} heads"
+            )
         return heads

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -39,25 +39,30 @@ class GuidanceConfig:
     target: float = 0.5
 
     @classmethod
-    def from_dict(cls, conf: dict) -> "GuidanceConfig":
+    def from_dict(cls, conf: dict) -> GuidanceConfig:
         check_options(cls, conf, "model_conf.guidance")
         if "lid_heads" not in conf:
-            raise ValueError("model_conf.guidance needs lid_heads: the LID heads of stage 4 (exp/lid_heads/lid_heads.json)")
+            raise ValueError(
+                "model_conf.guidance needs lid_heads: the LID heads of stage 4 (exp/lid_heads/lid_heads.json)"
+            )
         config = cls(**conf)
         if config.selection not in SELECTIONS:
-            raise ValueError(f"model_conf.guidance: unknown selection {config.selection!r}; choose from {list(SELECTIONS)}")
+            raise ValueError(
+                f"model_conf.guidance: unknown selection {config.selection!r}; choose from {list(SELECTIONS)}"
+            )
         return config
 
 
-def guidance_loss(attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows,
-                  target: float, n_utts: int) -> torch.Tensor:
+def guidance_loss(
+    attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows, target: float, n_utts: int
+) -> torch.Tensor:
     """Squared error of the selected heads' LID-column attention against the CS map (:mod:`espnet_cs.guidance`)."""
     if len(words.rows) == 0 or not heads:
         return next(iter(attention.values())).new_zeros(())
     goal = torch.nn.functional.one_hot(words.languages, 2).float() * target  # (tokens, 2): zh, en
     per_token = []
     for layer in sorted({layer for layer, _ in heads}):
-        selected = [h for l, h in heads if l == layer]
+        selected = [h for head_layer, h in heads if head_layer == layer]
         lid = words.lid_attention(attention[layer])[:, selected]  # (tokens, selected, 2)
         per_token.append(((lid - goal.to(lid)[:, None]) ** 2).sum(-1))
     return torch.cat(per_token, dim=1).mean(dim=1).sum() / n_utts
@@ -72,21 +77,29 @@ class AttentionGuidance:
         backbone_sha256, n_layers, n_heads: the backbone the LID heads must have been found on.
     """
 
-    def __init__(self, config: GuidanceConfig, tokenizer: CSTokenizer, backbone_sha256: str, n_layers: int,
-                 n_heads: int) -> None:
+    def __init__(
+        self, config: GuidanceConfig, tokenizer: CSTokenizer, backbone_sha256: str, n_layers: int, n_heads: int
+    ) -> None:
         if tokenizer.lid_prompt != "cs":
             raise ValueError("attention guidance needs the two-LID task tokens (lid_prompt: cs)")
         self.config = config
         self.tokenizer = tokenizer
         self.heads = LidHeads.load(config.lid_heads, backbone_sha256, n_layers, n_heads).select(
-            config.selection, config.share, config.seed)
+            config.selection, config.share, config.seed
+        )
 
     def capture(self, decoder: CSWhisperDecoder) -> AbstractContextManager[CapturedAttention]:
         """Wrap the teacher-forced decoder pass whose attention is guided."""
         return capture_attention(decoder)
 
-    def loss(self, captured: CapturedAttention, memory_lengths: torch.Tensor, text: torch.Tensor,
-             text_lengths: torch.Tensor, n_soft_prompts: int) -> torch.Tensor:
+    def loss(
+        self,
+        captured: CapturedAttention,
+        memory_lengths: torch.Tensor,
+        text: torch.Tensor,
+        text_lengths: torch.Tensor,
+        n_soft_prompts: int,
+    ) -> torch.Tensor:
         """The guidance loss of a teacher-forced batch.
 
         Args:

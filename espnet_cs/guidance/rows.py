@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -26,18 +26,27 @@ class WordRows:
     en_column: int
 
     @classmethod
-    def from_tags(cls, tags: Sequence[Sequence[Language]], first_target_row: int, zh_column: int,
-                  en_column: int) -> "WordRows":
+    def from_tags(
+        cls, tags: Sequence[Sequence[Language]], first_target_row: int, zh_column: int, en_column: int
+    ) -> WordRows:
         """From per-utterance target tags; target ``i`` is output at row ``first_target_row + i``."""
-        entries = [(b, first_target_row + i, int(tag)) for b, utt in enumerate(tags)
-                   for i, tag in enumerate(utt) if tag in (Language.ZH, Language.EN)]
-        batch, rows, languages = (torch.tensor(column, dtype=torch.long) for column in zip(*entries)) if entries else \
-            (torch.zeros(0, dtype=torch.long),) * 3
+        entries = [
+            (b, first_target_row + i, int(tag))
+            for b, utt in enumerate(tags)
+            for i, tag in enumerate(utt)
+            if tag in (Language.ZH, Language.EN)
+        ]
+        batch, rows, languages = (
+            (torch.tensor(column, dtype=torch.long) for column in zip(*entries))
+            if entries
+            else (torch.zeros(0, dtype=torch.long),) * 3
+        )
         return cls(batch, rows, languages, zh_column, en_column)
 
     @classmethod
-    def of_targets(cls, tokenizer: CSTokenizer, text: torch.Tensor, text_lengths: torch.Tensor,
-                   n_soft_prompts: int) -> "WordRows":
+    def of_targets(
+        cls, tokenizer: CSTokenizer, text: torch.Tensor, text_lengths: torch.Tensor, n_soft_prompts: int
+    ) -> WordRows:
         """The word tokens of target ids ``text`` (batch, length), decoded after ``n_soft_prompts`` soft prompts."""
         if tokenizer.lid_prompt != "cs":
             raise ValueError("LID columns need the two-LID task tokens (lid_prompt: cs)")

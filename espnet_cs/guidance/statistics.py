@@ -13,9 +13,10 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -55,20 +56,31 @@ class HeadStatistics:
 
     def save(self, path: Path) -> None:
         buffer = io.BytesIO()
-        np.savez(buffer, settings=json.dumps(self.settings), counts=self.counts.numpy(),
-                 batch_lid_attention=self.batch_lid_attention.numpy(),
-                 scalars=np.array([self.n_sentences, self.with_words, self.hits, self.pairs]))
+        np.savez(
+            buffer,
+            settings=json.dumps(self.settings),
+            counts=self.counts.numpy(),
+            batch_lid_attention=self.batch_lid_attention.numpy(),
+            scalars=np.array([self.n_sentences, self.with_words, self.hits, self.pairs]),
+        )
         write_atomic(path, buffer.getvalue())
 
     @classmethod
-    def load(cls, path: Path) -> "HeadStatistics":
+    def load(cls, path: Path) -> HeadStatistics:
         with np.load(path, allow_pickle=False) as data:
             n_sentences, with_words, hits, pairs = (int(x) for x in data["scalars"])
-            return cls(json.loads(str(data["settings"])), torch.from_numpy(data["counts"]),
-                       torch.from_numpy(data["batch_lid_attention"]), n_sentences, with_words, hits, pairs)
+            return cls(
+                json.loads(str(data["settings"])),
+                torch.from_numpy(data["counts"]),
+                torch.from_numpy(data["batch_lid_attention"]),
+                n_sentences,
+                with_words,
+                hits,
+                pairs,
+            )
 
     @classmethod
-    def merge(cls, parts: Sequence["HeadStatistics"], names: Sequence[str]) -> "HeadStatistics":
+    def merge(cls, parts: Sequence[HeadStatistics], names: Sequence[str]) -> HeadStatistics:
         """The statistics of all parts' sentences (``names``: where each part is from, for errors).
 
         Raises:
@@ -76,21 +88,35 @@ class HeadStatistics:
         """
         common = {k: v for k, v in parts[0].settings.items() if k not in SPLIT_KEYS}
         for part, name in zip(parts, names):
-            differing = sorted(k for k in (set(common) | set(part.settings)) - set(SPLIT_KEYS)
-                               if part.settings.get(k) != common.get(k))
+            differing = sorted(
+                k for k in (set(common) | set(part.settings)) - set(SPLIT_KEYS) if part.settings.get(k) != common.get(k)
+            )
             if differing:
                 raise ValueError(f"{name} was collected with other settings than {names[0]}: {differing}")
-        return cls({**common, "splits": len(parts)}, sum(p.counts for p in parts),
-                   torch.cat([p.batch_lid_attention for p in parts]), sum(p.n_sentences for p in parts),
-                   sum(p.with_words for p in parts), sum(p.hits for p in parts), sum(p.pairs for p in parts))
+        return cls(
+            {**common, "splits": len(parts)},
+            sum(p.counts for p in parts),
+            torch.cat([p.batch_lid_attention for p in parts]),
+            sum(p.n_sentences for p in parts),
+            sum(p.with_words for p in parts),
+            sum(p.hits for p in parts),
+            sum(p.pairs for p in parts),
+        )
 
     def lid_heads(self, min_fraction: float) -> LidHeads:
         """The ranked LID heads of these statistics: heads that are LID heads in at least ``min_fraction`` of the sentences."""
         lid_attention = self.lid_attention()
         layers, heads = self.counts.shape
         return LidHeads(
-            self.settings["backbone"], self.settings["backbone_sha256"], layers, heads,
-            rank_lid_heads(self.counts, lid_attention, self.n_sentences, min_fraction), self.counts.tolist(),
-            (lid_attention / max(self.n_sentences, 1)).tolist(), self.n_sentences, self.with_words, min_fraction,
+            self.settings["backbone"],
+            self.settings["backbone_sha256"],
+            layers,
+            heads,
+            rank_lid_heads(self.counts, lid_attention, self.n_sentences, min_fraction),
+            self.counts.tolist(),
+            (lid_attention / max(self.n_sentences, 1)).tolist(),
+            self.n_sentences,
+            self.with_words,
+            min_fraction,
             self.hits / max(self.pairs, 1),
         )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from espnet_cs.options import check_options
 from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
@@ -25,7 +24,7 @@ class PromptConfig:
     init_std: float = 0.02  # noise added to the stack's own initial vectors (see SoftPrompts)
 
     @classmethod
-    def from_dict(cls, conf: Optional[dict], where: str) -> "PromptConfig":
+    def from_dict(cls, conf: dict | None, where: str) -> PromptConfig:
         """Build from a YAML mapping, naming ``where`` and the valid keys on an unknown key."""
         conf = dict(conf or {})
         check_options(cls, conf, where)
@@ -41,6 +40,6 @@ class PromptConfig:
         return config
 
     @property
-    def reparameterization(self) -> Optional[tuple[str, int]]:
+    def reparameterization(self) -> tuple[str, int] | None:
         """``(config key, size)`` of the reparameterization that is on, if any."""
         return next(((key, getattr(self, key)) for key in REPARAMETERIZATIONS if getattr(self, key)), None)

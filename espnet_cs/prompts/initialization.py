@@ -24,7 +24,9 @@ def silence_states(encoder: AudioEncoder, n_mels: int, n: int) -> torch.Tensor:
     start as these states are read, at first, as the trailing silence Whisper saw in training.
     """
     if n > encoder.positional_embedding.size(0):
-        raise ValueError(f"encoder prompts: length {n} exceeds Whisper's {encoder.positional_embedding.size(0)} audio positions")
+        raise ValueError(
+            f"encoder prompts: length {n} exceeds Whisper's {encoder.positional_embedding.size(0)} audio positions"
+        )
     mel = whisper.log_mel_spectrogram(torch.zeros(N_SAMPLES, device=encoder.conv1.weight.device), n_mels)
     x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel[None])))).permute(0, 2, 1) + encoder.positional_embedding
     states = []

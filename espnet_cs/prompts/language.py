@@ -7,7 +7,7 @@ states. It is the same at training and at test time, so no reference language is
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -8,7 +8,7 @@ is this class, that field and a YAML (docs/architecture.md, "Adding a prompt var
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -19,9 +19,11 @@ REPARAMETERIZATIONS: dict[str, type[nn.Module]] = {}
 
 def register(config_key: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: make ``config_key`` of the prompt options switch this reparameterization on."""
+
     def add(cls: type[nn.Module]) -> type[nn.Module]:
         REPARAMETERIZATIONS[config_key] = cls
         return cls
+
     return add
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 from torch import nn
 from whisper.model import AudioEncoder, TextDecoder
@@ -31,14 +29,14 @@ class SoftPrompts(nn.Module):
         config: PromptConfig,
         n_layers: int,
         d_model: int,
-        init: Optional[torch.Tensor] = None,
-        language_embeddings: Optional[torch.Tensor] = None,
+        init: torch.Tensor | None = None,
+        language_embeddings: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         self.config = config
-        self.vectors: Optional[nn.Parameter] = None
-        self.reparameterization: Optional[nn.Module] = None
-        self.language: Optional[LanguageEncoder] = None
+        self.vectors: nn.Parameter | None = None
+        self.reparameterization: nn.Module | None = None
+        self.language: LanguageEncoder | None = None
         if not config.length:
             return
         n_sets = n_layers if config.deep else 1
@@ -55,19 +53,22 @@ class SoftPrompts(nn.Module):
             self.language = LanguageEncoder(language_embeddings, config.language_bottleneck)
 
     @classmethod
-    def for_encoder(cls, conf: Optional[dict], encoder: AudioEncoder, n_mels: int) -> "SoftPrompts":
+    def for_encoder(cls, conf: dict | None, encoder: AudioEncoder, n_mels: int) -> SoftPrompts:
         """Encoder prompts (``encoder_conf.soft_prompts``), starting as the states of trailing silence."""
         config = PromptConfig.from_dict(conf, "encoder soft_prompts")
         if config.language:
-            raise ValueError("encoder soft_prompts: language prompts are decoder-only "
-                             "(the language is detected from the encoder output)")
+            raise ValueError(
+                "encoder soft_prompts: language prompts are decoder-only "
+                "(the language is detected from the encoder output)"
+            )
         n_layers, d_model = len(encoder.blocks), encoder.ln_post.normalized_shape[-1]
         init = silence_states(encoder, n_mels, config.length) if config.length else None
         return cls(config, n_layers, d_model, init)
 
     @classmethod
-    def for_decoder(cls, conf: Optional[dict], decoder: TextDecoder, sot_prev: int, lid_tokens: list[int],
-                    max_length: int) -> "SoftPrompts":
+    def for_decoder(
+        cls, conf: dict | None, decoder: TextDecoder, sot_prev: int, lid_tokens: list[int], max_length: int
+    ) -> SoftPrompts:
         """Decoder prompts (``decoder_conf.soft_prompts``), starting as a previous-text context.
 
         Args:
@@ -94,7 +95,7 @@ class SoftPrompts(nn.Module):
         """Whether :meth:`forward` needs the utterances' zh/en distribution (language prompts)."""
         return self.language is not None
 
-    def forward(self, batch: int, lid: Optional[torch.Tensor] = None) -> Optional[torch.Tensor]:
+    def forward(self, batch: int, lid: torch.Tensor | None = None) -> torch.Tensor | None:
         """The prompts entering the blocks, for a batch.
 
         Args:
@@ -114,8 +115,9 @@ class SoftPrompts(nn.Module):
             prompts = prompts + self.language(lid)[None, :, None, :]
         return prompts
 
-    def enter(self, x: torch.Tensor, block: int, prompts: Optional[torch.Tensor],
-              positions: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def enter(
+        self, x: torch.Tensor, block: int, prompts: torch.Tensor | None, positions: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The input of ``block`` with the prompts in it.
 
         Args:
@@ -133,7 +135,7 @@ class SoftPrompts(nn.Module):
         fresh = prompts[block].to(x.dtype)
         if block == 0:
             return torch.cat([fresh if positions is None else fresh + positions.to(x.dtype), x], dim=1)
-        return torch.cat([fresh, x[:, self.length:]], dim=1)
+        return torch.cat([fresh, x[:, self.length :]], dim=1)
 
     @torch.no_grad()
     def fold(self) -> None:

@@ -17,10 +17,10 @@ import os
 import random
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import soundfile as sf
@@ -109,8 +109,14 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance], wavs: Sequence[Pa
     shutil.rmtree(old, ignore_errors=True)
 
 
-def make_corpus(data_dir: Path, sizes: dict[str, int], seed: int = 0, nj: int = 1,
-                mix: Sequence[float] = DEFAULT_MIX, wav_dir: Path | None = None) -> None:
+def make_corpus(
+    data_dir: Path,
+    sizes: dict[str, int],
+    seed: int = 0,
+    nj: int = 1,
+    mix: Sequence[float] = DEFAULT_MIX,
+    wav_dir: Path | None = None,
+) -> None:
     """Synthesize ``sizes[split]`` utterances per split into ``data_dir/<split>``.
 
     Audio goes to ``wav_dir/<split>/`` (default ``data_dir/../downloads/mini_cs/wav``).
@@ -127,7 +133,9 @@ def make_corpus(data_dir: Path, sizes: dict[str, int], seed: int = 0, nj: int = 
             jobs = pool.map(synthesize_to, zip(utterances, wavs), chunksize=4)
             durations = np.array(list(tqdm(jobs, total=num, desc=f"mini_cs {split}", unit="utt")))
             write_data_dir(data_dir / split, utterances, wavs)
-            logging.info(f"{data_dir / split}: {num} utterances, {durations.sum() / 3600:.2f} h, "
-                         f"{durations.min():.1f}-{durations.max():.1f} s "
-                         f"(mean {durations.mean():.1f} s), speakers "
-                         f"{' '.join(s.name for s in SPLIT_SPEAKERS[split])}")
+            logging.info(
+                f"{data_dir / split}: {num} utterances, {durations.sum() / 3600:.2f} h, "
+                f"{durations.min():.1f}-{durations.max():.1f} s "
+                f"(mean {durations.mean():.1f} s), speakers "
+                f"{' '.join(s.name for s in SPLIT_SPEAKERS[split])}"
+            )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 CATEGORIES = ("cs", "zh", "en")
 HAN = "\u4e00-\u9fff"

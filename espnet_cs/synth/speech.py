@@ -80,17 +80,27 @@ def espeak(text: str, voice: str, speaker: Speaker) -> tuple[np.ndarray, int]:
     executable = shutil.which("espeak-ng")
     if executable is None:
         raise RuntimeError("espeak-ng not found on PATH; run tools/install.sh to install it")
-    command = [executable, "-v", f"{voice}+{speaker.variant}", "-s", str(speaker.speed),
-               "-p", str(speaker.pitch), "--stdout", text]
+    command = [
+        executable,
+        "-v",
+        f"{voice}+{speaker.variant}",
+        "-s",
+        str(speaker.speed),
+        "-p",
+        str(speaker.pitch),
+        "--stdout",
+        text,
+    ]
     result = subprocess.run(command, capture_output=True)
     if result.returncode != 0 or not result.stdout:
-        raise RuntimeError(f"{' '.join(command)} failed (exit {result.returncode}): "
-                           f"{result.stderr.decode(errors='replace').strip()}")
+        raise RuntimeError(
+            f"{' '.join(command)} failed (exit {result.returncode}): {result.stderr.decode(errors='replace').strip()}"
+        )
     audio, rate = sf.read(io.BytesIO(result.stdout), dtype="float32")
     voiced = np.flatnonzero(np.abs(audio) > SILENCE)
     if voiced.size == 0:
         raise RuntimeError(f"{' '.join(command)} produced silence")
-    return audio[voiced[0]:voiced[-1] + 1], rate
+    return audio[voiced[0] : voiced[-1] + 1], rate
 
 
 def synthesize(text: str, speaker: Speaker) -> np.ndarray:
@@ -102,9 +112,14 @@ def synthesize(text: str, speaker: Speaker) -> np.ndarray:
     runs = language_runs(text)
     if not runs:
         raise ValueError(f"nothing to say in {text!r}")
-    pieces = [espeak(to_pinyin(words) if language == "zh" else words,
-                     MANDARIN_VOICE if language == "zh" else speaker.english, speaker)
-              for language, words in runs]
+    pieces = [
+        espeak(
+            to_pinyin(words) if language == "zh" else words,
+            MANDARIN_VOICE if language == "zh" else speaker.english,
+            speaker,
+        )
+        for language, words in runs
+    ]
     rate = pieces[0][1]
     pause, edge = np.zeros(round(PAUSE_SECONDS * rate)), np.zeros(round(EDGE_SECONDS * rate))
     joined = [edge]
@@ -114,6 +129,5 @@ def synthesize(text: str, speaker: Speaker) -> np.ndarray:
     gcd = math.gcd(SAMPLE_RATE, rate)
     audio = resample_poly(np.concatenate(joined), SAMPLE_RATE // gcd, rate // gcd)
     if len(audio) > MAX_SECONDS * SAMPLE_RATE:
-        raise ValueError(f"{len(audio) / SAMPLE_RATE:.1f} s of speech for {text!r} "
-                         f"exceeds {MAX_SECONDS} s")
+        raise ValueError(f"{len(audio) / SAMPLE_RATE:.1f} s of speech for {text!r} exceeds {MAX_SECONDS} s")
     return np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
