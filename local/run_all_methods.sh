@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's multi-method experiment driver: in one recipe, train, average, decode and score
-# each of --methods (conf/tuning/<method>.yaml), then write the recipe's RESULTS.md (stage 10).
+# each of --methods (conf/tuning/<method>.yaml), --adapter_methods and --two_stage_methods
+# (stage 4's LID heads first), then write the recipe's RESULTS.md (stage 10).
 # Run from the repository root; it changes into --recipe (relative to the repository root):
 #   local/run_all_methods.sh [--recipe egs2/mini_cs/asr1] --max_epoch 5 --methods "spt_both dpt"
 # Prepares the data first (stages 1-3 of the recipe's run.sh) when the recipe has formatted none
@@ -18,12 +19,18 @@ root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 recipe=egs2/mini_cs/asr1  # the recipe dir, relative to the repository root
 max_epoch=5               # training budget of every method (the YAMLs hold the paper's 10)
 methods="spt4asr spt_enc spt_dec spt_both dpt respt lpt lora fft fft_spt"
+adapter_methods="adapter adapter_ag"  # one-stage adapter methods, --adapter_max_epoch each
+# two-stage methods as stage1+stage2; a stage 1 shared by several is trained once
+two_stage_methods="adapter_stage1+adapter_ag_stage2 adapter_stage1+adapter_ag_stage2_all adapter_stage1+adapter_ag_stage2_random50"
+adapter_max_epoch=3       # per stage
 padding_comparison=true   # also spt_both on 30-s padded audio (exp/spt_both_pad30s)
 
 help_message="Usage: $0 [options]
 Options (default):
   --recipe (${recipe}) --max_epoch (${max_epoch}) --padding_comparison (${padding_comparison})
-  --methods (\"${methods}\")"
+  --methods (\"${methods}\")
+  --adapter_methods (\"${adapter_methods}\") --two_stage_methods (\"${two_stage_methods}\")
+  --adapter_max_epoch (${adapter_max_epoch})"
 
 log "$0 $*"
 . "${root}/egs2/TEMPLATE/asr1/utils/parse_options.sh"
@@ -45,6 +52,23 @@ fi
 for method in ${methods}; do
     log "${recipe}: ${method}, ${max_epoch} epochs"
     ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${max_epoch}"
+done
+if [ -n "${adapter_methods}${two_stage_methods}" ]; then
+    log "${recipe}: LID heads (stage 4)"
+    ./run.sh --stage 4 --stop_stage 4
+fi
+for method in ${adapter_methods}; do
+    log "${recipe}: ${method}, ${adapter_max_epoch} epochs"
+    ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${adapter_max_epoch}"
+done
+trained_stage1=" "
+for pair in ${two_stage_methods}; do
+    first="${pair%%+*}" second="${pair#*+}" start=5
+    case "${trained_stage1}" in *" ${first} "*) start=6 ;; esac  # stage 1 trained already
+    log "${recipe}: ${first} then ${second}, ${adapter_max_epoch} epochs each"
+    ./run.sh --stage "${start}" --stop_stage 9 --method "${first}" --stage2_method "${second}" \
+        --train_opts "--max_epoch ${adapter_max_epoch}"
+    trained_stage1+="${first} "
 done
 if ${padding_comparison}; then
     log "${recipe}: spt_both on 30-s padded audio"
