@@ -1,11 +1,9 @@
 """Splitting a Kaldi data dir into parallel jobs made of whole batches.
 
-Batched passes take utterances longest first (ties in key order). The teacher-forced passes of
-the LID-head statistics (:mod:`espnet_cs.bin.select_heads`) pad each batch to its longest
-utterance, so a sentence's statistics depend on its batch mates. Decoding
-(:mod:`espnet_cs.bin.decode`) encodes together only utterances of equal padded length
-(:class:`espnet_cs.inference.Transcriber`), so its hypotheses do not, yet its tensor shapes
-still follow the batches. A split here is a set of whole batches of that order; within a split,
+Batched passes take utterances longest first (ties in key order). The encoder's padding policy
+makes a sentence's hypothesis (:mod:`espnet_cs.bin.decode`) and LID-head statistics
+(:mod:`espnet_cs.bin.select_heads`) independent of its batch mates, yet tensor shapes, and with
+them float rounding in per-batch sums, still follow the batches. A split here is a set of whole batches of that order; within a split,
 the same order forms exactly those batches again (every batch but the globally last one is full,
 and that one comes last in its split). So every job sees the batches a single job would, and
 merged results equal single-job ones. Batches go to the splits round-robin, which spreads long
