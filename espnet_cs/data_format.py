@@ -17,25 +17,38 @@ Fixed silently (logged), not reported as problems:
 * sample rate other than 16 kHz: resampled with ``scipy.signal.resample_poly``;
 * an input ``spk2utt`` is only checked against ``utt2spk``; the output one is derived from it.
 
+Caught although soundfile would not complain: a WAV file shorter than its header says (libsndfile
+returns the samples that are there, so a truncated file would pair the whole transcript with part
+of its audio), a transcript with no word left after the scoring normalization
+(:func:`espnet_cs.scoring.normalize_text`: only punctuation, ``<unk>`` or other markers), and an id
+holding an invisible character such as a UTF-8 byte-order mark.
+
 Output ``<dst>``: ``data/<utt>.wav`` (16 kHz mono int16 PCM, one per utterance, segments cut
 and pipes resolved), ``wav.scp`` (paths as ``<dst>/data/<utt>.wav`` with ``<dst>`` as given, so
 a relative ``<dst>`` gives paths relative to the recipe dir, the ESPnet convention), ``text``,
-``utt2spk``, ``spk2utt``, ``utt2category`` (if present), ``utt2num_samples``, ``speech_shape``
-and the ``.done`` marker. Everything is written into ``<dst>.tmp`` and moved to ``<dst>`` only on
+``utt2spk``, ``spk2utt``, ``utt2category`` (if present), ``utt2num_samples``, ``speech_shape``,
+``utt2sha256`` (the sha256 of each utterance's samples: what later stages compare to know whether
+the audio they were made from changed) and the ``.done`` marker. Everything is written into ``<dst>.tmp`` and moved to ``<dst>`` only on
 success; on failure ``<dst>`` holds only ``problems.txt``. A run is skipped when ``<dst>/.done``
-names the same ``<src>`` and no file in ``<src>`` is newer than it (audio files are not stat-ed).
-A run that does not skip first removes a leftover ``<dst>.tmp`` and a previous output, which no
-longer matches the sources (a non-empty ``<dst>`` that is not a stage-2 output is refused).
+was made from the same sources: the same ``<src>``, the same content of its files, and the same
+size and modification time of every audio file ``wav.scp`` names (for a pipe, of the files named in
+its command); the log says what changed otherwise. A run that does not skip first removes a
+leftover ``<dst>.tmp`` and a previous output, which no longer matches the sources (a non-empty
+``<dst>`` that is not a stage-2 output is refused).
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import os
+import shlex
 import shutil
+import struct
 import subprocess
+import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -51,6 +64,8 @@ from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
+from espnet_cs.scoring import normalize_text, tokenize
+from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +82,7 @@ class Kind(Enum):
     MISSING_FILE = "required data file missing"
     MALFORMED_LINE = "malformed line"
     DUPLICATE_ID = "duplicate id"
+    INVISIBLE_ID = "id holds an invisible character"
     MISSING_ENTRY = "utterance has no entry in this file"
     ORPHAN_ENTRY = "entry for an utterance not in wav.scp/segments"
     EMPTY_TEXT = "empty transcript"
@@ -77,6 +93,7 @@ class Kind(Enum):
     MISSING_AUDIO = "audio file missing"
     EMPTY_AUDIO = "empty audio"
     CORRUPT_AUDIO = "audio cannot be decoded"
+    TRUNCATED_AUDIO = "audio shorter than its header says (truncated file)"
     PIPE_FAILED = "pipe command failed"
     TOO_LONG = f"longer than {MAX_SECONDS:g} s"
 
@@ -132,6 +149,7 @@ class RecordingResult:
     """What processing a recording found: output lengths of good utterances and problems."""
 
     num_samples: dict[str, int] = field(default_factory=dict)
+    digests: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
     rate: int = SAMPLE_RATE
     channels: int = 1
@@ -166,9 +184,20 @@ def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
             problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is {problem.value}"))
 
     table = read_kaldi_map(path, report)
+    for key in table:
+        invisible = [c for c in key if not c.isprintable()]
+        if invisible:
+            names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in dict.fromkeys(invisible))
+            bom = " (a UTF-8 byte-order mark: save the file as UTF-8 without BOM)" if "\ufeff" in invisible else ""
+            problems.append(Problem(Kind.INVISIBLE_ID, visible(key), str(path), f"{key!r} holds {names}{bom}"))
     if list(table) != sorted(table):
         log.info("%s is not sorted; the output is sorted", path)
     return table
+
+
+def visible(key: str) -> str:
+    """``key`` without its invisible characters (how a user reads it on screen)."""
+    return "".join(c for c in key if c.isprintable())
 
 
 def _load_tables(src: Path, problems: list[Problem]) -> dict[str, dict[str, str]]:
@@ -221,16 +250,25 @@ def _plan_jobs(src: Path, tables: dict[str, dict[str, str]], problems: list[Prob
 
 
 def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]], problems: list[Problem]) -> None:
-    """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids."""
+    """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids.
+
+    An id with an invisible character (reported by :func:`_read_table`) is not reported again as
+    an orphan, nor the id it hides as missing.
+    """
     for name in ("text", "utt2spk", "utt2category"):
         table, path = tables.get(name), str(src / name)
         if table is None:
             continue
-        problems += [Problem(Kind.MISSING_ENTRY, utt, path) for utt in sorted(utts - table.keys())]
-        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(table.keys() - utts)]
-    problems += [
-        Problem(Kind.EMPTY_TEXT, utt, str(src / "text")) for utt, words in tables.get("text", {}).items() if not words
-    ]
+        hidden = {key for key in table if visible(key) != key}
+        seen = {visible(key) for key in table}
+        problems += [Problem(Kind.MISSING_ENTRY, utt, path) for utt in sorted(utts - seen)]
+        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(table.keys() - utts - hidden)]
+    for utt, words in tables.get("text", {}).items():
+        if not words:
+            problems.append(Problem(Kind.EMPTY_TEXT, utt, str(src / "text")))
+        elif "\ufffd" not in words and not tokenize(normalize_text(words)):  # not UTF-8: reported already
+            detail = f"{words!r} has no word left after the scoring normalization"
+            problems.append(Problem(Kind.EMPTY_TEXT, utt, str(src / "text"), detail))
     problems += [
         Problem(Kind.MALFORMED_LINE, utt, str(src / "utt2spk"), f"speaker {spk!r}")
         for utt, spk in tables.get("utt2spk", {}).items()
@@ -283,7 +321,42 @@ def _decode(entry: str) -> tuple[np.ndarray, int]:
         raise _AudioError(Kind.CORRUPT_AUDIO, str(e)) from e
     if len(data) == 0:
         raise _AudioError(Kind.EMPTY_AUDIO, "0 samples")
+    promised = wav_header_frames(_head(source))
+    if promised is not None and promised > len(data):
+        raise _AudioError(Kind.TRUNCATED_AUDIO, f"the header promises {promised} samples, the file holds {len(data)}")
     return data, rate
+
+
+def _head(source: Path | io.BytesIO, size: int = 1 << 16) -> bytes:
+    """The first ``size`` bytes of an audio file or pipe output (where a WAV header ends)."""
+    if isinstance(source, io.BytesIO):
+        return source.getbuffer()[:size].tobytes()
+    with open(source, "rb") as f:
+        return f.read(size)
+
+
+_UNKNOWN_LENGTH = 0x7FFF0000  # data sizes from here on are placeholders of writers to a pipe (sox, ffmpeg)
+
+
+def wav_header_frames(audio: bytes) -> int | None:
+    """The frames the RIFF/WAVE header at the start of ``audio`` promises, or None (not a WAV, a
+    length left open, or no ``data`` chunk within ``audio``).
+
+    libsndfile reads a truncated WAV without an error, returning the frames that are there, and
+    Python's ``wave`` module reads only PCM headers; walking the RIFF chunks up to ``data`` is
+    all it takes to compare the promise with the file.
+    """
+    if len(audio) < 12 or audio[:4] != b"RIFF" or audio[8:12] != b"WAVE":
+        return None
+    offset, block_align = 12, 0
+    while offset + 8 <= len(audio):
+        chunk, size = struct.unpack_from("<4sI", audio, offset)
+        if chunk == b"fmt " and size >= 14:
+            block_align = struct.unpack_from("<H", audio, offset + 20)[0]
+        if chunk == b"data":
+            return None if size == 0 or size >= _UNKNOWN_LENGTH or not block_align else size // block_align
+        offset += 8 + size + size % 2
+    return None
 
 
 def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
@@ -330,7 +403,9 @@ def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResu
             result.problems.append(piece)
             continue
         if out_dir is not None:
-            sf.write(out_dir / f"{seg.utt}.wav", _to_int16(piece), SAMPLE_RATE, subtype="PCM_16")
+            samples = _to_int16(piece)
+            sf.write(out_dir / f"{seg.utt}.wav", samples, SAMPLE_RATE, subtype="PCM_16")
+            result.digests[seg.utt] = hashlib.sha256(samples.tobytes()).hexdigest()
         result.num_samples[seg.utt] = len(piece)
     return result
 
@@ -350,19 +425,48 @@ def validate_data_dir(src: str | Path, nj: int = 1) -> list[Problem]:
     return sort_problems(problems + [p for r in results for p in r.problems])
 
 
-def is_up_to_date(src: str | Path, dst: str | Path) -> bool:
-    """True if ``dst`` is a complete output of ``src`` no file of ``src`` is newer than."""
+def _audio_files(entry: str) -> list[Path]:
+    """The files a ``wav.scp`` entry reads: its path, or the existing files a pipe's command names."""
+    if not entry.endswith("|"):
+        return [Path(entry)]
+    try:
+        words = shlex.split(entry[:-1])
+    except ValueError:  # unbalanced quotes: the pipe itself will fail and be reported
+        words = entry[:-1].split()
+    return [Path(word) for word in words if Path(word).is_file()]
+
+
+def source_signature(src: Path) -> dict[str, str]:
+    """What a formatted dir is made from: the sha256 of each data file of ``src``, and one sha256
+    of the size and modification time of every audio file its ``wav.scp`` names."""
+    files = {name: file_sha256(src / name) for name in REQUIRED_FILES + OPTIONAL_FILES if (src / name).is_file()}
+    audio = hashlib.sha256()
+    if (src / "wav.scp").is_file():
+        for entry in read_kaldi_map(src / "wav.scp", lambda *_: None).values():
+            for path in _audio_files(entry):
+                stat = f"{path.stat().st_size}\t{path.stat().st_mtime_ns}" if path.is_file() else "missing"
+                audio.update(f"{path}\t{stat}\n".encode())
+    return {**files, "audio files": audio.hexdigest()}
+
+
+def staleness(src: str | Path, dst: str | Path) -> str | None:
+    """Why ``dst`` is not the complete output of ``src`` as it is now; None if it is."""
     src, marker = Path(src), Path(dst) / DONE_MARKER
-    if not src.is_dir() or not marker.is_file() or json.loads(marker.read_text()).get("src") != str(src.resolve()):
-        return False
-    done = marker.stat().st_mtime
-    return all(p.stat().st_mtime <= done for p in src.iterdir() if p.is_file())
+    if not marker.is_file():
+        return f"{dst} holds no complete output"
+    done = json.loads(marker.read_text())
+    if done.get("src") != str(src.resolve()):
+        return f"{dst} was made from {done.get('src')}"
+    before, now = done.get("sources", {}), source_signature(src)
+    changed = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
+    return f"changed in {src} since {dst} was made: {', '.join(changed)}" if changed else None
 
 
 def _write_outputs(
-    tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]], num_samples: dict[str, int]
+    tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]], results: list[RecordingResult]
 ) -> None:
     """Write the Kaldi/ESPnet files and the done marker into ``tmp`` (destined for ``dst``)."""
+    num_samples = {utt: n for r in results for utt, n in r.num_samples.items()}
     utts = sorted(num_samples)
     utt2spk = {utt: tables["utt2spk"][utt] for utt in utts}
     write_kaldi_map(tmp / "wav.scp", {utt: dst / "data" / f"{utt}.wav" for utt in utts})
@@ -373,7 +477,9 @@ def _write_outputs(
         write_kaldi_map(tmp / "utt2category", {utt: tables["utt2category"][utt] for utt in utts})
     write_kaldi_map(tmp / "utt2num_samples", num_samples)
     write_kaldi_map(tmp / "speech_shape", num_samples)
-    (tmp / DONE_MARKER).write_text(json.dumps({"src": str(src.resolve()), "utterances": len(utts)}) + "\n")
+    write_kaldi_map(tmp / AUDIO_DIGESTS, {utt: digest for r in results for utt, digest in r.digests.items()})
+    done = {"src": str(src.resolve()), "utterances": len(utts), "sources": source_signature(src)}
+    (tmp / DONE_MARKER).write_text(json.dumps(done, indent=1) + "\n")
 
 
 def _log_fixes(results: list[RecordingResult]) -> None:
@@ -402,9 +508,11 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
     Raises :class:`DataFormatError` (after writing ``<dst>/problems.txt``) if any problem is found.
     """
     src, dst = Path(src), Path(dst)
-    if not force and is_up_to_date(src, dst):
-        log.info("%s is up to date with %s; skipping (use --force to redo)", dst, src)
+    reason = "--force" if force else staleness(src, dst)
+    if reason is None:
+        log.info("%s was made from %s as it is now (data files, audio sizes and times); skipped", dst, src)
         return False
+    log.info("formatting %s into %s: %s", src, dst, reason)
     _remove_previous_output(dst)
     tmp = dst.with_name(dst.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)  # leftover of an interrupted run
@@ -418,7 +526,7 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
         (dst / "problems.txt").write_text(format_report(problems), encoding="utf-8")
         raise DataFormatError(problems)
     _log_fixes(results)
-    _write_outputs(tmp, dst, src, tables, {u: n for r in results for u, n in r.num_samples.items()})
+    _write_outputs(tmp, dst, src, tables, results)
     os.replace(tmp, dst)
     log.info("formatted %d utterance(s) into %s", sum(len(r.num_samples) for r in results), dst)
     return True

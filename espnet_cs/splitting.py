@@ -19,7 +19,9 @@ from pathlib import Path
 
 from espnet_cs.kaldi_dir import read_kaldi_map, spk2utt, write_kaldi_map
 
-UTTERANCE_FILES = ("wav.scp", "text", "utt2spk", "utt2category", "utt2num_samples", "speech_shape")
+AUDIO_DIGESTS = "utt2sha256"
+"""Stage 2's file of the sha256 of each utterance's formatted samples: what its audio is."""
+UTTERANCE_FILES = ("wav.scp", "text", "utt2spk", "utt2category", "utt2num_samples", "speech_shape", AUDIO_DIGESTS)
 """Files of a data dir keyed by utterance that a split carries (those present)."""
 
 
@@ -89,3 +91,15 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def audio_sha256(data_dir: Path) -> str:
+    """Identity of a stage-2 dir's audio: the sha256 of its :data:`AUDIO_DIGESTS` file.
+
+    It changes when an utterance is added, removed or its samples change, even if every id and
+    path stays the same (``wav.scp`` alone would not tell).
+    """
+    path = data_dir / AUDIO_DIGESTS
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: {data_dir} was not made by this stage 2; rerun stage 2")
+    return file_sha256(path)

@@ -2,7 +2,6 @@
 
 import logging
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -237,19 +236,92 @@ def test_reports_blank_non_utf8_and_duplicate_lines(clean_dir: tuple[Path, dict[
     ]
 
 
-def test_rerun_skips_until_sources_change(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+def test_rerun_skips_until_sources_change(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     src, _ = clean_dir
     dst = tmp_path / "dst"
     assert main(["--src", str(src), "--dst", str(dst)]) == 0
     stamp = (dst / "wav.scp").stat().st_mtime_ns
-    start = time.monotonic()
     assert not format_data_dir(src, dst)
-    assert time.monotonic() - start < 0.5 and (dst / "wav.scp").stat().st_mtime_ns == stamp
-    past = (dst / ".done").stat().st_mtime - 10  # as if text was edited after the run
-    os.utime(dst / ".done", (past, past))
-    assert format_data_dir(src, dst)
+    assert (dst / "wav.scp").stat().st_mtime_ns == stamp
+    os.utime(src / "text")  # touched, not changed: still the same sources
+    assert not format_data_dir(src, dst)
+    with caplog.at_level(logging.INFO):
+        (src / "text").write_text((src / "text").read_text().replace("hello", "hi"), encoding="utf-8")
+        assert format_data_dir(src, dst)
+    assert f"changed in {src} since {dst} was made: text" in caplog.text
+    assert read_table(dst / "text")["u1"] == "hi 世界"
     assert not format_data_dir(src, dst)
     assert format_data_dir(src, dst, force=True)
+
+
+@pytest.mark.parametrize("entry", ["u1", "u3"], ids=["file", "file of a pipe"])
+def test_swapped_audio_with_the_same_path_is_reformatted(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture, entry: str
+) -> None:
+    src, _ = clean_dir
+    dst = tmp_path / "dst"
+    format_data_dir(src, dst)
+    digests = read_table(dst / "utt2sha256")
+    swapped = make_audio(tmp_path / ("a.wav" if entry == "u1" else "c.flac"), 12000)
+    with caplog.at_level(logging.INFO):
+        assert format_data_dir(src, dst)
+    assert "since" in caplog.text and "audio files" in caplog.text
+    np.testing.assert_array_equal(read_output(dst, entry), swapped)
+    changed = {utt for utt, digest in read_table(dst / "utt2sha256").items() if digests[utt] != digest}
+    assert changed == {entry}
+
+
+def test_truncated_wav_is_reported(tmp_path: Path) -> None:
+    make_audio(tmp_path / "a.wav", 44004)
+    whole = (tmp_path / "a.wav").read_bytes()
+    (tmp_path / "a.wav").write_bytes(whole[: 44 + 2 * 14978])  # the header still promises 44004 samples
+    (tmp_path / "b.wav").write_bytes(whole[: 44 + 2 * 14978])
+    src = write_data_dir(
+        tmp_path / "data",
+        [f"a {tmp_path / 'a.wav'}", f"b cat {tmp_path / 'b.wav'} |"],
+        ["a x", "b y"],
+        ["a s", "b s"],
+    )
+    with pytest.raises(DataFormatError) as error:
+        format_data_dir(src, tmp_path / "dst")
+    assert [(p.kind, p.utt, p.file, p.detail) for p in error.value.problems] == [
+        (Kind.TRUNCATED_AUDIO, utt, entry, "the header promises 44004 samples, the file holds 14978")
+        for utt, entry in [("a", str(tmp_path / "a.wav")), ("b", f"cat {tmp_path / 'b.wav'} |")]
+    ]
+
+
+def test_wav_of_unknown_length_from_a_pipe_is_read(tmp_path: Path) -> None:
+    samples = make_audio(tmp_path / "a.wav", 8000)
+    piped = bytearray((tmp_path / "a.wav").read_bytes())
+    piped[40:44] = (0xFFFFFFFF).to_bytes(4, "little")  # what sox or ffmpeg write into a pipe
+    (tmp_path / "piped.wav").write_bytes(bytes(piped))
+    src = write_data_dir(tmp_path / "data", [f"a cat {tmp_path / 'piped.wav'} |"], ["a x"], ["a s"])
+    format_data_dir(src, tmp_path / "dst")
+    np.testing.assert_array_equal(read_output(tmp_path / "dst", "a"), samples)
+
+
+def test_transcript_without_words_after_normalization(clean_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
+    src, _ = clean_dir
+    write_table(src / "text", ["u1 ，。！", "u2 <unk> [noise]", "u3 我们 go"])
+    assert [(p.kind, p.utt, p.detail) for p in validate_data_dir(src)] == [
+        (Kind.EMPTY_TEXT, "u1", "'，。！' has no word left after the scoring normalization"),
+        (Kind.EMPTY_TEXT, "u2", "'<unk> [noise]' has no word left after the scoring normalization"),
+    ]
+
+
+def test_byte_order_mark_in_an_id_is_named(clean_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
+    src, _ = clean_dir
+    (src / "text").write_bytes("\ufeffu1 hello\nu2 你好\nu3 go\u200b\n".encode())
+    (src / "utt2spk").write_text("u1 s1\nu2\u200b s1\nu3 s2\n", encoding="utf-8")
+    problems = validate_data_dir(src)
+    assert [(p.kind, p.utt, p.file) for p in problems] == [
+        (Kind.INVISIBLE_ID, "u1", str(src / "text")),
+        (Kind.INVISIBLE_ID, "u2", str(src / "utt2spk")),
+    ]
+    assert "U+FEFF ZERO WIDTH NO-BREAK SPACE (a UTF-8 byte-order mark" in problems[0].detail
+    assert "U+200B ZERO WIDTH SPACE" in problems[1].detail
 
 
 def test_interrupted_run_is_redone(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
