@@ -2,8 +2,11 @@
 
 ``text`` is removed first and written last, so a dir with ``text`` is complete. ``decode_info.json``
 holds the decode's settings (data, model, prompt, padding, guard, batch size, ...) and its cost
-(utterances, audio and decoding seconds). A complete dir with the settings a decode would use
-need not be decoded again: that makes a rerun of split jobs redo only the failed ones.
+(utterances, audio and decoding seconds). The settings identify what the hypotheses were made
+from: the audio (stage 2's digests, :func:`espnet_cs.splitting.audio_sha256`), the model file's and
+backbone's sha256 and the decoding options. A complete dir with the settings a decode would use
+need not be decoded again (:func:`staleness` says why otherwise): a rerun redoes what changed,
+and a rerun of split jobs only the failed ones.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from typing import Any
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic, write_kaldi_map
-from espnet_cs.splitting import file_sha256
+from espnet_cs.splitting import audio_sha256
 
 HYPOTHESIS_FILES = ("token", "token_lang", "text")  # text last: it marks a complete dir
 COST_KEYS = (
@@ -27,7 +30,7 @@ COST_KEYS = (
     "jobs",
     "hypotheses_cut",
 )
-SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "derived_from")  # differ between the splits of one decode
+SPLIT_KEYS = ("data_dir", "audio_sha256", "derived_from")  # differ between the splits of one decode
 
 
 def settings_of(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -39,11 +42,13 @@ def read_info(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / "decode_info.json").read_text())
 
 
-def is_complete(out_dir: Path, settings: Mapping[str, Any]) -> bool:
-    """True if ``out_dir`` holds a complete decode made with ``settings``."""
+def staleness(out_dir: Path, settings: Mapping[str, Any]) -> str | None:
+    """Why ``out_dir`` does not hold a complete decode made with ``settings``; None if it does."""
     if not (out_dir / "text").exists() or not (out_dir / "decode_info.json").exists():
-        return False
-    return settings_of(read_info(out_dir)) == dict(settings)
+        return f"{out_dir} holds no complete decode"
+    before = settings_of(read_info(out_dir))
+    changed = sorted(key for key in before.keys() | settings.keys() if before.get(key) != settings.get(key))
+    return f"changed since {out_dir} was decoded: {', '.join(changed)}" if changed else None
 
 
 def write_decode_dir(out_dir: Path, info: Mapping[str, Any], hypotheses: Mapping[str, Mapping[str, str]]) -> None:
@@ -95,7 +100,7 @@ def merge_decode_dirs(
     if "derived_from" in infos[0] and derived_from is None:
         raise ValueError("these hypotheses are derived from another decode dir: say which (derived_from)")
 
-    merged = {**infos[0], "data_dir": str(data_dir), "wav_scp_sha256": file_sha256(data_dir / "wav.scp")}
+    merged = {**infos[0], "data_dir": str(data_dir), "audio_sha256": audio_sha256(data_dir)}
     if derived_from is not None:
         merged["derived_from"] = derived_from
     for key in ("utterances", "audio_samples", "hypotheses_cut"):

@@ -81,6 +81,7 @@ def test_merge_keeps_hypotheses_byte_for_byte_and_names_bad_splits(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "wav.scp").write_text("u1 1.wav\nu2 2.wav\nu3 3.wav\n")
+    (data / "utt2sha256").write_text("u1 1a\nu2 2b\nu3 3c\n")
     fake_decode(tmp_path / "s1", ["u3", "u1"])
     fake_decode(tmp_path / "s2", ["u2"])
     info = merge_decode_dirs([tmp_path / "s1", tmp_path / "s2"], data, tmp_path / "merged")

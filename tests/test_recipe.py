@@ -2,10 +2,14 @@
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from recipe_tools import prepared_recipe, run_recipe, zeroshot_args
+
+from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "egs2" / "mini_cs" / "asr1"
@@ -63,9 +67,11 @@ def test_demo_stages_write_scores_and_results(recipe):
     )
     assert (recipe / "exp/attention/test/attention.png").exists()
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
-    # rerunning stage 3 skips finished decodes
+    # rerunning stage 3 skips finished decodes, and says why
     again = run(recipe, "--stage", "3", "--stop_stage", "3")
-    assert again.returncode == 0 and "done already, skipped" in again.stderr
+    assert again.returncode == 0
+    log = (recipe / "exp/zeroshot_cs/decode_test/logdir/decode.1.log").read_text()
+    assert "(same audio, model and settings) complete already, skipped" in log
 
 
 def test_missing_method_and_unknown_option_are_errors(recipe):
@@ -75,8 +81,13 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
     assert result.returncode != 0 and "stage 6 needs --stage2_method" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "")
     assert result.returncode != 0 and "stage 5 needs --method" in result.stderr
-    result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "nosuch")
-    assert result.returncode != 0 and "unknown method 'nosuch'" in result.stderr and "spt4asr" in result.stderr
+    for option in ("--method", "--stage2_method"):  # rejected before any stage runs
+        result = run(recipe, "--stage", "4", "--stop_stage", "6", "--method", "adapter", option, "nosuch")
+        assert result.returncode != 0 and f"{option} nosuch: unknown method" in result.stderr
+        assert "spt4asr" in result.stderr and "stage 4" not in result.stderr
+    result = run(recipe, "--stop_stage", "2", "--train_set", "my train")
+    assert result.returncode != 0 and "--train_set 'my train': a data set is one name" in result.stderr
+    assert not (recipe / "dump").exists() and not (recipe / "data").exists()
     result = run(recipe, "--stage", "10", "--stop_stage", "10", "--attention_systems", "nosuch")
     assert result.returncode != 0 and "exp/nosuch/valid.loss.ave.pth does not exist" in result.stderr
     result = run(recipe, "--no_such_option", "1")
@@ -96,3 +107,74 @@ def test_stage2_lists_every_bad_utterance(recipe):
     assert result.returncode != 0
     assert broken in result.stderr and missing in result.stderr and "nowhere.wav" in result.stderr
     assert not (recipe / "dump/raw/test/wav.scp").exists()
+
+
+def test_help_installs_nothing(recipe, tmp_path):
+    """The usage comes before tools/install.sh: with a venv that does not exist and a Python that
+    cannot make one, --help still prints it."""
+    env = {**os.environ, "ESPNET_CS_VENV": str(tmp_path / "no_venv"), "PYTHON": "false"}
+    result = subprocess.run(["./asr.sh", "--help"], cwd=recipe, capture_output=True, text=True, env=env)
+    assert result.returncode == 0 and "Usage: ./asr.sh [options]" in result.stdout
+    assert not (tmp_path / "no_venv").exists() and "install.sh" not in result.stderr
+
+
+def test_stage2_lists_the_problems_of_every_set(recipe):
+    assert run(recipe, "--stop_stage", "1", "--local_data_opts", TINY_DATA).returncode == 0
+    for dset in ("valid", "test"):
+        text = (recipe / f"data/{dset}/text").read_text().splitlines()
+        text[0] = text[0].split()[0] + " ，。"
+        (recipe / f"data/{dset}/text").write_text("\n".join(text) + "\n")
+    result = run(recipe, "--stage", "2", "--stop_stage", "2")
+    assert result.returncode != 0
+    assert "problems in 2 data set(s): valid (dump/raw/valid/problems.txt) test (dump/raw/test/problems.txt)" in (
+        result.stderr
+    )
+    assert (recipe / "dump/raw/train/.done").exists()  # the good set is formatted all the same
+    for dset in ("valid", "test"):
+        assert "no word left after the scoring normalization" in (recipe / f"dump/raw/{dset}/problems.txt").read_text()
+
+
+def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
+    """Decode and score, then give one test utterance other audio and text under the same id and
+    path: the rerun of stages 2-9 reformats, re-decodes and scores it against its new text. Then
+    stage 9 scores what it can and lists the decode dirs it cannot score."""
+    recipe = prepared_recipe(tmp_path / "recipe")
+    stages = zeroshot_args(tiny_whisper_path, 2)[4:]  # the stage-3 options, without --stage/--stop_stage
+    result = run_recipe(recipe, "--stage", "3", "--stop_stage", "9", *stages)
+    assert result.returncode == 0, result.stderr[-3000:]
+    decode = recipe / "exp/zeroshot_cs/decode_test"
+    before = read_kaldi_map(decode / "text", verbatim=True)
+    wav_scp = read_kaldi_map(recipe / "data/test/wav.scp")
+    changed, donor = sorted(wav_scp)[:2]
+    shutil.copyfile(wav_scp[donor], wav_scp[changed])  # same path, other audio
+    text = read_kaldi_map(recipe / "data/test/text")
+    write_kaldi_map(recipe / "data/test/text", {**text, changed: "新的 words"})
+
+    result = run_recipe(recipe, "--stage", "2", "--stop_stage", "9", *stages)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "changed in data/test since dump/raw/test was made: audio files, text" in result.stderr
+    assert "dump/raw/train was made from data/train as it is now" in result.stderr  # unchanged sets are kept
+    logs = "".join(p.read_text() for p in sorted((decode / "logdir").glob("decode.*.log")))
+    assert "changed since exp/zeroshot_cs/decode_test/logdir/output." in logs and "audio_sha256" in logs
+    after = read_kaldi_map(decode / "text", verbatim=True)
+    assert after[changed] == before[donor]  # the same audio gives the same hypothesis, whatever the batch
+    assert {u: h for u, h in after.items() if u != changed} == {u: h for u, h in before.items() if u != changed}
+    scored = json.loads((decode / "scores.json").read_text())
+    block = (decode / "alignments.txt").read_text().split(f"id: {changed}\n", 1)[1]
+    reference = next(line for line in block.splitlines() if line.startswith("REF:")).split()[1:]
+    assert scored["utterances"] == 4 and [t for t in reference if t.strip("*")] == ["新", "的", "words"]
+
+    result = run_recipe(recipe, "--stage", "2", "--stop_stage", "3", *stages)  # nothing changed now
+    assert result.returncode == 0 and "as it is now (data files, audio sizes and times); skipped" in result.stderr
+    logs = "".join(p.read_text() for p in (decode / "logdir").glob("decode.*.log"))
+    assert logs.count("complete already, skipped") == 2
+
+    (recipe / "exp/broken/decode_test").mkdir(parents=True)
+    (recipe / "exp/broken/decode_test/text").write_text("not_an_utterance hello\n")
+    (recipe / "exp/unfinished/decode_test").mkdir(parents=True)
+    result = run_recipe(recipe, "--stage", "9", "--stop_stage", "9")
+    assert result.returncode != 0
+    assert "stage 9: exp/zeroshot_cs/decode_test" in result.stderr and (decode / "scores.json").exists()
+    listed = result.stderr.split("could not score 2 decode dir(s):", 1)[1]
+    assert "exp/broken/decode_test: " in listed and "not_an_utterance" in listed
+    assert "exp/unfinished/decode_test: no hypotheses" in listed

@@ -8,8 +8,10 @@ repetition guard would have produced: greedy decoding is causal, so those are pr
 unguarded ones and cost nothing extra.
 
 An ``--out_dir`` (and ``--guarded_out_dir``) that already holds a complete decode of the same
-utterances with the same model and settings is left as it is: rerunning the jobs of a split decode
-(:mod:`espnet_cs.bin.split_data`, :mod:`espnet_cs.bin.merge_decodes`) redoes only the failed ones.
+audio (stage 2's per-utterance digests) with the same model file, backbone and settings is left as
+it is, and the log says so or what changed: a rerun redoes what its inputs changed, and rerunning
+the jobs of a split decode (:mod:`espnet_cs.bin.split_data`, :mod:`espnet_cs.bin.merge_decodes`)
+redoes only the failed ones.
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ from espnet2.utils.types import str2bool
 from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.decode_dir import is_complete, write_decode_dir
+from espnet_cs.decode_dir import staleness, write_decode_dir
 from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.splitting import file_sha256, longest_first
+from espnet_cs.splitting import audio_sha256, file_sha256, longest_first
 from espnet_cs.tokenizer import LID_PROMPTS
 
 
@@ -94,7 +96,7 @@ def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
     identity = transcriber.encoder.backbone_identity
     return {
         "data_dir": str(args.data_dir),
-        "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
+        "audio_sha256": audio_sha256(args.data_dir),
         "model_file": args.asr_model_file,
         "model_file_sha256": file_sha256(Path(args.asr_model_file)) if args.asr_model_file else None,
         "backbone": identity.spec,
@@ -114,13 +116,18 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     guard = RepetitionGuard()
     transcriber = load_transcriber(args, GreedyConfig(guard=guard if args.guard else None))
-    settings = decode_settings(args, transcriber)
+    try:
+        settings = decode_settings(args, transcriber)
+    except FileNotFoundError as error:
+        raise SystemExit(f"decode.py: {error}") from error
     guarded_settings = {**settings, "guard": True, "derived_from": str(args.out_dir)}
-    if is_complete(args.out_dir, settings) and (
-        not args.guarded_out_dir or is_complete(args.guarded_out_dir, guarded_settings)
-    ):
-        logging.info("%s holds this decode complete already, skipped", args.out_dir)
+    reason = staleness(args.out_dir, settings) or (
+        args.guarded_out_dir and staleness(args.guarded_out_dir, guarded_settings)
+    )
+    if not reason:
+        logging.info("%s holds this decode (same audio, model and settings) complete already, skipped", args.out_dir)
         return
+    logging.info("decoding into %s: %s", args.out_dir, reason)
 
     audios = load_audio(args.data_dir / "wav.scp")
     # Longest first: similar lengths share a batch, and the slowest batch shows up early.

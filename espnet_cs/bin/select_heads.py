@@ -32,7 +32,7 @@ from espnet_cs.guidance.analysis import collect
 from espnet_cs.guidance.heads import Head
 from espnet_cs.guidance.statistics import HeadStatistics
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.splitting import file_sha256
+from espnet_cs.splitting import audio_sha256, file_sha256
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -76,7 +76,7 @@ def collect_statistics(args: argparse.Namespace) -> HeadStatistics | None:
     identity = model.encoder.backbone_identity
     settings = {
         "data_dir": str(args.data_dir),
-        "wav_scp_sha256": file_sha256(args.data_dir / "wav.scp"),
+        "audio_sha256": audio_sha256(args.data_dir),
         "text_sha256": file_sha256(args.data_dir / "text"),
         "backbone": identity.spec,
         "backbone_sha256": identity.sha256,
@@ -84,9 +84,15 @@ def collect_statistics(args: argparse.Namespace) -> HeadStatistics | None:
         "batch_size": args.batch_size,
         "max_utts": args.max_utts,
     }
-    if args.stats_out and args.stats_out.exists() and HeadStatistics.load(args.stats_out).settings == settings:
-        logging.info("%s holds these statistics already, skipped", args.stats_out)
-        return None
+    if args.stats_out and args.stats_out.exists():
+        before = HeadStatistics.load(args.stats_out).settings
+        changed = sorted(key for key in before.keys() | settings.keys() if before.get(key) != settings.get(key))
+        if not changed:
+            logging.info(
+                "%s holds these statistics (same audio, text, backbone, settings) already, skipped", args.stats_out
+            )
+            return None
+        logging.info("collecting %s again: changed since: %s", args.stats_out, ", ".join(changed))
     return collect(model, args.data_dir, args.batch_size, settings, args.max_utts)
 
 

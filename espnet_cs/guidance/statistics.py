@@ -24,7 +24,7 @@ import torch
 from espnet_cs.guidance.heads import LidHeads, rank_lid_heads
 from espnet_cs.kaldi_dir import write_atomic
 
-SPLIT_KEYS = ("data_dir", "wav_scp_sha256", "text_sha256")  # differ between the splits of one data dir
+SPLIT_KEYS = ("data_dir", "audio_sha256", "text_sha256")  # differ between the splits of one data dir
 
 
 @dataclass

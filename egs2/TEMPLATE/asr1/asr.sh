@@ -60,7 +60,7 @@ Stages:
   6  training of --stage2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
-  9  scoring of every decode dir
+  9  scoring of every decode dir (each one it can; those it cannot are listed at the end)
   10 report (${results}); first, if stage 4 ran, the attention of one selection of its LID heads
      (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
      exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
@@ -82,14 +82,15 @@ Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh o
   --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
   the data into --nj jobs of whole batches and merge their outputs (equal to one job's, given the same
   threads per job); a rerun skips the jobs that finished. Several GPUs and nodes: docs/cluster.md.
+Reruns: stages 2, 3, 4 and 8 (and their split jobs) skip an output only if it was made from the same
+  inputs (data files and audio; stage 2's per-utterance digests; model file, backbone and options),
+  and the log says why they skipped or redid; stages 7, 9 and 11 always redo (cheap). A repeated
+  or resumed training keeps the earlier train.log as train.<n>.log.
 Methods: $(method_names)
 EOF
 )
 
-. ./path.sh
-. utils/parse_options.sh
-. ./cmd.sh
-
+. utils/parse_options.sh  # before path.sh: --help installs nothing
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
 run_stage() {  # true if stage $1 is within --stage .. --stop_stage
@@ -105,15 +106,40 @@ needs_method() {  # stage, method, option naming it
         log "stage $1 needs ${3:---method} (one of: $(method_names))"
         exit 1
     fi
-    if [ ! -f "conf/tuning/$2.yaml" ]; then
-        log "unknown method '$2': no conf/tuning/$2.yaml (methods: $(method_names))"
+}
+# Checked before any stage runs: the methods exist, and each data set is one name.
+for option in method stage2_method; do
+    name="${!option}"
+    if [ -n "${name}" ] && [ ! -f "conf/tuning/${name}.yaml" ]; then
+        log "--${option} ${name}: unknown method, no conf/tuning/${name}.yaml (methods: $(method_names))"
         exit 1
     fi
-}
+done
+for option in train_set valid_set; do
+    if [[ "${!option}" =~ [[:space:]] || -z "${!option}" ]]; then
+        log "--${option} '${!option}': a data set is one name under data/, without spaces"
+        exit 1
+    fi
+done
+for dset in ${test_sets}; do
+    if [[ ! "${dset}" =~ ^[A-Za-z0-9_.+-]+$ ]]; then
+        log "--test_sets: '${dset}' is not a data set name (letters, digits, _ . + -; sets are separated by spaces)"
+        exit 1
+    fi
+done
+
+. ./path.sh
+. ./cmd.sh
 train() {  # method, output dir, extra options...
     local config="conf/tuning/$1.yaml" dir="$2" launch=() dist=(--multiprocessing_distributed true)
     shift 2
     mkdir -p "${dir}"
+    if [ -f "${dir}/train.log" ]; then  # an earlier attempt (ESPnet resumes it): keep its log
+        local n=1
+        while [ -e "${dir}/train.${n}.log" ]; do n=$((n + 1)); done
+        mv "${dir}/train.log" "${dir}/train.${n}.log"
+        log "kept the earlier ${dir}/train.log as ${dir}/train.${n}.log"
+    fi
     # One process per GPU (ESPnet's multiprocessing distributed mode; none with --ngpu 0 or 1).
     # Under Slurm, srun starts one task per node and ESPnet reads its rank from Slurm; the ranks
     # meet through a file in the experiment dir (a file system all nodes share).
@@ -177,9 +203,15 @@ fi
 
 if run_stage 2; then
     log "stage 2: data validation and formatting -> dump/raw"
-    for dset in ${data_sets}; do
-        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}"
+    failed=()
+    for dset in ${data_sets}; do  # every set is checked, so one run lists all problems
+        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}" \
+            || failed+=("${dset} (dump/raw/${dset}/problems.txt)")
     done
+    if [ ${#failed[@]} -gt 0 ]; then
+        log "stage 2: problems in ${#failed[@]} data set(s): ${failed[*]}"
+        exit 1
+    fi
     if [ -x local/check_data.sh ]; then  # corpus-specific checks, e.g. SEAME's published dev-set sizes
         log "stage 2: local/check_data.sh"
         local/check_data.sh
@@ -191,10 +223,7 @@ if run_stage 3; then
         for dset in ${test_sets}; do
             dir="exp/zeroshot_${lid_prompt}/decode_${dset}"
             guarded="exp/zeroshot_${lid_prompt}_guard/decode_${dset}"
-            if [ -s "${dir}/text" ] && [ -s "${guarded}/text" ]; then
-                log "stage 3: ${dir} done already, skipped"
-                continue
-            fi
+            # each job skips if its output was made from the same audio, backbone and options
             log "stage 3: zero-shot decoding of ${dset} with the ${lid_prompt} LID prompt -> ${dir} (logs: ${dir}/logdir)"
             decode "dump/raw/${dset}" "${dir}" "${guarded}" \
                 --whisper_model "${whisper_model}" --lid_prompt "${lid_prompt}" --pad_to_30s "${pad_to_30s}"
@@ -232,7 +261,7 @@ fi
 
 if run_stage 7 && { [ -n "${method}" ] || [ "${stage}" -eq 7 ]; }; then
     needs_method 7 "${method}"
-    log "stage 7: averaging the ${nbest_average} best checkpoints of ${asr_exp} by valid loss"
+    log "stage 7: averaging the ${nbest_average} best checkpoints of ${asr_exp} by valid loss (always redone)"
     python -m espnet_cs.bin.average --exp_dir "${asr_exp}" --nbest "${nbest_average}"
 fi
 
@@ -247,12 +276,29 @@ if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
 fi
 
 if run_stage 9; then
-    log "stage 9: scoring"
+    log "stage 9: scoring every decode dir against dump/raw/<set> as it is now (always redone)"
+    unscored=()
     for dir in exp/*/decode_*; do
-        [ -s "${dir}/text" ] || continue
+        [ -d "${dir}" ] || continue
         dset="${dir##*/decode_}"
-        python -m espnet_cs.bin.score --data_dir "dump/raw/${dset}" --hyp "${dir}/text" --out_dir "${dir}"
+        if [ ! -s "${dir}/text" ]; then
+            unscored+=("${dir}: no hypotheses (decoding did not finish)")
+            continue
+        fi
+        log "stage 9: ${dir}"
+        errors=$(mktemp)
+        if ! python -m espnet_cs.bin.score --data_dir "dump/raw/${dset}" --hyp "${dir}/text" --out_dir "${dir}" \
+            2>"${errors}"; then
+            unscored+=("${dir}: $(tail -n 1 "${errors}")")
+        fi
+        cat "${errors}" >&2
+        rm -f "${errors}"
     done
+    if [ ${#unscored[@]} -gt 0 ]; then
+        log "stage 9: could not score ${#unscored[@]} decode dir(s):"
+        printf '  %s\n' "${unscored[@]}" >&2
+        exit 1
+    fi
 fi
 
 if run_stage 10; then
@@ -291,7 +337,7 @@ fi
 
 if run_stage 11 && { [ -n "${method}" ] || [ "${stage}" -eq 11 ]; }; then
     needs_method 11 "${method}"
-    log "stage 11: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip"
+    log "stage 11: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip (always redone)"
     python -m espnet_cs.bin.pack --exp_dir "${asr_exp}" --model_file valid.loss.ave.pth --out "${asr_exp}/packed.zip"
 fi
 
