@@ -17,6 +17,7 @@ from espnet_cs.scoring import (
     score_dir,
     tokenize,
 )
+from espnet_cs.splitting import file_sha256
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -223,3 +224,22 @@ def test_cli_help():
     cmd = [sys.executable, "-m", "espnet_cs.bin.score", "--help"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0 and "--data_dir" in proc.stdout and "utt2category" in proc.stdout
+
+
+def test_hypotheses_of_other_audio_are_refused_and_their_scores_removed(tmp_path):
+    data, hyp = write_dir(tmp_path, THREE_TEXT, THREE_HYP)
+    (data / "utt2sha256").write_text("u1 a1\nu2 b2\nu3 c3\n")  # stage 2's digests of the audio
+    decode = hyp.parent
+    info = {"audio_sha256": file_sha256(data / "utt2sha256")}
+    (decode / "decode_info.json").write_text(json.dumps(info))
+    cmd = [sys.executable, "-m", "espnet_cs.bin.score", "--data_dir", str(data), "--hyp", str(hyp), "--out_dir"]
+    assert subprocess.run(cmd + [str(decode)], cwd=REPO, capture_output=True).returncode == 0
+    assert (decode / "scores.json").exists()
+    (data / "utt2sha256").write_text("u1 a1\nu2 b2\nu3 new\n")  # stage 2 reformatted changed audio of u3
+    proc = subprocess.run(cmd + [str(decode)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert f"{hyp} was decoded from other audio than {data} holds now: decode it again" in proc.stderr
+    assert not any((decode / name).exists() for name in ("scores.json", "result.txt", "alignments.txt"))
+    (decode / "decode_info.json").write_text("{}")  # written before decodes recorded their audio
+    proc = subprocess.run(cmd + [str(decode)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode == 1 and "decoded by an older version of espnet_cs" in proc.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ import whisper
 from conftest import make_tiny_whisper
 
 from espnet_cs.model import BACKBONE_PREFIXES
+from espnet_cs.splitting import AUDIO_DIGESTS
 from espnet_cs.task import CSASRTask
 from espnet_cs.trainer import CheckpointError, CSTrainer, restore_epoch_file
 
@@ -25,16 +27,18 @@ TEXTS = ["这个 project 的 deadline", "我们去吃饭", "can you check it", "
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
-    """A dump/raw-like dir of 4 noise utterances with CS transcripts."""
+    """A dump/raw-like dir of 4 noise utterances with CS transcripts (and stage 2's audio digests)."""
     root = tmp_path_factory.mktemp("dump")
     rng = np.random.default_rng(0)
-    lines: dict[str, list[str]] = {"wav.scp": [], "text": [], "speech_shape": []}
+    lines: dict[str, list[str]] = {"wav.scp": [], "text": [], "speech_shape": [], AUDIO_DIGESTS: []}
     for i, text in enumerate(TEXTS):
         utt, n = f"utt{i}", 8000 + 1600 * i
         sf.write(root / f"{utt}.wav", (0.1 * rng.standard_normal(n)).astype(np.float32), 16000, subtype="PCM_16")
+        samples, _ = sf.read(root / f"{utt}.wav", dtype="int16")
         lines["wav.scp"].append(f"{utt} {root / utt}.wav")
         lines["text"].append(f"{utt} {text}")
         lines["speech_shape"].append(f"{utt} {n}")
+        lines[AUDIO_DIGESTS].append(f"{utt} {hashlib.sha256(samples.tobytes()).hexdigest()}")
     for name, content in lines.items():
         (root / name).write_text("\n".join(content) + "\n", encoding="utf-8")
     return root
