@@ -85,6 +85,8 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
         result = run(recipe, "--stage", "4", "--stop_stage", "6", "--method", "adapter", option, "nosuch")
         assert result.returncode != 0 and f"{option} nosuch: unknown method" in result.stderr
         assert "spt4asr" in result.stderr and "stage 4" not in result.stderr
+    result = run(recipe, "--stage", "8", "--stop_stage", "8", "--method", "adapter")
+    assert result.returncode != 0 and "exp/adapter/valid.loss.ave.pth, which does not exist" in result.stderr
     result = run(recipe, "--stop_stage", "2", "--train_set", "my train")
     assert result.returncode != 0 and "--train_set 'my train': a data set is one name" in result.stderr
     assert not (recipe / "dump").exists() and not (recipe / "data").exists()

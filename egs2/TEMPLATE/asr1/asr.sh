@@ -267,6 +267,10 @@ fi
 
 if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
     needs_method 8 "${method}"
+    if [ ! -f "${asr_exp}/valid.loss.ave.pth" ]; then
+        log "stage 8 decodes with ${asr_exp}/valid.loss.ave.pth, which does not exist: train and average first (stages 5-7)"
+        exit 1
+    fi
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
         log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir} (logs: ${dir}/logdir)"
