@@ -290,6 +290,10 @@ def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")
     with pytest.raises(ValueError, match="needs lid_heads"):
         build("--model_conf", "{guidance: {weight: 1.0}}")
+    corrupt = tmp_path / "lid_heads.json"
+    corrupt.write_text('{"ranked": [[0, 1]')  # cut short
+    with pytest.raises(ValueError, match=f"^{corrupt} is not an LID-head file written by stage 4"):
+        build("--model_conf", f"{{guidance: {{lid_heads: {corrupt}}}}}")
     with pytest.raises(ValueError, match="unknown selection 'best'"):
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}, selection: best}}}}")
     with pytest.raises(ValueError, match="two-LID task tokens"):
