@@ -157,7 +157,7 @@ def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, t
     )
 
 
-def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tmp_path):
+def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tmp_path, capsys):
     def build(*extra):
         return CSASRTask.build_model(
             CSASRTask.get_parser().parse_args(train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, *extra))
@@ -167,8 +167,12 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
         build("--encoder_conf", "{bottleneck: 4}")
     with pytest.raises(ValueError, match=r"decoder soft_prompts: unknown option\(s\) \[.lenght.\]"):
         build("--decoder_conf", "{soft_prompts: {lenght: 4}}")
+    with pytest.raises(ValueError, match=r"encoder soft_prompts: unknown option\(s\) \['unknown'\]"):
+        build("--encoder_conf", "{soft_prompts: {unknown: 1}}")
     with pytest.raises(ValueError, match="does not fit Whisper's text context of 448"):
         build("--decoder_conf", "{soft_prompts: {length: 300}}")
+    with pytest.raises(ValueError, match="encoder prompts: length 1501 exceeds Whisper's 1500 audio positions"):
+        build("--encoder_conf", "{soft_prompts: {length: 1501}}")
     with pytest.raises(SystemExit):  # ESPnet's parser: unknown option
         CSASRTask.get_parser().parse_args(
             train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, "--prompt_length", "4")
@@ -179,6 +183,7 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
         CSASRTask.get_parser().parse_args(
             ["--config", str(bad_yaml), *train_args("spt_both", tiny_whisper_path, data_dir, tmp_path)[2:]]
         )
+    assert f"unrecognized arguments: prompt_lenght (from {bad_yaml})" in capsys.readouterr().err
 
 
 def test_checkpoint_of_another_backbone_is_rejected(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
