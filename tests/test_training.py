@@ -231,6 +231,12 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_whisper_path
     assert restored.keys() == checkpoint["model"].keys()
     assert all(torch.equal(restored[k], checkpoint["model"][k]) for k in restored)
     assert (out / "valid.loss.ave.pth").exists()
+    # the same epochs without the kill: identical weights (ESPnet reseeds every epoch)
+    args[args.index("--output_dir") + 1] = str(tmp_path / "uninterrupted")
+    subprocess.run(args, capture_output=True, check=True)
+    resumed, uninterrupted = (torch.load(d / f"{done + 2}epoch.pth") for d in (out, tmp_path / "uninterrupted"))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "resuming changed the training"
 
 
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
