@@ -17,13 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from espnet2.main_funcs.pack_funcs import unpack
 from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.data_format import to_mono_16k
 from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
-from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpacked_files
+from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpack_zip, unpacked_files
 
 Speech = str | os.PathLike | np.ndarray
 
@@ -46,7 +45,7 @@ class Speech2Text:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no such packed model (zip) or unpacked model directory")
         with tempfile.TemporaryDirectory() as tmp:  # everything is read while the model is built
-            return cls.from_files(**unpack(path, tmp), **kwargs)
+            return cls.from_files(**unpack_zip(path, tmp), **kwargs)
 
     @classmethod
     def from_files(

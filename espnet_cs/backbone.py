@@ -28,6 +28,7 @@ import io
 import json
 import logging
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -211,11 +212,32 @@ def _cached_conversion(target: Path, key: str, source: str, convert: Callable[[]
     return model, sha256
 
 
+BACKBONE_FILE = (
+    "an openai-whisper checkpoint (a torch.save'd dict with 'dims' and 'model_state_dict') "
+    "or a CTranslate2 Whisper model directory (model.bin + config.json)"
+)
+
+
 def _torch_load(data: bytes, source: str) -> dict:
+    """The checkpoint in ``data`` (tensors and plain containers only), read from the file ``source``."""
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises a variety of types for non-checkpoints
-        raise ValueError(f"{source}: not a PyTorch checkpoint: {e}") from e
+    except Exception as e:  # torch raises a variety of types for non-checkpoints; its advice is not ours
+        raise ValueError(f"{source}: {_unloadable(data, e)}; expected {BACKBONE_FILE}") from None
+
+
+def _unloadable(data: bytes, error: Exception) -> str:
+    """Why ``torch.load`` failed on ``data`` with ``error``, in the user's terms."""
+    if not data:
+        return "the file is empty"
+    if not data.startswith(b"PK\x03\x04"):  # torch.save writes a zip archive
+        return "not a PyTorch checkpoint file"
+    if isinstance(error, pickle.UnpicklingError):
+        unsupported = [line.strip() for line in str(error).splitlines() if "Unsupported global" in line]
+        return "a PyTorch file holding objects other than tensors and plain containers " + (
+            f"({unsupported[0]})" if unsupported else "(not a checkpoint of weights)"
+        )
+    return "a PyTorch checkpoint file that is cut short or damaged (copy or download it again)"
 
 
 def _build(checkpoint: dict, source: str) -> Whisper:
@@ -224,5 +246,5 @@ def _build(checkpoint: dict, source: str) -> Whisper:
         model = Whisper(ModelDimensions(**checkpoint["dims"]))
         model.load_state_dict(checkpoint["model_state_dict"])
     except (AttributeError, IndexError, KeyError, TypeError, RuntimeError) as e:
-        raise ValueError(f"{source}: not an openai-whisper checkpoint: {e!r}") from e
+        raise ValueError(f"{source}: not an openai-whisper checkpoint ({e!r}); expected {BACKBONE_FILE}") from e
     return model

@@ -30,7 +30,8 @@ def read_kaldi_map(path: str | Path, report: Report | None = None, verbatim: boo
     """``{key: rest of line}`` of a ``<key> [value...]`` file; a key alone maps to ``""``.
 
     The value is stripped; with ``verbatim`` the key ends at the first space and the value is the
-    rest of the line as written (a hypothesis may begin with a space). Blank lines are skipped.
+    rest of the line as written (a hypothesis may begin with a space). Lines end at LF or CRLF
+    (a lone CR is part of the line). Blank lines are skipped.
     With ``report``, every blank line, duplicate key (its first value is kept) and line that is
     not UTF-8 (kept, the bad bytes read as U+FFFD) goes to ``report`` and nothing raises.
 
@@ -41,10 +42,11 @@ def read_kaldi_map(path: str | Path, report: Report | None = None, verbatim: boo
     errors = "strict" if report is None else "replace"
     report = report or partial(_raise_on_duplicate, path)
     table: dict[str, str] = {}
-    with open(path, encoding="utf-8", errors=errors) as f:
-        for number, line in enumerate(f, 1):
+    with open(path, encoding="utf-8", errors=errors, newline="\n") as f:  # a \r inside a line does not end it
+        for number, raw in enumerate(f, 1):
+            line = raw.removesuffix("\n").removesuffix("\r")  # LF or CRLF (Windows) line endings
             if verbatim:
-                key, _, value = line.rstrip("\n").partition(" ")
+                key, _, value = line.partition(" ")
             else:
                 key, value = (line.split(maxsplit=1) + ["", ""])[:2]
             if "\ufffd" in line:

@@ -25,13 +25,15 @@ import logging
 import os
 import shutil
 import tempfile
+import zipfile
+import zlib
 from contextlib import chdir
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 import yaml
-from espnet2.main_funcs.pack_funcs import pack
+from espnet2.main_funcs.pack_funcs import pack, unpack
 from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 from espnet_cs.backbone import load_whisper
@@ -203,13 +205,65 @@ def check_backbone(identity: dict, spec: str, cache_dir: str | None = None) -> N
         raise BackboneError(f"the packed model needs {wanted}, but {spec!r} has sha256 {loaded.sha256}")
 
 
+PACKED_BY = "stage 11 (python -m espnet_cs.bin.pack)"
+
+
+def unpack_zip(path: str | Path, out: str | Path) -> dict[str, str]:
+    """Extract the packed model ``path`` (a zip :func:`pack_model` wrote) into ``out``; ``{key: path}`` of its files.
+
+    Raises:
+        ValueError: ``path`` is not a zip, is cut short or damaged, or is not a packed model.
+        FileNotFoundError: it lacks one of the files a packed model has.
+    """
+    path = Path(path)
+    if not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} is not a zip file (or is cut short): expected a packed model zip written by {PACKED_BY}"
+        )
+    if path.suffix != ".zip":
+        raise ValueError(f"{path}: a packed model's file name ends in .zip, as {PACKED_BY} writes it")
+    try:
+        files = unpack(path, out)
+    except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, KeyError, AssertionError, yaml.YAMLError) as e:
+        raise ValueError(
+            f"{path} is a damaged zip or not a packed model ({e!r}): expected a zip written by {PACKED_BY}"
+        ) from e
+    return _checked_files(files, path)
+
+
 def unpacked_files(directory: str | Path) -> dict[str, str]:
-    """``{key: path}`` of the files in a directory ESPnet's ``unpack`` wrote, from its ``meta.yaml``."""
+    """``{key: path}`` of the files in a directory ESPnet's ``unpack`` wrote, from its ``meta.yaml``.
+
+    Raises:
+        FileNotFoundError: ``meta.yaml`` or a file of a packed model missing.
+        ValueError: ``meta.yaml`` is not ESPnet's index of a packed model.
+    """
     meta = Path(directory) / "meta.yaml"
     if not meta.is_file():
-        raise FileNotFoundError(f"{meta} does not exist: {directory} is not an unpacked model")
-    index = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    return {key: str(Path(directory) / path) for key, path in {**index["yaml_files"], **index["files"]}.items()}
+        raise FileNotFoundError(
+            f"{meta} does not exist: {directory} is not an unpacked model (of a zip written by {PACKED_BY})"
+        )
+    try:
+        index = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        listed = {**index["yaml_files"], **index["files"]}
+    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError) as e:
+        raise ValueError(
+            f"{meta} is not the index of a packed model ({e!r}): expected ESPnet's meta.yaml with "
+            f"yaml_files and files, as unpacking a zip written by {PACKED_BY} leaves it"
+        ) from e
+    return _checked_files({key: str(Path(directory) / path) for key, path in listed.items()}, Path(directory))
+
+
+def _checked_files(files: dict[str, str], source: Path) -> dict[str, str]:
+    """``files``, after checking that they hold the three files of a packed model and these exist."""
+    for key in (CONFIG_KEY, MODEL_KEY, BACKBONE_KEY):
+        if key not in files:
+            raise FileNotFoundError(f"{source}: no {key} in its meta.yaml: not a packed model written by {PACKED_BY}")
+        if not Path(files[key]).is_file():
+            raise FileNotFoundError(
+                f"{source}: its {key} {files[key]} does not exist: expected the files of a packed model written by {PACKED_BY}"
+            )
+    return files
 
 
 def _write_yaml(path: Path, data: dict) -> None:

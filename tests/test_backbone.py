@@ -6,7 +6,9 @@ serializer (tests/ct2_writer.py); the integration tests use the real Whisper-bas
 
 from __future__ import annotations
 
+import argparse
 import hashlib
+import io
 import shutil
 import struct
 import subprocess
@@ -200,13 +202,45 @@ def test_converted_checkpoint_is_an_openai_whisper_checkpoint(tiny, tiny_dir, in
     assert by_path.sha256 == identity.sha256
 
 
-def test_not_a_checkpoint(tmp_path):
+EXPECTED = (
+    r"expected an openai-whisper checkpoint \(a torch.save'd dict with 'dims' and 'model_state_dict'\) or a CTranslate2"
+)
+
+
+def _pickled_object() -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"dims": argparse.Namespace(n_mels=80)}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "garble, message",
+    [
+        (lambda data: np.random.default_rng(0).bytes(4096), "not a PyTorch checkpoint file"),
+        (lambda data: b"", "the file is empty"),
+        (lambda data: data[: len(data) // 2], "a PyTorch checkpoint file that is cut short or damaged"),
+        (lambda data: data[:-10], "a PyTorch checkpoint file that is cut short or damaged"),  # its index cut
+        (
+            lambda data: _pickled_object(),
+            r"a PyTorch file holding objects other than tensors and plain containers \(.*argparse.Namespace",
+        ),
+    ],
+    ids=["random", "empty", "half", "index", "object"],
+)
+def test_not_a_checkpoint(tiny_whisper_path, tmp_path, garble, message):
     path = tmp_path / "junk.pt"
-    path.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=f"{path}: not a PyTorch checkpoint"):
+    path.write_bytes(garble(tiny_whisper_path.read_bytes()))
+    with pytest.raises(ValueError, match=rf"^{path}: {message}.*; {EXPECTED}") as error:
         load_whisper(str(path))
-    torch.save({"weights": 1}, path)
-    with pytest.raises(ValueError, match=f"{path}: not an openai-whisper checkpoint"):
+    assert "weights_only" not in str(error.value) and error.value.__cause__ is None  # torch's advice is not shown
+
+
+def test_checkpoint_of_something_else(tmp_path):
+    path = tmp_path / "junk.pt"
+    torch.save({"weights": 1}, path)  # e.g. a state dict, or ESPnet's valid.loss.ave.pth
+    with pytest.raises(
+        ValueError, match=rf"^{path}: not an openai-whisper checkpoint \(KeyError\('dims'\)\); {EXPECTED}"
+    ):
         load_whisper(str(path))
 
 

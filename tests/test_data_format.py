@@ -363,3 +363,31 @@ def test_downmixes_stereo(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> N
     expected = stereo.astype(np.int32).sum(axis=1) // 2
     np.testing.assert_array_equal(read_output(tmp_path / "dst", "a"), expected)
     assert "downmixed 1 multi-channel recording" in caplog.text
+
+
+# reliability cases (audit)
+
+
+@pytest.mark.parametrize("rate", [8000, 44100])
+def test_audit_resamples_8k_and_44k_to_16k(tmp_path: Path, rate: int) -> None:
+    frames = rate + 11  # not a whole number of 16-kHz samples
+    sf.write(tmp_path / "a.wav", 0.5 * np.sin(2 * np.pi * 440 * np.arange(frames) / rate), rate, subtype="PCM_16")
+    src = write_data_dir(tmp_path / "data", [f"a {tmp_path / 'a.wav'}"], ["a x"], ["a s"])
+    format_data_dir(src, tmp_path / "dst")
+    out = read_output(tmp_path / "dst", "a") / 32768
+    assert abs(len(out) - frames * SAMPLE_RATE / rate) <= 1
+    ideal = 0.5 * np.sin(2 * np.pi * 440 * np.arange(len(out)) / SAMPLE_RATE)
+    assert np.max(np.abs(out - ideal)[200:-200]) < 2e-3
+
+
+def test_audit_crlf_tables_format_like_lf(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+    src, _ = clean_dir
+    format_data_dir(src, tmp_path / "lf")
+    for name in ("wav.scp", "text", "utt2spk", "utt2category"):
+        (src / name).write_bytes((src / name).read_bytes().replace(b"\n", b"\r\n"))
+    assert validate_data_dir(src) == []
+    format_data_dir(src, tmp_path / "crlf")
+    for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2category", "utt2num_samples"):
+        lf, crlf = (read_table(tmp_path / d / name) for d in ("lf", "crlf"))
+        assert {k: v.replace(str(tmp_path / "crlf"), str(tmp_path / "lf")) for k, v in crlf.items()} == lf, name
+        assert b"\r" not in (tmp_path / "crlf" / name).read_bytes()

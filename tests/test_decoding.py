@@ -130,3 +130,16 @@ def test_true_length_hypotheses_do_not_depend_on_batch_mates(tiny_whisper_path):
     alone = [transcriber([audio])[0] for audio in audios]
     assert [h.tokens for h in together] == [h.tokens for h in alone]
     assert [transcriber.encoder.padded_samples(len(a)) for a in audios] == [16000, 48000, 48000, 16000]
+
+
+def test_decoding_before_training_names_the_missing_model_file(tmp_path):
+    from espnet_cs.bin import decode
+
+    model_file = tmp_path / "exp" / "spt4asr" / "valid.loss.ave.pth"
+    argv = ["--data_dir", str(tmp_path), "--out_dir", str(tmp_path / "out")]
+    argv += ["--asr_train_config", str(model_file.parent / "config.yaml"), "--asr_model_file", str(model_file)]
+    with pytest.raises(
+        SystemExit, match=f"^decode.py: model file {model_file} does not exist \\(did training finish\\?\\)"
+    ):
+        decode.main(argv)
+    assert not (tmp_path / "out").exists()

@@ -114,6 +114,59 @@ def test_lid_heads_file_is_checked(tmp_path):
         LidHeads.load(path, "ab" * 32, 2, 4).select("top", 0.6)
 
 
+def _edited(data: dict, **changes) -> dict:
+    """``data`` with ``changes`` (a value of None removes the key)."""
+    return {k: v for k, v in {**data, **changes}.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"\xff\xfe not text", "not JSON"),
+        (b"", "not JSON"),
+        (b'{"backbone": "whisper-base", "ranked": [[0, 1]', "not JSON"),  # cut short
+        (b"[[1, 3], [0, 1]]", "JSON list, not an object with the keys"),
+        (b"null", "JSON NoneType, not an object"),
+        (lambda d: _edited(d, counts=None), r"keys missing \['counts'\], unknown keys \[\]"),
+        (lambda d: _edited(d, heads=[[0, 1]]), r"keys missing \[\], unknown keys \['heads'\]"),
+        (lambda d: _edited(d, ranked=[[0, "1"]]), r"wrong type or shape of \['ranked'\]"),
+        (lambda d: _edited(d, ranked=[[0, 1, 2]]), r"wrong type or shape of \['ranked'\]"),
+        (lambda d: _edited(d, ranked="(1, 3)"), r"wrong type or shape of \['ranked'\]"),
+        (lambda d: _edited(d, n_layers="2"), r"wrong type or shape of \['n_layers', 'counts', 'mean_lid_attention'\]"),
+        (lambda d: _edited(d, counts=[[0] * 4]), r"wrong type or shape of \['counts'\]"),  # 1 of 2 layers
+        (
+            lambda d: _edited(d, mean_lid_attention=[[0.0] * 3] * 2),
+            r"wrong type or shape of \['mean_lid_attention'\]",
+        ),  # 3 of 4 heads
+        (lambda d: _edited(d, backbone_sha256=None, sha256="ab" * 32), r"keys missing \['backbone_sha256'\]"),
+    ],
+)
+def test_bad_lid_heads_file_names_the_file_and_what_was_expected(tmp_path, content, reason):
+    path = tmp_path / "lid_heads.json"
+    lid_heads([(1, 3), (0, 1)]).save(path)
+    if callable(content):
+        content = json.dumps(content(json.loads(path.read_text()))).encode()
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"^{path} is not an LID-head file written by stage 4 .*: {reason}") as error:
+        LidHeads.load(path, "ab" * 32, 2, 4)
+    assert "select_heads" in str(error.value) and "re-run stage 4" in str(error.value)
+
+
+def test_lid_heads_of_another_backbone_are_a_named_error(tmp_path):
+    path = tmp_path / "lid_heads.json"
+    wide = LidHeads("whisper-small", "cd" * 32, 12, 12, [(11, 11)], [[1] * 12] * 12, [[0.5] * 12] * 12, 4, 4, 0.1, 0.5)
+    wide.save(path)
+    with pytest.raises(ValueError, match=rf"^{path}: LID heads were found on the backbone with sha256 {'cd' * 32}"):
+        LidHeads.load(path, "ab" * 32, 2, 4)
+    # the same backbone identity but a larger decoder (a hand-edited or mislabelled file): still named
+    with pytest.raises(
+        ValueError,
+        match=rf"^{path}: LID heads found on a decoder of 12 layers x 12 heads \(outside it: \[\(11, 11\)\]\) "
+        "do not fit a decoder of 2 layers x 4 heads: re-run stage 4",
+    ):
+        LidHeads.load(path, "cd" * 32, 2, 4)
+
+
 def test_attention_capture_matches_whisper_and_changes_nothing(tiny_whisper_path):
     from whisper.model import disable_sdpa
 
@@ -158,3 +211,19 @@ def test_captured_attention_is_in_batch_order_without_the_language_detection_pas
             dec(memory[i : i + 1, : hlens[i]], None, tokens[i : i + 1], None)
         for layer, probs in alone.in_batch_order(None, positions).items():
             torch.testing.assert_close(attention[layer][i], probs[0])
+
+
+def test_attention_report_names_a_bad_lid_heads_file(tiny_whisper_path, tmp_path):
+    from espnet_cs.bin import attention_report
+
+    (tmp_path / "utt2category").write_text("u1 cs\n")
+    heads = tmp_path / "lid_heads.json"
+    heads.write_text('{"ranked": [[0, 1]')  # cut short
+    argv = ["--data_dir", str(tmp_path), "--lid_heads", str(heads), "--system", "backbone"]
+    argv += ["--whisper_model", str(tiny_whisper_path), "--out_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=rf"^attention_report.py: backbone: {heads} is not an LID-head file"):
+        attention_report.main(argv)
+    lid_heads([(0, 1)]).save(heads)  # found on another backbone
+    with pytest.raises(SystemExit, match=rf"^attention_report.py: backbone: {heads}: LID heads were found on"):
+        attention_report.main(argv)
+    assert not (tmp_path / "out").exists()

@@ -40,3 +40,15 @@ def test_spk2utt_is_sorted_like_kaldi():
     utt2spk = {"s2-b": "s2", "s1-b": "s1", "s10-a": "s10", "s1-a": "s1", "s2-a": "s2"}
     assert spk2utt(utt2spk) == {"s1": ["s1-a", "s1-b"], "s10": ["s10-a"], "s2": ["s2-a", "s2-b"]}
     assert list(spk2utt(utt2spk)) == ["s1", "s10", "s2"] and spk2utt({}) == {}
+
+
+@pytest.mark.parametrize("verbatim", [False, True])
+def test_crlf_file_reads_like_lf(tmp_path, verbatim):
+    lf, crlf = tmp_path / "lf", tmp_path / "crlf"
+    content = "a 你好 world\nb\n\nc  two   spaces\nd x\ry\n"  # d: a lone CR inside a value does not end the line
+    lf.write_bytes(content.encode())
+    crlf.write_bytes(content.replace("\n", "\r\n").encode())
+    table = read_kaldi_map(crlf, verbatim=verbatim)
+    assert table == read_kaldi_map(lf, verbatim=verbatim)
+    assert list(table) == ["a", "b", "c", "d"] and not any(v.endswith("\r") for v in table.values())
+    assert table["a"] == "你好 world" and table["d"] == "x\ry"

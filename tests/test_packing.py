@@ -196,7 +196,56 @@ def test_packing_errors(runs, tmp_path):
         pack_model(runs["adapter_ag"].exp_dir, "valid.loss.ave.pth", tmp_path / "x.zip")  # its heads were moved
     with pytest.raises(ValueError, match="not trained with attention guidance"):
         pack_model(exp, "valid.loss.ave.pth", tmp_path / "x.zip", lid_heads=tmp_path / "heads.json")
+    corrupt = tmp_path / "lid_heads.json"
+    corrupt.write_text('{"ranked": [[0, 1]')  # cut short
+    with pytest.raises(SystemExit, match=f"^pack.py: {corrupt} is not an LID-head file written by stage 4"):
+        pack_cli.main(
+            [
+                "--exp_dir",
+                str(runs["adapter_ag"].exp_dir),
+                "--lid_heads",
+                str(corrupt),
+                "--out",
+                str(tmp_path / "x.zip"),
+            ]
+        )
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob(".pack.*")), "nothing left behind"
+
+
+def test_not_a_packed_model_names_the_path_and_stage_11(runs, tmp_path):
+    def fails(path: Path, error: type[Exception], message: str) -> None:
+        with pytest.raises(error, match=f"^{re.escape(str(path))}{message}"):
+            Speech2Text.from_pretrained(path)
+
+    data = runs["spt4asr"].zip.read_bytes()
+    written_by = r".*written by stage 11 \(python -m espnet_cs.bin.pack\)"
+    (tmp_path / "random.zip").write_bytes(np.random.default_rng(0).bytes(4096))
+    fails(tmp_path / "random.zip", ValueError, f" is not a zip file \\(or is cut short\\){written_by}")
+    (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])
+    fails(tmp_path / "cut.zip", ValueError, f" is not a zip file \\(or is cut short\\){written_by}")
+    damaged = bytearray(data)
+    with zipfile.ZipFile(runs["spt4asr"].zip) as z:  # a byte of the model file's tensors flipped
+        member = z.getinfo(yaml.safe_load(z.read("meta.yaml"))["files"]["asr_model_file"])
+    damaged[member.header_offset + 30 + len(member.filename) + member.compress_size // 2] ^= 0xFF
+    (tmp_path / "damaged.zip").write_bytes(bytes(damaged))
+    fails(tmp_path / "damaged.zip", ValueError, f" is a damaged zip or not a packed model .*CRC{written_by}")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as z:
+        z.writestr("notes.txt", "not a model")
+    fails(tmp_path / "other.zip", ValueError, f" is a damaged zip or not a packed model .*meta.yaml{written_by}")
+    (tmp_path / "model.pth").write_bytes(data)
+    fails(tmp_path / "model.pth", ValueError, r": a packed model's file name ends in .zip")
+
+    unpacked = tmp_path / "unpacked"
+    unpack(runs["spt4asr"].zip, unpacked)
+    model_file = next(unpacked.glob("exp/*/valid.loss.ave.pth"))
+    model_file.unlink()
+    fails(unpacked, FileNotFoundError, f": its asr_model_file {re.escape(str(model_file))} does not exist{written_by}")
+    (unpacked / "meta.yaml").write_text("[not, an, index]\n")
+    fails(unpacked, ValueError, f"/meta.yaml is not the index of a packed model .*{written_by}")
+    (unpacked / "meta.yaml").unlink()
+    fails(
+        unpacked, FileNotFoundError, f"/meta.yaml does not exist: {re.escape(str(unpacked))} is not an unpacked model"
+    )
 
 
 def test_result_pairs_each_token_with_its_language():

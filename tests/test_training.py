@@ -161,7 +161,7 @@ def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, t
     )
 
 
-def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tmp_path):
+def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tmp_path, capsys):
     def build(*extra):
         return CSASRTask.build_model(
             CSASRTask.get_parser().parse_args(train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, *extra))
@@ -171,8 +171,12 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
         build("--encoder_conf", "{bottleneck: 4}")
     with pytest.raises(ValueError, match=r"decoder soft_prompts: unknown option\(s\) \[.lenght.\]"):
         build("--decoder_conf", "{soft_prompts: {lenght: 4}}")
+    with pytest.raises(ValueError, match=r"encoder soft_prompts: unknown option\(s\) \['unknown'\]"):
+        build("--encoder_conf", "{soft_prompts: {unknown: 1}}")
     with pytest.raises(ValueError, match="does not fit Whisper's text context of 448"):
         build("--decoder_conf", "{soft_prompts: {length: 300}}")
+    with pytest.raises(ValueError, match="encoder prompts: length 1501 exceeds Whisper's 1500 audio positions"):
+        build("--encoder_conf", "{soft_prompts: {length: 1501}}")
     with pytest.raises(SystemExit):  # ESPnet's parser: unknown option
         CSASRTask.get_parser().parse_args(
             train_args("spt_both", tiny_whisper_path, data_dir, tmp_path, "--prompt_length", "4")
@@ -183,6 +187,7 @@ def test_bad_configuration_fails_before_training(tiny_whisper_path, data_dir, tm
         CSASRTask.get_parser().parse_args(
             ["--config", str(bad_yaml), *train_args("spt_both", tiny_whisper_path, data_dir, tmp_path)[2:]]
         )
+    assert f"unrecognized arguments: prompt_lenght (from {bad_yaml})" in capsys.readouterr().err
 
 
 def test_checkpoint_of_another_backbone_is_rejected(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
@@ -230,6 +235,12 @@ def test_interrupted_training_resumes_from_its_last_checkpoint(tiny_whisper_path
     assert restored.keys() == checkpoint["model"].keys()
     assert all(torch.equal(restored[k], checkpoint["model"][k]) for k in restored)
     assert (out / "valid.loss.ave.pth").exists()
+    # the same epochs without the kill: identical weights (ESPnet reseeds every epoch)
+    args[args.index("--output_dir") + 1] = str(tmp_path / "uninterrupted")
+    subprocess.run(args, capture_output=True, check=True)
+    resumed, uninterrupted = (torch.load(d / f"{done + 2}epoch.pth") for d in (out, tmp_path / "uninterrupted"))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed), "resuming changed the training"
 
 
 def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
@@ -294,6 +305,10 @@ def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")
     with pytest.raises(ValueError, match="needs lid_heads"):
         build("--model_conf", "{guidance: {weight: 1.0}}")
+    corrupt = tmp_path / "lid_heads.json"
+    corrupt.write_text('{"ranked": [[0, 1]')  # cut short
+    with pytest.raises(ValueError, match=f"^{corrupt} is not an LID-head file written by stage 4"):
+        build("--model_conf", f"{{guidance: {{lid_heads: {corrupt}}}}}")
     with pytest.raises(ValueError, match="unknown selection 'best'"):
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}, selection: best}}}}")
     with pytest.raises(ValueError, match="two-LID task tokens"):

@@ -102,9 +102,12 @@ def main(argv: list[str] | None = None) -> None:
     for spec in args.system:
         name, model = load_system(spec, args.whisper_model)
         identity = model.encoder.backbone_identity
-        heads = LidHeads.load(
-            args.lid_heads, identity.sha256, identity.dims["n_text_layer"], identity.dims["n_text_head"]
-        ).select(args.selection, args.share)
+        try:
+            heads = LidHeads.load(
+                args.lid_heads, identity.sha256, identity.dims["n_text_layer"], identity.dims["n_text_head"]
+            ).select(args.selection, args.share)
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"attention_report.py: {name}: {e}") from e
         hits = pairs = 0
         for attention, words, _ in attention_passes(model, args.data_dir):
             h, p = own_language_share(attention, heads, words)

@@ -1,6 +1,6 @@
 """Collect ``exp/*/decode_*/scores.json`` into RESULTS.md tables (one per test set).
 
-Columns: trainable parameters, epochs and training wall time (trained systems), MER over all
+Columns: trainable parameters, epochs and training time (trained systems: the finished epochs in checkpoint.pth), MER over all
 utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances
 (percent), the share of errors that are insertions, and the decoding real-time factor. Rows: one
 per experiment dir (``zeroshot_<lid_prompt>[_guard]`` for stage 3, ``<method><tag>`` for stage 8).
@@ -14,9 +14,8 @@ import argparse
 import json
 import os
 import platform
-import re
 from collections import defaultdict
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import torch
@@ -50,7 +49,7 @@ def _system_description(info: dict) -> str:
 
 
 def training_info(exp: Path) -> dict:
-    """Trainable parameters, epochs and wall time of the training run in ``exp`` (empty if none)."""
+    """Trainable parameters, epochs and training seconds (:func:`epoch_seconds`) of the run in ``exp`` (empty if none)."""
     config = exp / "config.yaml"
     if not config.exists():
         return {}
@@ -60,24 +59,35 @@ def training_info(exp: Path) -> dict:
     except ValueError:  # a backbone given as a file: its dimensions are not known by name
         trainable = None
     checkpoint = exp / "checkpoint.pth"
-    epochs = (
-        torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"]["epoch"]
-        if checkpoint.exists()
-        else None
+    reporter = (
+        torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"] if checkpoint.exists() else None
     )
-    ended = (
-        re.findall(r"^# ended at .*, (\d+) s, exit code 0$", (exp / "train.log").read_text(), re.M)
-        if (exp / "train.log").exists()
-        else []
-    )
-    info = {"trainable": trainable, "epochs": epochs, "seconds": int(ended[-1]) if ended else None}
+    info = {
+        "trainable": trainable,
+        "epochs": reporter["epoch"] if reporter else None,
+        "seconds": epoch_seconds(reporter) if reporter else None,
+    }
     for init in args.init_param or []:  # a second stage: add the first stage's epochs and time
         first = training_info(Path(init.split(":")[0]).parent)
         if first:
-            info["epochs"] = f"{first['epochs'] or '?'}+{epochs or '?'}"
+            info["epochs"] = f"{first['epochs'] or '?'}+{info['epochs'] or '?'}"
             if first["seconds"] is not None and info["seconds"] is not None:
                 info["seconds"] += first["seconds"]
     return info
+
+
+def epoch_seconds(reporter: dict) -> int | None:
+    """Training plus validation seconds of the finished epochs in ESPnet's ``Reporter`` state (None if none).
+
+    The checkpoint holds every finished epoch once, whichever attempt of a resumed run ran it.
+    """
+    times = [
+        stats[phase]["time"]
+        for stats in reporter["stats"].values()
+        for phase in ("train", "valid")
+        if "time" in stats.get(phase, {})
+    ]
+    return round(sum(times, timedelta()).total_seconds()) if times else None
 
 
 def _training_cells(training: dict) -> list[str]:
@@ -140,7 +150,10 @@ def render(tables: dict[str, list[Row]]) -> str:
         "tokens are CJK characters and English words. In brackets: utterances in that category. "
         "`ins.` is the share of all errors that are insertions (looping hypotheses show up there). "
         "RTF: decoding seconds per audio second on this machine. Trainable parameters are counted "
-        "for the backbone the system was trained on; training time is the wall time of stage 5 (of stages 5 and 6, epochs `stage 5+stage 6`, for two-stage systems).",
+        "for the backbone the system was trained on. Training time is the sum over the finished epochs of "
+        "the training and validation time ESPnet's reporter records in `checkpoint.pth` (each epoch once, "
+        "over every attempt of a resumed run; start-up, checkpoint saving and averaging not included), "
+        "of stages 5 and 6 for two-stage systems (epochs `stage 5+stage 6`).",
     ]
     for test_set, rows in sorted(tables.items()):
         lines += ["", f"## {test_set}", ""]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
@@ -140,13 +140,7 @@ class LidHeads:
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"LID heads {path} do not exist: run stage 4 (LID-head selection) first")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            heads = cls(**{**data, "ranked": [tuple(h) for h in data["ranked"]]})
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError) as e:
-            raise ValueError(
-                f"{path} is not an LID-head file written by stage 4 (espnet_cs.bin.select_heads): {e}"
-            ) from e
+        heads = cls._read(path)
         if heads.backbone_sha256 != backbone_sha256:
             raise ValueError(
                 f"{path}: LID heads were found on the backbone with sha256 "
@@ -154,7 +148,71 @@ class LidHeads:
             )
         bad = [h for h in heads.ranked if not (0 <= h[0] < n_layers and 0 <= h[1] < n_heads)]
         if bad or (heads.n_layers, heads.n_heads) != (n_layers, n_heads):
+            outside = f" (outside it: {bad})" if bad else ""
             raise ValueError(
-                f"{path}: heads {bad or heads.ranked} do not fit a decoder of {n_layers} layers x {n_heads} heads"
+                f"{path}: LID heads found on a decoder of {heads.n_layers} layers x {heads.n_heads} heads{outside} "
+                f"do not fit a decoder of {n_layers} layers x {n_heads} heads: re-run stage 4 on this backbone"
             )
         return heads
+
+    @classmethod
+    def _read(cls, path: Path) -> LidHeads:
+        """The heads in ``path``, checked to be JSON of this class's fields and shapes."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise _not_a_heads_file(path, f"not JSON ({e})") from e
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict):
+            raise _not_a_heads_file(path, f"JSON {type(data).__name__}, not an object with the keys {names}")
+        missing, unknown = [n for n in names if n not in data], sorted(set(data) - set(names))
+        if missing or unknown:
+            raise _not_a_heads_file(path, f"keys missing {missing}, unknown keys {unknown}")
+        wrong = [name for name, valid in _field_checks(data).items() if not valid]
+        if wrong:
+            raise _not_a_heads_file(path, f"wrong type or shape of {wrong}")
+        return cls(**{**data, "ranked": [tuple(h) for h in data["ranked"]]})
+
+
+def _not_a_heads_file(path: Path, reason: str) -> ValueError:
+    return ValueError(
+        f"{path} is not an LID-head file written by stage 4 (espnet_cs.bin.select_heads): {reason}; "
+        "re-run stage 4 to write it again"
+    )
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+def _is_matrix(value: object, rows: object, columns: object, element: type) -> bool:
+    """Whether ``value`` is a ``rows`` x ``columns`` list of lists of ``element`` values."""
+    check = _is_int if element is int else _is_number
+    return (
+        isinstance(value, list)
+        and len(value) == rows
+        and all(isinstance(row, list) and len(row) == columns and all(map(check, row)) for row in value)
+    )
+
+
+def _field_checks(data: dict) -> dict[str, bool]:
+    """Whether each field of a parsed ``lid_heads.json`` has its type (and the tables the file's decoder shape)."""
+    layers, heads = data["n_layers"], data["n_heads"]
+    return {
+        "backbone": isinstance(data["backbone"], str),
+        "backbone_sha256": isinstance(data["backbone_sha256"], str),
+        "n_layers": _is_int(layers),
+        "n_heads": _is_int(heads),
+        "ranked": isinstance(data["ranked"], list)
+        and all(isinstance(h, list) and len(h) == 2 and all(map(_is_int, h)) for h in data["ranked"]),
+        "counts": _is_matrix(data["counts"], layers, heads, int),
+        "mean_lid_attention": _is_matrix(data["mean_lid_attention"], layers, heads, float),
+        "n_sentences": _is_int(data["n_sentences"]),
+        "sentences_with_words": _is_int(data["sentences_with_words"]),
+        "min_fraction": _is_number(data["min_fraction"]),
+        "own_language_share": _is_number(data["own_language_share"]),
+    }
