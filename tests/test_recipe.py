@@ -67,6 +67,13 @@ def test_demo_stages_write_scores_and_results(recipe):
     )
     assert (recipe / "exp/attention/test/attention.png").exists()
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
+    # a repeated training (resumed: nothing left to do) keeps the earlier log, and the report its time
+    row = next(line for line in (recipe / "RESULTS.md").read_text().splitlines() if line.startswith("| `adapter` |"))
+    result = run(recipe, "--stage", "5", "--stop_stage", "10", "--method", "adapter", "--train_opts", "--max_epoch 1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "kept the earlier exp/adapter/train.log as exp/adapter/train.1.log" in result.stderr
+    assert "1epoch results" in (recipe / "exp/adapter/train.1.log").read_text()
+    assert row in (recipe / "RESULTS.md").read_text().splitlines()
     # rerunning stage 3 skips finished decodes, and says why
     again = run(recipe, "--stage", "3", "--stop_stage", "3")
     assert again.returncode == 0

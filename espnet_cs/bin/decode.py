@@ -83,8 +83,9 @@ def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcri
     if bool(args.asr_train_config) != bool(args.asr_model_file):
         raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
     if args.asr_model_file:
-        if not Path(args.asr_model_file).exists():
-            raise SystemExit(f"decode.py: model file {args.asr_model_file} does not exist (did training finish?)")
+        for kind, path in (("model file", args.asr_model_file), ("training config", args.asr_train_config)):
+            if not Path(path).exists():
+                raise SystemExit(f"decode.py: {kind} {path} does not exist (did training finish?)")
         return Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
     return Transcriber.from_model(
         CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s, args.cache_dir), config
