@@ -16,11 +16,12 @@ import numpy as np
 import torch
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
-from espnet2.tasks.abs_task import AbsTask
+from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
 from espnet2.train.collate_fn import CommonCollateFn
 from espnet2.train.preprocessor import AbsPreprocessor
+from espnet2.utils.nested_dict_action import NestedDictAction
 from espnet2.utils.types import str_or_none
 from whisper.audio import N_SAMPLES
 
@@ -96,6 +97,13 @@ class CSASRTask(AbsTask):
             choices=sorted(LID_PROMPTS),
             help="language tokens of the decoder's task tokens: single = <|zh|>, cs = <|zh|><|en|>",
         )
+        group.add_argument(
+            "--lr_by_prefix",
+            action=NestedDictAction,
+            default={},
+            help="learning rates of parameter groups, e.g. {encoder.soft_prompts: 1.0e-3}: the trainable "
+            "parameters under each prefix form an optimizer group of that lr, the rest keep optim_conf's",
+        )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
 
@@ -118,9 +126,15 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
-        """ESPnet's optimizers, once :func:`freeze` has run again over the adapted model."""
+        """ESPnet's optimizers, once :func:`freeze` has run again over the adapted model; with
+        ``--lr_by_prefix``, ESPnet's optimizer class over :func:`parameter_groups`."""
         freeze(model, args.freeze_param)
-        return super().build_optimizers(args, model)
+        if not args.lr_by_prefix:
+            return super().build_optimizers(args, model)
+        if args.sharded_ddp or args.exclude_weight_decay:
+            raise ValueError("--lr_by_prefix does not combine with --sharded_ddp or --exclude_weight_decay")
+        optim_class = optim_classes[args.optim]
+        return [optim_class(parameter_groups(model, args.lr_by_prefix), **args.optim_conf)]
 
     @classmethod
     def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
@@ -149,6 +163,27 @@ class CSASRTask(AbsTask):
             model_choices.get_class(args.model),
             {**args.model_conf, "encoder": encoder, "decoder": decoder, "lid_prompt": args.lid_prompt},
         )
+
+
+def parameter_groups(model: torch.nn.Module, lr_by_prefix: dict[str, float]) -> list[dict[str, Any]]:
+    """Optimizer groups of the trainable parameters: one per prefix with its ``lr``, then the rest
+    (which keep the optimizer's own lr). A parameter falls under the longest prefix it has.
+
+    Raises:
+        ValueError: a prefix names no trainable parameter.
+    """
+    prefixes = sorted(lr_by_prefix, key=len, reverse=True)
+    groups: dict[str | None, list[torch.nn.Parameter]] = {prefix: [] for prefix in prefixes}
+    groups[None] = []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            owner = next((p for p in prefixes if name == p or name.startswith(p + ".")), None)
+            groups[owner].append(parameter)
+    empty = [prefix for prefix in prefixes if not groups[prefix]]
+    if empty:
+        raise ValueError(f"--lr_by_prefix: no trainable parameter under {empty}")
+    rest = [{"params": groups[None]}] if groups[None] else []
+    return [{"params": groups[prefix], "lr": float(lr_by_prefix[prefix])} for prefix in lr_by_prefix] + rest
 
 
 def freeze(model: torch.nn.Module, prefixes: Sequence[str]) -> None:

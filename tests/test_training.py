@@ -138,6 +138,25 @@ def test_full_fine_tuning_trains_and_saves_the_backbone(monkeypatch, tiny_whispe
     assert set(dict(model.named_parameters())) <= set(torch.load(tmp_path / "exp" / "2epoch.pth"))
 
 
+def test_fft_with_prompts_trains_prompts_and_backbone_at_their_own_rates(tiny_whisper_path):
+    args = CSASRTask.get_parser().parse_args(
+        ["--config", str(RECIPE_CONF / "fft_spt.yaml"), "--whisper_model", str(tiny_whisper_path)]
+    )
+    model = CSASRTask.build_model(args)
+    (optimizer,) = CSASRTask.build_optimizers(args, model)
+    names = {id(p): n for n, p in model.named_parameters()}
+    groups = [(g["lr"], sorted(names[id(p)] for p in g["params"])) for g in optimizer.param_groups]
+    assert [(lr, params) for lr, params in groups[:2]] == [
+        (1e-3, ["encoder.soft_prompts.vectors"]),
+        (1e-3, ["decoder.soft_prompts.vectors"]),
+    ]
+    assert groups[2][0] == 1e-6 and len(groups) == 3
+    assert sum(len(params) for _, params in groups) == sum(p.requires_grad for p in model.parameters())
+    args.lr_by_prefix = {"encoder.no_such_module": 1e-3}
+    with pytest.raises(ValueError, match=r"no trainable parameter under \['encoder.no_such_module'\]"):
+        CSASRTask.build_optimizers(args, model)
+
+
 def test_prompts_of_length_zero_are_plain_whisper(tiny_whisper_path, data_dir, tmp_path):
     args = train_args(
         "spt_both",
