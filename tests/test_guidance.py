@@ -67,28 +67,38 @@ def test_guidance_loss_by_hand():
 
 
 def test_lid_head_indicator_and_own_language_share_by_hand():
-    indicator, share = lid_head_statistics(ATTENTION, WORDS, 1)
-    # head 0: mean rows [0.1, 0.4, 0.2, 0.2, 0.1]: LID 0.6 > 0.2; head 1: [0.35, 0.1, 0.1, 0.3, 0.15]: 0.2 < 0.35
-    assert indicator.tolist() == [[[True, False]]]
-    assert share[0, 0].tolist() == pytest.approx([0.6, 0.2])
+    counts, share = lid_head_statistics(ATTENTION, WORDS, 1)
+    # head 0: row 3 LID 0.7 > 0.2, row 4 LID 0.5 > 0.2; head 1: row 3 0.2 < 0.5, row 4 0.2 < 0.3
+    assert counts.tolist() == [[[2, 0]]] and counts.dtype == torch.long
+    assert share[0, 0].tolist() == pytest.approx([0.6, 0.2])  # mean LID-column attention of the tokens
+
+
+def test_lid_head_indicator_counts_tokens_not_sentences():
+    attention = {0: ATTENTION[0].clone()}
+    attention[0][0, 1, 4] = torch.tensor([0.1, 0.3, 0.3, 0.2, 0.1])  # head 1: an LID head at row 4 only
+    counts, _ = lid_head_statistics(attention, WORDS, 2)  # a second utterance without word tokens
+    # by the sentence's mean rows ([0.3, 0.2, 0.2, 0.25, 0.05]: 0.4 > 0.3) head 1 would count the whole sentence
+    assert counts.tolist() == [[[2, 1]], [[0, 0]]]
     assert own_language_share(ATTENTION, [(0, 0)], WORDS) == (2, 2)
     assert own_language_share(ATTENTION, [(0, 0), (0, 1)], WORDS) == (3, 4)
 
 
 def test_rank_and_select_heads_top_all_random():
-    counts = torch.tensor([[10, 0, 4], [9, 9, 1]])
-    attention = torch.tensor([[5.0, 0, 1], [2, 3, 0]])
+    counts = torch.tensor([[10, 0, 4], [9, 9, 4], [8, 1, 3]])
+    attention = torch.tensor([[5.0, 0, 1], [2, 3, 0], [0, 0, 1]])
     ranked = rank_lid_heads(counts, attention, 10, min_fraction=0.2)
-    assert ranked == [(0, 0), (1, 1), (1, 0), (0, 2)]  # tie 9/9 broken by attention; (1, 2) below 20%
-    assert select(ranked, "top", 0.6, 2, 3) == [(0, 0), (1, 1)] and select(ranked, "all", 1.0, 2, 3) == ranked
-    random = select(ranked, "random", 0.5, 2, 3, seed=3)
-    assert len(random) == 3 and random == select(ranked, "random", 0.5, 2, 3, seed=3)
+    # layer 0 never (frozen inputs); tie 9/9 broken by attention; (2, 1) below 20% of 10 tokens
+    assert ranked == [(1, 1), (1, 0), (2, 0), (1, 2), (2, 2)]
+    assert select(ranked, "top", 0.6, 3, 3) == [(1, 1), (1, 0), (2, 0)] and select(ranked, "all", 1.0, 3, 3) == ranked
+    random = select(ranked, "random", 0.5, 3, 3, seed=3)
+    assert len(random) == 3 and random == select(ranked, "random", 0.5, 3, 3, seed=3)
+    assert all(layer >= 1 for layer, _ in random)
     with pytest.raises(ValueError, match="unknown head selection 'best'"):
         select(ranked, "best", 0.5, 2, 3)
 
 
 def lid_heads(ranked, sha="ab" * 32):
-    return LidHeads("whisper-base", sha, 2, 4, ranked, [[0] * 4] * 2, [[0.0] * 4] * 2, 10, 10, 0.1, 0.5)
+    return LidHeads("whisper-base", sha, 2, 4, ranked, [[0] * 4] * 2, [[0.0] * 4] * 2, 10, 10, 40, 0.1, 0.5)
 
 
 def test_lid_heads_file_is_checked(tmp_path):
@@ -154,7 +164,9 @@ def test_bad_lid_heads_file_names_the_file_and_what_was_expected(tmp_path, conte
 
 def test_lid_heads_of_another_backbone_are_a_named_error(tmp_path):
     path = tmp_path / "lid_heads.json"
-    wide = LidHeads("whisper-small", "cd" * 32, 12, 12, [(11, 11)], [[1] * 12] * 12, [[0.5] * 12] * 12, 4, 4, 0.1, 0.5)
+    wide = LidHeads(
+        "whisper-small", "cd" * 32, 12, 12, [(11, 11)], [[1] * 12] * 12, [[0.5] * 12] * 12, 4, 4, 9, 0.1, 0.5
+    )
     wide.save(path)
     with pytest.raises(ValueError, match=rf"^{path}: LID heads were found on the backbone with sha256 {'cd' * 32}"):
         LidHeads.load(path, "ab" * 32, 2, 4)

@@ -1,7 +1,7 @@
 """LID heads (stage 4): which decoder self-attention heads attend to the language tokens.
 
 A teacher-forced pass of the frozen backbone over the training targets with the two-LID task
-tokens counts, for every layer and head, the sentences in which it is an LID head (definition in
+tokens counts, for every layer and head, the word tokens at which it is an LID head (definition in
 :mod:`espnet_cs.guidance`). Writes into ``--out_dir``:
 
 * ``lid_heads.json``: the LID heads ranked, with the per-head counts
@@ -24,6 +24,7 @@ import argparse
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from espnet2.utils.types import str2bool
 
@@ -44,17 +45,27 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--pad_to_30s", type=str2bool, default=False)
     parser.add_argument(
-        "--min_fraction", type=float, default=0.1, help="an LID head is one in at least this fraction of the sentences"
+        "--min_fraction",
+        type=float,
+        default=0.1,
+        help="an LID head is one at least at this fraction of the word tokens",
     )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_utts", type=int, help="use only this many utterances")
     return parser
 
 
-def plot_counts(counts: torch.Tensor, lid_heads: list[Head], n_sentences: int, path: Path) -> None:
+def plot_counts(counts: torch.Tensor, lid_heads: list[Head], word_tokens: int, path: Path) -> None:
+    """Heat map of the share of word tokens at which each head is an LID head, each cell labelled
+    with its percentage (the distribution the ranking reads), the LID heads framed in red."""
     layers, heads = counts.shape
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * heads, 1 + 0.45 * layers))
-    image = ax.imshow(counts.numpy() / max(n_sentences, 1), cmap="viridis", vmin=0, vmax=1, origin="lower")
+    shares = counts.numpy() / max(word_tokens, 1)
+    fig, ax = plt.subplots(figsize=(1 + 0.6 * heads, 1 + 0.5 * layers))
+    image = ax.imshow(shares, cmap="viridis", vmin=0, vmax=1, origin="lower")
+    for (layer, head), share in np.ndenumerate(shares):
+        ax.text(
+            head, layer, f"{100 * share:.0f}", ha="center", va="center", fontsize=7, color="w" if share < 0.6 else "k"
+        )
     for layer, head in lid_heads:
         ax.add_patch(plt.Rectangle((head - 0.5, layer - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     ax.set(
@@ -62,7 +73,7 @@ def plot_counts(counts: torch.Tensor, lid_heads: list[Head], n_sentences: int, p
         ylabel="decoder layer",
         xticks=range(heads),
         yticks=range(layers),
-        title=f"share of {n_sentences} sentences in which a head is an LID head\n(red: the LID heads)",
+        title=f"% of {word_tokens} word tokens at which a head is an LID head\n(red: the LID heads; layer 0 is never one)",
     )
     fig.colorbar(image, ax=ax)
     fig.tight_layout()
@@ -105,13 +116,13 @@ def write_lid_heads(stats: HeadStatistics, args: argparse.Namespace) -> None:
         raise SystemExit(f"select_heads.py: no LID heads found (min_fraction {args.min_fraction}); lower it")
     args.out_dir.mkdir(parents=True, exist_ok=True)
     lid_heads.save(args.out_dir / "lid_heads.json")
-    plot_counts(stats.counts, lid_heads.ranked, stats.n_sentences, args.out_dir / "heads.png")
+    plot_counts(stats.counts, lid_heads.ranked, stats.word_tokens, args.out_dir / "heads.png")
     logging.info(
-        "%d of %d heads are LID heads (in >= %.0f%% of %d sentences), ranked: %s -> %s",
+        "%d of %d heads are LID heads (at >= %.0f%% of %d word tokens), ranked: %s -> %s",
         len(lid_heads.ranked),
         stats.counts.numel(),
         100 * args.min_fraction,
-        stats.n_sentences,
+        stats.word_tokens,
         lid_heads.ranked,
         args.out_dir / "lid_heads.json",
     )

@@ -75,14 +75,15 @@ def collect(
     dims = model.encoder.backbone_identity.dims
     every_head = [(layer, h) for layer in range(dims["n_text_layer"]) for h in range(dims["n_text_head"])]
     counts = torch.zeros(dims["n_text_layer"], dims["n_text_head"], dtype=torch.long)
-    batch_shares, n_sentences, with_words, hits, pairs = [], 0, 0, 0, 0
+    batch_shares, n_sentences, with_words, word_tokens, hits, pairs = [], 0, 0, 0, 0, 0
     for attention, words, n in attention_passes(model, data_dir, batch_size, max_utts):
         indicator, share = lid_head_statistics(attention, words, n)
         counts += indicator.sum(0)
         batch_shares.append(share.sum(0).float())
         n_sentences += n
         with_words += int(torch.bincount(words.batch, minlength=n).gt(0).sum())
+        word_tokens += len(words.rows)
         h, p = own_language_share(attention, every_head, words)
         hits, pairs = hits + h, pairs + p
     lid_attention = torch.stack(batch_shares) if batch_shares else torch.zeros(0, *counts.shape)
-    return HeadStatistics(settings, counts, lid_attention, n_sentences, with_words, hits, pairs)
+    return HeadStatistics(settings, counts, lid_attention, n_sentences, with_words, word_tokens, hits, pairs)

@@ -1,4 +1,4 @@
-"""LID heads: the per-sentence indicator, the ranking stage 4 writes (``lid_heads.json``) and the selections made from it."""
+"""LID heads: the per-token indicator, the ranking stage 4 writes (``lid_heads.json``) and the selections made from it."""
 
 from __future__ import annotations
 
@@ -15,34 +15,38 @@ from espnet_cs.kaldi_dir import write_atomic
 
 Head = tuple[int, int]  # (decoder layer, head)
 SELECTIONS = ("top", "all", "random")
+FIRST_GUIDABLE_LAYER = 1
+"""Decoder layer 0's self-attention is computed from the frozen token and position embeddings
+alone: no adapter (they follow a sublayer) can change its attention maps, so its heads are neither
+ranked nor selected."""
 
 
 def lid_head_statistics(
     attention: dict[int, torch.Tensor], words: WordRows, n_utts: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Whether each head is an LID head in each utterance, and its mean LID-column attention there.
+    """In how many of each utterance's word tokens each head is an LID head, and its mean
+    LID-column attention over them.
 
     Args:
         attention: ``{layer: (batch, heads, positions, positions)}``.
         words: the word tokens of the batch.
-        n_utts: batch size (utterances without word tokens are never LID, with attention 0).
+        n_utts: batch size (utterances without word tokens count 0, with attention 0).
     Returns:
-        (utterances, layers, heads) bool indicator and float LID-column attention.
+        (utterances, layers, heads) int64 LID-token counts and float mean LID-column attention.
     """
-    indicators, shares = [], []
+    counts, shares = [], []
     for layer in sorted(attention):
         probs = attention[layer]
         batch = words.batch.to(probs.device)
         rows = probs[batch, :, words.rows.to(probs.device)]  # (tokens, heads, positions)
-        totals = rows.new_zeros(n_utts, *rows.shape[1:]).index_add_(0, batch, rows)
-        counts = torch.bincount(batch, minlength=n_utts)
-        mean = totals / counts.clamp(min=1)[:, None, None]  # (utts, heads, positions)
-        lid = mean[..., words.zh_column] + mean[..., words.en_column]
-        others = mean.clone()
+        lid = rows[..., words.zh_column] + rows[..., words.en_column]  # (tokens, heads)
+        others = rows.clone()
         others[..., [words.zh_column, words.en_column]] = -1
-        indicators.append((lid > others.max(dim=-1).values) & (counts > 0)[:, None])
-        shares.append(lid)
-    return torch.stack(indicators, dim=1).cpu(), torch.stack(shares, dim=1).cpu()
+        is_lid = (lid > others.max(dim=-1).values).long()
+        counts.append(is_lid.new_zeros(n_utts, rows.shape[1]).index_add_(0, batch, is_lid))
+        tokens = torch.bincount(batch, minlength=n_utts).clamp(min=1)[:, None]
+        shares.append(lid.new_zeros(n_utts, rows.shape[1]).index_add_(0, batch, lid) / tokens)
+    return torch.stack(counts, dim=1).cpu(), torch.stack(shares, dim=1).cpu()
 
 
 def own_language_share(attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows) -> tuple[int, int]:
@@ -57,36 +61,39 @@ def own_language_share(attention: dict[int, torch.Tensor], heads: Sequence[Head]
 
 
 def rank_lid_heads(
-    counts: torch.Tensor, lid_attention: torch.Tensor, n_sentences: int, min_fraction: float
+    counts: torch.Tensor, lid_attention: torch.Tensor, word_tokens: int, min_fraction: float
 ) -> list[Head]:
-    """The LID heads, ranked by the sentences in which they are (ties: more LID-column attention first).
+    """The LID heads of the layers from :data:`FIRST_GUIDABLE_LAYER` on, ranked by the word tokens
+    in which they are LID heads (ties: more LID-column attention first).
 
     Args:
-        counts: (layers, heads) sentences in which each head is an LID head.
-        lid_attention: (layers, heads) LID-column attention summed over the sentences.
-        min_fraction: an LID head is one in at least this fraction of the sentences.
+        counts: (layers, heads) word tokens in which each head is an LID head.
+        lid_attention: (layers, heads) mean LID-column attention summed over the sentences.
+        word_tokens: word tokens seen.
+        min_fraction: an LID head is one in at least this fraction of the word tokens.
     """
     layers, heads = counts.shape
     ranked = sorted(
         (
             (int(counts[layer, h]), float(lid_attention[layer, h]), layer, h)
-            for layer in range(layers)
+            for layer in range(FIRST_GUIDABLE_LAYER, layers)
             for h in range(heads)
         ),
         reverse=True,
     )
-    return [(layer, h) for c, _, layer, h in ranked if c >= min_fraction * n_sentences and c > 0]
+    return [(layer, h) for c, _, layer, h in ranked if c >= min_fraction * word_tokens and c > 0]
 
 
 def select(ranked: Sequence[Head], mode: str, share: float, n_layers: int, n_heads: int, seed: int = 0) -> list[Head]:
     """Heads to guide: ``top`` (the ``share`` of the ranked LID heads first in rank), ``all`` (every
-    LID head) or ``random`` (a random ``share`` of all heads, the ablation)."""
+    LID head) or ``random`` (a random ``share`` of all heads from :data:`FIRST_GUIDABLE_LAYER` on,
+    the ablation)."""
     if mode == "all":
         return list(ranked)
     if mode == "top":
         return list(ranked[: max(1, round(share * len(ranked)))]) if ranked else []
     if mode == "random":
-        everyone = [(layer, h) for layer in range(n_layers) for h in range(n_heads)]
+        everyone = [(layer, h) for layer in range(FIRST_GUIDABLE_LAYER, n_layers) for h in range(n_heads)]
         return sorted(random.Random(seed).sample(everyone, max(1, round(share * len(everyone)))))
     raise ValueError(f"unknown head selection {mode!r}: choose from {list(SELECTIONS)}")
 
@@ -99,10 +106,11 @@ class LidHeads:
         backbone, backbone_sha256: the backbone they were found on (spec and identity).
         n_layers, n_heads: its decoder's shape.
         ranked: the LID heads, ranked (:func:`rank_lid_heads`).
-        counts: (layers, heads) sentences in which each head is an LID head.
+        counts: (layers, heads) word tokens in which each head is an LID head.
         mean_lid_attention: (layers, heads) LID-column attention per sentence.
         n_sentences: sentences seen; sentences_with_words: those with Mandarin or English word tokens.
-        min_fraction: the LID-head threshold used.
+        word_tokens: the word tokens of those sentences.
+        min_fraction: the LID-head threshold used (a share of the word tokens).
         own_language_share: share of (word token, head) pairs over all heads whose larger
             LID-column attention is on the token's own language (:func:`own_language_share`).
     """
@@ -116,6 +124,7 @@ class LidHeads:
     mean_lid_attention: list[list[float]]
     n_sentences: int
     sentences_with_words: int
+    word_tokens: int
     min_fraction: float
     own_language_share: float
 
@@ -213,6 +222,7 @@ def _field_checks(data: dict) -> dict[str, bool]:
         "mean_lid_attention": _is_matrix(data["mean_lid_attention"], layers, heads, float),
         "n_sentences": _is_int(data["n_sentences"]),
         "sentences_with_words": _is_int(data["sentences_with_words"]),
+        "word_tokens": _is_int(data["word_tokens"]),
         "min_fraction": _is_number(data["min_fraction"]),
         "own_language_share": _is_number(data["own_language_share"]),
     }

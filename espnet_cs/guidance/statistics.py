@@ -1,7 +1,7 @@
 """Raw LID-head statistics of a data dir (stage 4): collected per split job, saved, merged exactly.
 
-For every decoder layer and head: the number of sentences in which it is an LID head (an
-integer), and its LID-column attention summed over the sentences of each batch (definitions in
+For every decoder layer and head: the number of word tokens in which it is an LID head (an
+integer), and its mean LID-column attention summed over the sentences of each batch (definitions in
 :mod:`espnet_cs.guidance`); plus the counts behind the own-language share. Merging adds the
 integers and sums the per-batch attention with :func:`math.fsum`, the correctly rounded total
 whatever the order: the statistics of split jobs merge to exactly those of one job, provided the
@@ -33,10 +33,11 @@ class HeadStatistics:
 
     Attributes:
         settings: what identifies them (data, backbone, padding, batch size).
-        counts: (layers, heads) sentences in which each head is an LID head.
+        counts: (layers, heads) word tokens in which each head is an LID head.
         batch_lid_attention: (batches, layers, heads) LID-column attention summed over each batch's sentences.
         n_sentences: sentences seen.
         with_words: sentences with Mandarin or English word tokens.
+        word_tokens: their word tokens.
         hits, pairs: word-token x head pairs whose larger LID-column attention is on their own
             language, and all such pairs (every head).
     """
@@ -46,6 +47,7 @@ class HeadStatistics:
     batch_lid_attention: torch.Tensor
     n_sentences: int
     with_words: int
+    word_tokens: int
     hits: int
     pairs: int
 
@@ -61,20 +63,21 @@ class HeadStatistics:
             settings=json.dumps(self.settings),
             counts=self.counts.numpy(),
             batch_lid_attention=self.batch_lid_attention.numpy(),
-            scalars=np.array([self.n_sentences, self.with_words, self.hits, self.pairs]),
+            scalars=np.array([self.n_sentences, self.with_words, self.word_tokens, self.hits, self.pairs]),
         )
         write_atomic(path, buffer.getvalue())
 
     @classmethod
     def load(cls, path: Path) -> HeadStatistics:
         with np.load(path, allow_pickle=False) as data:
-            n_sentences, with_words, hits, pairs = (int(x) for x in data["scalars"])
+            n_sentences, with_words, word_tokens, hits, pairs = (int(x) for x in data["scalars"])
             return cls(
                 json.loads(str(data["settings"])),
                 torch.from_numpy(data["counts"]),
                 torch.from_numpy(data["batch_lid_attention"]),
                 n_sentences,
                 with_words,
+                word_tokens,
                 hits,
                 pairs,
             )
@@ -99,12 +102,13 @@ class HeadStatistics:
             torch.cat([p.batch_lid_attention for p in parts]),
             sum(p.n_sentences for p in parts),
             sum(p.with_words for p in parts),
+            sum(p.word_tokens for p in parts),
             sum(p.hits for p in parts),
             sum(p.pairs for p in parts),
         )
 
     def lid_heads(self, min_fraction: float) -> LidHeads:
-        """The ranked LID heads of these statistics: heads that are LID heads in at least ``min_fraction`` of the sentences."""
+        """The ranked LID heads of these statistics: heads that are LID heads in at least ``min_fraction`` of the word tokens."""
         lid_attention = self.lid_attention()
         layers, heads = self.counts.shape
         return LidHeads(
@@ -112,11 +116,12 @@ class HeadStatistics:
             self.settings["backbone_sha256"],
             layers,
             heads,
-            rank_lid_heads(self.counts, lid_attention, self.n_sentences, min_fraction),
+            rank_lid_heads(self.counts, lid_attention, self.word_tokens, min_fraction),
             self.counts.tolist(),
             (lid_attention / max(self.n_sentences, 1)).tolist(),
             self.n_sentences,
             self.with_words,
+            self.word_tokens,
             min_fraction,
             self.hits / max(self.pairs, 1),
         )

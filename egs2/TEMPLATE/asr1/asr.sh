@@ -29,7 +29,7 @@ zeroshot_lid_prompts="single cs"  # stage 3 decodes with the task tokens of each
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
 # LID heads (stage 4 ranks them all; which of them a model guides is in its YAML's model_conf.guidance)
-head_min_fraction=0.1   # an LID head is one in at least this fraction of the training sentences
+head_min_fraction=0.1   # an LID head is one at least at this fraction of the training set's word tokens
 head_batch_size=8       # utterances per teacher-forced pass of head selection
 # Training
 method=""               # conf/tuning/<method>.yaml for stages 5, 7, 8 (empty: no training)
