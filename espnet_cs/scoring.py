@@ -26,7 +26,31 @@ reference tokens, from jiwer's token alignment: ``overall_mer`` over all utteran
 over code-switched ones, ``zh_cer`` over Mandarin-only ones (character tokens), ``en_wer`` over
 English-only ones (word tokens). This is the mixed error rate of the CS literature, not jiwer's
 ``mer`` (match error rate); it exceeds 100 when insertions outnumber hits. A category without
-utterances has rate ``None`` (``null`` in ``scores.json``), not 0.
+utterances (or, for the code-switching metrics below, without the tokens they cover) has rate
+``None`` (``null`` in ``scores.json``), not 0.
+
+Code-switching metrics, from the same alignment (:class:`UttScore`), summed over utterances like
+MER. A token's language (:func:`token_language`) is Mandarin for a CJK ideograph, English for a
+word with a Latin letter, neither otherwise (numbers, other scripts). An error is *attributed* to
+a set of reference tokens as: a substitution or deletion of one of them, and an insertion whose
+run of insertions lies right before or right after one of them in the alignment (between
+reference tokens ``k-1`` and ``k``: counted if either is in the set; once, however many
+neighbours are).
+
+- ``pier``, the point-of-interest error rate (Ugan et al., ICASSP 2025, arXiv 2501.09512):
+  attributed errors / points of interest, the points of interest being the English tokens of
+  Mandarin-matrix utterances, those whose reference has more Mandarin than English tokens (the
+  embedded-language words).
+- ``switch_point_er``: attributed errors / switch-point tokens, the two reference tokens at each
+  change between Mandarin and English (tokens of neither language skipped: in ``有 3 apples``
+  ``有`` and ``apples`` are a switch).
+- ``language_accuracy``: over the aligned pairs (C and S), the percentage whose hypothesis token
+  has the language of its reference token.
+
+``details`` holds every metric's sums, and ``per_utterance`` every utterance's category and counts
+(``hits``, ``substitutions``, ``deletions``, ``insertions``, ``ref_tokens``; the same under
+``pier`` and ``switch_point``; ``pairs`` and ``matches`` under ``language``), so intervals over
+utterances (:mod:`espnet_cs.bootstrap`) need only ``scores.json`` (:func:`rate_terms`).
 
 Edge cases: an empty hypothesis scores all reference tokens as deletions; an utterance without
 a hypothesis is scored as an empty hypothesis, logged as a warning and listed in
@@ -45,18 +69,21 @@ from collections import Counter
 from dataclasses import dataclass, fields
 from itertools import zip_longest
 from pathlib import Path
+from typing import TypeVar
 
 import jiwer
 import opencc
 
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
-from espnet_cs.languages import IDEOGRAPHS, Language, char_language
+from espnet_cs.languages import IDEOGRAPHS, Language, char_language, is_ideograph
 
 logger = logging.getLogger(__name__)
 
 CATEGORIES = ("cs", "zh", "en")
 # scores.json / result.txt metric name -> utterance category it covers (None: all)
 METRICS: dict[str, str | None] = {"overall_mer": None, "cs_mer": "cs", "zh_cer": "zh", "en_wer": "en"}
+# scores.json name of each code-switching error rate -> its counts in per_utterance (UttScore attribute)
+CS_METRICS: dict[str, str] = {"pier": "pier", "switch_point_er": "switch_point"}
 
 _WORD_CHAR = rf"[^\W_{IDEOGRAPHS}]"  # a letter or digit that is not a CJK ideograph
 _TOKEN_RE = re.compile(rf"[{IDEOGRAPHS}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
@@ -80,6 +107,14 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN_RE.findall(normalize_text(text))
 
 
+def token_language(token: str) -> Language:
+    """Language of a scoring token: ``ZH`` for a CJK ideograph, ``EN`` for a word with a Latin
+    letter, ``OTHER`` for anything else (numbers, words of other scripts)."""
+    if is_ideograph(token):
+        return Language.ZH
+    return Language.EN if any(char_language(c) == Language.EN for c in token) else Language.OTHER
+
+
 def infer_category(tokens: list[str]) -> str:
     """``cs`` if ``tokens`` mix Mandarin and English characters (:func:`espnet_cs.languages.char_language`),
     ``zh`` if they have Mandarin but no English ones (digits do not count as English), ``en`` otherwise."""
@@ -90,9 +125,20 @@ def infer_category(tokens: list[str]) -> str:
     return "cs" if has_zh and has_en else "zh" if has_zh else "en"
 
 
+_S = TypeVar("_S", bound="_Summable")
+
+
+class _Summable:
+    """A dataclass of integer counts that add field by field."""
+
+    def __add__(self: _S, other: _S) -> _S:
+        return type(self)(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+
 @dataclass
-class ErrorCounts:
-    """Alignment counts summed over ``num_utts`` utterances."""
+class ErrorCounts(_Summable):
+    """Alignment counts (of all reference tokens, or of those a metric covers) summed over the
+    ``num_utts`` utterances that have such tokens."""
 
     hits: int = 0
     substitutions: int = 0
@@ -100,26 +146,82 @@ class ErrorCounts:
     insertions: int = 0
     num_utts: int = 0
 
-    def __add__(self, other: ErrorCounts) -> ErrorCounts:
-        return ErrorCounts(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
-
     @property
     def ref_tokens(self) -> int:
         return self.hits + self.substitutions + self.deletions
 
     @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    @property
     def error_rate(self) -> float | None:
-        """``(S + D + I) / N`` in percent; ``None`` when no utterance was counted."""
-        if self.num_utts == 0:
-            return None
-        return 100.0 * (self.substitutions + self.deletions + self.insertions) / self.ref_tokens
+        """``(S + D + I) / N`` in percent; ``None`` when no reference token was counted."""
+        return None if self.ref_tokens == 0 else 100.0 * self.errors / self.ref_tokens
+
+    def utterance_dict(self) -> dict[str, int]:
+        """The counts of one utterance in ``per_utterance``."""
+        return {
+            "ref_tokens": self.ref_tokens,
+            "hits": self.hits,
+            "substitutions": self.substitutions,
+            "deletions": self.deletions,
+            "insertions": self.insertions,
+        }
 
     def to_dict(self) -> dict[str, float | int | None]:
-        return {
-            "error_rate": self.error_rate,
-            "ref_tokens": self.ref_tokens,
-            **{f.name: getattr(self, f.name) for f in fields(self)},
-        }
+        return {"error_rate": self.error_rate, **self.utterance_dict(), "num_utts": self.num_utts}
+
+
+@dataclass
+class LanguageCounts(_Summable):
+    """Aligned (C or S) token pairs and those whose hypothesis token has the reference token's
+    language, summed over the ``num_utts`` utterances with aligned pairs."""
+
+    pairs: int = 0
+    matches: int = 0
+    num_utts: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        """``matches / pairs`` in percent; ``None`` without aligned pairs."""
+        return None if self.pairs == 0 else 100.0 * self.matches / self.pairs
+
+    def utterance_dict(self) -> dict[str, int]:
+        return {"pairs": self.pairs, "matches": self.matches}
+
+    def to_dict(self) -> dict[str, float | int | None]:
+        return {"accuracy": self.accuracy, **self.utterance_dict(), "num_utts": self.num_utts}
+
+
+def attributed_counts(alignment: list[tuple[str, str | None, str | None]], targets: set[int]) -> ErrorCounts:
+    """Counts of the errors attributed to the reference tokens at indices ``targets``: their hits,
+    substitutions and deletions, and the insertions right before or after one of them (an
+    insertion between reference tokens ``k-1`` and ``k`` counts if either is a target)."""
+    ops: Counter[str] = Counter()
+    k = 0  # reference tokens before this alignment position
+    for op, _, _ in alignment:
+        if op == "I":
+            ops[op] += int(k - 1 in targets or k in targets)
+        else:
+            ops[op] += int(k in targets)
+            k += 1
+    return ErrorCounts(ops["C"], ops["S"], ops["D"], ops["I"], num_utts=int(bool(targets)))
+
+
+def points_of_interest(languages: list[Language]) -> set[int]:
+    """Indices of the English tokens if the tokens are Mandarin-matrix (more Mandarin than English
+    tokens), else none: PIER's points of interest."""
+    english = {i for i, lang in enumerate(languages) if lang == Language.EN}
+    return english if languages.count(Language.ZH) > len(english) else set()
+
+
+def switch_points(languages: list[Language]) -> set[int]:
+    """Indices of the tokens on either side of each change between Mandarin and English tokens,
+    tokens of neither language skipped."""
+    tagged = [i for i, lang in enumerate(languages) if lang in (Language.ZH, Language.EN)]
+    switches = [(i, j) for i, j in zip(tagged, tagged[1:]) if languages[i] != languages[j]]
+    return {k for pair in switches for k in pair}
 
 
 @dataclass
@@ -135,6 +237,38 @@ class UttScore:
     def counts(self) -> ErrorCounts:
         ops = Counter(op for op, _, _ in self.alignment)
         return ErrorCounts(ops["C"], ops["S"], ops["D"], ops["I"], num_utts=1)
+
+    @property
+    def ref_languages(self) -> list[Language]:
+        """The language of each reference token, in order."""
+        return [token_language(ref) for op, ref, _ in self.alignment if op != "I"]
+
+    @property
+    def pier(self) -> ErrorCounts:
+        """Counts attributed to the points of interest (:func:`points_of_interest`)."""
+        return attributed_counts(self.alignment, points_of_interest(self.ref_languages))
+
+    @property
+    def switch_point(self) -> ErrorCounts:
+        """Counts attributed to the switch-point tokens (:func:`switch_points`)."""
+        return attributed_counts(self.alignment, switch_points(self.ref_languages))
+
+    @property
+    def language(self) -> LanguageCounts:
+        """Aligned pairs and those whose tokens have the same language (:func:`token_language`)."""
+        pairs = [(ref, hyp) for op, ref, hyp in self.alignment if op in "CS"]
+        matches = sum(token_language(ref) == token_language(hyp) for ref, hyp in pairs)
+        return LanguageCounts(len(pairs), matches, num_utts=int(bool(pairs)))
+
+    def to_dict(self) -> dict:
+        """The utterance's entry in ``per_utterance``."""
+        return {
+            "category": self.category,
+            **self.counts.utterance_dict(),
+            "pier": self.pier.utterance_dict(),
+            "switch_point": self.switch_point.utterance_dict(),
+            "language": self.language.utterance_dict(),
+        }
 
     def pralign(self) -> str:
         """sclite-pralign-like block: id, category, counts, and the aligned REF/HYP/Eval lines."""
@@ -176,13 +310,24 @@ class ScoreReport:
         """Counts over the utterances of ``category`` (all utterances for ``None``)."""
         return sum((u.counts for u in self.utts if category in (None, u.category)), ErrorCounts())
 
+    def cs_counts(self, name: str) -> ErrorCounts:
+        """Counts of the code-switching error rate ``name`` (in :data:`CS_METRICS`) over all utterances."""
+        return sum((getattr(u, CS_METRICS[name]) for u in self.utts), ErrorCounts())
+
+    def language_counts(self) -> LanguageCounts:
+        return sum((u.language for u in self.utts), LanguageCounts())
+
     def to_dict(self) -> dict:
         details = {name: self.counts(category) for name, category in METRICS.items()}
+        details |= {name: self.cs_counts(name) for name in CS_METRICS}
+        language = self.language_counts()
         return {
             **{name: c.error_rate for name, c in details.items()},
+            "language_accuracy": language.accuracy,
             "utterances": len(self.utts),
-            "details": {name: c.to_dict() for name, c in details.items()},
+            "details": {name: c.to_dict() for name, c in details.items()} | {"language_accuracy": language.to_dict()},
             "missing_hypotheses": self.missing_hypotheses,
+            "per_utterance": {u.utt_id: u.to_dict() for u in self.utts},
         }
 
     def to_json(self) -> str:
@@ -190,21 +335,47 @@ class ScoreReport:
 
     def summary(self) -> str:
         """Human-readable table of the metrics (``result.txt``)."""
-        header = f"{'metric':<12}{'rate(%)':>9}{'utts':>7}{'ref_tokens':>12}{'hits':>8}{'sub':>7}{'del':>7}{'ins':>7}"
+        header = f"{'metric':<16}{'rate(%)':>9}{'utts':>7}{'ref_tokens':>12}{'hits':>8}{'sub':>7}{'del':>7}{'ins':>7}"
         lines = [header, "-" * len(header)]
-        for name, category in METRICS.items():
-            c = self.counts(category)
+        counts = [(name, self.counts(category)) for name, category in METRICS.items()]
+        for name, c in counts + [(name, self.cs_counts(name)) for name in CS_METRICS]:
             rate = "n/a" if c.error_rate is None else f"{c.error_rate:.2f}"
             lines.append(
-                f"{name:<12}{rate:>9}{c.num_utts:>7}{c.ref_tokens:>12}{c.hits:>8}"
+                f"{name:<16}{rate:>9}{c.num_utts:>7}{c.ref_tokens:>12}{c.hits:>8}"
                 f"{c.substitutions:>7}{c.deletions:>7}{c.insertions:>7}"
             )
+        language = self.language_counts()
+        accuracy = "n/a" if language.accuracy is None else f"{language.accuracy:.2f}%"
+        lines.append(f"language accuracy: {accuracy} of {language.pairs} aligned pairs")
         lines.append(f"missing hypotheses: {len(self.missing_hypotheses)}")
         return "\n".join(lines) + "\n"
 
     def alignments(self) -> str:
         """Per-utterance alignments (``alignments.txt``)."""
         return "\n".join(u.pralign() for u in self.utts)
+
+
+def rate_terms(scores: dict, metric: str) -> dict[str, tuple[int, int]] | None:
+    """``utt_id -> (numerator, denominator)`` of a rate of ``scores.json`` (a key of :data:`METRICS`,
+    :data:`CS_METRICS` or ``language_accuracy``) for each utterance it covers, the rate being
+    ``100 * sum(numerators) / sum(denominators)``: errors and reference tokens (of the category, of
+    the covered tokens), or matching and aligned pairs; ``None`` for a ``scores.json`` written
+    before it held ``per_utterance``."""
+    if "per_utterance" not in scores:
+        return None
+    utts = scores["per_utterance"].items()
+    if metric == "language_accuracy":
+        terms = {u: (d["language"]["matches"], d["language"]["pairs"]) for u, d in utts}
+    elif metric in CS_METRICS:
+        terms = {u: _error_terms(d[CS_METRICS[metric]]) for u, d in utts}
+    else:
+        terms = {u: _error_terms(d) for u, d in utts if METRICS[metric] in (None, d["category"])}
+    return {u: t for u, t in terms.items() if t[1] > 0}
+
+
+def _error_terms(counts: dict[str, int]) -> tuple[int, int]:
+    """(errors, reference tokens) of a ``per_utterance`` count dict."""
+    return counts["substitutions"] + counts["deletions"] + counts["insertions"], counts["ref_tokens"]
 
 
 def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str] | None = None) -> ScoreReport:

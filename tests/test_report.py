@@ -1,6 +1,21 @@
 """The report: forgetting table (trained systems against the zero-shot backbone on monolingual sets), two-stage training cells."""
 
-from espnet_cs.bin.report import forgetting_section, monolingual_language
+import json
+
+from espnet_cs.bin.report import forgetting_section, monolingual_language, paired_section, table_row
+from espnet_cs.scoring import score
+
+# two code-switched utterances with one substitution each, so every resample has each rate: MER 1
+# of 5, PIER 1 of 1 (the English word), switch ER 1 of 3 (开, the word, 吧), language accuracy 5 of 5
+REFS = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
+ONE_ERROR_EACH = {"u1": "我们开 meetings 吧", "u2": "他们开 parties 吧"}
+TRUE_LENGTH = {"lid_prompt": "cs", "guard": False, "pad_to_30s": False}
+ROW_START = "| `sys` | LID prompt `cs`, no guard, true length | 0 | — | — | 2 | "
+
+
+def scored(hyps: dict[str, str], refs: dict[str, str] = REFS) -> dict:
+    """scores.json content of ``hyps`` scored against ``refs``, as stage 9 writes it."""
+    return json.loads(score(refs, hyps).to_json())
 
 
 def scores(utterances: int, **rates_and_counts: tuple[float, int]) -> dict:
@@ -118,3 +133,53 @@ def test_previous_results_side_by_side(tmp_path) -> None:
     lines = comparison_section(now, previous, "old padding")
     assert lines[1] == "## test: against old padding"
     assert lines[-1] == "| `spt4asr` | 11.0 → 10.4 | 9.8 → 9.1 | — → — | — → — |"  # dpt and lpt are in only one of them
+
+
+def test_rates_with_intervals_and_code_switching_columns() -> None:
+    row = table_row("sys", scored(ONE_ERROR_EACH), TRUE_LENGTH, {})
+    assert row == ROW_START + (
+        "20.0 [20.0, 20.0] (2) | 20.0 [20.0, 20.0] (2) | — | — "
+        "| 100.0 [100.0, 100.0] (2) | 33.3 [33.3, 33.3] (2) | 100.0 [100.0, 100.0] (2) | 0% | — |"
+    )
+    # u2 right: MER 1 of 10, the resamples' rates run from 0 (u2 twice) to 20 (u1 twice)
+    cells = table_row("sys", scored({**ONE_ERROR_EACH, "u2": "他们开 party 吧"}), TRUE_LENGTH, {}).split(" | ")
+    assert cells[6] == "10.0 [0.0, 20.0] (2)"
+    assert cells[10] == "50.0 [0.0, 100.0] (2)"  # PIER: 1 of 2
+
+
+def test_old_scores_without_per_utterance_counts_have_no_intervals() -> None:
+    old = scored(ONE_ERROR_EACH)
+    for key in ("per_utterance", "pier", "switch_point_er", "language_accuracy"):
+        del old[key]
+    assert table_row("sys", old, TRUE_LENGTH, {}) == ROW_START + "20.0 (2) | 20.0 (2) | — | — | — | — | — | 0% | — |"
+
+
+def test_paired_comparisons() -> None:
+    right, wrong = scored(REFS), scored(ONE_ERROR_EACH)
+    old = {k: v for k, v in wrong.items() if k != "per_utterance"}
+    fewer = scored({"u1": "我们开 meeting 吧"}, {"u1": REFS["u1"]})
+    trained = {"trainable": 1, "epochs": 1, "seconds": 1}
+    tables = {
+        "test": [
+            ("zeroshot_cs", wrong, {}, {}),  # compared with nothing
+            ("adapter", wrong, {}, trained),
+            ("adapter_ag", right, {}, trained),
+            ("adapter_stage1+adapter_ag_stage2", right, {}, trained),
+            ("lora", old, {}, trained),
+            ("spt4asr", right, {}, trained),
+            ("dpt", fewer, {}, trained),  # spt4asr against dpt: other utterances
+        ],
+        "other": [("lpt", right, {}, trained)],  # dpt is on another set only
+    }
+    lines = paired_section(tables)
+    assert lines[1] == "## Paired comparisons"
+    assert "twice the share of resamples" in lines[3] and "1000 resamples" in lines[3]
+    assert lines[5] == "| set | system | against | MER | against MER | difference | 95% interval | p |"
+    assert lines[7:] == [  # in the declared order; against adapter, every resample has 0 errors against 1 of 5
+        "| test | `spt4asr` | `dpt` | 0.0 | 0.0 | +0.0 | — (not the same utterances) | — |",
+        "| test | `lora` | `spt4asr` | 20.0 | 0.0 | +20.0 | — (no per-utterance counts) | — |",
+        "| test | `adapter_ag` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
+        "| test | `adapter_stage1+adapter_ag_stage2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
+        "| test | `adapter_stage1+adapter_ag_stage2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
+    ]
+    assert paired_section({"test": tables["test"][:2]}) == []  # no declared pair present

@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from espnet_cs.languages import Language
 from espnet_cs.scoring import (
     infer_category,
     normalize_text,
+    rate_terms,
     score,
     score_dir,
+    token_language,
     tokenize,
 )
 from espnet_cs.splitting import file_sha256
@@ -26,6 +29,12 @@ def counts_of(ref: str, hyp: str) -> tuple[int, int, int, int, float]:
     """(hits, sub, del, ins, overall rate) of a single-utterance scoring."""
     c = score({"u": ref}, {"u": hyp}).counts()
     return c.hits, c.substitutions, c.deletions, c.insertions, c.error_rate
+
+
+def cs_counts(ref: str, hyp: str, metric: str) -> tuple[int, int, int, int, float | None]:
+    """(ref tokens, sub, del, ins, rate) that ``metric`` (pier, switch_point_er) covers in a single-utterance scoring."""
+    c = score({"u": ref}, {"u": hyp}).cs_counts(metric)
+    return c.ref_tokens, c.substitutions, c.deletions, c.insertions, c.error_rate
 
 
 def write_dir(root: Path, text: str, hyp: str, utt2category: str | None = None) -> tuple[Path, Path]:
@@ -100,6 +109,128 @@ def test_infer_category():
     assert infer_category(tokenize("see you 2 morrow")) == "en"
     with pytest.raises(ValueError):
         infer_category([])
+
+
+def test_token_language():
+    assert [token_language(t) for t in ("我", "meeting", "don't", "café", "2024", "привет")] == [
+        Language.ZH,
+        Language.EN,
+        Language.EN,
+        Language.EN,
+        Language.OTHER,
+        Language.OTHER,
+    ]
+
+
+# 我 们 开 meeting 吧: Mandarin-matrix (4 zh, 1 en), the one point of interest is meeting (index 3)
+@pytest.mark.parametrize(
+    "hyp, expected",
+    [
+        ("我们开 meeting 吧", (1, 0, 0, 0, 0.0)),
+        ("我们开 meet ing 吧", (1, 1, 0, 1, 200.0)),  # I(meet) between 开 and meeting, S(meeting -> ing)
+        ("我们开 meeting 啊 吧", (1, 0, 0, 1, 100.0)),  # inserted right after meeting
+        ("啊 我们开 meeting 吧", (1, 0, 0, 0, 0.0)),  # inserted before 我: not next to meeting
+        ("我们 啊 开 meeting 吧", (1, 0, 0, 0, 0.0)),  # between 们 and 开
+        ("我们开吧", (1, 0, 1, 0, 100.0)),
+        ("", (1, 0, 1, 0, 100.0)),  # empty hypothesis: meeting deleted
+    ],
+)
+def test_pier_counts_errors_on_and_next_to_english_words_of_mandarin_matrix(hyp, expected):
+    assert cs_counts("我们开 meeting 吧", hyp, "pier") == expected
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "see you 明天",  # 2 en, 2 zh: not Mandarin-matrix
+        "明天 see you",  # 2 zh, 2 en
+        "我们明天见",  # no English
+        "see you tomorrow",
+    ],
+)
+def test_pier_has_no_points_of_interest_without_mandarin_matrix_english(ref):
+    report = score({"u": ref}, {"u": "完全 wrong"})
+    assert cs_counts(ref, "完全 wrong", "pier") == (0, 0, 0, 0, None)
+    assert report.to_dict()["pier"] is None and report.to_dict()["details"]["pier"]["num_utts"] == 0
+
+
+def test_switch_point_error_rate():
+    # 我 有 3 apples 和 pears: languages zh zh - en zh en; the number is skipped, so the switches are
+    # 有|apples, apples|和, 和|pears: switch-point tokens 有 apples 和 pears (4).
+    # hyp: S(apples -> apple), I(啊) after pears: 2 errors of 4 = 50 %; MER 2 of 6; PIER (3 zh > 2 en):
+    # apples and pears are the points of interest, both errors on or next to them: 2 of 2
+    ref, hyp = "我有3 apples 和 pears", "我有3 apple 和 pears 啊"
+    assert cs_counts(ref, hyp, "switch_point_er") == (4, 1, 0, 1, 50.0)
+    assert cs_counts(ref, hyp, "pier") == (2, 1, 0, 1, 100.0)
+    assert counts_of(ref, hyp)[1:] == (1, 0, 1, pytest.approx(100 / 3))
+    # 开|meeting, meeting|吧: an insertion before 我 is next to no switch-point token, one after 吧 is
+    assert cs_counts("我们开 meeting 吧", "啊 我们开 meeting 吧", "switch_point_er") == (3, 0, 0, 0, 0.0)
+    assert cs_counts("我们开 meeting 吧", "我们开 meeting 吧 啊", "switch_point_er") == (3, 0, 0, 1, 100 / 3)
+    assert cs_counts("我们开 meeting 吧", "", "switch_point_er") == (3, 0, 3, 0, 100.0)
+    assert cs_counts("我有3个", "我有三个", "switch_point_er") == (0, 0, 0, 0, None)  # no English: no switch
+    assert cs_counts("see you", "", "switch_point_er") == (0, 0, 0, 0, None)
+
+
+def test_language_accuracy_over_aligned_pairs():
+    def accuracy(ref: str, hyp: str) -> tuple[int, int, float | None]:
+        c = score({"u": ref}, {"u": hyp}).language_counts()
+        return c.pairs, c.matches, c.accuracy
+
+    assert accuracy("我想去 paris", "我想去怕") == (4, 3, 75.0)  # S(paris -> 怕): en -> zh
+    assert accuracy("我有3个", "我有三个") == (4, 3, 75.0)  # S(3 -> 三): a number is neither language
+    assert accuracy("我想去 paris 了", "我想去 pairs 了 啊") == (5, 5, 100.0)  # S within English; I not a pair
+    assert accuracy("我想去 paris", "") == (0, 0, None)  # empty hypothesis: no aligned pair
+    assert score({"u": "我想去 paris"}, {}).to_dict()["language_accuracy"] is None
+
+
+def test_code_switching_metrics_aggregate_over_utterances():
+    refs = {"a": "我们开 meeting 吧", "b": "我有3 apples 和 pears", "c": "see you", "d": "我想去 paris"}
+    hyps = {"a": "我们开 meet ing 吧", "b": "我有3 apple 和 pears 啊", "c": "see you", "d": "我想去怕"}
+    d = score(refs, hyps).to_dict()
+    # PIER: a 2 of 1, b 2 of 2, d 1 of 1 (paris, 3 zh > 1 en); c has no point of interest
+    assert d["pier"] == pytest.approx(100 * 5 / 4)
+    assert d["details"]["pier"] == {
+        "error_rate": 125.0,
+        "ref_tokens": 4,
+        "hits": 1,
+        "substitutions": 3,
+        "deletions": 0,
+        "insertions": 2,
+        "num_utts": 3,
+    }
+    # switch points: a 开 meeting 吧 (2 errors), b 4 tokens (2 errors), d 去 paris (1 error)
+    assert d["switch_point_er"] == pytest.approx(100 * 5 / 9)
+    # pairs: a 5 (ing is en), b 6, c 2, d 4 with one mismatch
+    assert d["language_accuracy"] == pytest.approx(100 * 16 / 17)
+    assert d["details"]["language_accuracy"] == {
+        "accuracy": d["language_accuracy"],
+        "pairs": 17,
+        "matches": 16,
+        "num_utts": 4,
+    }
+    assert d["per_utterance"]["a"] == {
+        "category": "cs",
+        "ref_tokens": 5,
+        "hits": 4,
+        "substitutions": 1,
+        "deletions": 0,
+        "insertions": 1,
+        "pier": {"ref_tokens": 1, "hits": 0, "substitutions": 1, "deletions": 0, "insertions": 1},
+        "switch_point": {"ref_tokens": 3, "hits": 2, "substitutions": 1, "deletions": 0, "insertions": 1},
+        "language": {"pairs": 5, "matches": 5},
+    }
+    assert list(d["per_utterance"]) == ["a", "b", "c", "d"]
+
+
+def test_rate_terms_from_scores_json():
+    d = json.loads(score(parse_text(THREE_TEXT), parse_text(THREE_HYP), parse_text(THREE_CATS)).to_json())
+    assert rate_terms(d, "overall_mer") == {"u1": (1, 5), "u2": (2, 4), "u3": (1, 3)}
+    assert rate_terms(d, "zh_cer") == {"u2": (2, 4)}
+    assert rate_terms(d, "pier") == {"u1": (1, 1)}  # meeting in 我 今 天 有 meeting
+    assert rate_terms(d, "switch_point_er") == {"u1": (1, 2)}  # 有 and meeting
+    assert rate_terms(d, "language_accuracy") == {"u1": (5, 5), "u2": (4, 4), "u3": (2, 2)}
+    del d["per_utterance"]  # a scores.json of an older version
+    assert rate_terms(d, "overall_mer") is None
 
 
 def test_per_category_aggregation_inferred_and_given():
@@ -210,6 +341,10 @@ def test_cli_end_to_end(tmp_path):
     assert lines[0].split() == header
     assert lines[2].split() == ["overall_mer", "50.00", "3", "12", "6", "1", "5", "0"]
     assert lines[4].split() == ["zh_cer", "100.00", "1", "4", "0", "0", "4", "0"]
+    assert lines[6].split() == ["pier", "100.00", "1", "1", "0", "1", "0", "0"]  # meetings for meeting
+    assert lines[7].split() == ["switch_point_er", "50.00", "1", "2", "1", "1", "0", "0"]  # 有 meeting
+    # pairs: 5 of u1, 2 of u3 (u2 has no hypothesis)
+    assert lines[-2] == "language accuracy: 100.00% of 7 aligned pairs"
     assert lines[-1] == "missing hypotheses: 1"
     assert "no hypothesis, scored as empty: u2" in proc.stderr
     scores = json.loads((out / "scores.json").read_text(encoding="utf-8"))

@@ -1,11 +1,19 @@
 """Collect ``exp/*/decode_*/scores.json`` into RESULTS.md tables (one per test set).
 
 Columns: trainable parameters, epochs and training time (trained systems: the finished epochs in checkpoint.pth), MER over all
-utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances
-(percent), the share of errors that are insertions, and the decoding real-time factor. Rows: one
-per experiment dir (``zeroshot_<lid_prompt>[_guard]`` for stage 3, ``<method><tag>`` for stage 8).
-Sets whose utterances are all Mandarin or all English (e.g. AISHELL-1 test, LibriSpeech
-test-clean) also get a forgetting table: trained systems against the zero-shot backbone.
+utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances, PIER,
+switch-point error rate and token language accuracy (percent, :mod:`espnet_cs.scoring`), the share
+of errors that are insertions, and the decoding real-time factor. Each rate is written
+``rate [low, high] (utterances)``: its 95% bootstrap interval over utterances
+(:mod:`espnet_cs.bootstrap`, from ``scores.json``'s ``per_utterance`` counts) and the utterances it
+covers; a ``scores.json`` written before it held per-utterance counts gets the rate without
+interval (stage 9 rewrites it). Rows: one per experiment dir (``zeroshot_<lid_prompt>[_guard]``
+for stage 3, ``<method><tag>`` for stage 8).
+
+"Paired comparisons" lists, for each pair of :data:`PAIRED_COMPARISONS` with both systems on a
+test set, the MER difference with its paired-bootstrap interval and p-value. Sets whose
+utterances are all Mandarin or all English (e.g. AISHELL-1 test, LibriSpeech test-clean) also get
+a forgetting table: trained systems against the zero-shot backbone.
 """
 
 from __future__ import annotations
@@ -22,9 +30,26 @@ import torch
 import yaml
 
 from espnet_cs.bin.param_count import count_args
+from espnet_cs.bootstrap import RESAMPLES, SEED, paired_difference, rate_interval
 from espnet_cs.kaldi_dir import write_atomic
+from espnet_cs.scoring import rate_terms
 
 METRIC_COLUMNS = [("overall_mer", "MER"), ("cs_mer", "CS MER"), ("zh_cer", "ZH CER"), ("en_wer", "EN WER")]
+CS_COLUMNS = [("pier", "PIER"), ("switch_point_er", "switch ER"), ("language_accuracy", "lang. acc.")]
+
+_SPT_VARIANTS = ("spt_enc", "spt_dec", "spt_both", "respt", "lpt")
+_TWO_STAGE = "adapter_stage1+adapter_ag_stage2"
+PAIRED_COMPARISONS: list[tuple[str, str]] = [
+    # (system, against): the papers' comparisons; the MER difference is system - against
+    *(("dpt", variant) for variant in _SPT_VARIANTS),
+    *(("spt4asr", variant) for variant in ("dpt", *_SPT_VARIANTS)),
+    ("lora", "spt4asr"),
+    ("adapter_ag", "adapter"),
+    (_TWO_STAGE, "adapter"),
+    (_TWO_STAGE, "adapter_ag"),
+    (f"{_TWO_STAGE}_all", _TWO_STAGE),
+    (f"{_TWO_STAGE}_random50", _TWO_STAGE),
+]
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -101,15 +126,29 @@ def _training_cells(training: dict) -> list[str]:
     ]
 
 
+def _columns(terms: dict[str, tuple[int, int]], utts: list[str]) -> tuple[list[int], list[int]]:
+    """Numerators and denominators of ``utts``, in that order."""
+    return [terms[u][0] for u in utts], [terms[u][1] for u in utts]
+
+
+def rate_cell(scores: dict, key: str) -> str:
+    """``rate [low, high] (utterances)`` of a rate of ``scores.json`` (see the module docstring)."""
+    rate = scores.get(key)
+    if rate is None:
+        return "—"
+    cell = _percent(rate)
+    terms = rate_terms(scores, key)
+    if terms:
+        interval = rate_interval(*_columns(terms, sorted(terms)))
+        cell += f" [{interval.low:.1f}, {interval.high:.1f}]"
+    utterances = (scores.get("details", {}).get(key) or {}).get("num_utts")
+    return f"{cell} ({utterances})" if utterances else cell
+
+
 def table_row(system: str, scores: dict, info: dict, training: dict) -> str:
     details = scores.get("details", {})
     cells = [f"`{system}`", _system_description(info), *_training_cells(training), str(scores["utterances"])]
-    for key, _ in METRIC_COLUMNS:
-        detail = details.get(key) or {}
-        rate = _percent(scores.get(key))
-        if detail.get("ref_tokens"):
-            rate += f" ({detail.get('num_utts', 0)})"
-        cells.append(rate)
+    cells += [rate_cell(scores, key) for key, _ in METRIC_COLUMNS + CS_COLUMNS]
     overall = details.get("overall_mer") or {}
     errors = sum(overall.get(k, 0) for k in ("substitutions", "deletions", "insertions"))
     cells.append(f"{100 * overall.get('insertions', 0) / errors:.0f}%" if errors else "—")
@@ -147,7 +186,15 @@ def render(tables: dict[str, list[Row]]) -> str:
         f"Made by `python -m espnet_cs.bin.report` on {date.today().isoformat()} "
         f"({platform.machine()}, {torch.get_num_threads()} torch threads). Rates in percent after "
         "normalization (OpenCC t2s, NFKC, lowercase, punctuation and non-speech markers removed); "
-        "tokens are CJK characters and English words. In brackets: utterances in that category. "
+        "tokens are CJK characters and English words. After each rate: in square brackets its 95% "
+        f"bootstrap interval over utterances (percentiles of {RESAMPLES} resamples of the utterances "
+        f"with replacement, numpy `default_rng({SEED})`; none for a `scores.json` written before it held "
+        "per-utterance counts), in round brackets the utterances it covers (those of the category; "
+        "for PIER, switch ER and lang. acc., those with such tokens). PIER: error rate on the English "
+        "words of Mandarin-matrix utterances (more Mandarin than English tokens), insertions next to "
+        "them included; switch ER: error rate on the two tokens at each Mandarin-English switch, "
+        "insertions next to them included; lang. acc.: share of aligned (correct or substituted) "
+        "hypothesis tokens in the language of their reference token. "
         "`ins.` is the share of all errors that are insertions (looping hypotheses show up there). "
         "RTF: decoding seconds per audio second on this machine. Trainable parameters are counted "
         "for the backbone the system was trained on. Training time is the sum over the finished epochs of "
@@ -158,10 +205,59 @@ def render(tables: dict[str, list[Row]]) -> str:
     for test_set, rows in sorted(tables.items()):
         lines += ["", f"## {test_set}", ""]
         header = ["system", "decoding", "trainable", "epochs", "training", "utts"]
-        header += [name for _, name in METRIC_COLUMNS] + ["ins.", "RTF"]
+        header += [name for _, name in METRIC_COLUMNS + CS_COLUMNS] + ["ins.", "RTF"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         lines += [table_row(*row) for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def paired_row(test_set: str, system: str, scores: dict, against: str, against_scores: dict) -> str:
+    """MERs of two systems on ``test_set`` and the paired bootstrap of their difference; without
+    interval and p-value where a ``scores.json`` lacks per-utterance counts or the utterances differ."""
+    mer, against_mer = scores["overall_mer"], against_scores["overall_mer"]
+    cells = [test_set, f"`{system}`", f"`{against}`", _percent(mer), _percent(against_mer)]
+    terms, against_terms = rate_terms(scores, "overall_mer"), rate_terms(against_scores, "overall_mer")
+    if terms is None or against_terms is None:
+        cells += [f"{mer - against_mer:+.1f}", "— (no per-utterance counts)", "—"]
+    elif terms.keys() != against_terms.keys():
+        cells += [f"{mer - against_mer:+.1f}", "— (not the same utterances)", "—"]
+    else:
+        utts = sorted(terms)
+        result = paired_difference(_columns(terms, utts), _columns(against_terms, utts))
+        p_value = f"< {1 / RESAMPLES:g}" if result.p_value == 0 else f"{result.p_value:.3f}"
+        cells += [f"{result.difference:+.1f}", f"[{result.interval.low:+.1f}, {result.interval.high:+.1f}]", p_value]
+    return "| " + " | ".join(cells) + " |"
+
+
+def paired_section(tables: dict[str, list[Row]]) -> list[str]:
+    """The pairs of :data:`PAIRED_COMPARISONS` whose two systems were both scored on a test set."""
+    rows = []
+    for test_set, systems in sorted(tables.items()):
+        scores = {system: system_scores for system, system_scores, _, _ in systems}
+        rows += [
+            paired_row(test_set, system, scores[system], against, scores[against])
+            for system, against in PAIRED_COMPARISONS
+            if system in scores and against in scores
+        ]
+    if not rows:
+        return []
+    note = (
+        "MER of each system against the one it is compared with in the papers, on the same utterances: "
+        f"difference in points (negative = lower MER), its 95% paired-bootstrap interval ({RESAMPLES} "
+        f"resamples of the utterances, numpy `default_rng({SEED})`, each resample the same utterances for "
+        "both systems) and the two-sided p-value: twice the share of resamples whose difference lies on "
+        "the other side of zero (ties counted), at most 1 (Koehn's paired bootstrap test, two-sided)."
+    )
+    return [
+        "",
+        "## Paired comparisons",
+        "",
+        note,
+        "",
+        "| set | system | against | MER | against MER | difference | 95% interval | p |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 MONOLINGUAL_METRICS = {"zh": ("zh_cer", "ZH CER"), "en": ("en_wer", "EN WER")}
@@ -304,7 +400,7 @@ def main(argv: list[str] | None = None) -> None:
     tables = collect(args.exp_dir)
     if not tables:
         raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    sections = forgetting_section(tables) + attention_sections(args.exp_dir, args.out)
+    sections = paired_section(tables) + forgetting_section(tables) + attention_sections(args.exp_dir, args.out)
     if args.previous:
         sections += comparison_section(tables, args.previous, args.previous_label)
     text = render(tables) + "\n".join(sections) + "\n"
