@@ -2,7 +2,7 @@
 
 import json
 
-from espnet_cs.bin.report import forgetting_section, monolingual_language, paired_section, table_row
+from espnet_cs.bin.report import attention_sections, forgetting_section, monolingual_language, paired_section, table_row
 from espnet_cs.scoring import score
 
 # two code-switched utterances with one substitution each, so every resample has each rate: MER 1
@@ -183,3 +183,16 @@ def test_paired_comparisons() -> None:
         "| test | `adapter_stage1+adapter_ag_stage2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
     ]
     assert paired_section({"test": tables["test"][:2]}) == []  # no declared pair present
+
+
+def test_lid_heads_section_says_what_was_counted(tmp_path) -> None:
+    (tmp_path / "lid_heads").mkdir()
+    heads = {"ranked": [[1, 0], [2, 3]], "n_layers": 6, "n_heads": 8, "min_fraction": 0.1, "n_sentences": 300}
+    heads.update(own_language_share=0.545, word_tokens=4120)
+    (tmp_path / "lid_heads/lid_heads.json").write_text(json.dumps(heads))
+    text = "\n".join(attention_sections(tmp_path, tmp_path / "RESULTS.md"))
+    assert "2 of 48 decoder self-attention heads are LID heads (at least at 10% of the 4120 word tokens of 300" in text
+    del heads["word_tokens"]  # a file that counted sentences
+    (tmp_path / "lid_heads/lid_heads.json").write_text(json.dumps(heads))
+    text = "\n".join(attention_sections(tmp_path, tmp_path / "RESULTS.md"))
+    assert "are LID heads (in at least 10% of 300 training sentences;" in text and "54.5%" in text

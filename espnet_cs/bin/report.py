@@ -324,12 +324,17 @@ def attention_sections(exp_dir: Path, out: Path) -> list[str]:
         heads = json.loads(heads_file.read_text())
         heat_map = os.path.relpath(exp_dir / "lid_heads" / "heads.png", out.parent)
         n_heads = heads["n_layers"] * heads["n_heads"]
+        counted = (  # files of before 2026-12-01's second sitting counted sentences, not word tokens
+            f"at least at {100 * heads['min_fraction']:.0f}% of the {heads['word_tokens']} word tokens of "
+            f"{heads['n_sentences']} training sentences, decoder layer 0 left out"
+            if "word_tokens" in heads
+            else f"in at least {100 * heads['min_fraction']:.0f}% of {heads['n_sentences']} training sentences"
+        )
         lines += [
             "",
             "## LID heads",
             "",
-            f"{len(heads['ranked'])} of {n_heads} decoder self-attention heads are LID heads (in at least "
-            f"{100 * heads['min_fraction']:.0f}% of {heads['n_sentences']} training sentences; "
+            f"{len(heads['ranked'])} of {n_heads} decoder self-attention heads are LID heads ({counted}; "
             f"`exp/lid_heads/lid_heads.json`, heat map `{heat_map}`). Before any training, "
             f"{100 * heads['own_language_share']:.1f}% of (word token, head) pairs put more "
             "LID-column attention on their own language than on the other.",
