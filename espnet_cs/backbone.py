@@ -1,4 +1,4 @@
-"""Load the Whisper backbone: embedded Whisper-base, model name, checkpoint file or CTranslate2 directory.
+"""Load the Whisper backbone: embedded Whisper-base, model name, checkpoint file, CTranslate2 or transformers directory.
 
 ``load_whisper(spec)`` accepts:
 
@@ -10,7 +10,10 @@
 3. a path to an openai-whisper checkpoint file (``{"dims", "model_state_dict"}``).
 4. a path to a CTranslate2 (faster-whisper) model directory (``model.bin`` + ``config.json``),
    converted once and cached as ``<cache>/ct2-<sha256 of model.bin>.pt``.
-5. ``"meta:<name>"`` (``meta:small``): a weightless Whisper of that size on PyTorch's meta device,
+5. a path to a Hugging Face transformers ``WhisperForConditionalGeneration`` directory
+   (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``: the community fine-tunes),
+   converted once (:mod:`espnet_cs.hf_format`) and cached as ``<cache>/hf-<sha256 of the weights>.pt``.
+6. ``"meta:<name>"`` (``meta:small``): a weightless Whisper of that size on PyTorch's meta device,
    for counting the parameters of a configuration (:mod:`espnet_cs.bin.param_count`).
 
 ``<cache>`` is ``cache_dir``, else ``$ESPNET_CS_CACHE``, else ``$XDG_CACHE_HOME/espnet_cs``
@@ -37,6 +40,7 @@ import torch
 import whisper
 from whisper.model import AudioEncoder, ModelDimensions, TextDecoder, Whisper
 
+from espnet_cs import hf_format
 from espnet_cs.ctranslate2_format import whisper_checkpoint
 from espnet_cs.kaldi_dir import write_atomic
 
@@ -109,6 +113,8 @@ def load_whisper(
     elif spec in whisper.available_models():
         model = whisper.load_model(spec, device="cpu", download_root=str(cache / "whisper"))
         sha256 = whisper._MODELS[spec].split("/")[-2]  # openai-whisper verifies the file against it
+    elif path.is_dir() and not (path / "model.bin").exists() and hf_format.is_hf_whisper_dir(path):
+        model, sha256 = _load_hf_dir(path, cache)
     elif path.is_dir():
         model, sha256 = _load_ctranslate2_dir(path, cache)
     elif path.is_file():
@@ -119,7 +125,8 @@ def load_whisper(
             f"Whisper backbone {spec!r} is none of: {EMBEDDED!r} (the embedded multilingual "
             f"Whisper-base); an openai-whisper model name ({', '.join(whisper.available_models())}); "
             "an existing openai-whisper checkpoint file (.pt with 'dims' and 'model_state_dict'); "
-            "an existing CTranslate2 Whisper model directory (model.bin + config.json)"
+            "an existing CTranslate2 Whisper model directory (model.bin + config.json); "
+            "an existing transformers Whisper directory (config.json + model.safetensors or pytorch_model.bin)"
         )
     return model.to(device), BackboneIdentity(spec, sha256, asdict(model.dims))
 
@@ -187,6 +194,20 @@ def _load_ctranslate2_dir(directory: Path, cache: Path) -> tuple[Whisper, str]:
         return whisper_checkpoint(data, str(model_bin), config_json)
 
     return _cached_conversion(cache / f"ct2-{key[:16]}.pt", key, str(model_bin), convert)
+
+
+def _load_hf_dir(directory: Path, cache: Path) -> tuple[Whisper, str]:
+    digest = hashlib.sha256((directory / hf_format.CONFIG).read_bytes())
+    for path in hf_format.weight_files(directory):
+        if not path.is_file():
+            raise hf_format.HuggingFaceFormatError(f"{path}: no such file (a shard its index names)")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 24), b""):
+                digest.update(block)
+    key = digest.hexdigest()
+    return _cached_conversion(
+        cache / f"hf-{key[:16]}.pt", key, str(directory), lambda: hf_format.whisper_checkpoint(directory)
+    )
 
 
 def _cached_conversion(target: Path, key: str, source: str, convert: Callable[[], dict]) -> tuple[Whisper, str]:
