@@ -1,4 +1,4 @@
-"""Read a Hugging Face transformers Whisper checkpoint and convert it to an openai-whisper checkpoint.
+"""Hugging Face transformers Whisper checkpoints: read into, and written from, openai-whisper's names.
 
 A directory saved by ``WhisperForConditionalGeneration.save_pretrained`` holds ``config.json``
 and the weights: ``model.safetensors``, ``model.safetensors.index.json`` with its shards, or
@@ -6,7 +6,8 @@ and the weights: ``model.safetensors``, ``model.safetensors.index.json`` with it
 safetensors reads the tensors; the renaming onto openai-whisper's modules is written here because
 no maintained library does it (transformers ships only the opposite conversion, as a script of its
 repository, not in its wheel). The mapping is one-to-one; ``proj_out.weight`` is the token
-embedding again (Whisper ties them) and is only checked to be equal.
+embedding again (Whisper ties them) and is only checked to be equal. :func:`to_transformers` is the
+inverse, for exporting (:mod:`espnet_cs.export`).
 """
 
 from __future__ import annotations
@@ -165,3 +166,47 @@ def _renamed(tensors: dict[str, torch.Tensor], directory: Path) -> dict[str, tor
     if tied is not None and not torch.equal(tied.float(), state.get("decoder.token_embedding.weight", tied.float())):
         raise HuggingFaceFormatError(f"{directory}: {_TIED} differs from the token embedding: not a plain Whisper")
     return state
+
+
+def transformers_name(name: str) -> str:
+    """The transformers name of an openai-whisper state-dict name (the inverse of the reading)."""
+    stack, rest = name.split(".", 1)
+    block = re.fullmatch(r"blocks\.(\d+)\.(.+)\.(weight|bias)", rest)
+    if block:
+        layer, module, kind = block.groups()
+        inverse = {v: k for k, v in _LAYER.items()}
+        return f"model.{stack}.layers.{layer}.{inverse[module]}.{kind}"
+    inverse = {v: k for k, v in (_ENCODER if stack == "encoder" else _DECODER).items()}
+    module, _, kind = rest.rpartition(".")
+    if rest == "positional_embedding":
+        return f"model.{stack}.embed_positions.weight"
+    return f"model.{stack}.{inverse[module]}.{kind}"
+
+
+def to_transformers(dims: ModelDimensions, state: dict[str, torch.Tensor]):
+    """A transformers ``WhisperForConditionalGeneration`` holding the openai-whisper weights ``state``."""
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    config = WhisperConfig(
+        vocab_size=dims.n_vocab,
+        num_mel_bins=dims.n_mels,
+        d_model=dims.n_audio_state,
+        encoder_layers=dims.n_audio_layer,
+        encoder_attention_heads=dims.n_audio_head,
+        decoder_layers=dims.n_text_layer,
+        decoder_attention_heads=dims.n_text_head,
+        encoder_ffn_dim=4 * dims.n_audio_state,
+        decoder_ffn_dim=4 * dims.n_text_state,
+        max_source_positions=dims.n_audio_ctx,
+        max_target_positions=dims.n_text_ctx,
+    )
+    model = WhisperForConditionalGeneration(config)
+    renamed = {transformers_name(name): tensor for name, tensor in state.items()}
+    missing, unexpected = model.load_state_dict(renamed, strict=False)
+    missing = [name for name in missing if name != _TIED]
+    if missing or unexpected:
+        raise ValueError(
+            f"weights do not fit transformers' Whisper: missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    model.tie_weights()
+    return model.eval()

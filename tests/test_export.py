@@ -1,0 +1,90 @@
+"""Export to transformers and CTranslate2 (espnet_cs.export): plain Whisper weights and merged LoRA."""
+
+from __future__ import annotations
+
+import ctranslate2
+import numpy as np
+import pytest
+import torch
+from espnet2.layers.create_adapter import create_adapter
+from test_training import RECIPE_CONF
+from transformers import WhisperForConditionalGeneration
+from whisper.audio import N_SAMPLES
+
+from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.export import ExportError, export, whisper_state
+from espnet_cs.model import CSWhisperModel
+from espnet_cs.task import CSASRTask, freeze
+
+AUDIO = (0.1 * np.random.default_rng(1).standard_normal(24000)).astype(np.float32)
+
+
+def lora_model(backbone) -> CSWhisperModel:
+    """The lora method's model on the tiny backbone, its B matrices random (as if trained)."""
+    args = CSASRTask.get_parser().parse_args(
+        ["--config", str(RECIPE_CONF / "lora.yaml"), "--whisper_model", str(backbone)]
+    )
+    args.encoder_conf = {**args.encoder_conf, "pad_to_30s": True}  # served in 30-s windows, as faster-whisper does
+    model = CSASRTask.build_model(args)
+    create_adapter(model, args.adapter, args.adapter_conf)
+    freeze(model, args.freeze_param)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("lora_B"):
+                parameter.normal_(std=0.05)
+    return model.eval()
+
+
+def greedy(model: CSWhisperModel) -> list[int]:
+    return list(Transcriber.from_model(model, GreedyConfig(max_new_tokens=16))([AUDIO])[0].tokens)
+
+
+def test_merged_lora_computes_what_the_lora_model_computes(tiny_whisper_path):
+    model = lora_model(tiny_whisper_path)
+    dims, state = whisper_state(model)
+    plain = CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", True)
+    plain.encoder.encoders.load_state_dict(
+        {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
+    )
+    plain.decoder.decoders.load_state_dict(
+        {k.removeprefix("decoder."): v for k, v in state.items() if k.startswith("decoder.")}
+    )
+    assert not any(name.endswith(("lora_A", "lora_B")) for name in state) and dims.n_vocab == 51865
+    tokens = greedy(model)
+    assert greedy(plain) == tokens and len(tokens) > 3
+    assert greedy(CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", True)) != tokens  # LoRA changed it
+
+
+def test_exported_model_decodes_alike_in_transformers_and_ctranslate2(tiny_whisper_path, tmp_path):
+    model = lora_model(tiny_whisper_path)
+    export(model, tmp_path / "hf", tmp_path / "ct2")
+    ours = greedy(model)
+    transcriber = Transcriber.from_model(model, GreedyConfig(max_new_tokens=16))
+    mel = transcriber.encoder.log_mel(torch.from_numpy(AUDIO)[None], torch.tensor([len(AUDIO)]), N_SAMPLES)
+    prompt = list(transcriber.tokenizer.sot_sequence)
+
+    hf = WhisperForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
+    with torch.no_grad():
+        theirs = model.decoder.decoders(torch.tensor([prompt]), model.encoder.encoders(mel))
+        logits = hf(input_features=mel, decoder_input_ids=torch.tensor([prompt])).logits
+    torch.testing.assert_close(logits, theirs, atol=1e-4, rtol=1e-4)
+
+    runtime = ctranslate2.models.Whisper(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
+    result = runtime.generate(
+        ctranslate2.StorageView.from_array(mel.numpy()), [prompt], beam_size=1, max_length=len(prompt) + 16
+    )[0]  # faster-whisper's greedy call: suppress_blank and the config's suppress_ids, as openai-whisper
+    assert result.sequences_ids[0] == [t for t in ours if t != 50257][: len(result.sequences_ids[0])]
+    assert len(result.sequences_ids[0]) >= min(len(ours), 4)
+    assert (tmp_path / "ct2/tokenizer.json").exists()
+
+
+def test_models_that_are_not_plain_whisper_are_refused(tiny_whisper_path, tmp_path):
+    args = CSASRTask.get_parser().parse_args(
+        ["--config", str(RECIPE_CONF / "spt4asr.yaml"), "--whisper_model", str(tiny_whisper_path)]
+    )
+    with pytest.raises(
+        ExportError, match=r"only models that are plain Whisper weights export .* e\.g\. \['encoder.soft_prompts"
+    ):
+        export(CSASRTask.build_model(args), tmp_path / "hf")
+    assert not (tmp_path / "hf").exists()
