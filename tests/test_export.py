@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import ctranslate2
 import numpy as np
 import pytest
 import torch
 from espnet2.layers.create_adapter import create_adapter
-from test_training import RECIPE_CONF
+from test_training import RECIPE_CONF, data_dir, train_args  # noqa: F401 (data_dir is a fixture)
 from transformers import WhisperForConditionalGeneration
 from whisper.audio import N_SAMPLES
 
+from espnet_cs.bin.export import main
 from espnet_cs.decoding import GreedyConfig, Transcriber
 from espnet_cs.export import ExportError, export, whisper_state
 from espnet_cs.model import CSWhisperModel
@@ -88,3 +91,13 @@ def test_models_that_are_not_plain_whisper_are_refused(tiny_whisper_path, tmp_pa
     ):
         export(CSASRTask.build_model(args), tmp_path / "hf")
     assert not (tmp_path / "hf").exists()
+
+
+def test_export_command_on_a_trained_lora_run(tiny_whisper_path, data_dir, tmp_path):  # noqa: F811
+    CSASRTask.main(cmd=train_args("lora", tiny_whisper_path, data_dir, tmp_path / "exp", "--max_epoch", "1"))
+    main(["--exp_dir", str(tmp_path / "exp"), "--out_dir", str(tmp_path / "out"), "--quantization", "int8"])
+    config = json.loads((tmp_path / "out/ctranslate2/config.json").read_text())
+    assert len(config["lang_ids"]) == 99 and 50359 in config["suppress_ids"]  # <|transcribe|>, as openai-whisper
+    assert (tmp_path / "out/transformers/model.safetensors").exists()
+    with pytest.raises(SystemExit, match="nowhere/config.yaml does not exist"):
+        main(["--exp_dir", str(tmp_path / "nowhere"), "--out_dir", str(tmp_path / "out2")])
