@@ -180,15 +180,24 @@ def load_packed(
     config = yaml.safe_load(Path(files[CONFIG_KEY]).read_text(encoding="utf-8"))
     config["whisper_model"] = whisper_model or config["whisper_model"]
     config["whisper_cache_dir"] = cache_dir or config.get("whisper_cache_dir")
-    check_backbone(
-        json.loads(Path(files[BACKBONE_KEY]).read_text(encoding="utf-8")),
-        config["whisper_model"],
-        config["whisper_cache_dir"],
-    )
+    check_backbone(_backbone_identity(Path(files[BACKBONE_KEY])), config["whisper_model"], config["whisper_cache_dir"])
     with tempfile.TemporaryDirectory() as tmp:
         _write_yaml(Path(tmp) / "config.yaml", config)
         model, _ = CSASRTask.build_model_from_file(Path(tmp) / "config.yaml", files[MODEL_KEY], device)
     return model.eval()
+
+
+def _backbone_identity(path: Path) -> dict:
+    """The backbone identity a packed model records (``{spec, sha256, dims}``), checked to be one."""
+    try:
+        identity = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: not the backbone identity of a packed model ({e}): pack it again (stage 11)") from e
+    if not isinstance(identity, dict) or not {"spec", "sha256", "dims"} <= identity.keys():
+        raise ValueError(
+            f"{path}: not the backbone identity of a packed model (keys spec, sha256, dims): pack it again"
+        )
+    return identity
 
 
 def check_backbone(identity: dict, spec: str, cache_dir: str | None = None) -> None:

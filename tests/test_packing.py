@@ -237,6 +237,13 @@ def test_not_a_packed_model_names_the_path_and_stage_11(runs, tmp_path):
 
     unpacked = tmp_path / "unpacked"
     unpack(runs["spt4asr"].zip, unpacked)
+    identity = next(unpacked.glob("exp/*/backbone.json"))
+    saved = identity.read_text()
+    identity.write_text("{not json")
+    fails(unpacked, ValueError, r"/exp/.*/backbone.json: not the backbone identity of a packed model")
+    identity.write_text("[]")
+    fails(unpacked, ValueError, r"/exp/.*/backbone.json: not the backbone identity .*keys spec, sha256, dims")
+    identity.write_text(saved)
     model_file = next(unpacked.glob("exp/*/valid.loss.ave.pth"))
     model_file.unlink()
     fails(unpacked, FileNotFoundError, f": its asr_model_file {re.escape(str(model_file))} does not exist{written_by}")
