@@ -90,6 +90,9 @@ _WHISPER_DIMS = {
     "turbo": _dims(1280, 20, 32, n_mels=128, n_vocab=51866, n_text_layer=4),
 }
 
+# The multilingual sizes, one per shape (large-v1 is large-v2's shape; large and turbo are aliases).
+WHISPER_SIZES = ("tiny", "base", "small", "medium", "large-v2", "large-v3", "large-v3-turbo")
+
 
 def whisper_dims(name: str) -> ModelDimensions:
     """Dimensions of the openai-whisper model ``name`` ("base", "whisper-base", ...), without weights."""

@@ -14,6 +14,7 @@ from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
 from espnet_cs.encoder import equal_length_groups
+from espnet_cs.precision import widened
 from espnet_cs.prompts import SoftPrompts
 from espnet_cs.prompts.language import detect_language
 from espnet_cs.tokenizer import CSTokenizer
@@ -142,7 +143,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 cache holds them afterwards).
             cache: filled by :meth:`kv_cache`.
         Returns:
-            (batch, new_length, vocab) float32 logits.
+            (batch, new_length, vocab) logits in the model's dtype, at least float32 (:func:`widened`).
         """
         dec = self.decoders
         offset = self.cached_tokens(cache)
@@ -160,7 +161,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             x = self.soft_prompts.enter(x, i, prompts, positions=dec.positional_embedding[:n_prompts])
             x = block(x, memory, mask=dec.mask, kv_cache=cache)
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
-        return (x @ dec.token_embedding.weight.to(x.dtype).T).float()
+        return widened(x @ dec.token_embedding.weight.to(x.dtype).T)
 
     def cached_tokens(self, cache: KVCache | None) -> int:
         """Number of tokens held in ``cache`` (soft prompt positions not counted)."""

@@ -127,12 +127,14 @@ class CSWhisperEncoder(AbsEncoder):
         """Whisper's ``AudioEncoder.forward`` for any length up to 30 s, prompts prepended.
 
         Args:
-            mel: (batch, n_mels, frames), frames even and at most 3000.
+            mel: (batch, n_mels, frames), frames even and at most 3000; any float dtype and
+                device (moved to the encoder's).
         Returns:
-            (batch, prompts + frames // 2, d_model)
+            (batch, prompts + frames // 2, d_model) in the encoder's dtype (autocast's under autocast)
         """
         enc = self.encoders
-        x = F.gelu(enc.conv1(mel))
+        # log-mel is float32 on the audio's device; Whisper's convolutions would cast their weights to it.
+        x = F.gelu(enc.conv1(mel.to(enc.conv1.weight)))
         x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
         x = (x + enc.positional_embedding[: x.size(1)]).to(x.dtype)
         prompts = self.soft_prompts(x.size(0))

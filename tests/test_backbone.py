@@ -323,10 +323,53 @@ def test_whisper_dims_parameter_counts(name, millions, published):
     assert round(n, 1) == millions and abs(n - published) / published < 0.05
 
 
+# Hugging Face's openai/whisper-<size> checkpoints hold the encoder's sinusoidal positions as a
+# parameter (openai-whisper: a buffer); their totals, for the exact check below.
+HF_TOTALS = {
+    "tiny": 37_760_640,
+    "base": 72_593_920,
+    "small": 241_734_912,
+    "medium": 763_857_920,
+    "large-v2": 1_543_304_960,
+    "large-v3": 1_543_490_560,
+    "large-v3-turbo": 808_878_080,
+}
+
+
+@pytest.mark.parametrize(
+    "name, parameters",
+    [
+        ("tiny.en", 37_184_256),
+        ("tiny", 37_184_640),
+        ("base.en", 71_825_408),
+        ("base", 71_825_920),
+        ("small.en", 240_582_144),
+        ("small", 240_582_912),
+        ("medium.en", 762_320_896),
+        ("medium", 762_321_920),
+        ("large-v1", 1_541_384_960),
+        ("large-v2", 1_541_384_960),
+        ("large-v3", 1_541_570_560),
+        ("large", 1_541_570_560),
+        ("large-v3-turbo", 806_958_080),
+        ("turbo", 806_958_080),
+    ],
+)
+def test_whisper_dims_exact_parameter_counts(name, parameters):
+    dims = whisper_dims(name)
+    assert _n_parameters(dims) == parameters
+    if name in HF_TOTALS:
+        assert parameters + dims.n_audio_ctx * dims.n_audio_state == HF_TOTALS[name]
+
+
 def test_whisper_dims_table():
     assert set(backbone._WHISPER_DIMS) == set(whisper.available_models())
+    assert set(backbone.WHISPER_SIZES) == set(HF_TOTALS)
     assert whisper_dims("whisper-base") == whisper_dims("base")
     assert whisper_dims("large-v3").n_mels == 128 and whisper_dims("tiny.en").n_vocab == 51864
+    assert whisper_dims("large-v3-turbo") == whisper_dims("turbo") and whisper_dims("large-v1") == whisper_dims(
+        "large-v2"
+    )
     with pytest.raises(ValueError, match="unknown Whisper model 'huge'"):
         whisper_dims("huge")
 

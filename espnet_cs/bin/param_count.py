@@ -1,4 +1,4 @@
-"""Trainable parameters of every method (conf/tuning/*.yaml) for Whisper-base and Whisper-small.
+"""Trainable parameters of every method (conf/tuning/*.yaml) for Whisper-base and Whisper-small (``--models all``: every size).
 
 "share" is trainable / all parameters of the model (backbone + additions), as the papers give it.
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from espnet2.layers.create_adapter import create_adapter
 
-from espnet_cs.backbone import META
+from espnet_cs.backbone import META, WHISPER_SIZES
 from espnet_cs.task import CSASRTask, freeze
 
 # Trainable parameters the papers report for Whisper-small (millions).
@@ -51,8 +51,12 @@ def count_args(args: argparse.Namespace, name: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--conf_dir", type=Path, default=DEFAULT_CONF, help="dir of the method YAMLs")
-    parser.add_argument("--models", nargs="+", default=["base", "small"])
+    parser.add_argument(
+        "--models", nargs="+", default=["base", "small"], help=f"Whisper sizes; all: {' '.join(WHISPER_SIZES)}"
+    )
     args = parser.parse_args(argv)
+    if args.models == ["all"]:
+        args.models = list(WHISPER_SIZES)
 
     header = (
         ["method"] + [f"{m} trainable" for m in args.models] + [f"{m} share" for m in args.models] + ["paper (small)"]

@@ -17,6 +17,7 @@ from espnet_cs.guidance.rows import WordRows
 from espnet_cs.guidance.statistics import HeadStatistics
 from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.model import CSWhisperModel
+from espnet_cs.precision import widened
 
 
 def read_batches(
@@ -79,7 +80,7 @@ def collect(
     for attention, words, n in attention_passes(model, data_dir, batch_size, max_utts):
         indicator, share = lid_head_statistics(attention, words, n)
         counts += indicator.sum(0)
-        batch_shares.append(share.sum(0).float())
+        batch_shares.append(widened(share.sum(0)))
         n_sentences += n
         with_words += int(torch.bincount(words.batch, minlength=n).gt(0).sum())
         word_tokens += len(words.rows)

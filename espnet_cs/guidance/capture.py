@@ -11,6 +11,7 @@ import torch
 
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import equal_length_groups
+from espnet_cs.precision import widened
 
 
 @dataclass
@@ -62,7 +63,7 @@ def capture_attention(decoder: CSWhisperDecoder) -> Iterator[CapturedAttention]:
             scale = (q.size(-1) // heads) ** -0.25
             q = q.view(*q.shape[:2], heads, -1).transpose(1, 2) * scale
             k = k.view(*k.shape[:2], heads, -1).transpose(1, 2) * scale
-            scores = (q @ k.transpose(-1, -2)).float()
+            scores = widened(q @ k.transpose(-1, -2))
             if mask is not None:
                 scores = scores + mask[:n, :n]
             captured.parts.setdefault(layer, []).append(scores.softmax(dim=-1))

@@ -27,7 +27,8 @@ def silence_states(encoder: AudioEncoder, n_mels: int, n: int) -> torch.Tensor:
         raise ValueError(
             f"encoder prompts: length {n} exceeds Whisper's {encoder.positional_embedding.size(0)} audio positions"
         )
-    mel = whisper.log_mel_spectrogram(torch.zeros(N_SAMPLES, device=encoder.conv1.weight.device), n_mels)
+    weight = encoder.conv1.weight
+    mel = whisper.log_mel_spectrogram(torch.zeros(N_SAMPLES, device=weight.device), n_mels).to(weight.dtype)
     x = F.gelu(encoder.conv2(F.gelu(encoder.conv1(mel[None])))).permute(0, 2, 1) + encoder.positional_embedding
     states = []
     for block in encoder.blocks:

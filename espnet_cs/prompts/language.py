@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from whisper.model import TextDecoder
 
+from espnet_cs.precision import widened
+
 
 class LanguageEncoder(nn.Module):
     """Maps a zh/en language distribution (batch, 2) to a prompt shift (batch, d_model).
@@ -51,4 +53,4 @@ def detect_language(decoder: TextDecoder, memory: torch.Tensor, sot: int, lid_to
     for block in decoder.blocks:
         x = block(x, memory, mask=decoder.mask)
     logits = decoder.ln(x)[:, 0] @ decoder.token_embedding.weight[list(lid_tokens)].to(x.dtype).T
-    return logits.float().softmax(dim=-1)
+    return widened(logits).softmax(dim=-1)
