@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from espnet_cs.device import checked_device
 from espnet_cs.figures import plt
 from espnet_cs.guidance.analysis import attention_passes
 from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, own_language_share
@@ -30,14 +31,14 @@ from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
 from espnet_cs.model import CSWhisperModel
 
 
-def load_system(spec: str, whisper_model: str) -> tuple[str, CSWhisperModel]:
-    """``backbone`` or ``name=exp_dir`` (its config.yaml and valid.loss.ave.pth)."""
+def load_system(spec: str, whisper_model: str, device: str = "cpu") -> tuple[str, CSWhisperModel]:
+    """``backbone`` or ``name=exp_dir`` (its config.yaml and valid.loss.ave.pth), on ``device``."""
     if spec == "backbone":
-        return spec, CSWhisperModel.from_backbone(whisper_model, "cs", pad_to_30s=False)
+        return spec, CSWhisperModel.from_backbone(whisper_model, "cs", pad_to_30s=False).to(device)
     name, _, exp = spec.partition("=")
     from espnet_cs.task import CSASRTask
 
-    model, _ = CSASRTask.build_model_from_file(f"{exp}/config.yaml", f"{exp}/valid.loss.ave.pth", "cpu")
+    model, _ = CSASRTask.build_model_from_file(f"{exp}/config.yaml", f"{exp}/valid.loss.ave.pth", device)
     return name, model
 
 
@@ -54,8 +55,8 @@ def lid_map(
         for t, tag in zip(ids, tags)
         if tag.name in ("ZH", "EN")
     ]
-    target = torch.nn.functional.one_hot(words.languages, 2).numpy()
-    return labels, lid.numpy(), target
+    target = torch.nn.functional.one_hot(words.languages, 2).cpu().numpy()
+    return labels, lid.cpu().numpy(), target
 
 
 def plot(maps: dict[str, np.ndarray], labels: list[str], utt: str, path: Path) -> None:
@@ -93,14 +94,19 @@ def main(argv: list[str] | None = None) -> None:
         "--plot", action="append", help="a system name to draw in the figure; repeatable (default: every system)"
     )
     parser.add_argument("--out_dir", type=Path, required=True)
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
+    try:
+        device = str(checked_device(args.device))
+    except ValueError as error:
+        raise SystemExit(f"attention_report.py: {error}") from error
     categories = read_kaldi_map(args.data_dir / "utt2category")
     utt = args.utt or next(u for u, c in sorted(categories.items()) if c == "cs")
     shares, maps, labels = {}, {}, []
     for spec in args.system:
-        name, model = load_system(spec, args.whisper_model)
+        name, model = load_system(spec, args.whisper_model, device)
         identity = model.encoder.backbone_identity
         try:
             heads = LidHeads.load(

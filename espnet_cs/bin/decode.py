@@ -30,6 +30,7 @@ from tqdm import tqdm
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import staleness, write_decode_dir
 from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
+from espnet_cs.device import checked_device
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.splitting import audio_sha256, file_sha256, longest_first
 from espnet_cs.tokenizer import LID_PROMPTS
@@ -56,6 +57,7 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--guarded_out_dir", type=Path, help="also write the guarded hypotheses here")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--cache_dir", help="cache of converted backbones")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the same tokens on each)")
     return parser
 
 
@@ -82,13 +84,19 @@ def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcri
     """The trained model of the arguments, or the zero-shot backbone."""
     if bool(args.asr_train_config) != bool(args.asr_model_file):
         raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
+    try:
+        device = str(checked_device(args.device))
+    except ValueError as error:
+        raise SystemExit(f"decode.py: {error}") from error
     if args.asr_model_file:
         for kind, path in (("model file", args.asr_model_file), ("training config", args.asr_train_config)):
             if not Path(path).exists():
                 raise SystemExit(f"decode.py: {kind} {path} does not exist (did training finish?)")
-        return Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config)
+        return Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config, device)
     return Transcriber.from_model(
-        CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s, args.cache_dir), config
+        CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s, args.cache_dir),
+        config,
+        device,
     )
 
 

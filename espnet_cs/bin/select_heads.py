@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from espnet2.utils.types import str2bool
 
+from espnet_cs.device import checked_device
 from espnet_cs.figures import plt
 from espnet_cs.guidance.analysis import collect
 from espnet_cs.guidance.heads import Head
@@ -52,6 +53,7 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--max_utts", type=int, help="use only this many utterances")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     return parser
 
 
@@ -83,7 +85,11 @@ def plot_counts(counts: torch.Tensor, lid_heads: list[Head], word_tokens: int, p
 
 def collect_statistics(args: argparse.Namespace) -> HeadStatistics | None:
     """The statistics of ``--data_dir``; None if ``--stats_out`` holds them already."""
-    model = CSWhisperModel.from_backbone(args.whisper_model, "cs", args.pad_to_30s)
+    try:
+        device = checked_device(args.device)
+    except ValueError as error:
+        raise SystemExit(f"select_heads.py: {error}") from error
+    model = CSWhisperModel.from_backbone(args.whisper_model, "cs", args.pad_to_30s).to(device)
     identity = model.encoder.backbone_identity
     settings = {
         "data_dir": str(args.data_dir),

@@ -49,6 +49,7 @@ def attention_passes(
     attention of an utterance does not depend on its batch mates.
     """
     model.eval()
+    device = next(model.parameters()).device
     batches = list(read_batches(data_dir, batch_size, max_utts, utts))
     for batch in tqdm(batches, desc=f"attention {data_dir.name}", unit="batch"):
         speech_lengths = torch.tensor([len(a) for _, a, _ in batch])
@@ -60,6 +61,9 @@ def attention_passes(
         text = torch.full((len(batch), int(text_lengths.max())), -1)
         for i, t in enumerate(ids):
             text[i, : len(t)] = torch.tensor(t)
+        speech, speech_lengths, text, text_lengths = (
+            t.to(device) for t in (speech, speech_lengths, text, text_lengths)
+        )
         memory, memory_lengths, _ = model.encoder(speech, speech_lengths)
         inputs, _ = model.teacher_forcing(text, text_lengths)
         with capture_attention(model.decoder) as captured:

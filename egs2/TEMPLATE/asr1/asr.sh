@@ -17,6 +17,7 @@ stage=1                 # first stage to run
 stop_stage=11           # last stage to run
 nj=2                    # parallel jobs: data preparation and formatting, decoding and head-selection splits
 cmd_backend="${cmd_backend:-local}"  # job launcher (cmd.sh): local (this machine) or slurm (conf/slurm.yaml)
+gpu_inference=false     # stages 3, 4, 8 and 10 run the model on a GPU (one per job; --device cuda)
 decode_threads=0        # torch threads per decoding job (0: OMP_NUM_THREADS shared by the local jobs; under Slurm: cpus_per_task)
 # Data
 local_data_opts=""      # options passed to local/data.sh
@@ -68,7 +69,7 @@ Stages:
   11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
-  --decode_threads (${decode_threads})
+  --decode_threads (${decode_threads}) --gpu_inference (${gpu_inference})
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
   --zeroshot_lid_prompts ("${zeroshot_lid_prompts}") --pad_to_30s (${pad_to_30s})
@@ -78,6 +79,7 @@ Options (default):
   --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
   --results (${results}) --attention_systems ("${attention_systems}") --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_share (${attention_share})
+GPUs: --ngpu for training (5, 6); --gpu_inference true runs stages 3, 4, 8 and 10 on one GPU per job.
 Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh or, with
   --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
   the data into --nj jobs of whole batches and merge their outputs (equal to one job's, given the same
@@ -130,6 +132,7 @@ done
 
 . ./path.sh
 . ./cmd.sh
+if ${gpu_inference}; then device=cuda inference_gpu=(--gpu 1); else device=cpu inference_gpu=(); fi
 train() {  # method, output dir, extra options...
     local config="conf/tuning/$1.yaml" dir="$2" launch=() dist=(--multiprocessing_distributed true)
     shift 2
@@ -178,10 +181,10 @@ decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of es
     shift 3
     n=$(split_jobs "${data}" "${logdir}/split${nj}" "${decode_batch_size}")
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} JOB=1:"${n}" "${logdir}/decode.JOB.log" \
+    OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} "${inference_gpu[@]}" JOB=1:"${n}" "${logdir}/decode.JOB.log" \
         python -m espnet_cs.bin.decode --data_dir "${logdir}/split${nj}/JOB" --out_dir "${logdir}/output.JOB" \
             --guarded_out_dir "${logdir}/guarded.JOB" --batch_size "${decode_batch_size}" \
-            --threads "${decode_threads}" "$@" \
+            --threads "${decode_threads}" --device "${device}" "$@" \
         || { log "decoding ${data} failed; rerunning the stage redoes only the failed jobs"; exit 1; }
     for job in $(seq "${n}"); do
         outputs+=("${logdir}/output.${job}"); guarded_outputs+=("${logdir}/guarded.${job}")
@@ -236,9 +239,9 @@ if run_stage 4; then
     logdir="${dir}/logdir"
     log "stage 4: LID heads on ${train_set} -> ${dir}/lid_heads.json (logs: ${logdir})"
     n=$(split_jobs "dump/raw/${train_set}" "${logdir}/split${nj}" "${head_batch_size}")
-    OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} JOB=1:"${n}" "${logdir}/stats.JOB.log" \
+    OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} "${inference_gpu[@]}" JOB=1:"${n}" "${logdir}/stats.JOB.log" \
         python -m espnet_cs.bin.select_heads --data_dir "${logdir}/split${nj}/JOB" --stats_out "${logdir}/stats.JOB.npz" \
-            --whisper_model "${whisper_model}" --batch_size "${head_batch_size}" \
+            --whisper_model "${whisper_model}" --batch_size "${head_batch_size}" --device "${device}" \
         || { log "head statistics failed; rerunning the stage redoes only the failed jobs"; exit 1; }
     stats=()
     for job in $(seq "${n}"); do stats+=("${logdir}/stats.${job}.npz"); done
@@ -331,6 +334,7 @@ if run_stage 10; then
             python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --lid_heads "${heads}" \
                 --selection "${attention_selection}" --share "${attention_share}" \
                 --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
+                --device "${device}" \
                 "${plots[@]}"
         done
     fi
