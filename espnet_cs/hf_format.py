@@ -42,6 +42,19 @@ _LAYER = {
 }
 _ENCODER = {"conv1": "conv1", "conv2": "conv2", "embed_positions": "positional_embedding", "layer_norm": "ln_post"}
 _DECODER = {"embed_tokens": "token_embedding", "embed_positions": "positional_embedding", "layer_norm": "ln"}
+# openai-whisper's ModelDimensions field -> transformers' WhisperConfig key (d_model serves both stacks)
+_DIMS_IN_CONFIG = {
+    "n_mels": "num_mel_bins",
+    "n_audio_ctx": "max_source_positions",
+    "n_audio_state": "d_model",
+    "n_audio_head": "encoder_attention_heads",
+    "n_audio_layer": "encoder_layers",
+    "n_vocab": "vocab_size",
+    "n_text_ctx": "max_target_positions",
+    "n_text_state": "d_model",
+    "n_text_head": "decoder_attention_heads",
+    "n_text_layer": "decoder_layers",
+}
 _NAME = re.compile(r"model\.(encoder|decoder)\.(?:layers\.(\d+)\.)?(.+)\.(weight|bias)")
 
 
@@ -92,18 +105,7 @@ def whisper_checkpoint(directory: Path) -> dict:
         raise HuggingFaceFormatError(f"{directory / CONFIG}: not a Whisper config ({e})") from e
     if config.model_type != "whisper":
         raise HuggingFaceFormatError(f"{directory / CONFIG}: model_type {config.model_type!r}, not 'whisper'")
-    dims = ModelDimensions(
-        n_mels=config.num_mel_bins,
-        n_audio_ctx=config.max_source_positions,
-        n_audio_state=config.d_model,
-        n_audio_head=config.encoder_attention_heads,
-        n_audio_layer=config.encoder_layers,
-        n_vocab=config.vocab_size,
-        n_text_ctx=config.max_target_positions,
-        n_text_state=config.d_model,
-        n_text_head=config.decoder_attention_heads,
-        n_text_layer=config.decoder_layers,
-    )
+    dims = ModelDimensions(**{field: getattr(config, key) for field, key in _DIMS_IN_CONFIG.items()})
     tensors: dict[str, torch.Tensor] = {}
     for path in weight_files(directory):
         if not path.name.endswith(".index.json"):
@@ -183,24 +185,19 @@ def transformers_name(name: str) -> str:
     return f"model.{stack}.{inverse[module]}.{kind}"
 
 
+def transformers_config(dims: ModelDimensions):
+    """The transformers ``WhisperConfig`` of a Whisper of ``dims`` (feed-forward 4 x width, as Whisper)."""
+    from transformers import WhisperConfig
+
+    keys = {key: getattr(dims, field) for field, key in _DIMS_IN_CONFIG.items()}
+    return WhisperConfig(**keys, encoder_ffn_dim=4 * dims.n_audio_state, decoder_ffn_dim=4 * dims.n_text_state)
+
+
 def to_transformers(dims: ModelDimensions, state: dict[str, torch.Tensor]):
     """A transformers ``WhisperForConditionalGeneration`` holding the openai-whisper weights ``state``."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
+    from transformers import WhisperForConditionalGeneration
 
-    config = WhisperConfig(
-        vocab_size=dims.n_vocab,
-        num_mel_bins=dims.n_mels,
-        d_model=dims.n_audio_state,
-        encoder_layers=dims.n_audio_layer,
-        encoder_attention_heads=dims.n_audio_head,
-        decoder_layers=dims.n_text_layer,
-        decoder_attention_heads=dims.n_text_head,
-        encoder_ffn_dim=4 * dims.n_audio_state,
-        decoder_ffn_dim=4 * dims.n_text_state,
-        max_source_positions=dims.n_audio_ctx,
-        max_target_positions=dims.n_text_ctx,
-    )
-    model = WhisperForConditionalGeneration(config)
+    model = WhisperForConditionalGeneration(transformers_config(dims))
     renamed = {transformers_name(name): tensor for name, tensor in state.items()}
     missing, unexpected = model.load_state_dict(renamed, strict=False)
     missing = [name for name in missing if name != _TIED]

@@ -10,38 +10,20 @@ import numpy as np
 import pytest
 import torch
 from conftest import TINY_DIMS
-from transformers import WhisperConfig, WhisperForConditionalGeneration
+from transformers import WhisperForConditionalGeneration
 from whisper.audio import N_SAMPLES
 
 from espnet_cs.backbone import load_whisper
 from espnet_cs.decoding import GreedyConfig, Transcriber
-from espnet_cs.hf_format import HuggingFaceFormatError
+from espnet_cs.hf_format import HuggingFaceFormatError, transformers_config
 from espnet_cs.model import CSWhisperModel
-
-
-def hf_config() -> WhisperConfig:
-    """A transformers config of the tiny test Whisper's shape."""
-    d = TINY_DIMS
-    return WhisperConfig(
-        vocab_size=d.n_vocab,
-        num_mel_bins=d.n_mels,
-        d_model=d.n_audio_state,
-        encoder_layers=d.n_audio_layer,
-        encoder_attention_heads=d.n_audio_head,
-        decoder_layers=d.n_text_layer,
-        decoder_attention_heads=d.n_text_head,
-        encoder_ffn_dim=4 * d.n_audio_state,
-        decoder_ffn_dim=4 * d.n_text_state,
-        max_source_positions=d.n_audio_ctx,
-        max_target_positions=d.n_text_ctx,
-    )
 
 
 @pytest.fixture(scope="module")
 def hf_dir(tmp_path_factory) -> tuple[Path, WhisperForConditionalGeneration]:
     """A random transformers Whisper saved with save_pretrained (safetensors), and the model itself."""
     torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(hf_config()).eval()
+    model = WhisperForConditionalGeneration(transformers_config(TINY_DIMS)).eval()
     with torch.no_grad():  # varied greedy text: position and token embeddings of weight as in conftest
         model.model.decoder.embed_positions.weight.normal_(std=1.0)
         model.model.decoder.embed_tokens.weight.normal_(std=0.5)
