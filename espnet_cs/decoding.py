@@ -61,6 +61,9 @@ class GreedyConfig:
     suppress_blank: bool = True
     suppress_tokens: bool = True
     guard: RepetitionGuard | None = None
+    # Drop utterances that ended from the batch and the key/value cache (the same tokens; False
+    # decodes the whole batch to its longest hypothesis, as whisper.decode does).
+    drop_finished: bool = True
 
 
 @torch.no_grad()
@@ -93,7 +96,8 @@ def greedy_decode(
     blank = torch.tensor(tokenizer.blank_tokens, device=memory.device)
 
     sampled: list[list[int]] = [[] for _ in range(batch)]
-    finished = torch.zeros(batch, dtype=torch.bool, device=memory.device)
+    active = list(range(batch))  # utterance of each row still decoded
+    finished = [False] * batch
     tokens = task
     prompts = decoder.prompt_states(memory)
     with decoder.kv_cache() as cache:
@@ -104,20 +108,25 @@ def greedy_decode(
             if config.suppress_blank and step == 0:
                 logits[:, blank] = -torch.inf
             next_tokens = logits.argmax(dim=-1)
-            next_tokens[finished] = eot
-            for i in torch.nonzero(~finished).flatten().tolist():
-                token = int(next_tokens[i])
-                if token == eot:
+            for row, (i, token) in enumerate(zip(active, next_tokens.tolist())):
+                if finished[i]:
+                    next_tokens[row] = eot
+                elif token == eot:
                     finished[i] = True
-                    continue
-                sampled[i].append(token)
-                if config.guard is not None:
-                    cut = guard_cut_last(sampled[i], seconds[i], config.guard)
+                else:
+                    sampled[i].append(token)
+                    cut = None if config.guard is None else guard_cut_last(sampled[i], seconds[i], config.guard)
                     if cut is not None:
                         del sampled[i][cut:]
                         finished[i] = True
-            if bool(finished.all()):
+            if all(finished[i] for i in active):
                 break
+            if config.drop_finished and any(finished[i] for i in active):
+                rows = torch.tensor([not finished[i] for i in active], device=memory.device)
+                active = [i for i in active if not finished[i]]
+                memory, next_tokens = memory[rows], next_tokens[rows]
+                for module, states in cache.items():
+                    cache[module] = states[rows]
             tokens = next_tokens[:, None]
     return sampled
 

@@ -109,6 +109,26 @@ def test_guarded_decoding_is_a_prefix_of_unguarded(parts):
         greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard))
 
 
+def test_dropping_finished_utterances_keeps_every_hypothesis(parts):
+    """Utterances leave the batch (and the cache) when they end; the others decode on unchanged."""
+    encoder, decoder, _ = parts
+    tok = CSTokenizer("single")
+    audios = [a * gain for a, gain in zip(audio_batch((1.0, 2.5, 0.7, 1.6)), (0.1, 1.0, 5.0, 20.0))]
+    memory, _, _ = encoder(*padded(audios))
+    seconds = [len(a) / 16000 for a in audios]
+    # Only the token budget cuts (2 + 4 tokens per second): the utterances end at different steps.
+    guard = RepetitionGuard(max_ngram=1, max_repeats=1000, max_tokens_per_second=4.0, min_tokens=2)
+    dropped = greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard), seconds)
+    kept = greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard, drop_finished=False), seconds)
+    alone = [
+        greedy_decode(decoder, memory[i : i + 1], tok, GreedyConfig(guard=guard), seconds[i : i + 1])[0]
+        for i in range(4)
+    ]
+    assert dropped == kept == alone
+    assert [len(tokens) for tokens in dropped] == [6, 12, 4, 8]
+    assert dropped[1][:8] != dropped[3]  # rows that outlive the dropped ones differ: a mix-up would show
+
+
 def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
     transcriber = Transcriber.from_model(
         CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), GreedyConfig(max_new_tokens=5)
