@@ -1,0 +1,230 @@
+"""Decoding benchmark: espnet-cs against openai-whisper and faster-whisper on the same weights and data.
+
+Zero-shot greedy decoding of synthetic code-switching utterances (espeak-ng, ``espnet_cs.synth``),
+each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|><|transcribe|>
+<|notimestamps|>``, batches of ``--batch``, ``--threads`` CPU threads for every decoder:
+
+- ``espnet-cs``: :class:`espnet_cs.decoding.Transcriber` (finished utterances leave the batch);
+- ``espnet-cs keep-batch``: the same with ``drop_finished=False`` (what the optimization buys);
+- ``espnet-cs int8``: the same with the linear layers quantized to int8 (``torch.ao`` dynamic
+  quantization; opt-in, its hypotheses differ);
+- ``openai-whisper``: ``whisper.decode`` (greedy, KV cache, the same options), which must give
+  the same tokens as ``espnet-cs``;
+- ``faster-whisper batch`` (float32, int8): faster-whisper's model, features and prompt, the batch
+  through CTranslate2's ``generate`` as faster-whisper's batched pipeline calls it;
+- ``faster-whisper transcribe``: its public ``WhisperModel.transcribe`` one utterance at a time
+  (what a user of faster-whisper writes for a list of files), float32.
+
+ESPnet's stock ``OpenAIWhisperDecoder`` is not a peer: it asserts an official model name and
+``whisper.load_model`` then checks the file's sha256 against OpenAI's download, which the embedded
+(CTranslate2-converted) weights cannot match; it also recomputes every prefix without a cache.
+
+``--trained`` adds trained-model decoding (true length, each model's own padding policy) of the
+same audio, with its real-time factor (no peer can decode soft prompts or adapters).
+
+    tools/venv/bin/pip install -r benchmarks/requirements.txt  # faster-whisper, for this benchmark only
+    tools/venv/bin/python benchmarks/decode.py [--utterances 240] [--batch 16] [--threads 2] \\
+        [--trained egs2/mini_cs/asr1/exp/spt4asr ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work"  # synthesized audio and the assembled CTranslate2 model (git-ignored)
+
+
+def synthesize(num: int, seed: int) -> list[tuple[str, np.ndarray]]:
+    """``num`` synthetic test-speaker utterances as (id, 16-kHz samples), made once and cached."""
+    from espnet_cs.kaldi_dir import read_kaldi_map
+    from espnet_cs.synth.corpus import make_corpus
+
+    data = WORK / f"synth_{num}_seed{seed}"
+    if not (data / "test" / "wav.scp").is_file():
+        make_corpus(data, {"test": num}, seed=seed, nj=2, wav_dir=data / "wav")
+    wavs = read_kaldi_map(data / "test" / "wav.scp")
+    return [(utt, sf.read(path, dtype="float32")[0]) for utt, path in sorted(wavs.items())]
+
+
+def ctranslate2_dir() -> Path:
+    """The embedded Whisper-base as a CTranslate2 model directory (the parts joined), for faster-whisper."""
+    from espnet_cs.backbone import _embedded_files
+
+    part1, part2, config = _embedded_files()
+    target = WORK / "whisper-base-ct2"
+    if not (target / "model.bin").is_file():
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "tokenizer.json", "vocabulary.txt"):
+            shutil.copy(config.parent / name, target / name)
+        (target / "model.bin.tmp").write_bytes(part1.read_bytes() + part2.read_bytes())
+        (target / "model.bin.tmp").rename(target / "model.bin")
+    return target
+
+
+Decoder = Callable[[Sequence[np.ndarray]], list[list[int]]]
+
+
+def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
+    from espnet_cs.decoding import GreedyConfig, Transcriber
+    from espnet_cs.model import CSWhisperModel
+
+    model = CSWhisperModel.from_backbone("whisper-base", lid_prompt="single", pad_to_30s=True)
+    transcriber = Transcriber.from_model(model, GreedyConfig(drop_finished=drop_finished))
+    if int8:
+        from espnet_cs.quantization import quantize_linear_int8
+
+        quantize_linear_int8(transcriber.encoder)
+        quantize_linear_int8(transcriber.decoder)
+    return lambda audios: [h.tokens for h in transcriber(audios)]
+
+
+def openai_whisper() -> Decoder:
+    import whisper
+
+    from espnet_cs.backbone import load_whisper
+
+    model, _ = load_whisper("whisper-base")
+    model.eval()
+    options = whisper.DecodingOptions(language="zh", without_timestamps=True, temperature=0.0, fp16=False)
+
+    def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
+        mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a))) for a in audios])
+        return [r.tokens for r in whisper.decode(model, mel, options)]
+
+    return decode
+
+
+def faster_whisper_batch(compute_type: str, threads: int) -> Decoder:
+    from faster_whisper import WhisperModel
+    from faster_whisper.tokenizer import Tokenizer
+    from whisper.audio import N_SAMPLES
+
+    model = WhisperModel(str(ctranslate2_dir()), device="cpu", compute_type=compute_type, cpu_threads=threads)
+    tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="zh")
+    prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
+    max_length = len(prompt) + 224  # whisper.decode's sample_len: half the text context
+
+    def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
+        features = np.stack([model.feature_extractor(np.pad(a, (0, N_SAMPLES - len(a))), padding=0) for a in audios])
+        encoded = model.encode(features[..., : model.feature_extractor.nb_max_frames])
+        results = model.model.generate(
+            encoded,
+            [prompt] * len(audios),
+            beam_size=1,
+            max_length=max_length,
+            suppress_blank=True,
+            suppress_tokens=[-1],
+        )
+        return [r.sequences_ids[0] for r in results]
+
+    return decode
+
+
+def faster_whisper_transcribe(threads: int) -> Decoder:
+    from faster_whisper import WhisperModel
+
+    model = WhisperModel(str(ctranslate2_dir()), device="cpu", compute_type="float32", cpu_threads=threads)
+
+    def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
+        hyps = []
+        for audio in audios:
+            segments, _ = model.transcribe(
+                audio,
+                language="zh",
+                beam_size=1,
+                temperature=0.0,
+                without_timestamps=True,
+                condition_on_previous_text=False,
+                vad_filter=False,
+            )
+            hyps.append([t for s in segments for t in s.tokens])
+        return hyps
+
+    return decode
+
+
+def trained(exp: Path) -> Decoder:
+    from espnet_cs.decoding import Transcriber
+
+    model_file = next(p for p in (exp / "valid.loss.ave.pth", exp / "valid.loss.best.pth") if p.is_file())
+    transcriber = Transcriber.from_trained(str(exp / "config.yaml"), str(model_file))
+    return lambda audios: [h.tokens for h in transcriber(audios)]
+
+
+def run(decode: Decoder, utterances: list[tuple[str, np.ndarray]], batch: int) -> tuple[float, list[list[int]]]:
+    """Wall seconds to decode every batch (after one warm-up batch) and the tokens."""
+    audios = [a for _, a in utterances]
+    decode(audios[:batch])
+    start = time.perf_counter()
+    hyps = []
+    for i in range(0, len(audios), batch):
+        hyps += decode(audios[i : i + batch])
+    return time.perf_counter() - start, hyps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--utterances", type=int, default=240)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
+    parser.add_argument("--trained", nargs="*", type=Path, default=[], help="exp dirs of trained models")
+    parser.add_argument("--json", type=Path, help="write the measurements here too")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    utterances = synthesize(args.utterances, args.seed)
+    audio_seconds = sum(len(a) for _, a in utterances) / 16000
+    results: dict[str, dict] = {}
+    for name in args.peers:
+        seconds, hyps = run(PEERS[name](args.threads), utterances, args.batch)
+        results[name] = {"seconds": seconds, "hyps": hyps}
+        print(f"measured {name}: {seconds:.1f} s", file=sys.stderr)
+    for exp in args.trained:
+        seconds, hyps = run(trained(exp), utterances, args.batch)
+        results[f"trained {exp.name}"] = {"seconds": seconds, "hyps": hyps}
+        print(f"measured trained {exp.name}: {seconds:.1f} s", file=sys.stderr)
+
+    reference = results.get("openai-whisper")
+    print(
+        f"Whisper-base, {len(utterances)} synthetic utterances ({audio_seconds / 60:.1f} min of audio), "
+        f"batch {args.batch}, {args.threads} threads, greedy, <|zh|>; 30-s windows except trained models"
+    )
+    peers = [p for p in ("openai-whisper", "faster-whisper batch float32", "faster-whisper transcribe") if p in results]
+    print("| decoder | seconds | RTF | " + " | ".join(f"/ {p}" for p in peers) + " | same tokens as openai-whisper |")
+    print("|---|---|---|" + "---|" * len(peers) + "---|")
+    for name, r in results.items():
+        ratios = " | ".join(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers)
+        same = (
+            ""
+            if reference is None
+            else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(utterances)}"
+        )
+        print(f"| {name} | {r['seconds']:.1f} | {r['seconds'] / audio_seconds:.3f} | {ratios} | {same} |")
+    if args.json:
+        args.json.write_text(json.dumps({k: v["seconds"] for k, v in results.items()}, indent=1))
+
+
+PEERS: dict[str, Callable[[int], Decoder]] = {
+    "espnet-cs": lambda threads: espnet_cs(),
+    "espnet-cs keep-batch": lambda threads: espnet_cs(drop_finished=False),
+    "espnet-cs int8": lambda threads: espnet_cs(int8=True),
+    "openai-whisper": lambda threads: openai_whisper(),
+    "faster-whisper batch float32": lambda threads: faster_whisper_batch("float32", threads),
+    "faster-whisper batch int8": lambda threads: faster_whisper_batch("int8", threads),
+    "faster-whisper transcribe": faster_whisper_transcribe,
+}
+
+if __name__ == "__main__":
+    main()
