@@ -4,7 +4,8 @@ Whisper-base, a batch of 8 four-second utterances, AdamW, on this machine's CPU.
 runs in its own process (so its peak resident memory is its own), built exactly as
 ``espnet_cs.bin.train`` builds it (the method's YAML, ESPnet's adapters, ``--freeze_param``).
 
-    tools/venv/bin/python benchmarks/train_step.py [--methods spt4asr fft ...] [--steps 5]
+    tools/venv/bin/python benchmarks/train_step.py [--methods spt4asr fft ...] [--steps 5] \
+        [--activation_checkpointing]
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ METHODS = ["fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "r
 TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"
 
 
-def measure(method: str, steps: int, warmup: int, batch: int, seconds: float) -> dict:
+def measure(method: str, steps: int, warmup: int, batch: int, seconds: float, checkpointing: bool) -> dict:
     """Median seconds per optimizer step and peak resident memory of one method (this process)."""
     import torch
     from espnet2.layers.create_adapter import create_adapter
@@ -32,6 +33,9 @@ def measure(method: str, steps: int, warmup: int, batch: int, seconds: float) ->
 
     torch.manual_seed(0)
     args = CSASRTask.get_parser().parse_args(["--config", str(CONF / f"{method}.yaml")])
+    if checkpointing:
+        args.encoder_conf = {**args.encoder_conf, "activation_checkpointing": True}
+        args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": True}
     model = CSASRTask.build_model(args)
     if args.use_adapter:
         create_adapter(model, args.adapter, args.adapter_conf)
@@ -69,10 +73,17 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=4.0)
+    parser.add_argument(
+        "--activation_checkpointing", action="store_true", help="recompute every block in the backward pass"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this method
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure(args.one, args.steps, args.warmup, args.batch, args.seconds)))
+        print(
+            json.dumps(
+                measure(args.one, args.steps, args.warmup, args.batch, args.seconds, args.activation_checkpointing)
+            )
+        )
         return
 
     methods = ["fft"] + [m for m in args.methods if m != "fft"]
@@ -91,6 +102,7 @@ def main() -> None:
             str(args.batch),
             "--seconds",
             str(args.seconds),
+            *(["--activation_checkpointing"] if args.activation_checkpointing else []),
         ]
         output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         results[method] = json.loads(output.strip().splitlines()[-1])
@@ -100,6 +112,7 @@ def main() -> None:
     print(
         f"Whisper-base, batch {args.batch} x {args.seconds:.0f}-s utterances, true length, AdamW, "
         f"CPU, {fft['threads']} threads; median of {args.steps} steps after {args.warmup} warm-up steps"
+        + ("; activation checkpointing of every block" if args.activation_checkpointing else "")
     )
     print("| method | trainable | step (s) | step / FFT | peak memory (MiB) | memory / FFT |")
     print("|---|---|---|---|---|---|")

@@ -13,7 +13,7 @@ from espnet2.asr.decoder.abs_decoder import AbsDecoder
 
 from espnet_cs.adapters import AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
-from espnet_cs.encoder import equal_length_groups
+from espnet_cs.encoder import equal_length_groups, run_block
 from espnet_cs.precision import widened
 from espnet_cs.prompts import SoftPrompts
 from espnet_cs.prompts.language import detect_language
@@ -41,6 +41,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         cache_dir: where converted backbones are cached.
         soft_prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
         adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
+        activation_checkpointing: recompute each block in the backward pass instead of keeping its
+            activations (training only; see :func:`espnet_cs.encoder.run_block`).
     """
 
     def __init__(
@@ -51,8 +53,10 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         cache_dir: str | None = None,
         soft_prompts: dict | None = None,
         adapters: dict | None = None,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.activation_checkpointing = activation_checkpointing
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
         self.decoders: whisper.model.TextDecoder = model.decoder
         if vocab_size != model.dims.n_vocab or encoder_output_size != model.dims.n_text_state:
@@ -159,7 +163,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             raise ValueError("the first tokens need the soft prompts: pass prompt_states(memory)")
         for i, block in enumerate(dec.blocks):
             x = self.soft_prompts.enter(x, i, prompts, positions=dec.positional_embedding[:n_prompts])
-            x = block(x, memory, mask=dec.mask, kv_cache=cache)
+            checkpointed = self.activation_checkpointing and self.training and cache is None
+            x = run_block(block, checkpointed, x, memory, mask=dec.mask, kv_cache=cache)
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         return widened(x @ dec.token_embedding.weight.to(x.dtype).T)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 import whisper
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from torch.utils.checkpoint import checkpoint
 from whisper.audio import HOP_LENGTH, N_SAMPLES
 
 from espnet_cs.adapters import AdapterConfig, attach_adapters
@@ -17,6 +19,14 @@ from espnet_cs.prompts import SoftPrompts
 
 # The second convolution has stride 2: an encoder frame is two mel frames.
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
+
+
+def run_block(block: torch.nn.Module, checkpointed: bool, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """``block(*args, **kwargs)``; with ``checkpointed`` and autograd on, its activations are
+    recomputed in the backward pass instead of kept (non-reentrant ``torch.utils.checkpoint``)."""
+    if checkpointed and torch.is_grad_enabled():
+        return checkpoint(block, *args, use_reentrant=False, **kwargs)
+    return block(*args, **kwargs)
 
 
 def equal_length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
@@ -41,6 +51,9 @@ class CSWhisperEncoder(AbsEncoder):
         soft_prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
             Prompt outputs stay in the encoder states, so the decoder can attend to them.
         adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
+        activation_checkpointing: in training, keep only each block's input and recompute the block
+            in the backward pass (``torch.utils.checkpoint``): less memory, the same loss and
+            gradients, about one more forward pass of time.
     """
 
     def __init__(
@@ -51,8 +64,10 @@ class CSWhisperEncoder(AbsEncoder):
         cache_dir: str | None = None,
         soft_prompts: dict | None = None,
         adapters: dict | None = None,
+        activation_checkpointing: bool = False,
     ) -> None:
         super().__init__()
+        self.activation_checkpointing = activation_checkpointing
         model, self.backbone_identity = load_whisper(whisper_model, cache_dir=cache_dir)
         self.encoders: whisper.model.AudioEncoder = model.encoder
         self.n_mels = model.dims.n_mels
@@ -139,5 +154,7 @@ class CSWhisperEncoder(AbsEncoder):
         x = (x + enc.positional_embedding[: x.size(1)]).to(x.dtype)
         prompts = self.soft_prompts(x.size(0))
         for i, block in enumerate(enc.blocks):
-            x = block(self.soft_prompts.enter(x, i, prompts))
+            x = run_block(
+                block, self.activation_checkpointing and self.training, self.soft_prompts.enter(x, i, prompts)
+            )
         return enc.ln_post(x)

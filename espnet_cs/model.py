@@ -64,6 +64,11 @@ class CSWhisperModel(AbsESPnetModel):
             self.tokenizer.vocab_size, IGNORE_ID, lsm_weight, normalize_length=length_normalized_loss
         )
         self.register_buffer("backbone_sha256", sha256_tensor(encoder.backbone_identity.sha256))
+        if guidance and decoder.activation_checkpointing:
+            raise ValueError(
+                "decoder_conf: activation_checkpointing does not combine with attention guidance, whose "
+                "captured attention is not recomputed with the blocks; checkpoint the encoder only"
+            )
         self.guidance = (
             AttentionGuidance(
                 GuidanceConfig.from_dict(guidance),

@@ -332,3 +332,59 @@ def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}, selection: best}}}}")
     with pytest.raises(ValueError, match="two-LID task tokens"):
         build("--lid_prompt", "single", "--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")
+
+
+@pytest.mark.parametrize("method", ["spt4asr", "lora", "adapter"])
+def test_activation_checkpointing_keeps_loss_and_gradients_and_saves_memory(method, tiny_whisper_path):
+    """Blocks recomputed in the backward pass: the same loss and gradients, fewer saved activations."""
+    from espnet2.layers.create_adapter import create_adapter
+
+    from espnet_cs.task import freeze
+
+    def step(checkpointing: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
+        args = CSASRTask.get_parser().parse_args(
+            ["--config", str(RECIPE_CONF / f"{method}.yaml"), "--whisper_model", str(tiny_whisper_path)]
+        )
+        args.encoder_conf = {**args.encoder_conf, "activation_checkpointing": checkpointing}
+        args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": checkpointing}
+        torch.manual_seed(0)
+        model = CSASRTask.build_model(args)
+        if args.use_adapter:
+            create_adapter(model, args.adapter, args.adapter_conf)
+        freeze(model, args.freeze_param)
+        model.train()
+        weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
+        saved_bytes = 0
+
+        def pack(tensor: torch.Tensor) -> torch.Tensor:
+            """Count the activations autograd keeps, but weights (no cost) and logits (no blocks)."""
+            nonlocal saved_bytes
+            if tensor.untyped_storage().data_ptr() not in weights and tensor.size(-1) != model.tokenizer.vocab_size:
+                saved_bytes += tensor.numel() * tensor.element_size()
+            return tensor
+
+        rng = np.random.default_rng(1)
+        speech = torch.from_numpy((0.1 * rng.standard_normal((2, 24000))).astype(np.float32))
+        text = torch.tensor([model.tokenizer.encode(t)[:4] for t in TEXTS[:2]])
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+            loss, _, _ = model(speech, torch.tensor([24000, 17000]), text, torch.tensor([4, 4]))
+        loss.backward()
+        grads = {n: p.grad for n, p in model.named_parameters() if p.requires_grad}
+        return loss.detach(), grads, saved_bytes
+
+    loss, grads, saved = step(False)
+    checkpointed_loss, checkpointed_grads, checkpointed_saved = step(True)
+    torch.testing.assert_close(checkpointed_loss, loss, rtol=0, atol=0)
+    assert grads.keys() == checkpointed_grads.keys() and grads
+    for name in grads:
+        torch.testing.assert_close(checkpointed_grads[name], grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    assert checkpointed_saved < saved / 2, (checkpointed_saved, saved)
+
+
+def test_activation_checkpointing_of_a_guided_decoder_is_an_error(tiny_whisper_path, tmp_path):
+    args = CSASRTask.get_parser().parse_args(
+        ["--config", str(RECIPE_CONF / "adapter_ag.yaml"), "--whisper_model", str(tiny_whisper_path)]
+    )
+    args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": True}
+    with pytest.raises(ValueError, match="activation_checkpointing does not combine with attention guidance"):
+        CSASRTask.build_model(args)
