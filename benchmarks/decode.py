@@ -15,9 +15,14 @@ each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|><
 - ``faster-whisper transcribe``: its public ``WhisperModel.transcribe`` one utterance at a time
   (what a user of faster-whisper writes for a list of files), float32.
 
-ESPnet's stock ``OpenAIWhisperDecoder`` is not a peer: it asserts an official model name and
-``whisper.load_model`` then checks the file's sha256 against OpenAI's download, which the embedded
-(CTranslate2-converted) weights cannot match; it also recomputes every prefix without a cache.
+- ``espnet beam 1``: ESPnet's stock ``OpenAIWhisperDecoder`` with ESPnet's ``BeamSearch`` at
+  beam 1, one utterance at a time as ESPnet's ``Speech2Text`` decodes, on ``--espnet_utterances``
+  of the utterances (it recomputes every prefix: no key/value cache), after openai-whisper's
+  encoder (ESPnet's ``OpenAIWhisperEncoder`` imports ``whisper.audio.N_MELS``, which current
+  openai-whisper no longer has). The decoder accepts only official model names and
+  ``whisper.load_model`` then checks the file against OpenAI's download, so the benchmark hands
+  it the embedded weights by replacing ``whisper.load_model`` while it is built. ESPnet's search
+  suppresses no tokens, so its hypotheses may differ.
 
 ``--trained`` adds trained-model decoding (true length, each model's own padding policy) of the
 same audio, with its real-time factor (no peer can decode soft prompts or adapters).
@@ -154,6 +159,45 @@ def faster_whisper_transcribe(threads: int) -> Decoder:
     return decode
 
 
+def espnet_beam_search(threads: int) -> Decoder:
+    import whisper
+    from espnet.nets.beam_search import BeamSearch
+    from espnet2.asr.decoder.whisper_decoder import OpenAIWhisperDecoder
+
+    from espnet_cs.backbone import load_whisper
+    from espnet_cs.tokenizer import CSTokenizer
+
+    model, _ = load_whisper("whisper-base")
+    model.eval()
+    official_loader = whisper.load_model
+    whisper.load_model = lambda *args, **kwargs: model  # the embedded weights under the official name
+    try:
+        decoder = OpenAIWhisperDecoder(vocab_size=model.dims.n_vocab, encoder_output_size=512, whisper_model="base")
+    finally:
+        whisper.load_model = official_loader
+    tokenizer = CSTokenizer("single")
+    search = BeamSearch(
+        {"decoder": decoder.eval()},
+        {"decoder": 1.0},
+        beam_size=1,
+        vocab_size=model.dims.n_vocab,
+        sos=tokenizer.sot,
+        eos=tokenizer.eot,
+        hyp_primer=list(tokenizer.sot_sequence),
+    )
+
+    @torch.no_grad()
+    def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
+        hyps = []
+        for audio in audios:
+            memory = model.encoder(whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)))[None])
+            best = search(memory[0], maxlenratio=-(len(tokenizer.sot_sequence) + 224), minlenratio=0.0)[0]
+            hyps.append(best.yseq[len(tokenizer.sot_sequence) : -1].tolist())
+        return hyps
+
+    return decode
+
+
 def trained(exp: Path) -> Decoder:
     from espnet_cs.decoding import Transcriber
 
@@ -181,6 +225,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--trained", nargs="*", type=Path, default=[], help="exp dirs of trained models")
+    parser.add_argument("--espnet_utterances", type=int, default=16, help="utterances ESPnet's beam search decodes")
     parser.add_argument("--json", type=Path, help="write the measurements here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -188,8 +233,11 @@ def main() -> None:
     audio_seconds = sum(len(a) for _, a in utterances) / 16000
     results: dict[str, dict] = {}
     for name in args.peers:
-        seconds, hyps = run(PEERS[name](args.threads), utterances, args.batch)
-        results[name] = {"seconds": seconds, "hyps": hyps}
+        subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
+        seconds, hyps = run(PEERS[name](args.threads), subset, args.batch)
+        if len(subset) < len(utterances):  # the seconds the whole set would take at this rate
+            name = f"{name} ({len(subset)} utterances, time scaled to {len(utterances)})"
+        results[name] = {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps}
         print(f"measured {name}: {seconds:.1f} s", file=sys.stderr)
     for exp in args.trained:
         seconds, hyps = run(trained(exp), utterances, args.batch)
@@ -207,9 +255,7 @@ def main() -> None:
     for name, r in results.items():
         ratios = " | ".join(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers)
         same = (
-            ""
-            if reference is None
-            else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(utterances)}"
+            "" if reference is None else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(r['hyps'])}"
         )
         print(f"| {name} | {r['seconds']:.1f} | {r['seconds'] / audio_seconds:.3f} | {ratios} | {same} |")
     if args.json:
@@ -224,6 +270,7 @@ PEERS: dict[str, Callable[[int], Decoder]] = {
     "faster-whisper batch float32": lambda threads: faster_whisper_batch("float32", threads),
     "faster-whisper batch int8": lambda threads: faster_whisper_batch("int8", threads),
     "faster-whisper transcribe": faster_whisper_transcribe,
+    "espnet beam 1": espnet_beam_search,
 }
 
 if __name__ == "__main__":
