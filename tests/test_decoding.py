@@ -72,8 +72,10 @@ def test_greedy_equals_openai_whisper_decode(parts, prompt):
     audios = audio_batch((1.0, 2.5, 0.7))
     tok = CSTokenizer(prompt)
     memory, _, _ = encoder(*padded(audios))
-    ours = greedy_decode(decoder, memory, tok)
-    task = DecodingTask(reference, DecodingOptions(language="zh", without_timestamps=True, fp16=False))
+    # 64 new tokens (not 224): the random model never ends, and 64 steps show the cache works.
+    ours = greedy_decode(decoder, memory, tok, GreedyConfig(max_new_tokens=64))
+    options = DecodingOptions(language="zh", without_timestamps=True, fp16=False, sample_len=64)
+    task = DecodingTask(reference, options)
     # openai-whisper has no two-LID prompt option: give its decoding task our prompt.
     task.initial_tokens = tok.sot_sequence
     task.sample_begin = task.logit_filters[0].sample_begin = len(tok.sot_sequence)

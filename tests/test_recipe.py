@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,10 +70,12 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
     # a repeated training (resumed: nothing left to do) keeps the earlier log, and the report its time
     row = next(line for line in (recipe / "RESULTS.md").read_text().splitlines() if line.startswith("| `adapter` |"))
-    result = run(recipe, "--stage", "5", "--stop_stage", "10", "--method", "adapter", "--train_opts", "--max_epoch 1")
+    result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "adapter", "--train_opts", "--max_epoch 1")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "kept the earlier exp/adapter/train.log as exp/adapter/train.1.log" in result.stderr
     assert "1epoch results" in (recipe / "exp/adapter/train.1.log").read_text()
+    report = [sys.executable, "-m", "espnet_cs.bin.report", "--exp_dir", "exp", "--out", "RESULTS.md"]
+    subprocess.run([*report, "--notes", "local/RESULTS.notes.md"], cwd=recipe, check=True, capture_output=True)
     assert row in (recipe / "RESULTS.md").read_text().splitlines()
     # rerunning stage 3 skips finished decodes, and says why
     again = run(recipe, "--stage", "3", "--stop_stage", "3", "--decode_batch_size", "4")  # the same options
@@ -144,12 +147,12 @@ def test_stage2_lists_the_problems_of_every_set(recipe):
 
 
 def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
-    """Decode and score, then give one test utterance other audio and text under the same id and
-    path: the rerun of stages 2-9 reformats, re-decodes and scores it against its new text. Then
+    """Decode, then give one test utterance other audio and text under the same id and path: the
+    rerun of stages 2, 3 and 9 reformats, re-decodes and scores it against its new text. Then
     stage 9 scores what it can and lists the decode dirs it cannot score."""
     recipe = prepared_recipe(tmp_path / "recipe")
     stages = zeroshot_args(tiny_whisper_path, 2)[4:]  # the stage-3 options, without --stage/--stop_stage
-    result = run_recipe(recipe, "--stage", "3", "--stop_stage", "9", *stages)
+    result = run_recipe(recipe, "--stage", "3", "--stop_stage", "3", *stages)
     assert result.returncode == 0, result.stderr[-3000:]
     decode = recipe / "exp/zeroshot_cs/decode_test"
     before = read_kaldi_map(decode / "text", verbatim=True)
@@ -159,8 +162,9 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     text = read_kaldi_map(recipe / "data/test/text")
     write_kaldi_map(recipe / "data/test/text", {**text, changed: "新的 words"})
 
-    result = run_recipe(recipe, "--stage", "2", "--stop_stage", "9", *stages)
+    result = run_recipe(recipe, "--stage", "2", "--stop_stage", "3", *stages)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert run_recipe(recipe, "--stage", "9", "--stop_stage", "9").returncode == 0
     assert "changed in data/test since dump/raw/test was made: audio files, text" in result.stderr
     assert "dump/raw/train was made from data/train as it is now" in result.stderr  # unchanged sets are kept
     logs = "".join(p.read_text() for p in sorted((decode / "logdir").glob("decode.*.log")))
