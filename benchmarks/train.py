@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -253,6 +254,7 @@ def main() -> None:
     if args.one:
         route, method = args.one
         out = WORK / f"{route}_{method}"
+        shutil.rmtree(out, ignore_errors=True)  # a fresh run: nothing resumed
         if route == "espnet-cs":
             result = espnet_cs_route(method, sets, args.epochs, out)
         else:
