@@ -198,10 +198,11 @@ class Transcriber:
     def from_trained(
         cls, train_config: str, model_file: str, config: GreedyConfig = GreedyConfig(), device: str = "cpu"
     ) -> Transcriber:
-        """A model trained by ``espnet_cs.bin.train`` (its prompts, adapters and padding)."""
+        """A model trained by ``espnet_cs.bin.train`` (its prompts, adapters and padding; not its
+        guidance loss, whose LID-head file decoding does not read)."""
         from espnet_cs.task import CSASRTask  # the task imports ESPnet's whole training stack
 
-        model, _ = CSASRTask.build_model_from_file(train_config, model_file, device)
+        model, _ = CSASRTask.build_inference_model(train_config, model_file, device)
         return cls.from_model(model, config, device)
 
     @torch.no_grad()

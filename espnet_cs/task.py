@@ -8,12 +8,15 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import loralib as lora
 import numpy as np
 import torch
+import yaml
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.tasks.abs_task import AbsTask, optim_classes
@@ -142,6 +145,18 @@ class CSASRTask(AbsTask):
         model, args = super().build_model_from_file(config_file, model_file, device)
         keep_lora_unmerged(model)
         return model, args
+
+    @classmethod
+    def build_inference_model(cls, config_file: str | Path, model_file: str | Path, device: str = "cpu"):
+        """:meth:`build_model_from_file` without the training loss's attention guidance: decoding
+        neither uses it nor reads its LID-head file, which a later stage 4 may have rewritten."""
+        config = yaml.safe_load(Path(config_file).read_text())
+        if not (config.get("model_conf") or {}).get("guidance"):
+            return cls.build_model_from_file(config_file, model_file, device)
+        config["model_conf"] = {k: v for k, v in config["model_conf"].items() if k != "guidance"}
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(config, allow_unicode=True))
+            return cls.build_model_from_file(Path(tmp) / "config.yaml", model_file, device)
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:

@@ -15,6 +15,7 @@ import torch
 import whisper
 from conftest import make_tiny_whisper
 
+from espnet_cs.decoding import Transcriber
 from espnet_cs.model import BACKBONE_PREFIXES
 from espnet_cs.splitting import AUDIO_DIGESTS
 from espnet_cs.task import CSASRTask
@@ -312,6 +313,10 @@ def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, dat
     log = tmp_path / "s2" / "checkpoint.pth"
     reporter = torch.load(log, weights_only=False)["reporter"]["stats"]
     assert reporter[1]["train"]["loss_guidance"] > 0
+    # decoding does not read the LID heads, which a later stage 4 may rewrite (here: remove)
+    (tmp_path / "heads" / "lid_heads.json").unlink()
+    transcriber = Transcriber.from_trained(str(tmp_path / "s2" / "config.yaml"), str(tmp_path / "s2" / "1epoch.pth"))
+    assert transcriber.decoder.adapters is not None and len(transcriber([np.zeros(8000, np.float32)])) == 1
 
 
 def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_dir, tmp_path):

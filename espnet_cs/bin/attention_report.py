@@ -38,7 +38,7 @@ def load_system(spec: str, whisper_model: str, device: str = "cpu") -> tuple[str
     name, _, exp = spec.partition("=")
     from espnet_cs.task import CSASRTask
 
-    model, _ = CSASRTask.build_model_from_file(f"{exp}/config.yaml", f"{exp}/valid.loss.ave.pth", device)
+    model, _ = CSASRTask.build_inference_model(f"{exp}/config.yaml", f"{exp}/valid.loss.ave.pth", device)
     return name, model
 
 
