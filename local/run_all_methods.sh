@@ -17,7 +17,7 @@ log() {
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
 
 recipe=egs2/mini_cs/asr1  # the recipe dir, relative to the repository root
-max_epoch=5               # training budget of every method (the YAMLs hold the paper's 10)
+max_epoch=5               # training budget of every method (the YAMLs hold the papers': SPT 10, AG 15 per stage)
 methods="spt4asr spt_enc spt_dec spt_both dpt respt lpt lora fft fft_spt"
 adapter_methods="adapter adapter_ag"  # one-stage adapter methods, --adapter_max_epoch each
 # two-stage methods as stage1+stage2; a stage 1 shared by several is trained once
