@@ -61,9 +61,9 @@ def test_word_rows_of_targets_skip_soft_prompts_and_task_tokens():
 def test_guidance_loss_by_hand():
     # head 0: zh token (0.6-0.5)^2 + 0.1^2 = 0.02; en token 0.2^2 + (0.3-0.5)^2 = 0.08
     assert guidance_loss(ATTENTION, [(0, 0)], WORDS, 0.5, 1).item() == pytest.approx(0.10)
-    # head 1: 0.17 and 0.17; per token the mean over heads: 0.095 + 0.125
-    assert guidance_loss(ATTENTION, [(0, 0), (0, 1)], WORDS, 0.5, 1).item() == pytest.approx(0.22)
-    assert guidance_loss(ATTENTION, [(0, 0), (0, 1)], WORDS, 0.5, 2).item() == pytest.approx(0.11)
+    # head 1: 0.17 and 0.17; summed over heads and tokens: 0.10 + 0.34
+    assert guidance_loss(ATTENTION, [(0, 0), (0, 1)], WORDS, 0.5, 1).item() == pytest.approx(0.44)
+    assert guidance_loss(ATTENTION, [(0, 0), (0, 1)], WORDS, 0.5, 2).item() == pytest.approx(0.22)
 
 
 def test_lid_head_indicator_and_own_language_share_by_hand():

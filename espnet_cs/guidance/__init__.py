@@ -27,8 +27,8 @@ guidance config selects from it: a top share of them, all, or a random share of 
 
 Guidance loss. For every selected head and word token, the two LID-column attentions are
 regressed (squared error) toward the code-switching map: ``c`` on the column of the token's own
-language, 0 on the other. Per word token, the squared errors are summed over the two columns and
-averaged over the selected heads; the loss sums that over the word tokens and divides by the
-number of utterances, the normalization of ESPnet's cross-entropy, so that lambda weighs
-comparable quantities.
+language, 0 on the other. The squared errors are summed over the two columns, the selected heads
+and the word tokens, as the paper's loss is written (so lambda's effect grows with the number of
+selected heads), and divided by the number of utterances, the normalization of ESPnet's
+cross-entropy.
 """

@@ -56,7 +56,11 @@ class GuidanceConfig:
 def guidance_loss(
     attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows, target: float, n_utts: int
 ) -> torch.Tensor:
-    """Squared error of the selected heads' LID-column attention against the CS map (:mod:`espnet_cs.guidance`)."""
+    """Squared error of the selected heads' LID-column attention against the CS map.
+
+    Summed over the selected heads and the word tokens, as the paper writes it, and divided by
+    ``n_utts`` (:mod:`espnet_cs.guidance`). ``attention[layer]``: (batch, heads, query, key).
+    """
     if len(words.rows) == 0 or not heads:
         return next(iter(attention.values())).new_zeros(())
     goal = torch.nn.functional.one_hot(words.languages, 2).float() * target  # (tokens, 2): zh, en
@@ -65,7 +69,7 @@ def guidance_loss(
         selected = [h for head_layer, h in heads if head_layer == layer]
         lid = words.lid_attention(attention[layer])[:, selected]  # (tokens, selected, 2)
         per_token.append(((lid - goal.to(lid)[:, None]) ** 2).sum(-1))
-    return torch.cat(per_token, dim=1).mean(dim=1).sum() / n_utts
+    return torch.cat(per_token, dim=1).sum() / n_utts
 
 
 class AttentionGuidance:
