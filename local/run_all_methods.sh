@@ -22,7 +22,8 @@ methods="spt4asr spt_enc spt_dec spt_both dpt respt lpt lora fft fft_spt"
 adapter_methods="adapter adapter_ag"  # one-stage adapter methods, --adapter_max_epoch each
 # two-stage methods as stage1+stage2; a stage 1 shared by several is trained once
 two_stage_methods="adapter_stage1+adapter_ag_stage2 adapter_stage1+adapter_ag_stage2_all adapter_stage1+adapter_ag_stage2_random50"
-adapter_max_epoch=3       # per stage
+adapter_max_epoch=3       # of a one-stage adapter method
+stage_max_epoch=3         # of each stage of a two-stage method
 padding_comparison=true   # also spt_both on 30-s padded audio (exp/spt_both_pad30s)
 
 help_message="Usage: $0 [options]
@@ -30,7 +31,7 @@ Options (default):
   --recipe (${recipe}) --max_epoch (${max_epoch}) --padding_comparison (${padding_comparison})
   --methods (\"${methods}\")
   --adapter_methods (\"${adapter_methods}\") --two_stage_methods (\"${two_stage_methods}\")
-  --adapter_max_epoch (${adapter_max_epoch})"
+  --adapter_max_epoch (${adapter_max_epoch}) --stage_max_epoch (${stage_max_epoch})"
 
 log "$0 $*"
 . "${root}/egs2/TEMPLATE/asr1/utils/parse_options.sh"
@@ -65,9 +66,9 @@ trained_stage1=" "
 for pair in ${two_stage_methods}; do
     first="${pair%%+*}" second="${pair#*+}" start=5
     case "${trained_stage1}" in *" ${first} "*) start=6 ;; esac  # stage 1 trained already
-    log "${recipe}: ${first} then ${second}, ${adapter_max_epoch} epochs each"
+    log "${recipe}: ${first} then ${second}, ${stage_max_epoch} epochs each"
     ./run.sh --stage "${start}" --stop_stage 9 --method "${first}" --stage2_method "${second}" \
-        --train_opts "--max_epoch ${adapter_max_epoch}"
+        --train_opts "--max_epoch ${stage_max_epoch}"
     trained_stage1+="${first} "
 done
 if ${padding_comparison}; then

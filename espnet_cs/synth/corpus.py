@@ -17,7 +17,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +91,13 @@ def synthesize_to(job: tuple[Utterance, Path]) -> float:
     return sf.info(path).duration
 
 
-def write_data_dir(out: Path, utterances: Sequence[Utterance], wavs: Sequence[Path]) -> None:
-    """Write a Kaldi data dir (``wav.scp text utt2spk spk2utt utt2category``) atomically."""
+def write_data_dir(
+    out: Path, utterances: Sequence[Utterance], wavs: Sequence[Path], extra: Mapping[str, Mapping[str, str]] = {}
+) -> None:
+    """Write a Kaldi data dir (``wav.scp text utt2spk spk2utt utt2category`` and ``extra``'s files) atomically.
+
+    ``utterances`` need ``utt_id``, ``text``, ``category`` and ``speaker.name``.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     write_kaldi_map(tmp / "wav.scp", [(u.utt_id, str(w)) for u, w in zip(utterances, wavs)])
@@ -101,6 +106,8 @@ def write_data_dir(out: Path, utterances: Sequence[Utterance], wavs: Sequence[Pa
     write_kaldi_map(tmp / "utt2spk", utt2spk)
     write_kaldi_map(tmp / "utt2category", [(u.utt_id, u.category) for u in utterances])
     write_kaldi_map(tmp / "spk2utt", {spk: " ".join(utts) for spk, utts in spk2utt(utt2spk).items()})
+    for name, table in extra.items():
+        write_kaldi_map(tmp / name, table)
     old = out.with_name(f".{out.name}.old")
     shutil.rmtree(old, ignore_errors=True)
     if out.exists():

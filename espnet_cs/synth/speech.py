@@ -2,18 +2,22 @@
 
 The sentence is cut into language runs; Mandarin runs are converted to tone-numbered pinyin
 and read by the ``cmn-latn-pinyin`` voice (the ``cmn`` voice misreads characters), English
-runs by ``en-us``/``en-gb``. A speaker is one voice variant, speed and pitch, used for both
-languages. Runs are trimmed, joined with short pauses and resampled to 16 kHz int16.
+runs by ``en-us``/``en-gb``. A speaker is one voice variant, speed, pitch and vocal-tract scale,
+used for both languages. Runs are trimmed, joined with short pauses and resampled to 16 kHz int16.
+
+The vocal-tract scale ``formant`` shifts every formant by that factor: the audio is resampled as
+if it had been recorded at ``formant`` times its rate (all frequencies scale, the duration
+shrinks), and espeak-ng speaks ``formant`` times slower to keep the speaking rate.
 """
 
 from __future__ import annotations
 
 import io
-import math
 import re
 import shutil
 import subprocess
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import soundfile as sf
@@ -33,13 +37,15 @@ RUN = re.compile(rf"([{HAN}]+)|([a-z]+(?: [a-z]+)*)")
 
 @dataclass(frozen=True)
 class Speaker:
-    """An espeak-ng "speaker": voice variant (``m3``), words/minute, pitch 0-99, English voice."""
+    """An espeak-ng "speaker": voice variant (``m3``), words/minute, pitch 0-99, English voice, and
+    vocal-tract scale (formant frequencies times ``formant``)."""
 
     name: str
     variant: str
     speed: int
     pitch: int
     english: str
+    formant: float = 1.0
 
 
 SPEAKERS: tuple[Speaker, ...] = tuple(
@@ -85,7 +91,7 @@ def espeak(text: str, voice: str, speaker: Speaker) -> tuple[np.ndarray, int]:
         "-v",
         f"{voice}+{speaker.variant}",
         "-s",
-        str(speaker.speed),
+        str(round(speaker.speed / speaker.formant)),
         "-p",
         str(speaker.pitch),
         "--stdout",
@@ -103,11 +109,11 @@ def espeak(text: str, voice: str, speaker: Speaker) -> tuple[np.ndarray, int]:
     return audio[voiced[0] : voiced[-1] + 1], rate
 
 
-def synthesize(text: str, speaker: Speaker) -> np.ndarray:
-    """16 kHz mono int16 speech of a normalized corpus sentence.
+def synthesize_float(text: str, speaker: Speaker) -> np.ndarray:
+    """16 kHz mono float speech in [-1, 1] of a normalized corpus sentence, of any length.
 
     Raises:
-        ValueError: if the sentence has no words or the audio is longer than ``MAX_SECONDS``.
+        ValueError: if the sentence has no words.
     """
     runs = language_runs(text)
     if not runs:
@@ -126,8 +132,26 @@ def synthesize(text: str, speaker: Speaker) -> np.ndarray:
     for audio, _ in pieces:
         joined += [audio, pause]
     joined[-1] = edge
-    gcd = math.gcd(SAMPLE_RATE, rate)
-    audio = resample_poly(np.concatenate(joined), SAMPLE_RATE // gcd, rate // gcd)
+    ratio = Fraction(SAMPLE_RATE / (rate * speaker.formant)).limit_denominator(1000)
+    audio = resample_poly(np.concatenate(joined), ratio.numerator, ratio.denominator)
+    return np.clip(audio, -1.0, 1.0)
+
+
+def to_int16(audio: np.ndarray, what: str) -> np.ndarray:
+    """16-bit samples of float audio in [-1, 1]; ``what`` names it in the error.
+
+    Raises:
+        ValueError: if the audio is longer than ``MAX_SECONDS``.
+    """
     if len(audio) > MAX_SECONDS * SAMPLE_RATE:
-        raise ValueError(f"{len(audio) / SAMPLE_RATE:.1f} s of speech for {text!r} exceeds {MAX_SECONDS} s")
+        raise ValueError(f"{len(audio) / SAMPLE_RATE:.1f} s of speech for {what} exceeds {MAX_SECONDS} s")
     return np.round(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16)
+
+
+def synthesize(text: str, speaker: Speaker) -> np.ndarray:
+    """16 kHz mono int16 speech of a normalized corpus sentence.
+
+    Raises:
+        ValueError: if the sentence has no words or the audio is longer than ``MAX_SECONDS``.
+    """
+    return to_int16(synthesize_float(text, speaker), repr(text))
