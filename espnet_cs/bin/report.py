@@ -30,25 +30,17 @@ import torch
 import yaml
 
 from espnet_cs.bin.param_count import count_args
-from espnet_cs.bootstrap import RESAMPLES, SEED, paired_difference, rate_interval
+from espnet_cs.bootstrap import RESAMPLES, SEED, PairedDifference, paired_difference, rate_interval
+from espnet_cs.findings import CLAIMS, findings_rows
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.scoring import rate_terms
 
 METRIC_COLUMNS = [("overall_mer", "MER"), ("cs_mer", "CS MER"), ("zh_cer", "ZH CER"), ("en_wer", "EN WER")]
 CS_COLUMNS = [("pier", "PIER"), ("switch_point_er", "switch ER"), ("language_accuracy", "lang. acc.")]
 
-_SPT_VARIANTS = ("spt_enc", "spt_dec", "spt_both", "respt", "lpt")
-_TWO_STAGE = "adapter_stage1+adapter_ag_stage2"
+# (system, against): the comparisons of the papers' claims on code-switched sets, the claimed better first
 PAIRED_COMPARISONS: list[tuple[str, str]] = [
-    # (system, against): the papers' comparisons; the MER difference is system - against
-    *(("dpt", variant) for variant in _SPT_VARIANTS),
-    *(("spt4asr", variant) for variant in ("dpt", *_SPT_VARIANTS)),
-    ("lora", "spt4asr"),
-    ("adapter_ag", "adapter"),
-    (_TWO_STAGE, "adapter"),
-    (_TWO_STAGE, "adapter_ag"),
-    (f"{_TWO_STAGE}_all", _TWO_STAGE),
-    (f"{_TWO_STAGE}_random50", _TWO_STAGE),
+    pair for claim in CLAIMS if not claim.forgetting for pair in claim.comparisons
 ]
 
 
@@ -211,19 +203,26 @@ def render(tables: dict[str, list[Row]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_result(scores: dict, against_scores: dict) -> PairedDifference | str:
+    """The paired bootstrap of two systems' MER difference, or why there is none."""
+    terms, against_terms = rate_terms(scores, "overall_mer"), rate_terms(against_scores, "overall_mer")
+    if terms is None or against_terms is None:
+        return "no per-utterance counts"
+    if terms.keys() != against_terms.keys():
+        return "not the same utterances"
+    utts = sorted(terms)
+    return paired_difference(_columns(terms, utts), _columns(against_terms, utts))
+
+
 def paired_row(test_set: str, system: str, scores: dict, against: str, against_scores: dict) -> str:
     """MERs of two systems on ``test_set`` and the paired bootstrap of their difference; without
     interval and p-value where a ``scores.json`` lacks per-utterance counts or the utterances differ."""
     mer, against_mer = scores["overall_mer"], against_scores["overall_mer"]
     cells = [test_set, f"`{system}`", f"`{against}`", _percent(mer), _percent(against_mer)]
-    terms, against_terms = rate_terms(scores, "overall_mer"), rate_terms(against_scores, "overall_mer")
-    if terms is None or against_terms is None:
-        cells += [f"{mer - against_mer:+.1f}", "— (no per-utterance counts)", "—"]
-    elif terms.keys() != against_terms.keys():
-        cells += [f"{mer - against_mer:+.1f}", "— (not the same utterances)", "—"]
+    result = paired_result(scores, against_scores)
+    if isinstance(result, str):
+        cells += [f"{mer - against_mer:+.1f}", f"— ({result})", "—"]
     else:
-        utts = sorted(terms)
-        result = paired_difference(_columns(terms, utts), _columns(against_terms, utts))
         p_value = f"< {1 / RESAMPLES:g}" if result.p_value == 0 else f"{result.p_value:.3f}"
         cells += [f"{result.difference:+.1f}", f"[{result.interval.low:+.1f}, {result.interval.high:+.1f}]", p_value]
     return "| " + " | ".join(cells) + " |"
@@ -316,6 +315,47 @@ def forgetting_section(tables: dict[str, list[Row]]) -> list[str]:
     ]
 
 
+def findings_section(tables: dict[str, list[Row]], exp_dir: Path) -> list[str]:
+    """The papers' claims (:data:`espnet_cs.findings.CLAIMS`) with the systems scored here, and the
+    attention of the guided heads (stage 10) as the evidence of the AG claims."""
+    scores = {test_set: {row[0]: row[1] for row in rows} for test_set, rows in tables.items()}
+    monolingual = {test_set: monolingual_language(rows[0][1]) is not None for test_set, rows in tables.items()}
+
+    def compare(test_set: str, better: str, worse: str) -> PairedDifference | None:
+        if better not in scores[test_set] or worse not in scores[test_set]:
+            return None
+        result = paired_result(scores[test_set][better], scores[test_set][worse])
+        return None if isinstance(result, str) else result
+
+    rows = findings_rows(CLAIMS, monolingual, compare)
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Findings",
+        "",
+        "Each claim of the two papers tested with the systems scored here: for every comparison, the MER "
+        "difference (CER or WER on a monolingual set) of the system the claim says is better minus the other, "
+        "in points, with its 95% paired-bootstrap interval (as in Paired comparisons). A comparison is "
+        "confirmed when its interval lies below zero, contradicted when above, not resolved when it holds "
+        "zero; a claim is confirmed when all its comparisons are, contradicted when any is "
+        "(`espnet_cs/findings.py`). Synthetic espeak-ng speech, the backbone and budget of the runs named "
+        "above, CPU.",
+        "",
+        "| paper | claim | set | comparisons (better − worse [95% interval]) | verdict |",
+        "|---|---|---|---|---|",
+        *rows,
+    ]
+    for report in sorted(exp_dir.glob("attention/*/attention.json")):
+        systems = json.loads(report.read_text())["systems"]
+        shares = ", ".join(f"`{name}` {100 * v['own_language']:.1f}%" for name, v in systems.items())
+        lines += [
+            "",
+            f"AG evidence on {report.parent.name}: own-language share of the guided heads' LID attention: {shares}.",
+        ]
+    return lines
+
+
 def attention_sections(exp_dir: Path, out: Path) -> list[str]:
     """LID-head statistics (stage 4) and the guided heads' attention (stage 10), where present."""
     lines = []
@@ -405,7 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     tables = collect(args.exp_dir)
     if not tables:
         raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    sections = paired_section(tables) + forgetting_section(tables) + attention_sections(args.exp_dir, args.out)
+    sections = paired_section(tables) + forgetting_section(tables) + findings_section(tables, args.exp_dir)
+    sections += attention_sections(args.exp_dir, args.out)
     if args.previous:
         sections += comparison_section(tables, args.previous, args.previous_label)
     text = render(tables) + "\n".join(sections) + "\n"

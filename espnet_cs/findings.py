@@ -1,0 +1,106 @@
+"""The two papers' claims, the systems that test each, and a verdict from paired bootstrap intervals.
+
+A claim is a list of comparisons ``(better, worse)``: the claim says ``better`` has the lower
+error rate on the sets of its kind (code-switched test sets, or the monolingual forgetting sets).
+Each comparison present in the results gets the paired-bootstrap difference
+``rate(better) - rate(worse)`` and its 95% interval (:func:`espnet_cs.bootstrap.paired_difference`):
+
+- *confirmed*: the interval lies below zero (better is better);
+- *contradicted*: the interval lies above zero (better is worse);
+- *not resolved*: the interval holds zero.
+
+A claim is confirmed when all its comparisons are, contradicted when any is, and otherwise not
+resolved; a claim none of whose systems were scored is left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from espnet_cs.bootstrap import PairedDifference
+
+SPT_VARIANTS = ("spt_enc", "spt_dec", "spt_both", "respt", "lpt")
+TWO_STAGE = "adapter_stage1+adapter_ag_stage2"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claim of a paper: ``comparisons`` are ``(better, worse)`` system names.
+
+    ``forgetting`` claims are tested on the monolingual sets, the others on the code-switched ones.
+    """
+
+    paper: str
+    text: str
+    comparisons: tuple[tuple[str, str], ...]
+    forgetting: bool = False
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("SPT", "deep prompts are the best single SPT variant", tuple(("dpt", v) for v in SPT_VARIANTS)),
+    Claim("SPT", "SPT4ASR is the best SPT", tuple(("spt4asr", v) for v in ("dpt", *SPT_VARIANTS))),
+    Claim("SPT", "LoRA is still ahead of SPT4ASR", (("lora", "spt4asr"),)),
+    Claim(
+        "SPT",
+        "full fine-tuning forgets: worse than the backbone and than SPT4ASR and LoRA on monolingual sets",
+        (("zeroshot_cs", "fft"), ("spt4asr", "fft"), ("lora", "fft")),
+        forgetting=True,
+    ),
+    Claim("AG", "attention guidance beats plain adapters", (("adapter_ag", "adapter"), (TWO_STAGE, "adapter"))),
+    Claim("AG", "two stages beat one", ((TWO_STAGE, "adapter_ag"),)),
+    Claim("AG", "guiding random heads fails", ((TWO_STAGE, f"{TWO_STAGE}_random50"),)),
+    Claim("AG", "the top 60% of the LID heads are at least as good as all of them", ((TWO_STAGE, f"{TWO_STAGE}_all"),)),
+)
+
+VERDICTS = ("confirmed", "contradicted", "not resolved")
+
+
+def comparison_verdict(result: PairedDifference) -> str:
+    """Where the interval of ``rate(better) - rate(worse)`` lies."""
+    if result.interval.high < 0:
+        return "confirmed"
+    if result.interval.low > 0:
+        return "contradicted"
+    return "not resolved"
+
+
+def claim_verdict(verdicts: Sequence[str]) -> str:
+    """All comparisons confirmed: confirmed; any contradicted: contradicted; else not resolved."""
+    if not verdicts:
+        raise ValueError("a verdict needs at least one comparison")
+    if all(v == "confirmed" for v in verdicts):
+        return "confirmed"
+    return "contradicted" if "contradicted" in verdicts else "not resolved"
+
+
+Compare = Callable[[str, str, str], PairedDifference | None]  # (test set, better, worse) -> paired result
+
+
+def findings_rows(claims: Sequence[Claim], test_sets: dict[str, bool], compare: Compare) -> list[str]:
+    """Markdown rows ``| paper | claim | set | comparisons | verdict |`` of the claims with results.
+
+    ``test_sets``: ``{set: monolingual}``; ``compare`` gives the paired result of two systems on a
+    set, or None when either lacks per-utterance scores there.
+    """
+    rows = []
+    for claim in claims:
+        for test_set, monolingual in sorted(test_sets.items()):
+            if monolingual != claim.forgetting:
+                continue
+            cells, verdicts = [], []
+            for better, worse in claim.comparisons:
+                result = compare(test_set, better, worse)
+                if result is None:
+                    continue
+                verdicts.append(comparison_verdict(result))
+                cells.append(
+                    f"`{better}` − `{worse}`: {result.difference:+.1f} "
+                    f"[{result.interval.low:+.1f}, {result.interval.high:+.1f}]"
+                )
+            if verdicts:
+                verdict = claim_verdict(verdicts)
+                if len(verdicts) < len(claim.comparisons):
+                    verdict += f" ({len(verdicts)} of its {len(claim.comparisons)} comparisons run)"
+                rows.append(f"| {claim.paper} | {claim.text} | {test_set} | {'; '.join(cells)} | {verdict} |")
+    return rows
