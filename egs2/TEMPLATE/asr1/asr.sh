@@ -36,7 +36,8 @@ head_batch_size=8       # utterances per teacher-forced pass of head selection
 method=""               # conf/tuning/<method>.yaml for stages 5, 7, 8 (empty: no training)
 stage2_method=""        # conf/tuning/<method>.yaml of stage 6, initialized from stage 5's model
 train_opts=""           # extra options of espnet_cs.bin.train, e.g. "--max_epoch 2"
-exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag>
+exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag> (two-stage: of the final model's dir)
+stage1_exp_tag=""       # two-stage: suffix of stage 1's dir exp/<method><stage1_exp_tag> (stage-2 sweeps share one)
 ngpu=0                  # GPUs per node for training (more than one: ESPnet's distributed data parallel)
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
@@ -76,7 +77,7 @@ Options (default):
   --decode_batch_size (${decode_batch_size})
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
-  --exp_tag ("${exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
+  --exp_tag ("${exp_tag}") --stage1_exp_tag ("${stage1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
   --results (${results}) --attention_systems ("${attention_systems}") --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_share (${attention_share})
 GPUs: --ngpu for training (5, 6); --gpu_inference true runs stages 3, 4, 8 and 10 on one GPU per job.
@@ -102,7 +103,10 @@ run_stage() {  # true if stage $1 is within --stage .. --stop_stage
 data_sets="${train_set} ${valid_set} ${test_sets}"
 asr_exp="exp/${method}${exp_tag}"
 stage1_exp="${asr_exp}"
-[ -z "${stage2_method}" ] || asr_exp="exp/${method}+${stage2_method}${exp_tag}"  # the final model's dir
+if [ -n "${stage2_method}" ]; then
+    stage1_exp="exp/${method}${stage1_exp_tag}"
+    asr_exp="exp/${method}+${stage2_method}${exp_tag}"  # the final model's dir
+fi
 needs_method() {  # stage, method, option naming it
     if [ -z "$2" ]; then
         log "stage $1 needs ${3:---method} (one of: $(method_names))"

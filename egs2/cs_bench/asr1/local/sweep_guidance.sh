@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The c / lambda sweep of attention guidance, chosen on the validation set: stage 2 of the
+# two-stage method (adapter_ag_stage2, from one shared adapter_stage1) trained for each pair of
+# --targets (c) and --weights (lambda), each decoded and scored on --valid_set. The systems are
+# exp/adapter_stage1+adapter_ag_stage2_c<c>_w<lambda>; stage 10 reports their valid MERs (table
+# "<valid_set>"), from which the pair of the lowest MER is taken for the test-set runs.
+# Runs stages 1-5 first where missing (data, LID heads, stage 1).
+#   local/sweep_guidance.sh --stage_max_epoch 1 --targets "0.3 0.5 0.7" --weights "0.1 1"
+set -euo pipefail
+
+log() {
+    echo -e "$(date '+%Y-%m-%dT%H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*"
+}
+
+targets="0.3 0.5 0.7"   # c: LID-column attention wanted on each word token's own language
+weights="0.1 1"         # lambda: loss = cross-entropy + lambda * guidance
+stage_max_epoch=1       # epochs of each stage (the benchmark's budget: 1 + 1)
+valid_set=valid
+
+help_message="Usage: $0 [options]
+Options (default):
+  --targets (\"${targets}\") --weights (\"${weights}\") --stage_max_epoch (${stage_max_epoch})
+  --valid_set (${valid_set})"
+
+log "$0 $*"
+. utils/parse_options.sh
+if [ $# -ne 0 ]; then
+    log "Error: no positional arguments are expected.\n${help_message}"
+    exit 2
+fi
+
+compgen -G "dump/raw/*/.done" >/dev/null || ./run.sh --stop_stage 2
+[ -s exp/lid_heads/lid_heads.json ] || ./run.sh --stage 4 --stop_stage 4
+[ -s exp/adapter_stage1/valid.loss.ave.pth ] || \
+    ./run.sh --stage 5 --stop_stage 7 --method adapter_stage1 --train_opts "--max_epoch ${stage_max_epoch}"
+for c in ${targets}; do
+    for w in ${weights}; do
+        log "guidance c=${c} lambda=${w}"
+        ./run.sh --stage 6 --stop_stage 9 --method adapter_stage1 --stage2_method adapter_ag_stage2 \
+            --exp_tag "_c${c}_w${w}" --test_sets "${valid_set}" \
+            --train_opts "--max_epoch ${stage_max_epoch} --model_conf guidance.target=${c} --model_conf guidance.weight=${w}"
+    done
+done
+./run.sh --stage 10 --stop_stage 10 --test_sets "${valid_set}"
+log "Successfully finished. [elapsed=${SECONDS}s]"
