@@ -1,5 +1,6 @@
 """The GPU tier (``./test.sh -m gpu``): every method on CUDA against the CPU, decoding, head
-statistics, the API and, with two GPUs, distributed training. Skipped where CUDA is absent.
+statistics, the attention analysis, a packed model through the API and, with two GPUs,
+distributed training. Skipped where CUDA is absent.
 
 Written on a CPU-only machine: see docs/gpu.md for how it runs on a bare CUDA machine.
 """
@@ -7,14 +8,27 @@ Written on a CPU-only machine: see docs/gpu.md for how it runs on a bare CUDA ma
 from __future__ import annotations
 
 import copy
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from test_dtypes import METHODS, SECONDS, batch, build, data_dir, lid_heads, lid_heads_file  # noqa: F401 (fixtures)
+from test_parallel import free_port
+from test_training import train_args
 
+from espnet_cs.api import Speech2Text
+from espnet_cs.bin import attention_report
 from espnet_cs.decoding import GreedyConfig, Transcriber
 from espnet_cs.guidance.analysis import collect
+from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
+from espnet_cs.packing import pack_model
+from espnet_cs.task import CSASRTask
 
 pytestmark = [
     pytest.mark.gpu,
@@ -82,3 +96,58 @@ def test_head_statistics_on_cuda_equal_the_cpu_ones(tiny_whisper_path, lid_heads
     gpu = collect(model.to(CUDA), data_dir, 2, {})
     assert torch.equal(gpu.counts, cpu.counts) and gpu.word_tokens == cpu.word_tokens
     torch.testing.assert_close(gpu.lid_attention(), cpu.lid_attention(), rtol=1e-4, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_whisper_path, data_dir, tmp_path_factory) -> Path:  # noqa: F811
+    """SPT4ASR trained for one epoch on ``data_dir`` (given the shapes and categories it lacks) on the
+    CPU: its exp dir, with ``spt4asr.zip``."""
+    shapes = {utt: str(sf.info(path).frames) for utt, path in read_kaldi_map(data_dir / "wav.scp").items()}
+    write_kaldi_map(data_dir / "speech_shape", shapes)
+    write_kaldi_map(data_dir / "utt2category", {utt: "cs" for utt in shapes})
+    exp = tmp_path_factory.mktemp("spt4asr")
+    CSASRTask.main(cmd=train_args("spt4asr", tiny_whisper_path, data_dir, exp, "--max_epoch", "1"))
+    pack_model(exp, "valid.loss.ave.pth", exp / "spt4asr.zip")
+    return exp
+
+
+def test_packed_model_decodes_on_cuda_as_on_the_cpu(trained, data_dir):  # noqa: F811
+    decoding = GreedyConfig(max_new_tokens=12)
+    cpu = Speech2Text.from_pretrained(trained / "spt4asr.zip", decoding=decoding)
+    gpu = Speech2Text.from_pretrained(trained / "spt4asr.zip", decoding=decoding, device=CUDA)
+    audios = list(read_kaldi_map(data_dir / "wav.scp").values())
+    assert [gpu(a).tokens for a in audios] == [cpu(a).tokens for a in audios]
+
+
+def test_attention_report_on_cuda_equals_the_cpu(trained, tiny_whisper_path, lid_heads, data_dir, tmp_path):  # noqa: F811
+    for device in ("cpu", CUDA):
+        attention_report.main(
+            [
+                *("--data_dir", str(data_dir), "--lid_heads", str(lid_heads), "--selection", "all"),
+                *("--system", "backbone", "--system", f"spt4asr={trained}"),
+                *("--whisper_model", str(tiny_whisper_path), "--out_dir", str(tmp_path / device), "--device", device),
+            ]
+        )
+    cpu, gpu = (json.loads((tmp_path / d / "attention.json").read_text())["systems"] for d in ("cpu", CUDA))
+    assert gpu.keys() == cpu.keys() == {"backbone", "spt4asr"}
+    for name, values in cpu.items():
+        assert gpu[name]["pairs"] == values["pairs"] > 0
+        assert gpu[name]["own_language"] == pytest.approx(values["own_language"], abs=1e-6)
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two GPUs")
+def test_training_under_ddp_on_two_gpus(trained, tiny_whisper_path, data_dir, tmp_path):  # noqa: F811
+    """Two processes, one GPU each (NCCL), launched by torchrun as ESPnet's launcher does."""
+    args = train_args("spt_enc", tiny_whisper_path, data_dir, tmp_path / "exp", "--max_epoch", "1")
+    args[args.index("--ngpu") + 1] = "1"
+    args += ["--multiprocessing_distributed", "false", "--dist_backend", "nccl"]
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", str(free_port()), "-m", "espnet_cs.bin.train", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checkpoint = torch.load(tmp_path / "exp/valid.loss.ave.pth", map_location="cpu", weights_only=False)
+    assert sorted(checkpoint) == ["backbone_sha256", "encoder.soft_prompts.vectors"]
