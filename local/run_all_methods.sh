@@ -24,6 +24,7 @@ adapter_methods="adapter adapter_ag"  # one-stage adapter methods, --adapter_max
 two_stage_methods="adapter_stage1+adapter_ag_stage2 adapter_stage1+adapter_ag_stage2_all adapter_stage1+adapter_ag_stage2_random50"
 adapter_max_epoch=3       # of a one-stage adapter method
 stage_max_epoch=3         # of each stage of a two-stage method
+stage_iters_per_epoch=0   # batches in an epoch of each stage (0: the whole training set)
 padding_comparison=true   # also spt_both on 30-s padded audio (exp/spt_both_pad30s)
 
 help_message="Usage: $0 [options]
@@ -31,7 +32,8 @@ Options (default):
   --recipe (${recipe}) --max_epoch (${max_epoch}) --padding_comparison (${padding_comparison})
   --methods (\"${methods}\")
   --adapter_methods (\"${adapter_methods}\") --two_stage_methods (\"${two_stage_methods}\")
-  --adapter_max_epoch (${adapter_max_epoch}) --stage_max_epoch (${stage_max_epoch})"
+  --adapter_max_epoch (${adapter_max_epoch}) --stage_max_epoch (${stage_max_epoch})
+  --stage_iters_per_epoch (${stage_iters_per_epoch})"
 
 log "$0 $*"
 . "${root}/egs2/TEMPLATE/asr1/utils/parse_options.sh"
@@ -63,12 +65,14 @@ for method in ${adapter_methods}; do
     ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${adapter_max_epoch}"
 done
 trained_stage1=" "
+stage_opts="--max_epoch ${stage_max_epoch}"
+[ "${stage_iters_per_epoch}" -eq 0 ] || stage_opts+=" --num_iters_per_epoch ${stage_iters_per_epoch}"
 for pair in ${two_stage_methods}; do
     first="${pair%%+*}" second="${pair#*+}" start=5
     case "${trained_stage1}" in *" ${first} "*) start=6 ;; esac  # stage 1 trained already
-    log "${recipe}: ${first} then ${second}, ${stage_max_epoch} epochs each"
+    log "${recipe}: ${first} then ${second}, ${stage_opts} each"
     ./run.sh --stage "${start}" --stop_stage 9 --method "${first}" --stage2_method "${second}" \
-        --train_opts "--max_epoch ${stage_max_epoch}"
+        --train_opts "${stage_opts}"
     trained_stage1+="${first} "
 done
 if ${padding_comparison}; then

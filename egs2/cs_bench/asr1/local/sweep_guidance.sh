@@ -5,7 +5,7 @@
 # exp/adapter_stage1+adapter_ag_stage2_c<c>_w<lambda>; stage 10 reports their valid MERs (table
 # "<valid_set>"), from which the pair of the lowest MER is taken for the test-set runs.
 # Runs stages 1-5 first where missing (data, LID heads, stage 1).
-#   local/sweep_guidance.sh --stage_max_epoch 1 --targets "0.3 0.5 0.7" --weights "0.1 1"
+#   local/sweep_guidance.sh --targets "0.3 0.5 0.7" --weights "0.1 1"
 set -euo pipefail
 
 log() {
@@ -14,12 +14,14 @@ log() {
 
 targets="0.3 0.5 0.7"   # c: LID-column attention wanted on each word token's own language
 weights="0.1 1"         # lambda: loss = cross-entropy + lambda * guidance
-stage_max_epoch=1       # epochs of each stage (the benchmark's budget: 1 + 1)
+stage_max_epoch=1       # epochs of each stage
+stage_iters_per_epoch=75  # batches in an epoch of each stage (the benchmark's budget: 75 + 75)
 valid_set=valid
 
 help_message="Usage: $0 [options]
 Options (default):
   --targets (\"${targets}\") --weights (\"${weights}\") --stage_max_epoch (${stage_max_epoch})
+  --stage_iters_per_epoch (${stage_iters_per_epoch})
   --valid_set (${valid_set})"
 
 log "$0 $*"
@@ -32,13 +34,14 @@ fi
 compgen -G "dump/raw/*/.done" >/dev/null || ./run.sh --stop_stage 2
 [ -s exp/lid_heads/lid_heads.json ] || ./run.sh --stage 4 --stop_stage 4
 [ -s exp/adapter_stage1/valid.loss.ave.pth ] || \
-    ./run.sh --stage 5 --stop_stage 7 --method adapter_stage1 --train_opts "--max_epoch ${stage_max_epoch}"
+    ./run.sh --stage 5 --stop_stage 7 --method adapter_stage1 \
+        --train_opts "--max_epoch ${stage_max_epoch} --num_iters_per_epoch ${stage_iters_per_epoch}"
 for c in ${targets}; do
     for w in ${weights}; do
         log "guidance c=${c} lambda=${w}"
         ./run.sh --stage 6 --stop_stage 9 --method adapter_stage1 --stage2_method adapter_ag_stage2 \
             --exp_tag "_c${c}_w${w}" --test_sets "${valid_set}" \
-            --train_opts "--max_epoch ${stage_max_epoch} --model_conf guidance.target=${c} --model_conf guidance.weight=${w}"
+            --train_opts "--max_epoch ${stage_max_epoch} --num_iters_per_epoch ${stage_iters_per_epoch} --model_conf guidance.target=${c} --model_conf guidance.weight=${w}"
     done
 done
 ./run.sh --stage 10 --stop_stage 10 --test_sets "${valid_set}"
