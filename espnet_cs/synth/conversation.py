@@ -8,7 +8,7 @@ and restarts (a clause begun, dropped and said again). A code-switched utterance
 clause (English words in a Mandarin-matrix frame) and, with several clauses, between them (an
 English clause beside a Mandarin one).
 
-Frames, not only sentences, are divided between the splits (``frame_split``), so every test
+Frames, not only sentences, are divided between the splits (``split_of`` with ``FRAME_SHARES``), so every test
 utterance is built from frames that no training utterance uses. The forgetting sets read
 monolingual sentences of another domain (news, weather, travel) with their own frames and words
 (``FORGET_FRAMES``), by unseen voices.
@@ -16,13 +16,12 @@ monolingual sentences of another domain (news, weather, travel) with their own f
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from espnet_cs.synth.sentences import CS_FRAMES, EN_FRAMES, SLOT, _words, fill, normalize
+from espnet_cs.synth.sentences import CS_FRAMES, EN_FRAMES, SLOT, _words, fill, normalize, split_of
 
 FRAME_SHARES = {"train": 0.6, "valid": 0.15, "test": 0.25}
 WORD = re.compile(r"[a-z]+|[\u4e00-\u9fff]")  # an English word or one Mandarin character
@@ -167,20 +166,10 @@ class Style:
     insertion: float = 0.5
 
 
-def frame_split(frame: str, shares: Mapping[str, float] = FRAME_SHARES) -> str:
-    """The split owning ``frame``: a fixed hash partition of the frames."""
-    position = int.from_bytes(hashlib.sha256(frame.encode()).digest()[:8], "big") / 2**64
-    for split, share in shares.items():
-        position -= share
-        if position < 0:
-            return split
-    return split
-
-
 def split_frames(split: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The Mandarin-matrix and the English frames of ``split`` (see ``frame_split``)."""
-    cs = tuple(f for f in CS_FRAMES + MORE_CS_FRAMES if frame_split(f) == split)
-    en = tuple(f for f in EN_FRAMES + MORE_EN_FRAMES if frame_split(f) == split)
+    """The Mandarin-matrix and the English frames of ``split`` (a hash partition by ``FRAME_SHARES``)."""
+    cs = tuple(f for f in CS_FRAMES + MORE_CS_FRAMES if split_of(f, FRAME_SHARES) == split)
+    en = tuple(f for f in EN_FRAMES + MORE_EN_FRAMES if split_of(f, FRAME_SHARES) == split)
     return cs, en
 
 

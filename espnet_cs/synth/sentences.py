@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 CATEGORIES = ("cs", "zh", "en")
 HAN = "\u4e00-\u9fff"
@@ -275,10 +275,10 @@ def make_sentence(category: str, rng: random.Random) -> str:
     return fill(frame, rng, [category == "en"] * slots)
 
 
-def split_of(text: str) -> str:
-    """The split owning ``text``: a fixed hash partition of the sentence space."""
+def split_of(text: str, shares: Mapping[str, float] = SPLIT_SHARES) -> str:
+    """The split owning ``text``: a fixed hash partition of the sentence space by ``shares``."""
     position = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
-    for split, share in SPLIT_SHARES.items():
+    for split, share in shares.items():
         position -= share
         if position < 0:
             return split
