@@ -1,8 +1,7 @@
-"""The synthetic code-switching corpus mini_cs: sentences, speech and Kaldi data dirs."""
+"""The synthetic code-switching corpus mini_cs: utterances, speech and Kaldi data dirs."""
 
 from __future__ import annotations
 
-import random
 import re
 from pathlib import Path
 
@@ -13,9 +12,9 @@ import soundfile as sf
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.bin.synth import main
 from espnet_cs.kaldi_dir import read_kaldi_map
-from espnet_cs.synth import speech
+from espnet_cs.synth import conversation, speech
 from espnet_cs.synth.corpus import SPLIT_SPEAKERS, category_counts, make_corpus, plan
-from espnet_cs.synth.sentences import CATEGORIES, CS_FRAMES, EN_FRAMES, ENGLISH, MANDARIN, SLOT, make_sentence
+from espnet_cs.synth.sentences import CATEGORIES, CS_FRAMES, EN_FRAMES, ENGLISH, MANDARIN, SLOT
 from espnet_cs.synth.speech import SPEAKERS, language_runs, synthesize, to_pinyin
 
 HAN, LATIN = r"[\u4e00-\u9fff]", r"[a-z]"
@@ -65,14 +64,20 @@ def test_mandarin_is_simplified_and_has_pinyin() -> None:
     assert to_pinyin("这个星期") == "zhe4 ge4 xing1 qi1"
 
 
-@pytest.mark.parametrize("category", CATEGORIES)
-def test_text_format(category: str) -> None:
-    rng = random.Random(0)
-    for _ in range(500):
-        text = make_sentence(category, rng)
+def test_text_format_and_categories() -> None:
+    for utterance in plan("train", 300, seed=0):
+        text, category = utterance.text, utterance.category
         assert TEXT.match(text), text
         has_han, has_latin = bool(re.search(HAN, text)), bool(re.search(LATIN, text))
         assert (has_han, has_latin) == {"cs": (True, True), "zh": (True, False), "en": (False, True)}[category], text
+
+
+def test_conversational_and_about_as_long_as_single_sentences() -> None:
+    texts = [u.text for u in plan("train", 300, seed=0)]
+    words = [len(conversation.WORD.findall(t)) for t in texts]
+    assert 9 <= sum(words) / len(words) <= 14, sum(words) / len(words)
+    particles = conversation.ZH_PARTICLES + conversation.SG_PARTICLES
+    assert sum(t.endswith(particles) for t in texts) > 0.2 * len(texts)
 
 
 def test_language_runs() -> None:
@@ -92,12 +97,21 @@ def test_category_mix() -> None:
     assert [sum(u.category == c for u in utterances) for c in CATEGORIES] == [30, 10, 10]
 
 
-def test_train_test_sentence_overlap() -> None:
+def test_test_utterances_come_from_frames_no_training_utterance_uses(monkeypatch: pytest.MonkeyPatch) -> None:
+    frames: dict[str, set[str]] = {}
+    split = "train"
+    real_fill = conversation.fill
+
+    def spy(frame, rng, english):
+        frames.setdefault(split, set()).add(frame)
+        return real_fill(frame, rng, english)
+
+    monkeypatch.setattr(conversation, "fill", spy)
     train = {u.text for seed in (0, 1) for u in plan("train", 300, seed)}
+    split = "test"
     test = [u.text for u in plan("test", 60, 0)]
-    overlap = sum(text in train for text in test) / len(test)
-    print(f"train/test whole-sentence overlap: {overlap:.1%}")
-    assert overlap == 0 and len(set(test)) == len(test)
+    assert frames["test"] and frames["test"].isdisjoint(frames["train"])
+    assert not set(test) & train and len(set(test)) == len(test)
 
 
 def test_speakers_disjoint(corpus: Path) -> None:

@@ -1,4 +1,4 @@
-"""Conversational code-switching text for the ``cs_bench`` corpus, closer to SEAME than ``mini_cs``.
+"""Conversational code-switching text, closer to SEAME than single sentences: ``cs_bench``'s and ``mini_cs``'s.
 
 An utterance is one to three clauses, each a filled frame (the frames and word lists of
 :mod:`espnet_cs.synth.sentences` plus ``MORE_CS_FRAMES`` and ``MORE_EN_FRAMES``), dressed as
@@ -223,6 +223,22 @@ def make_utterance(category: str, split: str, rng: random.Random, style: Style =
         if category != "cs" or (re.search("[a-z]", text) and re.search("[\u4e00-\u9fff]", text)):
             return text
     raise RuntimeError(f"no code-switched utterance from the {split} frames")
+
+
+def sample_utterances(split: str, categories: Sequence[str], rng: random.Random, style: Style = Style()) -> list[str]:
+    """Distinct utterances of ``categories`` (one each, in order) from the frames of ``split``."""
+    texts: list[str] = []
+    seen: set[str] = set()
+    for category in categories:
+        for _ in range(1000):
+            text = make_utterance(category, split, rng, style)
+            if text not in seen:
+                break
+        else:
+            raise RuntimeError(f"ran out of distinct {category} utterances for {split}")
+        seen.add(text)
+        texts.append(text)
+    return texts
 
 
 def forget_sentence(language: str, rng: random.Random) -> str:

@@ -1,8 +1,9 @@
 """The ``mini_cs`` corpus: synthetic Mandarin-English code-switching speech as Kaldi data dirs.
 
 Each split (train/valid/test) has its own speakers (``SPLIT_SPEAKERS``: valid and test
-speakers are unseen in training) and its own part of the sentence space
-(``sentences.split_of``). Everything derives from the seed alone: a wav is a pure function of
+speakers are unseen in training) and its own frames: the utterances are cs_bench's conversational
+text (:mod:`espnet_cs.synth.conversation`, shorter: ``DEMO_STYLE``), so every test utterance comes
+from frames no training utterance uses. Everything derives from the seed alone: a wav is a pure function of
 its text and speaker, so the output does not depend on the number of processes. Wavs are
 written atomically and named after a digest of their content, so an interrupted run resumes
 and a run with another seed never reuses a stale file; a data dir is written last, atomically,
@@ -28,7 +29,8 @@ from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import spk2utt, write_kaldi_map
-from espnet_cs.synth.sentences import CATEGORIES, sample_sentences
+from espnet_cs.synth.conversation import Style, sample_utterances
+from espnet_cs.synth.sentences import CATEGORIES
 from espnet_cs.synth.speech import SPEAKERS, Speaker, synthesize
 
 SPLIT_SPEAKERS: dict[str, tuple[Speaker, ...]] = {
@@ -37,6 +39,9 @@ SPLIT_SPEAKERS: dict[str, tuple[Speaker, ...]] = {
     "test": SPEAKERS[10:],
 }
 DEFAULT_MIX = (0.6, 0.2, 0.2)  # shares of cs, zh, en utterances
+# cs_bench's conversational features, in utterances of one clause or two (cs_bench: up to three),
+# which keeps the demo's audio, and so its 20 minutes, close to those of single sentences.
+DEMO_STYLE = Style(clauses=(0.9, 0.1, 0.0))
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def plan(split: str, num: int, seed: int, mix: Sequence[float] = DEFAULT_MIX) ->
     rng = random.Random(f"mini_cs/{seed}/{split}")
     categories = [c for c, n in zip(CATEGORIES, category_counts(num, mix)) for _ in range(n)]
     rng.shuffle(categories)
-    texts = sample_sentences(split, categories, rng)
+    texts = sample_utterances(split, categories, rng, DEMO_STYLE)
     speakers = SPLIT_SPEAKERS[split]
     utterances = []
     for i, (category, text) in enumerate(zip(categories, texts)):

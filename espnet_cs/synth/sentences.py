@@ -1,4 +1,4 @@
-"""Mandarin-English code-switching sentences in the style of Singapore/Malaysia conversation.
+"""Frames and words of Mandarin-English code-switching sentences, Singapore/Malaysia style.
 
 A sentence comes from a *frame* with typed slots (``{noun}``, ``{verb}``, ...). Mandarin
 matrix frames (``CS_FRAMES``) take English insertions (``ENGLISH``) for code-switched
@@ -7,8 +7,8 @@ English sentences fill ``EN_FRAMES`` with English words. Text follows the corpus
 Mandarin characters unspaced, English lowercase, single spaces only at script boundaries and
 between English words, no punctuation or digits.
 
-The sentence space is split between train/valid/test by a hash of the sentence text
-(``split_of``), so no whole sentence is shared by two splits, for any seed or size.
+:mod:`espnet_cs.synth.conversation` builds the utterances of both corpora from them and divides
+the frames between the splits (``split_of``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ CATEGORIES = ("cs", "zh", "en")
 HAN = "\u4e00-\u9fff"
 TOKEN = re.compile(rf"[{HAN}]+|[a-z]+")
 SLOT = re.compile(r"\{(\w+)\}")
-SPLIT_SHARES = {"train": 0.8, "valid": 0.1, "test": 0.1}
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -263,39 +262,11 @@ def fill(frame: str, rng: random.Random, english: Sequence[bool]) -> str:
     return normalize(SLOT.sub(pick, frame))
 
 
-def make_sentence(category: str, rng: random.Random) -> str:
-    """One random sentence: ``cs`` (Mandarin frame, at least one English slot), ``zh`` or ``en``."""
-    if category not in CATEGORIES:
-        raise ValueError(f"unknown category {category!r}; expected one of {CATEGORIES}")
-    frame = rng.choice(EN_FRAMES if category == "en" else CS_FRAMES)
-    slots = len(SLOT.findall(frame))
-    if category == "cs":
-        forced = rng.randrange(slots)
-        return fill(frame, rng, [i == forced or rng.random() < 0.5 for i in range(slots)])
-    return fill(frame, rng, [category == "en"] * slots)
-
-
-def split_of(text: str, shares: Mapping[str, float] = SPLIT_SHARES) -> str:
-    """The split owning ``text``: a fixed hash partition of the sentence space by ``shares``."""
+def split_of(text: str, shares: Mapping[str, float]) -> str:
+    """The split owning ``text`` (a frame): a fixed hash partition by ``shares``, for any seed."""
     position = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
     for split, share in shares.items():
         position -= share
         if position < 0:
             return split
     return split
-
-
-def sample_sentences(split: str, categories: Sequence[str], rng: random.Random) -> list[str]:
-    """Distinct sentences of the given categories, all owned by ``split`` (see ``split_of``)."""
-    sentences: list[str] = []
-    seen: set[str] = set()
-    for category in categories:
-        for _ in range(100_000):
-            text = make_sentence(category, rng)
-            if text not in seen and split_of(text) == split:
-                break
-        else:
-            raise RuntimeError(f"ran out of distinct {category} sentences for {split}")
-        seen.add(text)
-        sentences.append(text)
-    return sentences
