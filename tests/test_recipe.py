@@ -68,6 +68,16 @@ def test_demo_stages_write_scores_and_results(recipe):
     )
     assert (recipe / "exp/attention/test/attention.png").exists()
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
+    # --attention_sets measures on other sets than --test_sets (the AG evidence on valid)
+    result = run(
+        recipe, "--stage", "10", "--stop_stage", "10", "--attention_sets", "valid", "--attention_systems", "adapter"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    attention = json.loads((recipe / "exp/attention/valid/attention.json").read_text())
+    assert list(attention["systems"]) == ["backbone", "adapter"] and attention["systems"]["adapter"]["pairs"] > 0
+    assert "## Attention of the guided heads on valid" in (recipe / "RESULTS.md").read_text()
+    result = run(recipe, "--stage", "10", "--stop_stage", "10", "--attention_sets", "nosuch")
+    assert result.returncode != 0 and "no dump/raw/nosuch/text to measure attention on" in result.stderr
     # a repeated training (resumed: nothing left to do) keeps the earlier log, and the report its time
     row = next(line for line in (recipe / "RESULTS.md").read_text().splitlines() if line.startswith("| `adapter` |"))
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "adapter", "--train_opts", "--max_epoch 1")
@@ -102,6 +112,8 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
     assert not (recipe / "dump").exists() and not (recipe / "data").exists()
     result = run(recipe, "--stage", "10", "--stop_stage", "10", "--attention_systems", "nosuch")
     assert result.returncode != 0 and "exp/nosuch/valid.loss.ave.pth does not exist" in result.stderr
+    result = run(recipe, "--attention_sets", "valid ../test")
+    assert result.returncode != 0 and "--attention_sets: '../test' is not a data set name" in result.stderr
     result = run(recipe, "--no_such_option", "1")
     assert result.returncode != 0 and "unknown option --no_such_option" in result.stderr
     result = run(recipe, "--pad_to_30s", "maybe")

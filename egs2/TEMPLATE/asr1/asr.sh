@@ -45,6 +45,7 @@ results=RESULTS.md      # stage 10 writes the tables here
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
                         # has lid_prompt: cs)
+attention_sets=""       # data sets under dump/raw to measure on (empty: --test_sets)
 attention_plot=""       # of the measured systems (and backbone), those drawn in attention.png (empty: every one)
 attention_selection=top # which of the LID heads of exp/lid_heads/lid_heads.json: top, all or random
 attention_share=0.6     # share of that selection (top: of the LID heads; random: of all heads)
@@ -66,7 +67,8 @@ Stages:
   10 report (${results}); first, if stage 4 ran, the attention of one selection of its LID heads
      (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
      exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
-     -> exp/attention/<set>, the figure drawing --attention_plot of them (empty: every one)
+     on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
+     --attention_plot of them (empty: every one)
   11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
@@ -78,7 +80,8 @@ Options (default):
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --stage1_exp_tag ("${stage1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
-  --results (${results}) --attention_systems ("${attention_systems}") --attention_plot ("${attention_plot}")
+  --results (${results}) --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
+  --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_share (${attention_share})
 GPUs: --ngpu for training (5, 6); --gpu_inference true runs stages 3, 4, 8 and 10 on one GPU per job.
 Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh or, with
@@ -127,11 +130,13 @@ for option in train_set valid_set; do
         exit 1
     fi
 done
-for dset in ${test_sets}; do
-    if [[ ! "${dset}" =~ ^[A-Za-z0-9_.+-]+$ ]]; then
-        log "--test_sets: '${dset}' is not a data set name (letters, digits, _ . + -; sets are separated by spaces)"
-        exit 1
-    fi
+for option in test_sets attention_sets; do
+    for dset in ${!option}; do
+        if [[ ! "${dset}" =~ ^[A-Za-z0-9_.+-]+$ ]]; then
+            log "--${option}: '${dset}' is not a data set name (letters, digits, _ . + -; sets are separated by spaces)"
+            exit 1
+        fi
+    done
 done
 
 . ./path.sh
@@ -334,7 +339,11 @@ if run_stage 10; then
     if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
         log "stage 10: attention of the ${attention_selection} ${attention_share} LID heads of ${heads}:" \
             "backbone ${attention_systems} -> exp/attention"
-        for dset in ${test_sets}; do
+        for dset in ${attention_sets:-${test_sets}}; do
+            if [ ! -f "dump/raw/${dset}/text" ]; then
+                log "stage 10: no dump/raw/${dset}/text to measure attention on: stage 2 formats --train_set, --valid_set and --test_sets"
+                exit 1
+            fi
             python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --lid_heads "${heads}" \
                 --selection "${attention_selection}" --share "${attention_share}" \
                 --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
