@@ -92,6 +92,18 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert again.returncode == 0
     log = (recipe / "exp/zeroshot_cs/decode_test/logdir/decode.1.log").read_text()
     assert "(same audio, model and settings) complete already, skipped" in log
+    # --results_archive: stage 10 reports from a copy of what the report reads, which outlives exp/
+    result = run(
+        recipe, "--stage", "10", "--stop_stage", "10", "--attention_systems", "adapter", "--results_archive", "results"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (recipe / "results/adapter/decode_test/scores.json").exists() and (
+        recipe / "results/lid_heads/heads.png"
+    ).exists()
+    assert "heat map `results/lid_heads/heads.png`" in (recipe / "RESULTS.md").read_text()
+    shutil.rmtree(recipe / "exp")  # a new clone
+    subprocess.run([*report, "--archive", "results"], cwd=recipe, check=True, capture_output=True)
+    assert row in (recipe / "RESULTS.md").read_text().splitlines()
 
 
 def test_missing_method_and_unknown_option_are_errors(recipe):

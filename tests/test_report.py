@@ -63,53 +63,6 @@ def test_forgetting_pairs_prompt_and_guard() -> None:
     assert forgetting_section({"devman": tables["devman"]}) == []  # no monolingual set, no table
 
 
-def reporter_state(seconds: list[tuple[float, float]], resumed_after: int = 0) -> dict:
-    """ESPnet's ``Reporter`` state after epochs of (train, valid) seconds; restored from its state
-    after epoch ``resumed_after`` (as ``--resume true`` does after a kill) if that is not 0."""
-    from espnet2.train.reporter import Reporter
-
-    reporter = Reporter()
-    for epoch, phases in enumerate(seconds, start=1):
-        if epoch == resumed_after + 1 and resumed_after:
-            state, reporter = reporter.state_dict(), Reporter()
-            reporter.load_state_dict(state)
-        reporter.set_epoch(epoch)
-        for phase, took in zip(("train", "valid"), phases):
-            sub = reporter.start_epoch(phase)
-            sub.register({"loss": 1.0})
-            sub.next()
-            sub.start_time -= took  # as if the phase had taken that long
-            reporter.finish_epoch(sub)
-    return reporter.state_dict()
-
-
-def test_training_time_is_every_finished_epoch_of_every_stage(tmp_path, monkeypatch) -> None:
-    import torch
-    import yaml
-
-    from espnet_cs.bin import report
-
-    monkeypatch.setattr(report, "count_args", lambda args, whisper_model: (1000, None))
-    monkeypatch.chdir(tmp_path)
-    runs = (  # name, (train, valid) seconds per finished epoch, attempt resumed after epoch, init_param
-        ("s1", [(40, 10)] * 3, 0, []),
-        ("s1+s2", [(35, 7.5)] * 4, 0, ["exp/s1/valid.loss.ave.pth"]),
-        ("resumed", [(40, 10)] * 4, 2, []),  # killed after epoch 2, resumed for epochs 3 and 4
-    )
-    for name, seconds, resumed_after, init in runs:
-        exp = tmp_path / "exp" / name
-        exp.mkdir(parents=True)
-        (exp / "config.yaml").write_text(yaml.safe_dump({"whisper_model": "whisper-base", "init_param": init}))
-        torch.save({"reporter": reporter_state(seconds, resumed_after)}, exp / "checkpoint.pth")
-        # the log of the last attempt only, as asr.sh leaves it after a resumed run
-        (exp / "train.log").write_text("# python -m espnet_cs.bin.train\n# ended at now, 77 s, exit code 0\n")
-    assert report.training_info(report.Path("exp/s1")) == {"trainable": 1000, "epochs": 3, "seconds": 150}
-    assert report.training_info(report.Path("exp/s1+s2")) == {"trainable": 1000, "epochs": "3+4", "seconds": 320}
-    assert report.training_info(report.Path("exp/resumed")) == {"trainable": 1000, "epochs": 4, "seconds": 200}
-    (tmp_path / "exp" / "resumed" / "checkpoint.pth").unlink()  # no checkpoint: epochs and time unknown
-    assert report.training_info(report.Path("exp/resumed")) == {"trainable": 1000, "epochs": None, "seconds": None}
-
-
 def test_previous_results_side_by_side(tmp_path) -> None:
     from espnet_cs.bin.report import comparison_section, render
 

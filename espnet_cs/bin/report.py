@@ -1,6 +1,7 @@
 """Collect ``exp/*/decode_*/scores.json`` into RESULTS.md tables (one per test set).
 
-Columns: trainable parameters, epochs and training time (trained systems: the finished epochs in checkpoint.pth), MER over all
+Columns: trainable parameters, epochs and training time (trained systems: the finished epochs in
+``checkpoint.pth``, or the archived ``training.json``), MER over all
 utterances, MER on code-switched, CER on Mandarin-only, WER on English-only utterances, PIER,
 switch-point error rate and token language accuracy (percent, :mod:`espnet_cs.scoring`), the share
 of errors that are insertions, and the decoding real-time factor. Each rate is written
@@ -8,7 +9,9 @@ of errors that are insertions, and the decoding real-time factor. Each rate is w
 (:mod:`espnet_cs.bootstrap`, from ``scores.json``'s ``per_utterance`` counts) and the utterances it
 covers; a ``scores.json`` written before it held per-utterance counts gets the rate without
 interval (stage 9 rewrites it). Rows: one per experiment dir (``zeroshot_<lid_prompt>[_guard]``
-for stage 3, ``<method><tag>`` for stage 8).
+for stage 3, ``<method><tag>`` for stage 8). With ``--archive``, the scored systems of ``--exp_dir``
+are first copied into a results archive (:mod:`espnet_cs.results_archive`) and the report is made
+from the archive: it also holds the systems scored in earlier clones.
 
 "Paired comparisons" lists, for each pair of :data:`PAIRED_COMPARISONS` with both systems on a
 test set, the MER difference with its paired-bootstrap interval and p-value. Sets whose
@@ -23,16 +26,15 @@ import json
 import os
 import platform
 from collections import defaultdict
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import torch
-import yaml
 
-from espnet_cs.bin.param_count import count_args
 from espnet_cs.bootstrap import RESAMPLES, SEED, PairedDifference, paired_difference, rate_interval
 from espnet_cs.findings import CLAIMS, findings_rows
 from espnet_cs.kaldi_dir import write_atomic
+from espnet_cs.results_archive import archive, system_training, trained_dir
 from espnet_cs.scoring import rate_terms
 
 METRIC_COLUMNS = [("overall_mer", "MER"), ("cs_mer", "CS MER"), ("zh_cer", "ZH CER"), ("en_wer", "EN WER")]
@@ -47,6 +49,11 @@ PAIRED_COMPARISONS: list[tuple[str, str]] = [
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--exp_dir", type=Path, default=Path("exp"))
+    parser.add_argument(
+        "--archive",
+        type=Path,
+        help="a results archive (espnet_cs.results_archive) to copy --exp_dir's scored systems into and report from",
+    )
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"))
     parser.add_argument("--notes", type=Path, help="hand-written notes (commands, observations) put after the title")
     parser.add_argument("--previous", type=Path, help="an earlier RESULTS.md written by this script: MERs side by side")
@@ -63,48 +70,6 @@ def _system_description(info: dict) -> str:
     parts.append("guard on" if info.get("guard") else "no guard")
     parts.append("30-s padding" if info.get("pad_to_30s", True) else "true length")
     return ", ".join(parts)
-
-
-def training_info(exp: Path) -> dict:
-    """Trainable parameters, epochs and training seconds (:func:`epoch_seconds`) of the run in ``exp`` (empty if none)."""
-    config = exp / "config.yaml"
-    if not config.exists():
-        return {}
-    args = argparse.Namespace(**yaml.safe_load(config.read_text()))  # as ESPnet reads a run's config
-    try:
-        trainable, _ = count_args(args, args.whisper_model)
-    except ValueError:  # a backbone given as a file: its dimensions are not known by name
-        trainable = None
-    checkpoint = exp / "checkpoint.pth"
-    reporter = (
-        torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"] if checkpoint.exists() else None
-    )
-    info = {
-        "trainable": trainable,
-        "epochs": reporter["epoch"] if reporter else None,
-        "seconds": epoch_seconds(reporter) if reporter else None,
-    }
-    for init in args.init_param or []:  # a second stage: add the first stage's epochs and time
-        first = training_info(Path(init.split(":")[0]).parent)
-        if first:
-            info["epochs"] = f"{first['epochs'] or '?'}+{info['epochs'] or '?'}"
-            if first["seconds"] is not None and info["seconds"] is not None:
-                info["seconds"] += first["seconds"]
-    return info
-
-
-def epoch_seconds(reporter: dict) -> int | None:
-    """Training plus validation seconds of the finished epochs in ESPnet's ``Reporter`` state (None if none).
-
-    The checkpoint holds every finished epoch once, whichever attempt of a resumed run ran it.
-    """
-    times = [
-        stats[phase]["time"]
-        for stats in reporter["stats"].values()
-        for phase in ("train", "valid")
-        if "time" in stats.get(phase, {})
-    ]
-    return round(sum(times, timedelta()).total_seconds()) if times else None
 
 
 def _training_cells(training: dict) -> list[str]:
@@ -160,10 +125,9 @@ def collect(exp_dir: Path) -> dict[str, list[Row]]:
         decode_dir = scores_file.parent
         info_file = decode_dir / "decode_info.json"
         info = json.loads(info_file.read_text()) if info_file.exists() else {}
-        # guarded hypotheses are cut from another decode dir: report that system's training
-        trained = Path(info["derived_from"]).parent if "derived_from" in info else decode_dir.parent
+        trained = trained_dir(decode_dir, info)
         if trained not in trainings:
-            trainings[trained] = training_info(trained)
+            trainings[trained] = system_training(decode_dir.parent, decode_dir, info)
         test_set = decode_dir.name.removeprefix("decode_")
         tables[test_set].append((decode_dir.parent.name, json.loads(scores_file.read_text()), info, trainings[trained]))
     for rows in tables.values():
@@ -375,7 +339,7 @@ def attention_sections(exp_dir: Path, out: Path) -> list[str]:
             "## LID heads",
             "",
             f"{len(heads['ranked'])} of {n_heads} decoder self-attention heads are LID heads ({counted}; "
-            f"`exp/lid_heads/lid_heads.json`, heat map `{heat_map}`). Before any training, "
+            f"`{os.path.relpath(heads_file, out.parent)}`, heat map `{heat_map}`). Before any training, "
             f"{100 * heads['own_language_share']:.1f}% of (word token, head) pairs put more "
             "LID-column attention on their own language than on the other.",
         ]
@@ -442,11 +406,18 @@ def comparison_section(tables: dict[str, list[Row]], previous: Path, label: str)
 
 def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
-    tables = collect(args.exp_dir)
+    source = args.exp_dir
+    if args.archive:
+        try:
+            archive(args.exp_dir, args.archive)
+        except ValueError as error:
+            raise SystemExit(f"report.py: {error}") from None
+        source = args.archive
+    tables = collect(source)
     if not tables:
-        raise SystemExit(f"report.py: no {args.exp_dir}/*/decode_*/scores.json found: run the scoring stage first")
-    sections = paired_section(tables) + forgetting_section(tables) + findings_section(tables, args.exp_dir)
-    sections += attention_sections(args.exp_dir, args.out)
+        raise SystemExit(f"report.py: no {source}/*/decode_*/scores.json found: run the scoring stage first")
+    sections = paired_section(tables) + forgetting_section(tables) + findings_section(tables, source)
+    sections += attention_sections(source, args.out)
     if args.previous:
         sections += comparison_section(tables, args.previous, args.previous_label)
     text = render(tables) + "\n".join(sections) + "\n"

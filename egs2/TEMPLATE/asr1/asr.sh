@@ -42,6 +42,8 @@ ngpu=0                  # GPUs per node for training (more than one: ESPnet's di
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
 results=RESULTS.md      # stage 10 writes the tables here
+results_archive=""      # stage 10: copy every scored system of exp/ into this tracked dir and report from it,
+                        # so the report keeps the runs of earlier clones (espnet_cs.results_archive; empty: exp/)
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
                         # has lid_prompt: cs)
@@ -64,7 +66,8 @@ Stages:
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir (each one it can; those it cannot are listed at the end)
-  10 report (${results}); first, if stage 4 ran, the attention of one selection of its LID heads
+  10 report (${results}; with --results_archive, made from that dir after exp/'s scored systems are
+     copied into it); first, if stage 4 ran, the attention of one selection of its LID heads
      (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
      exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
      on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
@@ -80,7 +83,7 @@ Options (default):
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --stage1_exp_tag ("${stage1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
-  --results (${results}) --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
+  --results (${results}) --results_archive ("${results_archive}") --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
   --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_share (${attention_share})
 GPUs: --ngpu for training (5, 6); --gpu_inference true runs stages 3, 4, 8 and 10 on one GPU per job.
@@ -351,8 +354,9 @@ if run_stage 10; then
                 "${plots[@]}"
         done
     fi
-    log "stage 10: report -> ${results}"
-    python -m espnet_cs.bin.report --exp_dir exp --out "${results}" --notes local/RESULTS.notes.md
+    log "stage 10: report -> ${results}${results_archive:+ (from ${results_archive})}"
+    python -m espnet_cs.bin.report --exp_dir exp ${results_archive:+--archive "${results_archive}"} \
+        --out "${results}" --notes local/RESULTS.notes.md
     cat "${results}"
 fi
 

@@ -5,8 +5,10 @@
 # unseen in training, and monolingual English and Mandarin forgetting sets of another domain.
 # `./run.sh` generates it (stage 1), decodes every test set zero-shot with Whisper-base, trains
 # SPT4ASR on the benchmark's budget (1 epoch of the 1200 training utterances: 150 steps of 8),
-# decodes, scores and writes RESULTS.md. Every method on the same budget (a two-stage method: 75
-# steps per stage), from the repository root:
+# decodes, scores and writes RESULTS.md from results/ (the results archive: stage 10 copies each
+# scored system of exp/ there, so the report keeps the runs of earlier clones; commit it with
+# RESULTS.md). Every method on the same budget (a two-stage method: 75 steps per stage), from the
+# repository root:
 #   local/run_all_methods.sh --recipe egs2/cs_bench/asr1 --max_epoch 1 --adapter_max_epoch 1 \
 #       --stage_max_epoch 1 --stage_iters_per_epoch 75 --padding_comparison false
 # Corpus options: local/data.sh --help (through --local_data_opts). Stages: ./asr.sh --help
@@ -19,5 +21,6 @@ set -euo pipefail
     --whisper_model whisper-base \
     --method spt4asr \
     --train_opts "--max_epoch 1" \
+    --results_archive results \
     --attention_plot "backbone adapter adapter_stage1+adapter_ag_stage2" \
     "$@"

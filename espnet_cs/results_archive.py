@@ -1,0 +1,147 @@
+"""The results archive: what the report reads of each scored system, small enough to commit beside RESULTS.md.
+
+``exp/`` holds checkpoints and is not committed, so a new clone has none of the per-utterance counts
+behind the intervals and paired comparisons of the runs made before it. :func:`archive` copies into
+a tracked directory (cs_bench: ``results/``), for each ``exp/<system>/decode_<set>``, its
+``scores.json`` and ``decode_info.json``, and writes the system's training summary
+(:func:`training_summary`: what the report reads of ``config.yaml`` and ``checkpoint.pth``) to
+``<system>/training.json``; it copies stage 4's ``lid_heads/lid_heads.json`` and ``heads.png`` and
+stage 10's ``attention/<set>/attention.{json,png}``. A decode dir in ``exp`` replaces its copy; what
+only the archive holds stays, so the report built from the archive covers the runs of every clone.
+
+Rows of one set are compared utterance by utterance, so they must be decoded from the same audio:
+:func:`archive` refuses, before it writes anything, a decode whose ``audio_sha256`` differs from
+that of a row the archive keeps for that set, and names both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import torch
+import yaml
+
+from espnet_cs.bin.param_count import count_args
+from espnet_cs.kaldi_dir import write_atomic
+
+DECODE_FILES = ("scores.json", "decode_info.json")
+TRAINING_FILE = "training.json"
+STAGE_FILES = (
+    "lid_heads/lid_heads.json",
+    "lid_heads/heads.png",
+    "attention/*/attention.json",
+    "attention/*/attention.png",
+)
+
+
+def training_summary(exp: Path) -> dict:
+    """``{"trainable", "epochs", "seconds"}`` of the run in ``exp`` (empty if it trained nothing).
+
+    ``trainable`` is None for a backbone given as a file (its dimensions are not known by name);
+    ``epochs`` and ``seconds`` (:func:`epoch_seconds`) are None without ``checkpoint.pth``. A second
+    stage (``init_param``) adds its first stage's: epochs ``"3+4"``, seconds summed.
+    """
+    config = exp / "config.yaml"
+    if not config.exists():
+        return {}
+    args = argparse.Namespace(**yaml.safe_load(config.read_text()))  # as ESPnet reads a run's config
+    try:
+        trainable, _ = count_args(args, args.whisper_model)
+    except ValueError:
+        trainable = None
+    checkpoint = exp / "checkpoint.pth"
+    reporter = (
+        torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"] if checkpoint.exists() else None
+    )
+    info = {
+        "trainable": trainable,
+        "epochs": reporter["epoch"] if reporter else None,
+        "seconds": epoch_seconds(reporter) if reporter else None,
+    }
+    for init in args.init_param or []:
+        first = training_summary(Path(init.split(":")[0]).parent)
+        if first:
+            info["epochs"] = f"{first['epochs'] or '?'}+{info['epochs'] or '?'}"
+            if first["seconds"] is not None and info["seconds"] is not None:
+                info["seconds"] += first["seconds"]
+    return info
+
+
+def epoch_seconds(reporter: dict) -> int | None:
+    """Training plus validation seconds of the finished epochs in ESPnet's ``Reporter`` state (None if none).
+
+    The checkpoint holds every finished epoch once, whichever attempt of a resumed run ran it.
+    """
+    times = [
+        stats[phase]["time"]
+        for stats in reporter["stats"].values()
+        for phase in ("train", "valid")
+        if "time" in stats.get(phase, {})
+    ]
+    return round(sum(times, timedelta()).total_seconds()) if times else None
+
+
+def trained_dir(decode_dir: Path, info: dict) -> Path:
+    """The experiment whose training a decode dir reports: that of the dir guarded hypotheses are cut from."""
+    return Path(info["derived_from"]).parent if "derived_from" in info else decode_dir.parent
+
+
+def system_training(system_dir: Path, decode_dir: Path, info: dict) -> dict:
+    """A system's training summary: its archived ``training.json``, else read from its experiment."""
+    archived = system_dir / TRAINING_FILE
+    if archived.exists():
+        return json.loads(archived.read_text())
+    return training_summary(trained_dir(decode_dir, info))
+
+
+def _audio(decode_dir: Path) -> str | None:
+    info_file = decode_dir / "decode_info.json"
+    return json.loads(info_file.read_text()).get("audio_sha256") if info_file.exists() else None
+
+
+def check_same_audio(exp_dir: Path, archive_dir: Path, decode_dirs: list[Path]) -> None:
+    """Raise ValueError if a decode of ``exp_dir`` and a row the archive keeps for its set differ in audio."""
+    incoming: dict[str, tuple[Path, str]] = {}
+    for decode_dir in decode_dirs:
+        audio = _audio(decode_dir)
+        if audio is None:
+            continue
+        first = incoming.setdefault(decode_dir.name, (decode_dir, audio))
+        if first[1] != audio:
+            raise ValueError(f"{decode_dir} and {first[0]} were decoded from different audio: rescore one of them")
+    replaced = {(d.parent.name, d.name) for d in decode_dirs}
+    for kept in sorted(archive_dir.glob("*/decode_*")):
+        if (kept.parent.name, kept.name) in replaced or kept.name not in incoming:
+            continue
+        audio, (decode_dir, new_audio) = _audio(kept), incoming[kept.name]
+        if audio is not None and audio != new_audio:
+            raise ValueError(
+                f"{decode_dir} was decoded from other audio than the archived {kept} (audio_sha256 {new_audio[:12]} "
+                f"against {audio[:12]}): the data changed; regenerate it as the archive's rows were made, "
+                f"or remove the archived rows of {kept.name} (git rm -r {archive_dir}/*/{kept.name})"
+            )
+
+
+def archive(exp_dir: Path, archive_dir: Path) -> list[Path]:
+    """Copy what the report reads of ``exp_dir`` into ``archive_dir`` (module docstring); the decode dirs copied."""
+    decode_dirs = sorted(scores.parent for scores in exp_dir.glob("*/decode_*/scores.json"))
+    check_same_audio(exp_dir, archive_dir, decode_dirs)
+    summaries: dict[Path, dict] = {}
+    for decode_dir in decode_dirs:
+        info_file = decode_dir / "decode_info.json"
+        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        system_dir = archive_dir / decode_dir.parent.name
+        for name in DECODE_FILES:
+            if (decode_dir / name).exists():
+                write_atomic(system_dir / decode_dir.name / name, (decode_dir / name).read_bytes())
+        trained = trained_dir(decode_dir, info)
+        if trained not in summaries:
+            summaries[trained] = training_summary(trained)
+        write_atomic(system_dir / TRAINING_FILE, json.dumps(summaries[trained], indent=2) + "\n")
+    for pattern in STAGE_FILES:
+        for source in exp_dir.glob(pattern):
+            write_atomic(archive_dir / source.relative_to(exp_dir), source.read_bytes())
+    return decode_dirs

@@ -1,0 +1,141 @@
+"""The results archive: training summaries, copies that replace and keep, the same-audio check, the report made from it."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from espnet_cs import results_archive
+from espnet_cs.bin import report
+from espnet_cs.results_archive import archive, training_summary
+from espnet_cs.scoring import score
+
+REFS = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
+
+
+def reporter_state(seconds: list[tuple[float, float]], resumed_after: int = 0) -> dict:
+    """ESPnet's ``Reporter`` state after epochs of (train, valid) seconds; restored from its state
+    after epoch ``resumed_after`` (as ``--resume true`` does after a kill) if that is not 0."""
+    from espnet2.train.reporter import Reporter
+
+    reporter = Reporter()
+    for epoch, phases in enumerate(seconds, start=1):
+        if epoch == resumed_after + 1 and resumed_after:
+            state, reporter = reporter.state_dict(), Reporter()
+            reporter.load_state_dict(state)
+        reporter.set_epoch(epoch)
+        for phase, took in zip(("train", "valid"), phases):
+            sub = reporter.start_epoch(phase)
+            sub.register({"loss": 1.0})
+            sub.next()
+            sub.start_time -= took  # as if the phase had taken that long
+            reporter.finish_epoch(sub)
+    return reporter.state_dict()
+
+
+def trained_run(
+    exp: Path, seconds: list[tuple[float, float]], resumed_after: int = 0, init: list | None = None
+) -> None:
+    exp.mkdir(parents=True)
+    (exp / "config.yaml").write_text(yaml.safe_dump({"whisper_model": "whisper-base", "init_param": init or []}))
+    torch.save({"reporter": reporter_state(seconds, resumed_after)}, exp / "checkpoint.pth")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """Every config counts 1000 trainable parameters (the counting itself: tests/test_sizes.py)."""
+    monkeypatch.setattr(results_archive, "count_args", lambda args, whisper_model: (1000, None))
+
+
+def test_training_time_is_every_finished_epoch_of_every_stage(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    trained_run(Path("exp/s1"), [(40, 10)] * 3)
+    trained_run(Path("exp/s1+s2"), [(35, 7.5)] * 4, init=["exp/s1/valid.loss.ave.pth"])
+    trained_run(Path("exp/resumed"), [(40, 10)] * 4, resumed_after=2)  # killed after epoch 2, resumed
+    assert training_summary(Path("exp/s1")) == {"trainable": 1000, "epochs": 3, "seconds": 150}
+    assert training_summary(Path("exp/s1+s2")) == {"trainable": 1000, "epochs": "3+4", "seconds": 320}
+    assert training_summary(Path("exp/resumed")) == {"trainable": 1000, "epochs": 4, "seconds": 200}
+    Path("exp/resumed/checkpoint.pth").unlink()  # no checkpoint: epochs and time unknown
+    assert training_summary(Path("exp/resumed")) == {"trainable": 1000, "epochs": None, "seconds": None}
+    assert training_summary(Path("exp/zeroshot_cs")) == {}
+
+
+def decoded(exp: Path, system: str, test_set: str, hyps: dict[str, str], audio: str = "a" * 64, **info) -> Path:
+    """A scored decode dir ``exp/<system>/decode_<test_set>``, as stages 8 and 9 leave it."""
+    decode_dir = exp / system / f"decode_{test_set}"
+    decode_dir.mkdir(parents=True)
+    (decode_dir / "scores.json").write_text(score(REFS, hyps).to_json())
+    info = {"lid_prompt": "cs", "guard": False, "pad_to_30s": False, "audio_sha256": audio, **info}
+    (decode_dir / "decode_info.json").write_text(json.dumps(info))
+    (decode_dir / "text").write_text("".join(f"{u} {h}\n" for u, h in hyps.items()))
+    return decode_dir
+
+
+def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp, kept = Path("exp"), Path("results")
+    trained_run(exp / "dpt", [(40, 10)])
+    decoded(exp, "dpt", "test", {"u1": "我们开 meetings 吧", "u2": "他们开 party 吧"})
+    decoded(exp, "dpt_guard", "test", REFS, guard=True, derived_from="exp/dpt/decode_test")
+    decoded(exp, "zeroshot_cs", "test", REFS)
+    (exp / "lid_heads").mkdir()
+    (exp / "lid_heads/lid_heads.json").write_text("{}")
+    copied = archive(exp, kept)
+    assert [d.parent.name for d in copied] == ["dpt", "dpt_guard", "zeroshot_cs"]
+    assert sorted(p.name for p in (kept / "dpt/decode_test").iterdir()) == ["decode_info.json", "scores.json"]
+    dpt = {"trainable": 1000, "epochs": 1, "seconds": 50}
+    assert json.loads((kept / "dpt/training.json").read_text()) == dpt
+    assert json.loads((kept / "dpt_guard/training.json").read_text()) == dpt  # the training it was cut from
+    assert json.loads((kept / "zeroshot_cs/training.json").read_text()) == {}
+    assert (kept / "lid_heads/lid_heads.json").exists()
+
+    # a new clone: exp holds only the run made in it; the archive keeps the others and the report shows all
+    exp2 = Path("exp2")
+    trained_run(exp2 / "lpt", [(20, 5)])
+    decoded(exp2, "lpt", "test", REFS)
+    trained_run(exp2 / "dpt", [(30, 10)])  # retrained: replaces the archived copy
+    decoded(exp2, "dpt", "test", REFS)
+    archive(exp2, kept)
+    tables = report.collect(kept)
+    assert [row[0] for row in tables["test"]] == ["zeroshot_cs", "dpt", "dpt_guard", "lpt"]  # zero-shot first
+    rows = {row[0]: row for row in tables["test"]}
+    assert rows["dpt"][1]["overall_mer"] == 0.0 and rows["dpt"][3] == {"trainable": 1000, "epochs": 1, "seconds": 40}
+    assert rows["dpt_guard"][3] == dpt  # kept from the first clone
+    assert rows["lpt"][3] == {"trainable": 1000, "epochs": 1, "seconds": 25}
+
+
+def test_archive_refuses_other_audio_and_writes_nothing(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    decoded(Path("exp"), "dpt", "test", REFS)
+    archive(Path("exp"), Path("results"))
+    before = sorted(str(p) for p in Path("results").rglob("*"))
+    decoded(Path("exp2"), "lpt", "test", REFS, audio="b" * 64)  # the data regenerated differently
+    with pytest.raises(
+        ValueError,
+        match=r"exp2/lpt/decode_test was decoded from other audio than the archived "
+        r"results/dpt/decode_test .*git rm -r results/\*/decode_test",
+    ):
+        archive(Path("exp2"), Path("results"))
+    assert sorted(str(p) for p in Path("results").rglob("*")) == before
+    decoded(Path("exp3"), "dpt", "test", REFS, audio="b" * 64)  # a row rescored on the new audio replaces its copy
+    decoded(Path("exp3"), "lpt", "test", REFS, audio="c" * 64)
+    with pytest.raises(ValueError, match="were decoded from different audio"):
+        archive(Path("exp3"), Path("results"))
+
+
+def test_report_from_the_archive(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    decoded(Path("exp"), "zeroshot_cs", "test", {"u1": "我们开 meetings 吧", "u2": "他们开 party 吧"})
+    archive(Path("exp"), Path("results"))
+    trained_run(Path("exp2/lora"), [(40, 10)])
+    decoded(Path("exp2"), "lora", "test", REFS)
+    report.main(["--exp_dir", "exp2", "--archive", "results", "--out", "RESULTS.md"])
+    text = Path("RESULTS.md").read_text()
+    assert "| `zeroshot_cs` | LID prompt `cs`, no guard, true length | 0 | — | — | 2 | 10.0" in text
+    assert "| `lora` | LID prompt `cs`, no guard, true length | 0.001M | 1 | 0.8 min | 2 | 0.0" in text
+    assert (tmp_path / "results/lora/training.json").exists()
+    decoded(Path("exp3"), "lpt", "test", REFS, audio="b" * 64)
+    with pytest.raises(SystemExit, match="report.py: exp3/lpt/decode_test was decoded from other audio"):
+        report.main(["--exp_dir", "exp3", "--archive", "results", "--out", "RESULTS.md"])
