@@ -8,6 +8,8 @@ a tracked directory (cs_bench: ``results/``), for each ``exp/<system>/decode_<se
 ``<system>/training.json``; it copies stage 4's ``lid_heads/lid_heads.json`` and ``heads.png`` and
 stage 10's ``attention/<set>/attention.{json,png}``. A decode dir in ``exp`` replaces its copy; what
 only the archive holds stays, so the report built from the archive covers the runs of every clone.
+Attention is kept per system too: a new ``attention.json`` keeps the archived systems it did not
+measure where both measured the same heads (``selection``, ``share``, ``heads``), else replaces them.
 
 Rows of one set are compared utterance by utterance, so they must be decoded from the same audio:
 :func:`archive` refuses, before it writes anything, a decode whose ``audio_sha256`` differs from
@@ -29,12 +31,9 @@ from espnet_cs.kaldi_dir import write_atomic
 
 DECODE_FILES = ("scores.json", "decode_info.json")
 TRAINING_FILE = "training.json"
-STAGE_FILES = (
-    "lid_heads/lid_heads.json",
-    "lid_heads/heads.png",
-    "attention/*/attention.json",
-    "attention/*/attention.png",
-)
+STAGE_FILES = ("lid_heads/lid_heads.json", "lid_heads/heads.png", "attention/*/attention.png")
+ATTENTION_FILES = "attention/*/attention.json"
+SAME_MEASUREMENT = ("selection", "share", "heads")  # attention.json keys: systems measured alike
 
 
 def training_summary(exp: Path) -> dict:
@@ -144,4 +143,19 @@ def archive(exp_dir: Path, archive_dir: Path) -> list[Path]:
     for pattern in STAGE_FILES:
         for source in exp_dir.glob(pattern):
             write_atomic(archive_dir / source.relative_to(exp_dir), source.read_bytes())
+    for source in exp_dir.glob(ATTENTION_FILES):
+        target = archive_dir / source.relative_to(exp_dir)
+        write_atomic(target, json.dumps(merged_attention(source, target), indent=1) + "\n")
     return decode_dirs
+
+
+def merged_attention(source: Path, target: Path) -> dict:
+    """Stage 10's ``attention.json`` of ``source``, with the systems of the archived ``target`` that
+    it did not measure, if both measured the same heads (:data:`SAME_MEASUREMENT`) alike."""
+    new = json.loads(source.read_text())
+    if not target.exists():
+        return new
+    old = json.loads(target.read_text())
+    if any(old.get(key) != new.get(key) for key in SAME_MEASUREMENT) or "heads" not in new:
+        return new
+    return {**new, "systems": {**old["systems"], **new["systems"]}}

@@ -66,6 +66,7 @@ def test_demo_stages_write_scores_and_results(recipe):
         0.6,
         "exp/lid_heads/lid_heads.json",
     )
+    assert attention["heads"] and all(layer >= 1 for layer, _ in attention["heads"])  # the heads measured
     assert (recipe / "exp/attention/test/attention.png").exists()
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
     # --attention_sets measures on other sets than --test_sets (the AG evidence on valid)

@@ -139,3 +139,30 @@ def test_report_from_the_archive(tmp_path, monkeypatch, counted) -> None:
     decoded(Path("exp3"), "lpt", "test", REFS, audio="b" * 64)
     with pytest.raises(SystemExit, match="report.py: exp3/lpt/decode_test was decoded from other audio"):
         report.main(["--exp_dir", "exp3", "--archive", "results", "--out", "RESULTS.md"])
+
+
+def test_attention_keeps_the_archived_systems_measured_alike(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    measured = {"lid_heads": "exp/lid_heads/lid_heads.json", "selection": "top", "share": 0.6, "heads": [[1, 2]]}
+
+    def attention(exp: str, **systems: float) -> None:
+        path = Path(exp, "attention/valid/attention.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shares = {name: {"own_language": share, "pairs": 10} for name, share in systems.items()}
+        path.write_text(json.dumps({**measured, "utt": "u1", "systems": shares}))
+
+    attention("exp", backbone=0.5, adapter=0.6)
+    archive(Path("exp"), Path("results"))
+    attention("exp2", backbone=0.5, adapter_ag=0.9)  # a later clone measures another system on the same heads
+    archive(Path("exp2"), Path("results"))
+    kept = json.loads(Path("results/attention/valid/attention.json").read_text())
+    assert {name: v["own_language"] for name, v in kept["systems"].items()} == {
+        "backbone": 0.5,
+        "adapter": 0.6,
+        "adapter_ag": 0.9,
+    }
+    measured["heads"] = [[1, 2], [3, 4]]  # other heads (stage 4 rerun elsewhere): the old shares go
+    attention("exp3", backbone=0.4)
+    archive(Path("exp3"), Path("results"))
+    kept = json.loads(Path("results/attention/valid/attention.json").read_text())
+    assert list(kept["systems"]) == ["backbone"] and kept["heads"] == [[1, 2], [3, 4]]

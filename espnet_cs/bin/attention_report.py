@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                 "lid_heads": str(args.lid_heads),
                 "selection": args.selection,
                 "share": args.share,
+                "heads": [list(head) for head in heads],
                 "utt": utt,
                 "systems": shares,
             },
