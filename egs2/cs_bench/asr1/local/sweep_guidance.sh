@@ -3,7 +3,8 @@
 # two-stage method (adapter_ag_stage2, from one shared adapter_stage1) trained for each pair of
 # --targets (c) and --weights (lambda), each decoded and scored on --valid_set. The systems are
 # exp/adapter_stage1+adapter_ag_stage2_c<c>_w<lambda>; stage 10 reports their valid MERs (table
-# "<valid_set>"), from which the pair of the lowest MER is taken for the test-set runs.
+# "<valid_set>"), from which the pair of the lowest MER is taken for the test-set runs, with the
+# own-language attention share of the guided heads for each swept system.
 # Runs stages 1-5 first where missing (data, LID heads, stage 1).
 #   local/sweep_guidance.sh --targets "0.3 0.5 0.7" --weights "0.1 1"
 set -euo pipefail
@@ -36,13 +37,16 @@ compgen -G "dump/raw/*/.done" >/dev/null || ./run.sh --stop_stage 2
 [ -s exp/adapter_stage1/valid.loss.ave.pth ] || \
     ./run.sh --stage 5 --stop_stage 7 --method adapter_stage1 \
         --train_opts "--max_epoch ${stage_max_epoch} --num_iters_per_epoch ${stage_iters_per_epoch}"
+systems=""
 for c in ${targets}; do
     for w in ${weights}; do
         log "guidance c=${c} lambda=${w}"
+        systems+=" adapter_stage1+adapter_ag_stage2_c${c}_w${w}"
         ./run.sh --stage 6 --stop_stage 9 --method adapter_stage1 --stage2_method adapter_ag_stage2 \
             --exp_tag "_c${c}_w${w}" --test_sets "${valid_set}" \
             --train_opts "--max_epoch ${stage_max_epoch} --num_iters_per_epoch ${stage_iters_per_epoch} --model_conf guidance.target=${c} --model_conf guidance.weight=${w}"
     done
 done
-./run.sh --stage 10 --stop_stage 10 --test_sets "${valid_set}"
+# the report, and the attention of the guided heads for the swept systems (and stage 1) on --valid_set
+./run.sh --stage 10 --stop_stage 10 --test_sets "${valid_set}" --attention_systems "adapter_stage1${systems}"
 log "Successfully finished. [elapsed=${SECONDS}s]"
