@@ -10,7 +10,10 @@ Each comparison present in the results gets the paired-bootstrap difference
 - *not resolved*: the interval holds zero.
 
 A claim is confirmed when all its comparisons are, contradicted when any is, and otherwise not
-resolved; a claim none of whose systems were scored is left out.
+resolved; a claim none of whose systems were scored is left out. Each claim is tested on the
+hypotheses as decoded and, where both systems have them, on those cut by the repetition guard
+(``<system>_guard``, :data:`HYPOTHESES`): a verdict that holds only as decoded may rest on one
+system's looping hypotheses rather than on what it recognizes.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 VERDICTS = ("confirmed", "contradicted", "not resolved")
+HYPOTHESES = (("as decoded", ""), ("guard", "_guard"))  # (table cell, system-name suffix)
 
 
 def comparison_verdict(result: PairedDifference) -> str:
@@ -78,7 +82,8 @@ Compare = Callable[[str, str, str], PairedDifference | None]  # (test set, bette
 
 
 def findings_rows(claims: Sequence[Claim], test_sets: dict[str, bool], compare: Compare) -> list[str]:
-    """Markdown rows ``| paper | claim | set | comparisons | verdict |`` of the claims with results.
+    """Markdown rows ``| paper | claim | set | hypotheses | comparisons | verdict |`` of the claims with
+    results, for each of :data:`HYPOTHESES`.
 
     ``test_sets``: ``{set: monolingual}``; ``compare`` gives the paired result of two systems on a
     set, or None when either lacks per-utterance scores there.
@@ -86,21 +91,29 @@ def findings_rows(claims: Sequence[Claim], test_sets: dict[str, bool], compare: 
     rows = []
     for claim in claims:
         for test_set, monolingual in sorted(test_sets.items()):
-            if monolingual != claim.forgetting:
-                continue
-            cells, verdicts = [], []
-            for better, worse in claim.comparisons:
-                result = compare(test_set, better, worse)
-                if result is None:
-                    continue
-                verdicts.append(comparison_verdict(result))
-                cells.append(
-                    f"`{better}` − `{worse}`: {result.difference:+.1f} "
-                    f"[{result.interval.low:+.1f}, {result.interval.high:+.1f}]"
-                )
-            if verdicts:
-                verdict = claim_verdict(verdicts)
-                if len(verdicts) < len(claim.comparisons):
-                    verdict += f" ({len(verdicts)} of its {len(claim.comparisons)} comparisons run)"
-                rows.append(f"| {claim.paper} | {claim.text} | {test_set} | {'; '.join(cells)} | {verdict} |")
+            if monolingual == claim.forgetting:
+                rows += [
+                    row
+                    for hypotheses, suffix in HYPOTHESES
+                    if (row := _claim_row(claim, test_set, hypotheses, suffix, compare)) is not None
+                ]
     return rows
+
+
+def _claim_row(claim: Claim, test_set: str, hypotheses: str, suffix: str, compare: Compare) -> str | None:
+    cells, verdicts = [], []
+    for better, worse in claim.comparisons:
+        better, worse = better + suffix, worse + suffix
+        result = compare(test_set, better, worse)
+        if result is None:
+            continue
+        verdicts.append(comparison_verdict(result))
+        cells.append(
+            f"`{better}` − `{worse}`: {result.difference:+.1f} [{result.interval.low:+.1f}, {result.interval.high:+.1f}]"
+        )
+    if not verdicts:
+        return None
+    verdict = claim_verdict(verdicts)
+    if len(verdicts) < len(claim.comparisons):
+        verdict += f" ({len(verdicts)} of its {len(claim.comparisons)} comparisons run)"
+    return f"| {claim.paper} | {claim.text} | {test_set} | {hypotheses} | {'; '.join(cells)} | {verdict} |"

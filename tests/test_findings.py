@@ -35,11 +35,17 @@ def test_rows_take_each_claim_to_the_sets_of_its_kind():
         Claim("P", "a forgets less than b", (("a", "b"),), forgetting=True),
         Claim("P", "nothing run", (("x", "y"),)),
     )
-    results = {("cs", "a", "b"): paired(-2.0, -1.0), ("mono", "a", "b"): paired(0.5, 1.5)}
+    results = {
+        ("cs", "a", "b"): paired(-2.0, -1.0),
+        ("cs", "a_guard", "b_guard"): paired(-0.5, 0.5),  # with the guard: b's loops cut
+        ("mono", "a", "b"): paired(0.5, 1.5),
+    }
     rows = findings_rows(claims, {"cs": False, "mono": True}, lambda s, a, b: results.get((s, a, b)))
     assert rows == [
-        "| P | a beats b and c | cs | `a` − `b`: -1.5 [-2.0, -1.0] | confirmed (1 of its 2 comparisons run) |",
-        "| P | a forgets less than b | mono | `a` − `b`: +1.0 [+0.5, +1.5] | contradicted |",
+        "| P | a beats b and c | cs | as decoded | `a` − `b`: -1.5 [-2.0, -1.0] | confirmed (1 of its 2 comparisons run) |",
+        "| P | a beats b and c | cs | guard | `a_guard` − `b_guard`: +0.0 [-0.5, +0.5] "
+        "| not resolved (1 of its 2 comparisons run) |",
+        "| P | a forgets less than b | mono | as decoded | `a` − `b`: +1.0 [+0.5, +1.5] | contradicted |",
     ]
 
 
@@ -55,7 +61,7 @@ def test_every_claim_names_systems_and_the_report_section(tmp_path):
     lines = findings_section(tables, tmp_path)
     assert lines[1] == "## Findings"
     assert lines[7] == (
-        "| AG | attention guidance beats plain adapters | test | `adapter_ag` − `adapter`: -20.0 [-20.0, -20.0] "
+        "| AG | attention guidance beats plain adapters | test | as decoded | `adapter_ag` − `adapter`: -20.0 [-20.0, -20.0] "
         "| confirmed (1 of its 2 comparisons run) |"
     )
     assert lines[-1].endswith("`adapter` 61.0%, `adapter_ag` 90.0%.")

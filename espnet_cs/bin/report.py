@@ -303,11 +303,13 @@ def findings_section(tables: dict[str, list[Row]], exp_dir: Path) -> list[str]:
         "in points, with its 95% paired-bootstrap interval (as in Paired comparisons). A comparison is "
         "confirmed when its interval lies below zero, contradicted when above, not resolved when it holds "
         "zero; a claim is confirmed when all its comparisons are, contradicted when any is "
-        "(`espnet_cs/findings.py`). Synthetic espeak-ng speech, the backbone and budget of the runs named "
+        "(`espnet_cs/findings.py`). Each claim is tested on the hypotheses as decoded and, where both "
+        "systems have them, on those cut by the repetition guard (`<system>_guard`): a verdict that holds "
+        "only as decoded may rest on looping hypotheses. Synthetic espeak-ng speech, the backbone and budget of the runs named "
         "above, CPU.",
         "",
-        "| paper | claim | set | comparisons (better − worse [95% interval]) | verdict |",
-        "|---|---|---|---|---|",
+        "| paper | claim | set | hypotheses | comparisons (better − worse [95% interval]) | verdict |",
+        "|---|---|---|---|---|---|",
         *rows,
     ]
     for report in sorted(exp_dir.glob("attention/*/attention.json")):
