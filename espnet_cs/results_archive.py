@@ -101,8 +101,8 @@ def _audio(decode_dir: Path) -> str | None:
     return json.loads(info_file.read_text()).get("audio_sha256") if info_file.exists() else None
 
 
-def check_same_audio(exp_dir: Path, archive_dir: Path, decode_dirs: list[Path]) -> None:
-    """Raise ValueError if a decode of ``exp_dir`` and a row the archive keeps for its set differ in audio."""
+def check_same_audio(archive_dir: Path, decode_dirs: list[Path]) -> None:
+    """Raise ValueError if two of ``decode_dirs``, or one and a row the archive keeps for its set, differ in audio."""
     incoming: dict[str, tuple[Path, str]] = {}
     for decode_dir in decode_dirs:
         audio = _audio(decode_dir)
@@ -127,7 +127,7 @@ def check_same_audio(exp_dir: Path, archive_dir: Path, decode_dirs: list[Path]) 
 def archive(exp_dir: Path, archive_dir: Path) -> list[Path]:
     """Copy what the report reads of ``exp_dir`` into ``archive_dir`` (module docstring); the decode dirs copied."""
     decode_dirs = sorted(scores.parent for scores in exp_dir.glob("*/decode_*/scores.json"))
-    check_same_audio(exp_dir, archive_dir, decode_dirs)
+    check_same_audio(archive_dir, decode_dirs)
     summaries: dict[Path, dict] = {}
     for decode_dir in decode_dirs:
         info_file = decode_dir / "decode_info.json"
