@@ -29,8 +29,6 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
-import torch
-
 from espnet_cs.bootstrap import RESAMPLES, SEED, PairedDifference, paired_difference, rate_interval
 from espnet_cs.findings import CLAIMS, findings_rows
 from espnet_cs.kaldi_dir import write_atomic
@@ -140,7 +138,7 @@ def render(tables: dict[str, list[Row]]) -> str:
         "# RESULTS",
         "",
         f"Made by `python -m espnet_cs.bin.report` on {date.today().isoformat()} "
-        f"({platform.machine()}, {torch.get_num_threads()} torch threads). Rates in percent after "
+        f"({platform.machine()}). Rates in percent after "
         "normalization (OpenCC t2s, NFKC, lowercase, punctuation and non-speech markers removed); "
         "tokens are CJK characters and English words. After each rate: in square brackets its 95% "
         f"bootstrap interval over utterances (percentiles of {RESAMPLES} resamples of the utterances "
@@ -152,7 +150,7 @@ def render(tables: dict[str, list[Row]]) -> str:
         "insertions next to them included; lang. acc.: share of aligned (correct or substituted) "
         "hypothesis tokens in the language of their reference token. "
         "`ins.` is the share of all errors that are insertions (looping hypotheses show up there). "
-        "RTF: decoding seconds per audio second on this machine. Trainable parameters are counted "
+        "RTF: decoding seconds per audio second, summed over the decoding run's parallel jobs, on the machine that decoded. Trainable parameters are counted "
         "for the backbone the system was trained on. Training time is the sum over the finished epochs of "
         "the training and validation time ESPnet's reporter records in `checkpoint.pth` (each epoch once, "
         "over every attempt of a resumed run; start-up, checkpoint saving and averaging not included), "

@@ -1,0 +1,38 @@
+"""Host memory of CPU training: hand freed activation buffers back to the operating system.
+
+glibc's ``malloc`` serves a block of at least ``M_MMAP_THRESHOLD`` bytes by its own ``mmap`` and
+returns it to the system on ``free``; smaller blocks come from the heap, which keeps what is freed.
+The threshold starts at 128 KiB but glibc raises it to the size of every mmapped block that is freed
+(up to 32 MiB), so after one training step nearly every activation tensor of a Whisper batch lives
+in the heap, and the heap's fragments make the resident size of a frozen-backbone step about twice
+what its tensors need (``benchmarks/train_step.py``). Setting the threshold explicitly turns that
+adjustment off (``mallopt(3)``). No Python library exposes ``mallopt``, hence ``ctypes``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+import platform
+
+M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+DEFAULT_THRESHOLD = 1 << 20  # bytes: activations of a Whisper batch are MiBs, small Python objects stay in the heap
+MAX_THRESHOLD = 32 << 20  # glibc ignores larger values on 64-bit systems (2.36 without saying so)
+
+
+def fix_mmap_threshold(threshold: int = DEFAULT_THRESHOLD) -> bool:
+    """Serve every allocation of at least ``threshold`` bytes by its own mapping from now on.
+
+    Returns False, changing nothing, where the C library is not glibc (macOS, musl), and raises
+    ValueError for a threshold glibc would not take (negative, or above 32 MiB on 64-bit systems).
+    """
+    if not 0 <= threshold <= MAX_THRESHOLD:
+        raise ValueError(f"an mmap threshold of {threshold} bytes is outside glibc's 0 to {MAX_THRESHOLD}")
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        logging.info("not glibc: the mmap threshold of malloc stays as it is")
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    if libc.mallopt(M_MMAP_THRESHOLD, threshold) != 1:
+        raise RuntimeError(f"glibc's mallopt refused an mmap threshold of {threshold} bytes")
+    return True
