@@ -23,7 +23,10 @@ import time
 from pathlib import Path
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
-METHODS = ["fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr"]
+METHODS = [
+    "fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "adapter", "adapter_ag"
+]  # fmt: skip
+LID_HEADS = CONF.parents[1] / "egs2" / "cs_bench" / "asr1" / "results" / "lid_heads" / "lid_heads.json"  # archived
 TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"
 
 
@@ -40,9 +43,7 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")
 
 
-def measure(
-    method: str, steps: int, warmup: int, batch: int, seconds: float, checkpointing: bool, default_malloc: bool
-) -> dict:
+def measure(method: str, options: argparse.Namespace) -> dict:
     """Median seconds per optimizer step and resident memory of one method (this process): the whole
     process's peak, the resident size once model, optimizer and batch exist (the backbone and the
     runtime), and the peak during the steps above that (what training adds)."""
@@ -52,11 +53,16 @@ def measure(
     from espnet_cs.host_memory import fix_mmap_threshold
     from espnet_cs.task import CSASRTask, freeze
 
-    if not default_malloc:
+    if not options.default_malloc:
         fix_mmap_threshold()
     torch.manual_seed(0)
     args = CSASRTask.get_parser().parse_args(["--config", str(CONF / f"{method}.yaml")])
-    if checkpointing:
+    if "guidance" in args.model_conf:
+        args.model_conf = {
+            **args.model_conf,
+            "guidance": {**args.model_conf["guidance"], "lid_heads": str(options.lid_heads)},
+        }
+    if options.activation_checkpointing:
         args.encoder_conf = {**args.encoder_conf, "activation_checkpointing": True}
         args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": True}
     model = CSASRTask.build_model(args)
@@ -65,20 +71,20 @@ def measure(
     freeze(model, args.freeze_param)
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
-    samples = int(seconds * 16000)
+    batch, samples = options.batch, int(options.seconds * 16000)
     speech = 0.1 * torch.randn(batch, samples)
     text = torch.tensor([model.tokenizer.encode(TEXT)] * batch)
     lengths = {"speech_lengths": torch.full((batch,), samples), "text_lengths": torch.full((batch,), text.size(1))}
     built_mib, build_peak_mib = status_mib("VmRSS"), status_mib("VmHWM")
     reset_peak()
     times = []
-    for step in range(warmup + steps):
+    for step in range(options.warmup + options.steps):
         start = time.perf_counter()
         loss, _, _ = model(speech=speech, text=text, **lengths)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if step >= warmup:
+        if step >= options.warmup:
             times.append(time.perf_counter() - start)
     training_peak_mib = status_mib("VmHWM")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -108,43 +114,19 @@ def main() -> None:
         action="store_true",
         help="leave glibc's adaptive mmap threshold on (espnet_cs.bin.train fixes it: espnet_cs.host_memory)",
     )
+    parser.add_argument(
+        "--lid_heads", type=Path, default=LID_HEADS, help="the LID heads of methods with guidance (adapter_ag)"
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this method
     args = parser.parse_args()
     if args.one:
-        print(
-            json.dumps(
-                measure(
-                    args.one,
-                    args.steps,
-                    args.warmup,
-                    args.batch,
-                    args.seconds,
-                    args.activation_checkpointing,
-                    args.default_malloc,
-                )
-            )
-        )
+        print(json.dumps(measure(args.one, args)))
         return
 
     methods = ["fft"] + [m for m in args.methods if m != "fft"]
     results = {}
     for method in methods:
-        child = [
-            sys.executable,
-            __file__,
-            "--one",
-            method,
-            "--steps",
-            str(args.steps),
-            "--warmup",
-            str(args.warmup),
-            "--batch",
-            str(args.batch),
-            "--seconds",
-            str(args.seconds),
-            *(["--activation_checkpointing"] if args.activation_checkpointing else []),
-            *(["--default_malloc"] if args.default_malloc else []),
-        ]
+        child = [sys.executable, __file__, "--one", method, *sys.argv[1:]]
         output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
         results[method] = json.loads(output.strip().splitlines()[-1])
         print(f"measured {method}: {results[method]['step_seconds']:.2f} s/step", file=sys.stderr)
