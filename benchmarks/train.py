@@ -18,7 +18,8 @@ and end of text only, in both routes. Each run is its own process: it prints the
 training epoch (no validation) and its peak resident memory. Then each trained model decodes the
 test set with the same greedy decoder (:class:`espnet_cs.decoding.Transcriber`; the transformers
 model with its LoRA merged, read back as a backbone, 30-s windows as it was trained) and is
-scored by :mod:`espnet_cs.scoring` (MER).
+scored by :mod:`espnet_cs.scoring` (MER with its 95% bootstrap interval over the test utterances,
+and the paired-bootstrap difference to the transformers route on the same utterances).
 
     tools/venv/bin/pip install -r benchmarks/requirements.txt  # peft, accelerate: this benchmark only
     tools/venv/bin/python benchmarks/train.py --dump egs2/mini_cs/asr1/dump/raw [--methods lora fft] \\
@@ -206,8 +207,8 @@ def transformers_route(method: str, sets: dict[str, Path], epochs: int, out: Pat
     }
 
 
-def test_mer(model: dict, test_set: Path, threads: int) -> float:
-    """MER of greedy decoding of the test set with the trained model."""
+def test_errors(model: dict, test_set: Path, threads: int) -> dict[str, list[int]]:
+    """``{utt: [errors, reference tokens]}`` of greedy decoding of the test set with the trained model."""
     import soundfile as sf
     import torch
 
@@ -228,7 +229,28 @@ def test_mer(model: dict, test_set: Path, threads: int) -> float:
     for i in range(0, len(utts), 16):
         batch = utts[i : i + 16]
         hyps.update(zip(batch, (h.text for h in transcriber([sf.read(wavs[u], dtype="float32")[0] for u in batch]))))
-    return score(refs, hyps).counts().error_rate
+    return {u.utt_id: [u.counts.errors, u.counts.ref_tokens] for u in score(refs, hyps).utts}
+
+
+def mer_cell(errors: dict[str, list[int]]) -> str:
+    """``MER [95% bootstrap interval]`` over the test utterances."""
+    from espnet_cs.bootstrap import rate_interval
+
+    num, den = zip(*errors.values())
+    interval = rate_interval(list(num), list(den))
+    return f"{100 * sum(num) / sum(den):.1f} [{interval.low:.1f}, {interval.high:.1f}]"
+
+
+def difference_cell(errors: dict[str, list[int]], peer: dict[str, list[int]]) -> str:
+    """MER of ``errors`` minus the peer's on the same utterances, with its 95% paired-bootstrap interval."""
+    from espnet_cs.bootstrap import paired_difference
+
+    utts = sorted(errors)
+    result = paired_difference(
+        ([errors[u][0] for u in utts], [errors[u][1] for u in utts]),
+        ([peer[u][0] for u in utts], [peer[u][1] for u in utts]),
+    )
+    return f"{result.difference:+.1f} [{result.interval.low:+.1f}, {result.interval.high:+.1f}]"
 
 
 def main() -> None:
@@ -259,7 +281,7 @@ def main() -> None:
             result = espnet_cs_route(method, sets, args.epochs, out)
         else:
             result = transformers_route(method, sets, args.epochs, out, args.threads)
-        result["mer"] = test_mer(result["model"], sets["test"], args.threads)
+        result["test_errors"] = test_errors(result["model"], sets["test"], args.threads)
         print(json.dumps(result))
         return
 
@@ -292,15 +314,22 @@ def main() -> None:
         f"the method's batch size, CPU, {args.threads} threads; MER on {_count(sets['test'])} utterances of "
         f"{args.test_set} after the last epoch"
     )
-    print("| method | route | s / epoch | / transformers | peak memory (MiB) | / transformers | test MER |")
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| method | route | s / epoch | / transformers | peak memory (MiB) | / transformers | test MER [95%] "
+        "| MER − transformers [95% paired] |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for (route, method), r in results.items():
         peer = results.get(("transformers", method))
         epoch = sum(r["epoch_seconds"]) / len(r["epoch_seconds"])
         peer_epoch = sum(peer["epoch_seconds"]) / len(peer["epoch_seconds"]) if peer else None
         ratio = f"{epoch / peer_epoch:.2f}" if peer else "—"
         memory = f"{r['peak_mib'] / peer['peak_mib']:.2f}" if peer else "—"
-        print(f"| {method} | {route} | {epoch:.0f} | {ratio} | {r['peak_mib']:.0f} | {memory} | {r['mer']:.1f} |")
+        difference = difference_cell(r["test_errors"], peer["test_errors"]) if peer and peer is not r else "—"
+        print(
+            f"| {method} | {route} | {epoch:.0f} | {ratio} | {r['peak_mib']:.0f} | {memory} "
+            f"| {mer_cell(r['test_errors'])} | {difference} |"
+        )
 
 
 def _count(data: Path) -> int:
