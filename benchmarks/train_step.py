@@ -9,7 +9,7 @@ the steps add above it (gradients, optimizer state, saved activations), from Lin
 reset after the build.
 
     tools/venv/bin/python benchmarks/train_step.py [--methods spt4asr fft ...] [--steps 5] \
-        [--activation_checkpointing] [--default_malloc]
+        [--activation_checkpointing] [--return_freed_memory]
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def measure(method: str, options: argparse.Namespace) -> dict:
     from espnet_cs.host_memory import fix_mmap_threshold
     from espnet_cs.task import CSASRTask, freeze
 
-    if not options.default_malloc:
+    if options.return_freed_memory:
         fix_mmap_threshold()
     torch.manual_seed(0)
     args = CSASRTask.get_parser().parse_args(["--config", str(CONF / f"{method}.yaml")])
@@ -110,9 +110,9 @@ def main() -> None:
         "--activation_checkpointing", action="store_true", help="recompute every block in the backward pass"
     )
     parser.add_argument(
-        "--default_malloc",
+        "--return_freed_memory",
         action="store_true",
-        help="leave glibc's adaptive mmap threshold on (espnet_cs.bin.train fixes it: espnet_cs.host_memory)",
+        help="fix glibc's mmap threshold as espnet_cs.bin.train --return_freed_memory true does",
     )
     parser.add_argument(
         "--lid_heads", type=Path, default=LID_HEADS, help="the LID heads of methods with guidance (adapter_ag)"
@@ -136,7 +136,7 @@ def main() -> None:
         f"Whisper-base, batch {args.batch} x {args.seconds:.0f}-s utterances, true length, AdamW, "
         f"CPU, {fft['threads']} threads; median of {args.steps} steps after {args.warmup} warm-up steps"
         + ("; activation checkpointing of every block" if args.activation_checkpointing else "")
-        + ("; glibc's adaptive mmap threshold (--default_malloc)" if args.default_malloc else "")
+        + ("; --return_freed_memory (glibc's mmap threshold fixed at 1 MiB)" if args.return_freed_memory else "")
     )
     print(
         "| method | trainable | step (s) | step / FFT | peak memory (MiB) | memory / FFT "

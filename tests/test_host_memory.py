@@ -57,3 +57,18 @@ def test_threshold_glibc_would_ignore_raises(threshold):
 def test_other_c_libraries_are_left_alone(monkeypatch):
     monkeypatch.setattr(platform, "libc_ver", lambda: ("", ""))
     assert fix_mmap_threshold() is False
+
+
+@pytest.mark.parametrize("option, fixed", [("true", True), ("false", False)])
+def test_training_applies_it_only_when_asked(monkeypatch, option, fixed):
+    from espnet2.tasks.abs_task import AbsTask
+
+    import espnet_cs.task
+    from espnet_cs.task import CSASRTask
+
+    calls = []
+    monkeypatch.setattr(espnet_cs.task, "fix_mmap_threshold", lambda: calls.append("fixed"))
+    monkeypatch.setattr(AbsTask, "main_worker", classmethod(lambda cls, args: calls.append("trained")))
+    args = CSASRTask.get_parser().parse_args(["--return_freed_memory", option])
+    CSASRTask.main_worker(args)
+    assert calls == (["fixed", "trained"] if fixed else ["trained"])
