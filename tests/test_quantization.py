@@ -69,3 +69,30 @@ def test_decode_cli_int8_is_a_setting_of_its_own(tiny_whisper_path, tmp_path, ca
     assert "changed since" in caplog.text and "int8" in caplog.text
     with pytest.raises(SystemExit, match="--int8 runs on the CPU only, not on cuda"):
         decode.main([*argv, "--out_dir", str(tmp_path / "x"), "--int8", "true", "--device", "cuda"])
+
+
+def test_lora_layers_are_quantized_with_their_update(tiny_whisper_path):
+    """A trained LoRA model's int8 form applies W + B A (not the bare backbone weight)."""
+    from espnet2.layers.create_adapter import create_adapter
+
+    from espnet_cs.task import keep_lora_unmerged
+
+    model = CSWhisperModel.from_backbone(str(tiny_whisper_path), "single")
+    create_adapter(model, "lora", {"rank": 4, "alpha": 8, "target_modules": ["query", "value"]})
+    keep_lora_unmerged(model)
+    torch.manual_seed(0)
+    for name, parameter in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(parameter, std=0.5)  # a trained update: B is no longer zero
+    model.eval()
+    tokens = torch.tensor([[*CSTokenizer("single").sot_sequence, 1, 2, 3]] * 2)
+    with torch.no_grad():
+        memory, _, _ = model.encoder(*padded(audio_batch()))
+        reference = model.decoder(memory, None, tokens, None)[0]
+        bare = CSWhisperModel.from_backbone(str(tiny_whisper_path), "single").eval()
+        bare_logits = bare.decoder(bare.encoder(*padded(audio_batch()))[0], None, tokens, None)[0]
+        quantize_linear_int8(model)
+        logits = model.decoder(model.encoder(*padded(audio_batch()))[0], None, tokens, None)[0]
+    error = (logits - reference).norm() / reference.norm()
+    assert error < 0.05, error
+    assert (bare_logits - reference).norm() / reference.norm() > 4 * error  # the update is in there
