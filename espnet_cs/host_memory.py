@@ -6,8 +6,8 @@ The threshold starts at 128 KiB but glibc raises it to the size of every mmapped
 (up to 32 MiB), so after one training step nearly every activation tensor of a Whisper batch lives
 in the heap, and the heap's fragments make what a frozen-backbone step adds to the resident size
 about twice what its tensors need (``benchmarks/train_step.py``). Setting the threshold explicitly
-turns that adjustment off (``mallopt(3)``): about 600 MiB less per Whisper-base step on a batch of
-8 four-second utterances, at 30-50% more time per step (every large tensor is a fresh mapping whose
+turns that adjustment off (``mallopt(3)``): 270-660 MiB less per Whisper-base step on a batch of
+8 four-second utterances, at 34-52% more time per step (every large tensor is a fresh mapping whose
 pages fault in), hence opt-in (``--return_freed_memory true`` of ``espnet_cs.bin.train``). No
 Python library exposes ``mallopt``, hence ``ctypes``.
 """

@@ -113,8 +113,8 @@ class CSASRTask(AbsTask):
             type=str2bool,
             default=False,
             help="CPU training: hand every freed block of 1 MiB or more back to the system at once "
-            "(espnet_cs.host_memory); about 600 MiB less resident memory per Whisper-base step, "
-            "30-50%% more time per step (benchmarks/RESULTS.md)",
+            "(espnet_cs.host_memory); 270-660 MiB less resident memory per Whisper-base step, "
+            "34-52%% more time per step (benchmarks/RESULTS.md)",
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
