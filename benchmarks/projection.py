@@ -80,6 +80,7 @@ def archive_rows(archive: Path, recipe: Path, passes: float, hours: float, epoch
         for d in sorted(archive.iterdir())
         if (d / "training.json").is_file() and not d.name.endswith("_guard")  # a guard system shares its training
     }
+    trainings = {name: run for name, run in trainings.items() if run.get("seconds")}  # zero-shot trains nothing
     fft = trainings.get("fft")
     print(
         f"Trainings archived in {archive} ({passes:g} pass(es) over {recipe}'s training set, {audio:.3f} h of audio; "
