@@ -8,9 +8,11 @@ shape (a random model never ends a hypothesis, so its decodes run the full
 ``espnet_cs.bin.train`` builds it (its YAML, ESPnet's adapters, ``--freeze_param``) and trained
 for ``--steps`` AdamW steps on random audio after ``--warmup`` steps; the peak memory is
 ``torch.cuda.max_memory_allocated`` over its steps. Runs on the CPU too (``--device cpu``, no
-memory column), which is how it was checked without a GPU.
+memory column), which is how it was checked without a GPU. Zero-shot decoding in 30-s windows is
+also timed against openai-whisper's own ``whisper.decode`` (key/value cache) on the same device and
+weights, with the number of utterances whose tokens are the same.
 
-    python benchmarks/gpu.py [--sizes base small] [--methods fft lora spt4asr ...] [--amp bfloat16]
+    python benchmarks/gpu.py [--sizes base small] [--methods fft lora spt4asr ...] [--amp none bfloat16]
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import torch
 import whisper
 from espnet2.layers.create_adapter import create_adapter
 
-from espnet_cs.backbone import embedded_installed, whisper_dims
+from espnet_cs.backbone import embedded_installed, load_whisper, whisper_dims
 from espnet_cs.decoding import GreedyConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
@@ -63,8 +65,9 @@ def build(method: str, whisper_model: str, device: str) -> CSWhisperModel:
     return model.to(device).train()
 
 
-def training(model: CSWhisperModel, args: argparse.Namespace) -> tuple[float, float | None]:
-    """Utterances per second (median step) and peak GPU memory in MiB (None on the CPU)."""
+def training(model: CSWhisperModel, amp_name: str, args: argparse.Namespace) -> tuple[float, float | None]:
+    """Utterances per second (median step) and peak GPU memory in MiB (None on the CPU) under
+    autocast to ``amp_name`` ("none": float32)."""
     device = next(model.parameters()).device
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     samples = int(args.seconds * 16000)
@@ -74,9 +77,11 @@ def training(model: CSWhisperModel, args: argparse.Namespace) -> tuple[float, fl
         "speech_lengths": torch.full((args.batch,), samples, device=device),
         "text_lengths": torch.full((args.batch,), text.size(1), device=device),
     }
-    amp = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(args.amp)
+    amp = {"bfloat16": torch.bfloat16, "float16": torch.float16}.get(amp_name)
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)
+    model.zero_grad(set_to_none=True)  # no gradients left from an earlier precision's steps
     if device.type == "cuda":
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
     times = []
     for step in range(args.warmup + args.steps):
@@ -109,6 +114,42 @@ def decoding_rtf(whisper_model: str, args: argparse.Namespace) -> float:
     return (time.perf_counter() - start) / (args.batch * args.seconds)
 
 
+def zero_shot_against_openai_whisper(whisper_model: str, args: argparse.Namespace) -> tuple[float, float, int]:
+    """Zero-shot greedy decoding of ``--batch`` utterances in 30-s windows, task tokens
+    ``<|zh|><|transcribe|><|notimestamps|>``, by espnet-cs and by openai-whisper's ``whisper.decode``
+    (its key/value cache, the same options) on the same device and weights: the real-time factor
+    of each and how many utterances got the same tokens."""
+    model = CSWhisperModel.from_backbone(whisper_model, lid_prompt="single", pad_to_30s=True).eval()
+    transcriber = Transcriber.from_model(model, GreedyConfig(), args.device)
+    reference, _ = load_whisper(whisper_model, device=args.device)
+    reference.eval()
+    options = whisper.DecodingOptions(language="zh", without_timestamps=True, temperature=0.0, fp16=False)
+    rng = np.random.default_rng(0)
+    audios = [(0.1 * rng.standard_normal(int(args.seconds * 16000))).astype(np.float32) for _ in range(args.batch)]
+
+    def openai_whisper() -> list[list[int]]:
+        mel = torch.stack(
+            [
+                whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a)), reference.dims.n_mels)
+                for a in audios
+            ]
+        ).to(args.device)
+        return [r.tokens for r in whisper.decode(reference, mel, options)]
+
+    def espnet_cs() -> list[list[int]]:
+        return [h.tokens for h in transcriber(audios)]
+
+    rtfs, hyps = [], []
+    for decode in (espnet_cs, openai_whisper):
+        decode()  # warm-up
+        synchronize(torch.device(args.device))
+        start = time.perf_counter()
+        hyps.append(decode())
+        synchronize(torch.device(args.device))
+        rtfs.append((time.perf_counter() - start) / (args.batch * args.seconds))
+    return rtfs[0], rtfs[1], sum(a == b for a, b in zip(*hyps, strict=True))
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -119,7 +160,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", nargs="+", default=["base", "small"])
     parser.add_argument("--methods", nargs="+", default=METHODS)
-    parser.add_argument("--amp", choices=["none", "float16", "bfloat16"], default="none", help="autocast dtype")
+    parser.add_argument(
+        "--amp",
+        nargs="+",
+        choices=["none", "float16", "bfloat16"],
+        default=["none"],
+        help="autocast dtypes, each measured",
+    )
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=8.0, help="length of every utterance")
     parser.add_argument("--steps", type=int, default=5)
@@ -132,21 +179,32 @@ def main(argv: list[str] | None = None) -> None:
             whisper_model = backbone(size, Path(directory))
             print(
                 f"\nWhisper-{size} ({'embedded weights' if whisper_model == 'whisper-base' else 'random weights'}), {name}, "
-                f"batch {args.batch} x {args.seconds:g}-s utterances, AdamW, autocast {args.amp}; "
+                f"batch {args.batch} x {args.seconds:g}-s utterances, AdamW; "
                 f"median of {args.steps} steps after {args.warmup}\n"
             )
-            print("| method | trainable | utterances/s | peak memory (MiB) |")
-            print("|---|---|---|---|")
+            precisions = ["float32" if amp == "none" else f"{amp} autocast" for amp in args.amp]
+            print(
+                "| method | trainable | " + " | ".join(f"{p}: utterances/s | {p}: peak MiB" for p in precisions) + " |"
+            )
+            print("|---|---|" + "---|---|" * len(precisions))
             for method in args.methods:
                 model = build(method, whisper_model, args.device)
                 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-                rate, peak = training(model, args)
-                print(f"| {method} | {trainable / 1e6:.3f}M | {rate:.1f} | {'—' if peak is None else f'{peak:.0f}'} |")
+                cells = []
+                for amp in args.amp:
+                    rate, peak = training(model, amp, args)
+                    cells += [f"{rate:.1f}", "—" if peak is None else f"{peak:.0f}"]
+                print(f"| {method} | {trainable / 1e6:.3f}M | " + " | ".join(cells) + " |")
                 del model
                 if args.device.startswith("cuda"):
                     torch.cuda.empty_cache()
             rtf = decoding_rtf(whisper_model, args)
             print(f"\nzero-shot greedy decoding, {args.decode_tokens} new tokens at most: RTF {rtf:.4f}")
+            ours, theirs, equal = zero_shot_against_openai_whisper(whisper_model, args)
+            print(
+                f"zero-shot, 30-s windows, up to 224 new tokens: espnet-cs RTF {ours:.4f}, openai-whisper "
+                f"whisper.decode RTF {theirs:.4f} ({ours / theirs:.2f}x); same tokens on {equal}/{args.batch}"
+            )
 
 
 if __name__ == "__main__":
