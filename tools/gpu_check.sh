@@ -2,13 +2,17 @@
 # On a CUDA machine that carried tools/gpu_wheels/part1 (docs/gpu.md): install the wheels, then run
 # the GPU tier (tests/test_gpu.py) and the GPU benchmark (benchmarks/gpu.py, float32 and bfloat16
 # autocast), each under its own time limit so that one hang cannot take the other's time.
-# Logs, the tier's JUnit XML and the machine's description go to OUT_DIR.
-#   tools/gpu_check.sh OUT_DIR [TIER_SECONDS] [BENCHMARK_SECONDS]
+# Logs, the tier's JUnit XML and the machine's description go to OUT_DIR. Options after the time
+# limits go to benchmarks/gpu.py (default: --amp none bfloat16).
+#   tools/gpu_check.sh OUT_DIR [TIER_SECONDS] [BENCHMARK_SECONDS] [benchmarks/gpu.py options]
 set -uo pipefail
 
 out="${1:?usage: tools/gpu_check.sh OUT_DIR [TIER_SECONDS] [BENCHMARK_SECONDS]}"
 tier_seconds="${2:-300}"
 benchmark_seconds="${3:-240}"
+shift $(($# < 3 ? $# : 3))
+benchmark_options=(--amp none bfloat16)
+[ $# -gt 0 ] && benchmark_options=("$@")
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${root}"
 mkdir -p "${out}"
@@ -29,4 +33,4 @@ tools/gpu_install.sh 2>&1 | tee "${out}/install.log" || exit 1
 
 timeout "${tier_seconds}" python3 -m pytest -q -p no:cacheprovider -rs --durations 15 -o faulthandler_timeout=120 \
     --junitxml "${out}/tier.xml" tests/test_gpu.py 2>&1 | tee "${out}/tier.log"
-timeout "${benchmark_seconds}" python3 benchmarks/gpu.py --amp none bfloat16 2>&1 | tee "${out}/benchmark.log"
+timeout "${benchmark_seconds}" python3 benchmarks/gpu.py "${benchmark_options[@]}" 2>&1 | tee "${out}/benchmark.log"
