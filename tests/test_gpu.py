@@ -115,14 +115,22 @@ def test_head_statistics_on_cuda_equal_the_cpu_ones(tiny_whisper_path, lid_heads
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_whisper_path, data_dir, tmp_path_factory) -> Path:  # noqa: F811
-    """SPT4ASR trained for one epoch on ``data_dir`` (given the shapes and categories it lacks) on the
-    CPU: its exp dir, with ``spt4asr.zip``."""
-    shapes = {utt: str(sf.info(path).frames) for utt, path in read_kaldi_map(data_dir / "wav.scp").items()}
-    write_kaldi_map(data_dir / "speech_shape", shapes)
-    write_kaldi_map(data_dir / "utt2category", {utt: "cs" for utt in shapes})
+def stage2_dir(data_dir) -> Path:  # noqa: F811
+    """``data_dir`` with what stage 2 writes beside it: shapes, categories and the sha256 of each
+    utterance's 16-bit samples (which decoding and head selection check)."""
+    wavs = read_kaldi_map(data_dir / "wav.scp")
+    write_kaldi_map(data_dir / "speech_shape", {u: str(sf.info(p).frames) for u, p in wavs.items()})
+    write_kaldi_map(data_dir / "utt2category", {u: "cs" for u in wavs})
+    digests = {u: hashlib.sha256(sf.read(p, dtype="int16")[0].tobytes()).hexdigest() for u, p in wavs.items()}
+    write_kaldi_map(data_dir / "utt2sha256", digests)
+    return data_dir
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_whisper_path, stage2_dir, tmp_path_factory) -> Path:
+    """SPT4ASR trained for one epoch on ``stage2_dir`` on the CPU: its exp dir, with ``spt4asr.zip``."""
     exp = tmp_path_factory.mktemp("spt4asr")
-    CSASRTask.main(cmd=train_args("spt4asr", tiny_whisper_path, data_dir, exp, "--max_epoch", "1"))
+    CSASRTask.main(cmd=train_args("spt4asr", tiny_whisper_path, stage2_dir, exp, "--max_epoch", "1"))
     pack_model(exp, "valid.loss.ave.pth", exp / "spt4asr.zip")
     return exp
 
@@ -152,7 +160,7 @@ def test_attention_report_on_cuda_equals_the_cpu(trained, tiny_whisper_path, lid
 
 
 @pytest.mark.parametrize("system", ["zero-shot", "spt4asr"])
-def test_decode_tool_on_cuda_writes_the_cpu_tokens(system, trained, tiny_whisper_path, data_dir, tmp_path):  # noqa: F811
+def test_decode_tool_on_cuda_writes_the_cpu_tokens(system, trained, tiny_whisper_path, stage2_dir, tmp_path):
     """Stages 3 (zero-shot) and 8 (a trained model): ``bin/decode --device cuda`` as on the CPU."""
     model = (
         ["--whisper_model", str(tiny_whisper_path)]
@@ -164,27 +172,24 @@ def test_decode_tool_on_cuda_writes_the_cpu_tokens(system, trained, tiny_whisper
             str(trained / "valid.loss.ave.pth"),
         ]
     )
-    wavs = read_kaldi_map(data_dir / "wav.scp")  # stage 2's digests of the 16-bit samples, which decoding checks
-    write_kaldi_map(
-        data_dir / "utt2sha256",
-        {u: hashlib.sha256(sf.read(p, dtype="int16")[0].tobytes()).hexdigest() for u, p in wavs.items()},
-    )
     for out, device in (("cpu", "cpu"), ("gpu", CUDA)):
-        decode.main(["--data_dir", str(data_dir), "--out_dir", str(tmp_path / out), "--device", device, *model])
+        decode.main(["--data_dir", str(stage2_dir), "--out_dir", str(tmp_path / out), "--device", device, *model])
     cpu, gpu = (read_kaldi_map(tmp_path / d / "token") for d in ("cpu", "gpu"))
-    assert gpu == cpu and cpu.keys() == wavs.keys()
+    assert gpu == cpu and cpu.keys() == read_kaldi_map(stage2_dir / "wav.scp").keys()
 
 
-def test_select_heads_tool_on_cuda_selects_the_cpu_heads(tiny_whisper_path, data_dir, tmp_path):  # noqa: F811
-    """Stage 4: ``bin/select_heads --device cuda`` ranks the heads as on the CPU."""
+def test_select_heads_tool_on_cuda_selects_the_cpu_heads(tiny_whisper_path, stage2_dir, tmp_path):
+    """Stage 4: ``bin/select_heads --device cuda`` counts and ranks the heads as on the CPU."""
     for out, device in (("cpu", "cpu"), ("gpu", CUDA)):
         select_heads.main(
             [
-                *("--data_dir", str(data_dir), "--out_dir", str(tmp_path / out), "--device", device),
+                *("--data_dir", str(stage2_dir), "--out_dir", str(tmp_path / out), "--device", device),
                 *("--whisper_model", str(tiny_whisper_path), "--min_fraction", "0"),
             ]
         )
     cpu, gpu = (json.loads((tmp_path / d / "lid_heads.json").read_text()) for d in ("cpu", "gpu"))
+    attention = "mean_lid_attention"  # float sums in another order: equal to float32 rounding
+    np.testing.assert_allclose(gpu.pop(attention), cpu.pop(attention), rtol=1e-5, atol=1e-5)
     assert gpu == cpu
 
 
