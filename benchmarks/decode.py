@@ -27,7 +27,6 @@ each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|><
 ``--trained`` adds trained-model decoding (true length, each model's own padding policy) of the
 same audio, with its real-time factor (no peer can decode soft prompts or adapters).
 
-    tools/venv/bin/pip install -r benchmarks/requirements.txt  # faster-whisper, for this benchmark only
     tools/venv/bin/python benchmarks/decode.py [--utterances 240] [--batch 16] [--threads 2] \\
         [--trained egs2/mini_cs/asr1/exp/spt4asr ...]
 """
