@@ -24,6 +24,38 @@ from espnet_cs.tokenizer import CSTokenizer
 KVCache = dict[torch.nn.Module, torch.Tensor]
 
 
+def decoder_block_with_unread_prefix(
+    block: whisper.model.ResidualAttentionBlock,
+    x: torch.Tensor,
+    memory: torch.Tensor,
+    unread: int,
+    mask: torch.Tensor,
+    kv_cache: KVCache | None,
+) -> torch.Tensor:
+    """A decoder block whose first ``unread`` positions serve only as self-attention keys and values.
+
+    Self-attention runs as Whisper runs it, on every position (its hooks and key/value cache see
+    what they always see); cross-attention and the feed-forward run on the other positions only,
+    and the first ``unread`` rows are passed through as they came in. The other rows equal
+    ``block(x, memory, ...)``'s up to float rounding.
+
+    Args:
+        x: (batch, length, d_model).
+        memory: (batch, frames, d_model) encoder states.
+        unread: leading positions whose outputs nothing reads (0: the whole block).
+        mask: Whisper's causal mask.
+    Returns:
+        (batch, length, d_model)
+    """
+    if not unread:
+        return block(x, memory, mask=mask, kv_cache=kv_cache)
+    y = x + block.attn(block.attn_ln(x), mask=mask, kv_cache=kv_cache)[0]
+    y = y[:, unread:]
+    y = y + block.cross_attn(block.cross_attn_ln(y), memory, kv_cache=kv_cache)[0]
+    y = y + block.mlp(block.mlp_ln(y))
+    return torch.cat([x[:, :unread], y], dim=1)
+
+
 class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
     """Whisper's text decoder around a loaded backbone.
 
@@ -161,10 +193,14 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             prompts = None  # in the cache already
         elif n_prompts and prompts is None:
             raise ValueError("the first tokens need the soft prompts: pass prompt_states(memory)")
+        checkpointed = self.activation_checkpointing and self.training and cache is None
         for i, block in enumerate(dec.blocks):
             x = self.soft_prompts.enter(x, i, prompts, positions=dec.positional_embedding[:n_prompts])
-            checkpointed = self.activation_checkpointing and self.training and cache is None
-            x = run_block(block, checkpointed, x, memory, mask=dec.mask, kv_cache=cache)
+            # Only the token positions' outputs are read after the last block.
+            unread = (
+                self.soft_prompts.unread_outputs(i, len(dec.blocks), kept_in_output=False) if prompts is not None else 0
+            )
+            x = run_block(decoder_block_with_unread_prefix, checkpointed, block, x, memory, unread, dec.mask, cache)
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         return widened(x @ dec.token_embedding.weight.to(x.dtype).T)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -21,12 +22,35 @@ from espnet_cs.prompts import SoftPrompts
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
 
 
-def run_block(block: torch.nn.Module, checkpointed: bool, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """``block(*args, **kwargs)``; with ``checkpointed`` and autograd on, its activations are
-    recomputed in the backward pass instead of kept (non-reentrant ``torch.utils.checkpoint``)."""
+def run_block(block: Callable[..., torch.Tensor], checkpointed: bool, *args: Any, **kwargs: Any) -> torch.Tensor:
+    """``block(*args, **kwargs)`` (a block or a function running one); with ``checkpointed`` and
+    autograd on, its activations are recomputed in the backward pass instead of kept
+    (non-reentrant ``torch.utils.checkpoint``)."""
     if checkpointed and torch.is_grad_enabled():
         return checkpoint(block, *args, use_reentrant=False, **kwargs)
     return block(*args, **kwargs)
+
+
+def block_with_unread_prefix(block: whisper.model.ResidualAttentionBlock, x: torch.Tensor, unread: int) -> torch.Tensor:
+    """An encoder block whose first ``unread`` positions serve only as keys and values.
+
+    Their outputs would go unread (deep prompts replace them at the next block), so only the other
+    positions' queries, attention outputs and feed-forward are computed; the first ``unread`` rows
+    are passed through as they came in. The other rows equal ``block(x)``'s up to float rounding.
+
+    Args:
+        block: an encoder block (no cross-attention).
+        x: (batch, time, d_model).
+        unread: leading positions whose outputs nothing reads (0: ``block(x)``).
+    Returns:
+        (batch, time, d_model)
+    """
+    if not unread:
+        return block(x)
+    h = block.attn_ln(x)
+    y = x[:, unread:] + block.attn(h[:, unread:], h)[0]  # queries: the read rows; keys, values: all
+    y = y + block.mlp(block.mlp_ln(y))
+    return torch.cat([x[:, :unread], y], dim=1)
 
 
 def equal_length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
@@ -153,8 +177,9 @@ class CSWhisperEncoder(AbsEncoder):
         x = F.gelu(enc.conv2(x)).permute(0, 2, 1)
         x = (x + enc.positional_embedding[: x.size(1)]).to(x.dtype)
         prompts = self.soft_prompts(x.size(0))
+        checkpointed = self.activation_checkpointing and self.training
         for i, block in enumerate(enc.blocks):
-            x = run_block(
-                block, self.activation_checkpointing and self.training, self.soft_prompts.enter(x, i, prompts)
-            )
+            x = self.soft_prompts.enter(x, i, prompts)
+            unread = self.soft_prompts.unread_outputs(i, len(enc.blocks), kept_in_output=True)
+            x = run_block(block_with_unread_prefix, checkpointed, block, x, unread)
         return enc.ln_post(x)

@@ -77,6 +77,40 @@ def test_other_padding_changes_the_states(true_length):
     assert not torch.allclose(own, all_frames, atol=1e-4)
 
 
+def test_deep_prompt_outputs_that_go_unread_are_not_computed(tiny_whisper_path, monkeypatch):
+    """Deep prompts replace the prompt positions at every next block, so blocks but the last run
+    their feed-forward on the frames only; states and gradients equal computing every position."""
+    torch.manual_seed(0)
+    encoder = CSWhisperEncoder(
+        whisper_model=str(tiny_whisper_path),
+        pad_to_30s=False,
+        soft_prompts={"length": 3, "deep": True},
+        adapters={"bottleneck": 4},
+    ).train()
+    for p in encoder.adapters.parameters():  # as after training: adapters change the outputs
+        torch.nn.init.normal_(p, std=0.1)
+    mel = encoder.log_mel(*padded(audio_batch((0.7, 0.9))), 16000)  # 50 frames
+    mlp_rows = []
+    for block in encoder.encoders.blocks:
+        block.mlp.register_forward_hook(lambda module, args, output: mlp_rows.append(args[0].size(1)))
+
+    def states_and_gradients():
+        encoder.zero_grad()
+        states = encoder.encode_mel(mel)
+        states.pow(2).sum().backward()
+        return states.detach(), [p.grad.clone() for p in encoder.parameters() if p.requires_grad]
+
+    states, gradients = states_and_gradients()
+    assert mlp_rows == [50, 3 + 50] and states.shape == (2, 3 + 50, 64)
+    mlp_rows.clear()
+    monkeypatch.setattr(encoder.soft_prompts, "unread_outputs", lambda *args, **kwargs: 0)
+    every_position, every_gradient = states_and_gradients()
+    assert mlp_rows == [3 + 50, 3 + 50]
+    torch.testing.assert_close(states, every_position, atol=1e-5, rtol=1e-5)
+    for gradient, expected in zip(gradients, every_gradient, strict=True):
+        torch.testing.assert_close(gradient, expected, atol=1e-5, rtol=1e-4)
+
+
 def test_audio_over_30s_is_an_error(true_length):
     with pytest.raises(ValueError, match="30-s"):
         true_length[0](*padded(audio_batch((30.5,))))

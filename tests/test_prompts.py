@@ -33,6 +33,10 @@ def test_prompt_shapes_and_deep_sets():
     assert all(e.shape == (3, 5 + 4, D_MODEL) for e in entered)
     torch.testing.assert_close(entered[0][:, :5], deep(3)[1])  # deep: block 1 gets its own set
     torch.testing.assert_close(entered[1][:, :5], vanilla(3)[0])  # vanilla: only block 0 gets prompts
+    assert [deep.unread_outputs(i, LAYERS, kept_in_output=True) for i in range(LAYERS)] == [5, 0]
+    assert [deep.unread_outputs(i, LAYERS, kept_in_output=False) for i in range(LAYERS)] == [5, 5]
+    assert [vanilla.unread_outputs(i, LAYERS, kept_in_output=True) for i in range(LAYERS)] == [0, 0]
+    assert [vanilla.unread_outputs(i, LAYERS, kept_in_output=False) for i in range(LAYERS)] == [0, 5]
     none = SoftPrompts(PromptConfig(), LAYERS, D_MODEL)
     assert none(3) is None and none.enter(x, 0, none(3)) is x and not list(none.parameters())
 
@@ -116,6 +120,38 @@ def test_decoder_prompts_work_with_the_kv_cache(tiny_whisper_path, conf):
     logp, _ = decoder.batch_score(tokens, states, memory)
     torch.testing.assert_close(logp, full[:, -1].log_softmax(-1), atol=1e-4, rtol=1e-4)
     assert len(greedy_decode(decoder, memory, tok)) == 2
+
+
+@pytest.mark.parametrize(("conf", "mlp_rows"), [({"length": 6}, [6 + 7, 7]), ({"length": 6, "deep": True}, [7, 7])])
+def test_decoder_computes_no_prompt_output_that_goes_unread(tiny_whisper_path, monkeypatch, conf, mlp_rows):
+    """Only the tokens' outputs leave the decoder, and deep prompts replace the prompt positions at
+    every block: the feed-forward runs on the prompt rows only where a later block reads them;
+    logits and gradients equal computing every position."""
+    encoder, decoder = parts(tiny_whisper_path, None, conf)
+    decoder.train()
+    with torch.no_grad():
+        memory, _, _ = encoder(0.1 * torch.randn(2, 16000), torch.tensor([16000, 16000]))
+    tok = CSTokenizer()
+    tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 hello")]] * 2)
+    assert tokens.size(1) == 7
+    rows = []
+    for block in decoder.decoders.blocks:
+        block.mlp.register_forward_hook(lambda module, args, output: rows.append(args[0].size(1)))
+
+    def logits_and_gradient():
+        decoder.zero_grad()
+        logits, _ = decoder(memory, None, tokens, None)
+        logits.logsumexp(-1).sum().backward()
+        return logits.detach(), decoder.soft_prompts.vectors.grad.clone()
+
+    logits, gradient = logits_and_gradient()
+    assert rows == mlp_rows
+    rows.clear()
+    monkeypatch.setattr(decoder.soft_prompts, "unread_outputs", lambda *args, **kwargs: 0)
+    every_position, every_gradient = logits_and_gradient()
+    assert rows == [6 + 7, 6 + 7]
+    torch.testing.assert_close(logits, every_position, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gradient, every_gradient, atol=1e-5, rtol=1e-4)
 
 
 def test_language_detection_is_a_zh_en_distribution(tiny_whisper_path):

@@ -137,6 +137,15 @@ class SoftPrompts(nn.Module):
             return torch.cat([fresh if positions is None else fresh + positions.to(x.dtype), x], dim=1)
         return torch.cat([fresh, x[:, self.length :]], dim=1)
 
+    def unread_outputs(self, block: int, n_blocks: int, kept_in_output: bool) -> int:
+        """Leading positions of ``block``'s output that nothing reads: the prompt positions where
+        the next block replaces them (deep prompts), and after the last block unless the stack's
+        output keeps them (``kept_in_output``: the encoder's, which the decoder attends to); 0 otherwise.
+        """
+        if block == n_blocks - 1:
+            return 0 if kept_in_output else self.length
+        return self.length if self.config.deep else 0
+
     @torch.no_grad()
     def fold(self) -> None:
         """Bake the reparameterization into the vectors (same outputs, fewer parameters) for packing."""
