@@ -114,7 +114,20 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         """Tokens Whisper samples at most after the task tokens: half its text context (224)."""
         return self.n_ctx // 2
 
-    def prompt_states(self, memory: torch.Tensor) -> torch.Tensor | None:
+    def cross_attention_kv(self, memory: torch.Tensor) -> KVCache:
+        """Every block's cross-attention keys and values over ``memory``, (batch, frames, d_model) each.
+
+        Whisper's attention reads them instead of projecting ``memory`` again wherever they are
+        passed as its ``kv_cache``: computed once, they serve language detection, the teacher-forced
+        pass and every decoding step.
+        """
+        return {
+            projection: projection(memory)
+            for block in self.decoders.blocks
+            for projection in (block.cross_attn.key, block.cross_attn.value)
+        }
+
+    def prompt_states(self, memory: torch.Tensor, cross_kv: KVCache | None = None) -> torch.Tensor | None:
         """The soft prompts of a batch, (sets, batch, length, d_model), or None without prompts.
 
         Language prompts are conditioned on the zh/en distribution the decoder detects over
@@ -123,13 +136,26 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
 
         Args:
             memory: (batch, frames, d_model) encoder states.
+            cross_kv: :meth:`cross_attention_kv` of ``memory``, if at hand.
         """
         lid = (
-            detect_language(self.decoders, memory, self.sot, self.lid_tokens)
+            detect_language(self.decoders, memory, self.sot, self.lid_tokens, cross_kv)
             if self.soft_prompts.needs_language
             else None
         )
         return self.soft_prompts(memory.size(0), lid)
+
+    def teacher_forced_logits(self, tokens: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """:meth:`logits` of whole token sequences, prompts included; language detection and this
+        pass share the cross-attention keys and values.
+
+        Args:
+            tokens: (batch, length); memory: (batch, frames, d_model) valid encoder states only.
+        Returns:
+            (batch, length, vocab)
+        """
+        cross_kv = self.cross_attention_kv(memory) if self.soft_prompts.needs_language else None
+        return self.logits(tokens, memory, self.prompt_states(memory, cross_kv), cross_kv=cross_kv)
 
     def forward(
         self,
@@ -153,12 +179,11 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             logits (batch, length, vocab); ys_in_lens.
         """
         if hlens is None:
-            return self.logits(ys_in_pad, hs_pad, self.prompt_states(hs_pad)), ys_in_lens
+            return self.teacher_forced_logits(ys_in_pad, hs_pad), ys_in_lens
         groups = equal_length_groups(hlens)
         logits = []
         for rows in groups:
-            memory = hs_pad[rows, : int(hlens[rows[0]])]
-            logits.append(self.logits(ys_in_pad[rows], memory, self.prompt_states(memory)))
+            logits.append(self.teacher_forced_logits(ys_in_pad[rows], hs_pad[rows, : int(hlens[rows[0]])]))
         if len(groups) == 1:
             return logits[0], ys_in_lens
         return torch.cat(logits)[torch.argsort(torch.cat(groups))], ys_in_lens
@@ -169,6 +194,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         memory: torch.Tensor,
         prompts: torch.Tensor | None,
         cache: KVCache | None = None,
+        cross_kv: KVCache | None = None,
     ) -> torch.Tensor:
         """Whisper's ``TextDecoder.forward``; with ``cache``, ``tokens`` continue the cached ones.
 
@@ -177,7 +203,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             memory: (batch, frames, d_model) encoder states.
             prompts: :meth:`prompt_states` of ``memory``; used only with the first tokens (the
                 cache holds them afterwards).
-            cache: filled by :meth:`kv_cache`.
+            cache: filled by :meth:`kv_cache` (it may start with :meth:`cross_attention_kv`).
+            cross_kv: :meth:`cross_attention_kv` of ``memory`` without a ``cache``.
         Returns:
             (batch, new_length, vocab) logits in the model's dtype, at least float32 (:func:`widened`).
         """
@@ -200,15 +227,25 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             unread = (
                 self.soft_prompts.unread_outputs(i, len(dec.blocks), kept_in_output=False) if prompts is not None else 0
             )
-            x = run_block(decoder_block_with_unread_prefix, checkpointed, block, x, memory, unread, dec.mask, cache)
+            x = run_block(
+                decoder_block_with_unread_prefix,
+                checkpointed,
+                block,
+                x,
+                memory,
+                unread,
+                dec.mask,
+                cache if cache is not None else cross_kv,
+            )
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         return widened(x @ dec.token_embedding.weight.to(x.dtype).T)
 
     def cached_tokens(self, cache: KVCache | None) -> int:
         """Number of tokens held in ``cache`` (soft prompt positions not counted)."""
-        if not cache:
+        key = self.decoders.blocks[0].attn.key
+        if not cache or key not in cache:
             return 0
-        return cache[self.decoders.blocks[0].attn.key].size(1) - self.soft_prompts.length
+        return cache[key].size(1) - self.soft_prompts.length
 
     @contextmanager
     def kv_cache(self, cache: KVCache | None = None) -> Iterator[KVCache]:
@@ -262,8 +299,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
             (n_hyps, vocab) log-probabilities and the updated per-hypothesis caches.
         """
         if any(state is None for state in states):
-            cache: KVCache = {}
-            prompts = self.prompt_states(xs)
+            cache = self.cross_attention_kv(xs)
+            prompts = self.prompt_states(xs, cache)
         else:
             cache = {module: torch.stack([s[module] for s in states]) for module in states[0]}
             prompts = None

@@ -99,8 +99,9 @@ def greedy_decode(
     active = list(range(batch))  # utterance of each row still decoded
     finished = [False] * batch
     tokens = task
-    prompts = decoder.prompt_states(memory)
-    with decoder.kv_cache() as cache:
+    cross_kv = decoder.cross_attention_kv(memory)
+    prompts = decoder.prompt_states(memory, cross_kv)
+    with decoder.kv_cache(cross_kv) as cache:
         for step in range(max_new):
             logits = decoder.logits(tokens, memory, prompts, cache)[:, -1]
             if config.suppress_tokens:

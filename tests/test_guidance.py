@@ -225,6 +225,14 @@ def test_captured_attention_is_in_batch_order_without_the_language_detection_pas
             torch.testing.assert_close(attention[layer][i], probs[0])
 
 
+def test_attention_capture_refuses_cached_decoding(tiny_whisper_path):
+    from espnet_cs.decoding import greedy_decode
+
+    dec = CSWhisperDecoder(51865, 64, whisper_model=str(tiny_whisper_path)).eval()
+    with torch.no_grad(), capture_attention(dec), pytest.raises(RuntimeError, match="not cached decoding"):
+        greedy_decode(dec, torch.randn(1, 30, 64), CSTokenizer())
+
+
 def test_attention_report_names_a_bad_lid_heads_file(tiny_whisper_path, tmp_path):
     from espnet_cs.bin import attention_report
 

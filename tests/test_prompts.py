@@ -154,6 +154,21 @@ def test_decoder_computes_no_prompt_output_that_goes_unread(tiny_whisper_path, m
     torch.testing.assert_close(gradient, every_gradient, atol=1e-5, rtol=1e-4)
 
 
+def test_language_detection_and_the_teacher_forced_pass_share_the_cross_attention_projections(tiny_whisper_path):
+    encoder, decoder = parts(tiny_whisper_path, None, {"length": 3, "language": True, "language_bottleneck": 4})
+    memory, _, _ = encoder(0.1 * torch.randn(2, 16000), torch.tensor([16000, 16000]))
+    tok = CSTokenizer()
+    tokens = torch.tensor([[*tok.sot_sequence, *tok.encode("你好 hello")]] * 2)
+    projected = []
+    for block in decoder.decoders.blocks:
+        block.cross_attn.key.register_forward_hook(lambda module, args, output: projected.append(args[0].size(1)))
+    shared, _ = decoder(memory, None, tokens, None)
+    assert projected == [memory.size(1)] * LAYERS  # once per block, not again for language detection
+    separate = decoder.logits(tokens, memory, decoder.prompt_states(memory))
+    assert len(projected) == 3 * LAYERS
+    torch.testing.assert_close(shared, separate)
+
+
 def test_language_detection_is_a_zh_en_distribution(tiny_whisper_path):
     encoder, decoder = parts(tiny_whisper_path)
     memory, _, _ = encoder(0.1 * torch.randn(3, 16000), torch.tensor([16000] * 3))

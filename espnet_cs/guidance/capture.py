@@ -55,7 +55,7 @@ def capture_attention(decoder: CSWhisperDecoder) -> Iterator[CapturedAttention]:
 
     def hook(layer: int):
         def capture(module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
-            if kwargs.get("kv_cache") is not None:
+            if module.key in (kwargs.get("kv_cache") or {}):  # self-attention keys cached: decoding
                 raise RuntimeError("attention capture is for teacher-forced passes, not cached decoding")
             x, mask = args[0], kwargs.get("mask")
             q, k = module.query(x), module.key(x)

@@ -37,7 +37,13 @@ class LanguageEncoder(nn.Module):
 
 
 @torch.no_grad()
-def detect_language(decoder: TextDecoder, memory: torch.Tensor, sot: int, lid_tokens: Sequence[int]) -> torch.Tensor:
+def detect_language(
+    decoder: TextDecoder,
+    memory: torch.Tensor,
+    sot: int,
+    lid_tokens: Sequence[int],
+    cross_kv: dict[torch.nn.Module, torch.Tensor] | None = None,
+) -> torch.Tensor:
     """zh/en distribution (batch, 2) of ``decoder`` after ``<|startoftranscript|>``.
 
     Run it outside any key/value cache: this pass is not part of the decoded sequence.
@@ -47,10 +53,12 @@ def detect_language(decoder: TextDecoder, memory: torch.Tensor, sot: int, lid_to
         memory: (batch, frames, d_model) encoder states.
         sot: id of ``<|startoftranscript|>``.
         lid_tokens: ids of ``<|zh|>`` and ``<|en|>``.
+        cross_kv: the blocks' cross-attention keys and values over ``memory``, keyed by
+            projection module (else projected here); self-attention never reads them.
     """
     x = decoder.token_embedding.weight[sot] + decoder.positional_embedding[0]
     x = x.expand(memory.size(0), 1, -1).to(memory.dtype)
     for block in decoder.blocks:
-        x = block(x, memory, mask=decoder.mask)
+        x = block(x, memory, mask=decoder.mask, kv_cache=cross_kv)
     logits = decoder.ln(x)[:, 0] @ decoder.token_embedding.weight[list(lid_tokens)].to(x.dtype).T
     return widened(logits).softmax(dim=-1)
