@@ -23,11 +23,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import torch
 import yaml
 
 from espnet_cs.bin.param_count import count_args
 from espnet_cs.kaldi_dir import write_atomic
+from espnet_cs.trainer import load_checkpoint
 
 DECODE_FILES = ("scores.json", "decode_info.json")
 TRAINING_FILE = "training.json"
@@ -52,9 +52,7 @@ def training_summary(exp: Path) -> dict:
     except ValueError:
         trainable = None
     checkpoint = exp / "checkpoint.pth"
-    reporter = (
-        torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"] if checkpoint.exists() else None
-    )
+    reporter = load_checkpoint(checkpoint)["reporter"] if checkpoint.exists() else None
     info = {
         "trainable": trainable,
         "epochs": reporter["epoch"] if reporter else None,
@@ -128,17 +126,19 @@ def archive(exp_dir: Path, archive_dir: Path) -> list[Path]:
     """Copy what the report reads of ``exp_dir`` into ``archive_dir`` (module docstring); the decode dirs copied."""
     decode_dirs = sorted(scores.parent for scores in exp_dir.glob("*/decode_*/scores.json"))
     check_same_audio(archive_dir, decode_dirs)
+    # Every checkpoint is read before anything is copied: an unreadable one leaves the archive as it was.
     summaries: dict[Path, dict] = {}
+    trained_dirs = []
     for decode_dir in decode_dirs:
         info_file = decode_dir / "decode_info.json"
-        info = json.loads(info_file.read_text()) if info_file.exists() else {}
+        trained_dirs.append(trained_dir(decode_dir, json.loads(info_file.read_text()) if info_file.exists() else {}))
+        if trained_dirs[-1] not in summaries:
+            summaries[trained_dirs[-1]] = training_summary(trained_dirs[-1])
+    for decode_dir, trained in zip(decode_dirs, trained_dirs):
         system_dir = archive_dir / decode_dir.parent.name
         for name in DECODE_FILES:
             if (decode_dir / name).exists():
                 write_atomic(system_dir / decode_dir.name / name, (decode_dir / name).read_bytes())
-        trained = trained_dir(decode_dir, info)
-        if trained not in summaries:
-            summaries[trained] = training_summary(trained)
         write_atomic(system_dir / TRAINING_FILE, json.dumps(summaries[trained], indent=2) + "\n")
     for pattern in STAGE_FILES:
         for source in exp_dir.glob(pattern):

@@ -141,6 +141,18 @@ def test_report_from_the_archive(tmp_path, monkeypatch, counted) -> None:
         report.main(["--exp_dir", "exp3", "--archive", "results", "--out", "RESULTS.md"])
 
 
+def test_report_names_a_truncated_checkpoint_and_writes_nothing(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    trained_run(Path("exp/lora"), [(40, 10)])
+    decoded(Path("exp"), "lora", "test", REFS)
+    checkpoint = Path("exp/lora/checkpoint.pth")
+    checkpoint.write_bytes(checkpoint.read_bytes()[:100])  # a run killed while saving
+    for argv in (["--exp_dir", "exp", "--out", "RESULTS.md"], ["--exp_dir", "exp", "--archive", "results"]):
+        with pytest.raises(SystemExit, match="report.py: exp/lora/checkpoint.pth cannot be read"):
+            report.main(argv)
+    assert not Path("RESULTS.md").exists() and not Path("results/lora").exists()
+
+
 def test_attention_keeps_the_archived_systems_measured_alike(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     measured = {"lid_heads": "exp/lid_heads/lid_heads.json", "selection": "top", "share": 0.6, "heads": [[1, 2]]}

@@ -267,6 +267,10 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
     (tmp_path / "checkpoint.pth").write_bytes(b"PK\x03\x04 cut short")
     with pytest.raises(CheckpointError, match="checkpoint.pth cannot be read.*killed while saving"):
         restore_epoch_file(tmp_path)
+    from espnet_cs.bin import average
+
+    with pytest.raises(SystemExit, match="average.py: .*checkpoint.pth cannot be read"):
+        average.main(["--exp_dir", str(tmp_path)])
 
 
 def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, data_dir, tmp_path):

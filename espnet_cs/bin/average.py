@@ -11,9 +11,10 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
 from espnet2.main_funcs.average_nbest_models import average_nbest_models
 from espnet2.train.reporter import Reporter
+
+from espnet_cs.trainer import CheckpointError, load_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +29,10 @@ def main(argv: list[str] | None = None) -> None:
     if not checkpoint.exists():
         raise SystemExit(f"average.py: {checkpoint} does not exist: has training run?")
     reporter = Reporter()
-    reporter.load_state_dict(torch.load(checkpoint, map_location="cpu", weights_only=False)["reporter"])
+    try:
+        reporter.load_state_dict(load_checkpoint(checkpoint)["reporter"])
+    except CheckpointError as error:
+        raise SystemExit(f"average.py: {error}") from None
     phase, key, mode = args.criterion
     epochs = [e for e, _ in reporter.sort_epochs_and_values(phase, key, mode)]
     missing = [e for e in epochs[: args.nbest] if not (args.exp_dir / f"{e}epoch.pth").exists()]

@@ -34,6 +34,7 @@ from espnet_cs.findings import CLAIMS, findings_rows
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.results_archive import archive, system_training, trained_dir
 from espnet_cs.scoring import rate_terms
+from espnet_cs.trainer import CheckpointError
 
 METRIC_COLUMNS = [("overall_mer", "MER"), ("cs_mer", "CS MER"), ("zh_cer", "ZH CER"), ("en_wer", "EN WER")]
 CS_COLUMNS = [("pier", "PIER"), ("switch_point_er", "switch ER"), ("language_accuracy", "lang. acc.")]
@@ -410,10 +411,13 @@ def main(argv: list[str] | None = None) -> None:
     if args.archive:
         try:
             archive(args.exp_dir, args.archive)
-        except ValueError as error:
+        except (ValueError, CheckpointError) as error:
             raise SystemExit(f"report.py: {error}") from None
         source = args.archive
-    tables = collect(source)
+    try:
+        tables = collect(source)
+    except CheckpointError as error:
+        raise SystemExit(f"report.py: {error}") from None
     if not tables:
         raise SystemExit(f"report.py: no {source}/*/decode_*/scores.json found: run the scoring stage first")
     sections = paired_section(tables) + forgetting_section(tables) + findings_section(tables, source)
