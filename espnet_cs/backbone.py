@@ -33,7 +33,8 @@ import json
 import logging
 import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -109,10 +110,40 @@ def whisper_dims(name: str) -> ModelDimensions:
     return replace(_WHISPER_DIMS[key])
 
 
+# While inside :func:`one_load_per_backbone`: what load_whisper loaded, by its arguments.
+_loaded: dict[tuple[str, str, str], tuple[Whisper, BackboneIdentity]] | None = None
+
+
+@contextmanager
+def one_load_per_backbone() -> Iterator[None]:
+    """Inside, :func:`load_whisper` reads each backbone once and hands every caller that model.
+
+    For building one ASR model, whose encoder takes the loaded Whisper's encoder and whose decoder
+    takes its decoder: no module is used twice, and the backbone is read (and held) once instead
+    of twice. Outside, every call loads a model of its own.
+    """
+    global _loaded
+    outer, _loaded = _loaded, {} if _loaded is None else _loaded
+    try:
+        yield
+    finally:
+        _loaded = outer
+
+
 def load_whisper(
     spec: str, *, cache_dir: str | Path | None = None, device: str = "cpu"
 ) -> tuple[Whisper, BackboneIdentity]:
-    """Load the Whisper model named by ``spec`` (see the module docstring) onto ``device``."""
+    """Load the Whisper model named by ``spec`` (see the module docstring) onto ``device``
+    (inside :func:`one_load_per_backbone`, once for the same arguments)."""
+    if _loaded is None:
+        return _load_whisper(spec, cache_dir, device)
+    key = (spec, str(cache_dir), device)
+    if key not in _loaded:
+        _loaded[key] = _load_whisper(spec, cache_dir, device)
+    return _loaded[key]
+
+
+def _load_whisper(spec: str, cache_dir: str | Path | None, device: str) -> tuple[Whisper, BackboneIdentity]:
     cache = _cache_dir(cache_dir)
     path = Path(spec).expanduser()
     if spec.startswith(META):

@@ -17,6 +17,7 @@ from espnet.nets.pytorch_backend.transformer.label_smoothing_loss import LabelSm
 from espnet2.torch_utils.device_funcs import force_gatherable
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 
+from espnet_cs.backbone import one_load_per_backbone
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.guidance.loss import AttentionGuidance, GuidanceConfig
@@ -92,9 +93,12 @@ class CSWhisperModel(AbsESPnetModel):
         cache_dir: str | None = None,
     ) -> CSWhisperModel:
         """The zero-shot backbone: Whisper with the given task tokens and padding, nothing added."""
-        encoder = CSWhisperEncoder(whisper_model=whisper_model, pad_to_30s=pad_to_30s, cache_dir=cache_dir)
-        vocab_size = encoder.backbone_identity.dims["n_vocab"]
-        decoder = CSWhisperDecoder(vocab_size, encoder.output_size(), whisper_model=whisper_model, cache_dir=cache_dir)
+        with one_load_per_backbone():
+            encoder = CSWhisperEncoder(whisper_model=whisper_model, pad_to_30s=pad_to_30s, cache_dir=cache_dir)
+            vocab_size = encoder.backbone_identity.dims["n_vocab"]
+            decoder = CSWhisperDecoder(
+                vocab_size, encoder.output_size(), whisper_model=whisper_model, cache_dir=cache_dir
+            )
         return cls(encoder, decoder, lid_prompt=lid_prompt)
 
     def teacher_forcing(self, text: torch.Tensor, text_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

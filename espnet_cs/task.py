@@ -29,7 +29,7 @@ from espnet2.utils.types import str2bool, str_or_none
 from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.backbone import WHISPER_TEXT_CTX
+from espnet_cs.backbone import WHISPER_TEXT_CTX, one_load_per_backbone
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.host_memory import fix_mmap_threshold
@@ -177,18 +177,19 @@ class CSASRTask(AbsTask):
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
         backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
-        encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
-        tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.lid_prompt)
-        decoder = _build(
-            "decoder",
-            decoder_choices.get_class(args.decoder),
-            {
-                **args.decoder_conf,
-                **backbone,
-                "vocab_size": tokenizer.vocab_size,
-                "encoder_output_size": encoder.output_size(),
-            },
-        )
+        with one_load_per_backbone():  # the encoder and the decoder take their halves of one load
+            encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
+            tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.lid_prompt)
+            decoder = _build(
+                "decoder",
+                decoder_choices.get_class(args.decoder),
+                {
+                    **args.decoder_conf,
+                    **backbone,
+                    "vocab_size": tokenizer.vocab_size,
+                    "encoder_output_size": encoder.output_size(),
+                },
+            )
         return _build(
             "model",
             model_choices.get_class(args.model),

@@ -413,3 +413,19 @@ def test_whisper_base_transcribes_like_ctranslate2(fox_mel, tmp_path):
 
     assert ours.tokens == theirs.sequences_ids[0]
     assert "quick brown fox" in ours.text.lower()
+
+
+def test_a_model_build_reads_its_backbone_once_and_models_share_nothing(tiny_whisper_path, monkeypatch):
+    from espnet_cs.model import CSWhisperModel
+
+    reads = []
+    read = backbone._load_whisper
+    monkeypatch.setattr(backbone, "_load_whisper", lambda *args: reads.append(args) or read(*args))
+    first = CSWhisperModel.from_backbone(str(tiny_whisper_path))
+    assert len(reads) == 1  # the encoder and the decoder took their halves of one load
+    second = CSWhisperModel.from_backbone(str(tiny_whisper_path))
+    assert len(reads) == 2
+    assert not {p.data_ptr() for p in first.parameters()} & {p.data_ptr() for p in second.parameters()}
+    with backbone.one_load_per_backbone():
+        assert load_whisper(str(tiny_whisper_path))[0] is load_whisper(str(tiny_whisper_path))[0]
+    assert load_whisper(str(tiny_whisper_path))[0] is not load_whisper(str(tiny_whisper_path))[0]

@@ -100,9 +100,10 @@ def batch(model: CSWhisperModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:
 
 @contextmanager
 def block_dtypes(model: CSWhisperModel) -> Iterator[dict[str, torch.dtype]]:
-    """Record the output dtype of the last encoder block and the last decoder block."""
+    """Record the output dtype of the last encoder block's and the last decoder block's feed-forward
+    (a block whose prompt positions go unread runs its sublayers, not its own forward)."""
     seen: dict[str, torch.dtype] = {}
-    blocks = {"encoder": model.encoder.encoders.blocks[-1], "decoder": model.decoder.decoders.blocks[-1]}
+    blocks = {"encoder": model.encoder.encoders.blocks[-1].mlp, "decoder": model.decoder.decoders.blocks[-1].mlp}
     hooks = [
         block.register_forward_hook(lambda _m, _a, out, name=name: seen.__setitem__(name, out.dtype))
         for name, block in blocks.items()
