@@ -29,6 +29,7 @@ def decoder_block_with_unread_prefix(
     x: torch.Tensor,
     memory: torch.Tensor,
     unread: int,
+    *,
     mask: torch.Tensor,
     kv_cache: KVCache | None,
 ) -> torch.Tensor:
@@ -234,8 +235,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 x,
                 memory,
                 unread,
-                dec.mask,
-                cache if cache is not None else cross_kv,
+                mask=dec.mask,  # by keyword: checkpointing lists positional tensors among its saved activations
+                kv_cache=cache if cache is not None else cross_kv,
             )
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         return widened(x @ dec.token_embedding.weight.to(x.dtype).T)

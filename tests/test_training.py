@@ -364,11 +364,25 @@ def test_activation_checkpointing_keeps_loss_and_gradients_and_saves_memory(meth
         model.train()
         weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
         saved_bytes = 0
+        in_prompts = False  # computing the prompt vectors (their reparameterization: no blocks)
+
+        def set_in_prompts(value: bool) -> None:
+            nonlocal in_prompts
+            in_prompts = value
+
+        for prompts in (model.encoder.soft_prompts, model.decoder.soft_prompts):
+            prompts.register_forward_pre_hook(lambda *_: set_in_prompts(True))
+            prompts.register_forward_hook(lambda *_: set_in_prompts(False))
 
         def pack(tensor: torch.Tensor) -> torch.Tensor:
-            """Count the activations autograd keeps, but weights (no cost) and logits (no blocks)."""
+            """Count the activations autograd keeps, but weights (no cost), logits and the prompt
+            vectors' own computation (no blocks)."""
             nonlocal saved_bytes
-            if tensor.untyped_storage().data_ptr() not in weights and tensor.size(-1) != model.tokenizer.vocab_size:
+            if (
+                not in_prompts
+                and tensor.untyped_storage().data_ptr() not in weights
+                and tensor.size(-1) != model.tokenizer.vocab_size
+            ):
                 saved_bytes += tensor.numel() * tensor.element_size()
             return tensor
 
