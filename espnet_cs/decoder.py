@@ -115,18 +115,34 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         """Tokens Whisper samples at most after the task tokens: half its text context (224)."""
         return self.n_ctx // 2
 
-    def cross_attention_kv(self, memory: torch.Tensor) -> KVCache:
+    def cross_attention_kv(self, memory: torch.Tensor, heads_contiguous: bool = False) -> KVCache:
         """Every block's cross-attention keys and values over ``memory``, (batch, frames, d_model) each.
 
         Whisper's attention reads them instead of projecting ``memory`` again wherever they are
         passed as its ``kv_cache``: computed once, they serve language detection, the teacher-forced
         pass and every decoding step.
+
+        With ``heads_contiguous`` each is (batch, frames, heads, head_dim) over head-major memory
+        (a permuted (batch, heads, frames, head_dim) tensor): Whisper's attention splits heads with
+        a ``view`` that leaves this shape as it is, so scaled-dot-product attention reads every head
+        contiguously, about a third faster per decoding step on CPU, with the same values.
         """
-        return {
-            projection: projection(memory)
-            for block in self.decoders.blocks
-            for projection in (block.cross_attn.key, block.cross_attn.value)
-        }
+        cache = {}
+        for block in self.decoders.blocks:
+            for projection in (block.cross_attn.key, block.cross_attn.value):
+                states = projection(memory)
+                if heads_contiguous:
+                    batch, frames, _ = states.shape
+                    states = states.view(batch, frames, block.cross_attn.n_head, -1).transpose(1, 2).contiguous()
+                    states = states.transpose(1, 2)
+                cache[projection] = states
+        return cache
+
+    def vocab_projection(self) -> torch.Tensor:
+        """The token embedding transposed into its own memory, (d_model, vocab): the output layer as
+        :meth:`logits` takes it for decoding (a step's few rows multiply it 2-2.5x faster on CPU
+        than the embedding's transpose view). A copy: take it again after the weights change."""
+        return self.decoders.token_embedding.weight.T.contiguous()
 
     def prompt_states(self, memory: torch.Tensor, cross_kv: KVCache | None = None) -> torch.Tensor | None:
         """The soft prompts of a batch, (sets, batch, length, d_model), or None without prompts.
@@ -196,6 +212,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         prompts: torch.Tensor | None,
         cache: KVCache | None = None,
         cross_kv: KVCache | None = None,
+        vocab_projection: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Whisper's ``TextDecoder.forward``; with ``cache``, ``tokens`` continue the cached ones.
 
@@ -206,6 +223,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 cache holds them afterwards).
             cache: filled by :meth:`kv_cache` (it may start with :meth:`cross_attention_kv`).
             cross_kv: :meth:`cross_attention_kv` of ``memory`` without a ``cache``.
+            vocab_projection: :meth:`vocab_projection`, if at hand (default: the token embedding).
         Returns:
             (batch, new_length, vocab) logits in the model's dtype, at least float32 (:func:`widened`).
         """
@@ -239,7 +257,9 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 kv_cache=cache if cache is not None else cross_kv,
             )
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
-        return widened(x @ dec.token_embedding.weight.to(x.dtype).T)
+        if vocab_projection is None:
+            vocab_projection = dec.token_embedding.weight.T
+        return widened(x @ vocab_projection.to(x.dtype))
 
     def cached_tokens(self, cache: KVCache | None) -> int:
         """Number of tokens held in ``cache`` (soft prompt positions not counted)."""

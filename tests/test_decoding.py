@@ -15,6 +15,7 @@ from espnet_cs.decoding import (
     apply_guard,
     greedy_decode,
     guard_cut,
+    keep_rows_,
 )
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.model import CSWhisperModel
@@ -51,6 +52,32 @@ def test_decoder_logits_equal_whisper_and_cache_equals_recompute(parts):
         steps += [decoder.logits(tokens[:, t : t + 1], memory, None, cache) for t in range(5, tokens.size(1))]
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-4, rtol=1e-4)
     assert not any(m._forward_hooks for m in decoder.modules())  # hooks removed
+
+
+def test_decoding_layouts_give_the_same_logits(parts):
+    """Head-major cross-attention keys/values and the transposed output layer change no value."""
+    encoder, decoder, _ = parts
+    memory, _, _ = encoder(*padded(audio_batch()))
+    tokens = torch.tensor([[*CSTokenizer().sot_sequence, *CSTokenizer().encode("你好 hello")]] * 2)
+    plain = decoder.cross_attention_kv(memory)
+    head_major = decoder.cross_attention_kv(memory, heads_contiguous=True)
+    n_head = decoder.decoders.blocks[0].cross_attn.n_head
+    for module, states in head_major.items():
+        assert states.shape == (2, memory.size(1), n_head, memory.size(2) // n_head)
+        assert states.transpose(1, 2).is_contiguous()
+        assert torch.equal(states.flatten(2), plain[module])
+    expected = decoder.logits(tokens, memory, None, cross_kv=plain)
+    fast = decoder.logits(tokens, memory, None, cross_kv=head_major, vocab_projection=decoder.vocab_projection())
+    assert decoder.vocab_projection().shape == (memory.size(2), 51865)
+    torch.testing.assert_close(fast, expected)
+
+
+def test_keep_rows_moves_rows_in_place():
+    states = torch.arange(5 * 3 * 2, dtype=torch.float32).view(5, 3, 2)
+    expected = states[[1, 3, 4]].clone()
+    kept = keep_rows_(states, [1, 3, 4])
+    assert torch.equal(kept, expected) and kept.data_ptr() == states.data_ptr() and kept.is_contiguous()
+    assert torch.equal(keep_rows_(states, [0, 1, 2]), states[:3])  # nothing moves
 
 
 def test_batch_score_states_continue_prefixes(parts):
