@@ -17,6 +17,7 @@ import torch
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
+from espnet_cs.few_rows import few_rows_linears
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.tokenizer import CSTokenizer, Language
 
@@ -101,10 +102,9 @@ def greedy_decode(
     tokens = task
     cross_kv = decoder.cross_attention_kv(memory, heads_contiguous=True)
     prompts = decoder.prompt_states(memory, cross_kv)
-    vocab_projection = decoder.vocab_projection()
-    with decoder.kv_cache(cross_kv) as cache:
+    with decoder.kv_cache(cross_kv) as cache, few_rows_linears(decoder.decoders):
         for step in range(max_new):
-            logits = decoder.logits(tokens, memory, prompts, cache, vocab_projection=vocab_projection)[:, -1]
+            logits = decoder.logits(tokens, memory, prompts, cache)[:, -1]
             if config.suppress_tokens:
                 logits[:, suppress] = -torch.inf
             if config.suppress_blank and step == 0:

@@ -55,7 +55,7 @@ def test_decoder_logits_equal_whisper_and_cache_equals_recompute(parts):
 
 
 def test_decoding_layouts_give_the_same_logits(parts):
-    """Head-major cross-attention keys/values and the transposed output layer change no value."""
+    """Head-major cross-attention keys/values change no value."""
     encoder, decoder, _ = parts
     memory, _, _ = encoder(*padded(audio_batch()))
     tokens = torch.tensor([[*CSTokenizer().sot_sequence, *CSTokenizer().encode("你好 hello")]] * 2)
@@ -67,9 +67,7 @@ def test_decoding_layouts_give_the_same_logits(parts):
         assert states.transpose(1, 2).is_contiguous()
         assert torch.equal(states.flatten(2), plain[module])
     expected = decoder.logits(tokens, memory, None, cross_kv=plain)
-    fast = decoder.logits(tokens, memory, None, cross_kv=head_major, vocab_projection=decoder.vocab_projection())
-    assert decoder.vocab_projection().shape == (memory.size(2), 51865)
-    torch.testing.assert_close(fast, expected)
+    assert torch.equal(decoder.logits(tokens, memory, None, cross_kv=head_major), expected)
 
 
 def test_keep_rows_moves_rows_in_place():
