@@ -62,9 +62,9 @@ def few_rows_linears(module: torch.nn.Module) -> Iterator[None]:
     """Inside the block, ``module``'s Whisper linear layers compute through :func:`few_rows_linear`.
 
     Only layers that are exactly ``whisper.model.Linear`` change (LoRA's and quantized layers keep
-    their own forward); their hooks still run.
+    their own forward); their hooks still run. Nested blocks leave the layers to the outermost.
     """
-    layers = [m for m in module.modules() if type(m) is whisper.model.Linear]
+    layers = [m for m in module.modules() if type(m) is whisper.model.Linear and "forward" not in vars(m)]
     for layer in layers:
         layer.forward = functools.partial(_linear_forward, layer)
     try:
