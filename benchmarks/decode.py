@@ -28,7 +28,10 @@ each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|><
 same audio, with its real-time factor (no peer can decode soft prompts or adapters).
 
     tools/venv/bin/python benchmarks/decode.py [--utterances 240] [--batch 16] [--threads 2] \\
-        [--trained egs2/mini_cs/asr1/exp/spt4asr ...]
+        [--rounds 3] [--trained egs2/mini_cs/asr1/exp/spt4asr ...]
+
+With ``--rounds N`` every peer decodes the set N times, the peers alternating, and the table gives
+the median and every round (one run's ratio moves by about 10% on a shared 2-core machine).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -225,40 +229,56 @@ def main() -> None:
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--trained", nargs="*", type=Path, default=[], help="exp dirs of trained models")
     parser.add_argument("--espnet_utterances", type=int, default=16, help="utterances ESPnet's beam search decodes")
+    parser.add_argument("--rounds", type=int, default=1, help="times each peer decodes the set, alternating")
     parser.add_argument("--json", type=Path, help="write the measurements here too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     utterances = synthesize(args.utterances, args.seed)
     audio_seconds = sum(len(a) for _, a in utterances) / 16000
+    decoders = {name: PEERS[name](args.threads) for name in args.peers}
+    times: dict[str, list[float]] = {name: [] for name in args.peers}
+    hyps_of: dict[str, list[list[int]]] = {}
+    for _ in range(args.rounds):  # peers alternate, so a slow minute of the machine hits them alike
+        for name, decode in decoders.items():
+            subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
+            seconds, hyps_of[name] = run(decode, subset, args.batch)
+            times[name].append(seconds * len(utterances) / len(subset))
+            print(f"measured {name}: {seconds:.1f} s", file=sys.stderr)
     results: dict[str, dict] = {}
     for name in args.peers:
-        subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
-        seconds, hyps = run(PEERS[name](args.threads), subset, args.batch)
-        if len(subset) < len(utterances):  # the seconds the whole set would take at this rate
-            name = f"{name} ({len(subset)} utterances, time scaled to {len(utterances)})"
-        results[name] = {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps}
-        print(f"measured {name}: {seconds:.1f} s", file=sys.stderr)
+        label = name
+        if name == "espnet beam 1" and args.espnet_utterances < len(utterances):
+            label = f"{name} ({args.espnet_utterances} utterances, time scaled to {len(utterances)})"
+        results[label] = {"seconds": statistics.median(times[name]), "runs": times[name], "hyps": hyps_of[name]}
     for exp in args.trained:
         seconds, hyps = run(trained(exp), utterances, args.batch)
-        results[f"trained {exp.name}"] = {"seconds": seconds, "hyps": hyps}
+        results[f"trained {exp.name}"] = {"seconds": seconds, "runs": [seconds], "hyps": hyps}
         print(f"measured trained {exp.name}: {seconds:.1f} s", file=sys.stderr)
 
     reference = results.get("openai-whisper")
     print(
         f"Whisper-base, {len(utterances)} synthetic utterances ({audio_seconds / 60:.1f} min of audio), "
-        f"batch {args.batch}, {args.threads} threads, greedy, <|zh|>; 30-s windows except trained models"
+        f"batch {args.batch}, {args.threads} threads, greedy, <|zh|>; 30-s windows except trained models; "
+        f"seconds: median of {args.rounds} alternating round(s) (trained models: one)"
     )
     peers = [p for p in ("openai-whisper", "faster-whisper batch float32", "faster-whisper transcribe") if p in results]
-    print("| decoder | seconds | RTF | " + " | ".join(f"/ {p}" for p in peers) + " | same tokens as openai-whisper |")
-    print("|---|---|---|" + "---|" * len(peers) + "---|")
+    print(
+        "| decoder | seconds | rounds | RTF | "
+        + " | ".join(f"/ {p}" for p in peers)
+        + " | same tokens as openai-whisper |"
+    )
+    print("|---|---|---|---|" + "---|" * len(peers) + "---|")
     for name, r in results.items():
         ratios = " | ".join(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers)
         same = (
             "" if reference is None else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(r['hyps'])}"
         )
-        print(f"| {name} | {r['seconds']:.1f} | {r['seconds'] / audio_seconds:.3f} | {ratios} | {same} |")
+        runs = " ".join(f"{t:.1f}" for t in r["runs"])
+        print(f"| {name} | {r['seconds']:.1f} | {runs} | {r['seconds'] / audio_seconds:.3f} | {ratios} | {same} |")
     if args.json:
-        args.json.write_text(json.dumps({k: v["seconds"] for k, v in results.items()}, indent=1))
+        args.json.write_text(
+            json.dumps({k: {"seconds": v["seconds"], "runs": v["runs"]} for k, v in results.items()}, indent=1)
+        )
 
 
 PEERS: dict[str, Callable[[int], Decoder]] = {
