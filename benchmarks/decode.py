@@ -40,6 +40,7 @@ import argparse
 import json
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -85,8 +86,10 @@ Decoder = Callable[[Sequence[np.ndarray]], list[list[int]]]
 
 def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
     from espnet_cs.decoding import GreedyConfig, Transcriber
+    from espnet_cs.host_memory import serve_from_heap
     from espnet_cs.model import CSWhisperModel
 
+    serve_from_heap()  # as espnet_cs.bin.decode does on CPU
     model = CSWhisperModel.from_backbone("whisper-base", lid_prompt="single", pad_to_30s=True)
     transcriber = Transcriber.from_model(model, GreedyConfig(drop_finished=drop_finished))
     if int8:
@@ -203,7 +206,9 @@ def espnet_beam_search(threads: int) -> Decoder:
 
 def trained(exp: Path) -> Decoder:
     from espnet_cs.decoding import Transcriber
+    from espnet_cs.host_memory import serve_from_heap
 
+    serve_from_heap()
     model_file = next(p for p in (exp / "valid.loss.ave.pth", exp / "valid.loss.best.pth") if p.is_file())
     transcriber = Transcriber.from_trained(str(exp / "config.yaml"), str(model_file))
     return lambda audios: [h.tokens for h in transcriber(audios)]
@@ -220,6 +225,25 @@ def run(decode: Decoder, utterances: list[tuple[str, np.ndarray]], batch: int) -
     return time.perf_counter() - start, hyps
 
 
+def measure(name: str, utterances: list[tuple[str, np.ndarray]], args: argparse.Namespace) -> dict:
+    """Seconds for ``name`` to decode ``utterances`` (scaled from the subset ESPnet's search decodes) and its tokens."""
+    decode = trained(Path(name.removeprefix("trained "))) if name.startswith("trained ") else PEERS[name](args.threads)
+    subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
+    seconds, hyps = run(decode, subset, args.batch)
+    return {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps}
+
+
+def measure_in_child(name: str, args: argparse.Namespace) -> tuple[float, list[list[int]]]:
+    """:func:`measure` in a fresh process: each decoder runs with its own allocator state and settings,
+    as its users run it (espnet-cs sets malloc's options as ``espnet_cs.bin.decode`` does)."""
+    command = [sys.executable, __file__, "--one", name]
+    for option in ("utterances", "seed", "batch", "threads", "espnet_utterances"):
+        command += [f"--{option}", str(getattr(args, option))]
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result["seconds"], result["hyps"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--utterances", type=int, default=240)
@@ -231,35 +255,34 @@ def main() -> None:
     parser.add_argument("--espnet_utterances", type=int, default=16, help="utterances ESPnet's beam search decodes")
     parser.add_argument("--rounds", type=int, default=1, help="times each peer decodes the set, alternating")
     parser.add_argument("--json", type=Path, help="write the measurements here too")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this decoder, print JSON
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     utterances = synthesize(args.utterances, args.seed)
+    if args.one:
+        print(json.dumps(measure(args.one, utterances, args)))
+        return
     audio_seconds = sum(len(a) for _, a in utterances) / 16000
-    decoders = {name: PEERS[name](args.threads) for name in args.peers}
-    times: dict[str, list[float]] = {name: [] for name in args.peers}
+    names = args.peers + [f"trained {exp}" for exp in args.trained]
+    times: dict[str, list[float]] = {name: [] for name in names}
     hyps_of: dict[str, list[list[int]]] = {}
     for _ in range(args.rounds):  # peers alternate, so a slow minute of the machine hits them alike
-        for name, decode in decoders.items():
-            subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
-            seconds, hyps_of[name] = run(decode, subset, args.batch)
-            times[name].append(seconds * len(utterances) / len(subset))
+        for name in names:
+            seconds, hyps_of[name] = measure_in_child(name, args)
+            times[name].append(seconds)
             print(f"measured {name}: {seconds:.1f} s", file=sys.stderr)
     results: dict[str, dict] = {}
-    for name in args.peers:
-        label = name
+    for name in names:
+        label = f"trained {Path(name.removeprefix('trained ')).name}" if name.startswith("trained ") else name
         if name == "espnet beam 1" and args.espnet_utterances < len(utterances):
             label = f"{name} ({args.espnet_utterances} utterances, time scaled to {len(utterances)})"
         results[label] = {"seconds": statistics.median(times[name]), "runs": times[name], "hyps": hyps_of[name]}
-    for exp in args.trained:
-        seconds, hyps = run(trained(exp), utterances, args.batch)
-        results[f"trained {exp.name}"] = {"seconds": seconds, "runs": [seconds], "hyps": hyps}
-        print(f"measured trained {exp.name}: {seconds:.1f} s", file=sys.stderr)
 
     reference = results.get("openai-whisper")
     print(
         f"Whisper-base, {len(utterances)} synthetic utterances ({audio_seconds / 60:.1f} min of audio), "
         f"batch {args.batch}, {args.threads} threads, greedy, <|zh|>; 30-s windows except trained models; "
-        f"seconds: median of {args.rounds} alternating round(s) (trained models: one)"
+        f"each decoder in its own process; seconds: median of {args.rounds} alternating round(s)"
     )
     peers = [p for p in ("openai-whisper", "faster-whisper batch float32", "faster-whisper transcribe") if p in results]
     print(

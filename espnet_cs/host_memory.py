@@ -1,4 +1,4 @@
-"""Host memory of CPU training: hand freed activation buffers back to the operating system.
+"""Host memory on CPU, through glibc malloc's options: hand freed buffers back (training) or keep them for reuse (decoding).
 
 glibc's ``malloc`` serves a block of at least ``M_MMAP_THRESHOLD`` bytes by its own ``mmap`` and
 returns it to the system on ``free``; smaller blocks come from the heap, which keeps what is freed.
@@ -10,6 +10,11 @@ turns that adjustment off (``mallopt(3)``): 270-660 MiB less per Whisper-base st
 8 four-second utterances, at 34-52% more time per step (every large tensor is a fresh mapping whose
 pages fault in), hence opt-in (``--return_freed_memory true`` of ``espnet_cs.bin.train``). No
 Python library exposes ``mallopt``, hence ``ctypes``.
+
+Decoding wants the opposite (:func:`serve_from_heap`): a batch of 16 thirty-second windows makes
+tensors above glibc's 32-MiB ceiling at every encoder layer (Whisper-base's encoder states are
+47 MiB), each a fresh mapping whose pages fault in again at every batch; served from the heap, they
+reuse the memory their predecessors freed (``benchmarks/RESULTS.md``: the encoder 18% faster).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import ctypes.util
 import logging
 import platform
 
-M_MMAP_THRESHOLD = -3  # glibc's malloc.h
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
 DEFAULT_THRESHOLD = 1 << 20  # bytes: activations of a Whisper batch are MiBs, small Python objects stay in the heap
 MAX_THRESHOLD = 32 << 20  # glibc ignores larger values on 64-bit systems (2.36 without saying so)
 
@@ -32,10 +37,29 @@ def fix_mmap_threshold(threshold: int = DEFAULT_THRESHOLD) -> bool:
     """
     if not 0 <= threshold <= MAX_THRESHOLD:
         raise ValueError(f"an mmap threshold of {threshold} bytes is outside glibc's 0 to {MAX_THRESHOLD}")
+    return set_malloc_options({M_MMAP_THRESHOLD: threshold}, "an mmap threshold of {} bytes")
+
+
+def serve_from_heap() -> bool:
+    """Serve every allocation from the heap and keep freed memory there (up to 2 GiB at its top) from now on.
+
+    The process's resident size then stays at its peak instead of falling between batches. Returns
+    False, changing nothing, where the C library is not glibc.
+    """
+    return set_malloc_options({M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1}, "option value {}")
+
+
+def set_malloc_options(options: dict[int, int], what: str) -> bool:
+    """``mallopt(param, value)`` for each item; False where the C library is not glibc.
+
+    Args:
+        what: how an error names a value (``{}`` is replaced by it).
+    """
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        logging.info("not glibc: the mmap threshold of malloc stays as it is")
+        logging.info("not glibc: malloc's options stay as they are")
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-    if libc.mallopt(M_MMAP_THRESHOLD, threshold) != 1:
-        raise RuntimeError(f"glibc's mallopt refused an mmap threshold of {threshold} bytes")
+    for param, value in options.items():
+        if libc.mallopt(param, value) != 1:
+            raise RuntimeError(f"glibc's mallopt refused {what.format(value)}")
     return True

@@ -190,3 +190,21 @@ def test_decoding_before_training_names_the_missing_model_file(tmp_path):
     ):
         decode.main(argv)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "options, served", [([], True), (["--serve_from_heap", "false"], False), (["--device", "cuda"], False)]
+)
+def test_decode_serves_tensors_from_the_heap_on_cpu_only(monkeypatch, tmp_path, options, served):
+    from espnet_cs.bin import decode
+
+    calls = []
+
+    def stop(*args):
+        raise RuntimeError("stop after the settings")
+
+    monkeypatch.setattr(decode, "serve_from_heap", lambda: calls.append("heap"))
+    monkeypatch.setattr(decode, "load_transcriber", stop)
+    with pytest.raises(RuntimeError, match="stop after the settings"):
+        decode.main(["--data_dir", str(tmp_path), "--out_dir", str(tmp_path / "out"), *options])
+    assert calls == (["heap"] if served else [])

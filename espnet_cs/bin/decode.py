@@ -31,6 +31,7 @@ from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import staleness, write_decode_dir
 from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.device import checked_device
+from espnet_cs.host_memory import serve_from_heap
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.quantization import quantize_linear_int8
 from espnet_cs.splitting import audio_sha256, file_sha256, longest_first
@@ -59,6 +60,13 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--cache_dir", help="cache of converted backbones")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the same tokens on each)")
+    parser.add_argument(
+        "--serve_from_heap",
+        type=str2bool,
+        default=True,
+        help="on CPU, serve large tensors from malloc's heap instead of fresh mappings "
+        "(espnet_cs.host_memory.serve_from_heap: faster 30-s batches; resident memory stays at its peak)",
+    )
     parser.add_argument(
         "--int8",
         type=str2bool,
@@ -138,6 +146,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.serve_from_heap and torch.device(args.device).type == "cpu":
+        serve_from_heap()
     guard = RepetitionGuard()
     transcriber = load_transcriber(args, GreedyConfig(guard=guard if args.guard else None))
     try:
