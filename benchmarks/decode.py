@@ -4,6 +4,9 @@ Zero-shot greedy decoding of synthetic code-switching utterances (espeak-ng, ``e
 each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|><|transcribe|>
 <|notimestamps|>``, batches of ``--batch``, ``--threads`` CPU threads for every decoder:
 
+Every decoder runs in its own process, as its users run it: the espnet-cs ones with malloc's
+options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memory.serve_from_heap`).
+
 - ``espnet-cs``: :class:`espnet_cs.decoding.Transcriber` (finished utterances leave the batch);
 - ``espnet-cs keep-batch``: the same with ``drop_finished=False`` (what the optimization buys);
 - ``espnet-cs int8``: the same with the linear layers quantized to int8 (``torch.ao`` dynamic
