@@ -37,7 +37,7 @@ def fix_mmap_threshold(threshold: int = DEFAULT_THRESHOLD) -> bool:
     """
     if not 0 <= threshold <= MAX_THRESHOLD:
         raise ValueError(f"an mmap threshold of {threshold} bytes is outside glibc's 0 to {MAX_THRESHOLD}")
-    return set_malloc_options({M_MMAP_THRESHOLD: threshold}, "an mmap threshold of {} bytes")
+    return set_malloc_options({M_MMAP_THRESHOLD: threshold})
 
 
 def serve_from_heap() -> bool:
@@ -46,20 +46,17 @@ def serve_from_heap() -> bool:
     The process's resident size then stays at its peak instead of falling between batches. Returns
     False, changing nothing, where the C library is not glibc.
     """
-    return set_malloc_options({M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1}, "option value {}")
+    return set_malloc_options({M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1})
 
 
-def set_malloc_options(options: dict[int, int], what: str) -> bool:
-    """``mallopt(param, value)`` for each item; False where the C library is not glibc.
-
-    Args:
-        what: how an error names a value (``{}`` is replaced by it).
-    """
+def set_malloc_options(options: dict[int, int]) -> bool:
+    """``mallopt(param, value)`` for each item (params from glibc's malloc.h); False where the C
+    library is not glibc."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         logging.info("not glibc: malloc's options stay as they are")
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     for param, value in options.items():
         if libc.mallopt(param, value) != 1:
-            raise RuntimeError(f"glibc's mallopt refused {what.format(value)}")
+            raise RuntimeError(f"glibc's mallopt refused the value {value} for parameter {param}")
     return True
