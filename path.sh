@@ -12,3 +12,20 @@ export LC_ALL=C.UTF-8
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # nltk (imported by espnet) looks for data it cannot download here; keep it quiet.
 export NLTK_DATA="${NLTK_DATA:-${MAIN_ROOT}/tools/nltk_data}"
+# On CPU, training and decoding run on tcmalloc where it is installed (tools/install.sh installs
+# libtcmalloc-minimal4): a training step keeps far less memory in heap fragments than with glibc's
+# malloc, at about the same speed (benchmarks/RESULTS.md). ESPNET_CS_MALLOC=glibc keeps glibc's
+# malloc; jemalloc is the other choice (espnet_cs.host_memory.PRELOADABLE_ALLOCATORS).
+case "${ESPNET_CS_MALLOC:-tcmalloc}" in
+    tcmalloc)  # the settings of espnet_cs.host_memory.ALLOCATOR_SETTINGS: see there
+        malloc_library=libtcmalloc_minimal.so.4
+        export TCMALLOC_RELEASE_RATE=0 TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD=1099511627776 ;;
+    jemalloc) malloc_library=libjemalloc.so.2 ;;
+    glibc) malloc_library="" ;;
+    *) echo "path.sh: ESPNET_CS_MALLOC must be tcmalloc, jemalloc or glibc, not '${ESPNET_CS_MALLOC}'" >&2; return 1 ;;
+esac
+if [ -n "${malloc_library}" ] && [[ ":${LD_PRELOAD:-}:" != *":${malloc_library}:"* ]] \
+    && { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q "${malloc_library} "; then
+    export LD_PRELOAD="${malloc_library}${LD_PRELOAD:+:${LD_PRELOAD}}"
+fi
+unset malloc_library

@@ -8,6 +8,8 @@ Every decoder runs in its own process, as its users run it: the espnet-cs ones w
 options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memory.serve_from_heap`).
 
 - ``espnet-cs``: :class:`espnet_cs.decoding.Transcriber` (finished utterances leave the batch);
+- ``espnet-cs tcmalloc``: the same under tcmalloc, as the recipes run it (``path.sh`` preloads it;
+  glibc's options are then left alone);
 - ``espnet-cs keep-batch``: the same with ``drop_finished=False`` (what the optimization buys);
 - ``espnet-cs int8``: the same with the linear layers quantized to int8 (``torch.ao`` dynamic
   quantization; opt-in, its hypotheses differ);
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -52,6 +55,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+
+from espnet_cs.host_memory import allocator_in_use, preload_environment
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work"  # synthesized audio and the assembled CTranslate2 model (git-ignored)
@@ -233,7 +238,7 @@ def measure(name: str, utterances: list[tuple[str, np.ndarray]], args: argparse.
     decode = trained(Path(name.removeprefix("trained "))) if name.startswith("trained ") else PEERS[name](args.threads)
     subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
     seconds, hyps = run(decode, subset, args.batch)
-    return {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps}
+    return {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps, "allocator": allocator_in_use()}
 
 
 def measure_in_child(name: str, args: argparse.Namespace) -> tuple[float, list[list[int]]]:
@@ -242,8 +247,13 @@ def measure_in_child(name: str, args: argparse.Namespace) -> tuple[float, list[l
     command = [sys.executable, __file__, "--one", name]
     for option in ("utterances", "seed", "batch", "threads", "espnet_utterances"):
         command += [f"--{option}", str(getattr(args, option))]
-    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if name in PRELOADED:
+        env.update(preload_environment(PRELOADED[name]))
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
     result = json.loads(out.strip().splitlines()[-1])
+    if result["allocator"] != PRELOADED.get(name, "glibc"):
+        raise RuntimeError(f"{name} ran on {result['allocator']}'s malloc")
     return result["seconds"], result["hyps"]
 
 
@@ -288,19 +298,19 @@ def main() -> None:
         f"each decoder in its own process; seconds: median of {args.rounds} alternating round(s)"
     )
     peers = [p for p in ("openai-whisper", "faster-whisper batch float32", "faster-whisper transcribe") if p in results]
-    print(
-        "| decoder | seconds | rounds | RTF | "
-        + " | ".join(f"/ {p}" for p in peers)
-        + " | same tokens as openai-whisper |"
-    )
-    print("|---|---|---|---|" + "---|" * len(peers) + "---|")
+    columns = ["decoder", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers), "same tokens as openai-whisper"]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
     for name, r in results.items():
-        ratios = " | ".join(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers)
         same = (
             "" if reference is None else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(r['hyps'])}"
         )
-        runs = " ".join(f"{t:.1f}" for t in r["runs"])
-        print(f"| {name} | {r['seconds']:.1f} | {runs} | {r['seconds'] / audio_seconds:.3f} | {ratios} | {same} |")
+        cells = [name, f"{r['seconds']:.1f}", " ".join(f"{t:.1f}" for t in r["runs"])]
+        cells += [
+            f"{r['seconds'] / audio_seconds:.3f}",
+            *(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers),
+        ]
+        print("| " + " | ".join([*cells, same]) + " |")
     if args.json:
         args.json.write_text(
             json.dumps({k: {"seconds": v["seconds"], "runs": v["runs"]} for k, v in results.items()}, indent=1)
@@ -309,6 +319,7 @@ def main() -> None:
 
 PEERS: dict[str, Callable[[int], Decoder]] = {
     "espnet-cs": lambda threads: espnet_cs(),
+    "espnet-cs tcmalloc": lambda threads: espnet_cs(),
     "espnet-cs keep-batch": lambda threads: espnet_cs(drop_finished=False),
     "espnet-cs int8": lambda threads: espnet_cs(int8=True),
     "openai-whisper": lambda threads: openai_whisper(),
@@ -317,6 +328,7 @@ PEERS: dict[str, Callable[[int], Decoder]] = {
     "faster-whisper transcribe": faster_whisper_transcribe,
     "espnet beam 1": espnet_beam_search,
 }
+PRELOADED = {"espnet-cs tcmalloc": "tcmalloc"}  # peers whose process runs another malloc than glibc's
 
 if __name__ == "__main__":
     main()

@@ -9,18 +9,25 @@ the steps add above it (gradients, optimizer state, saved activations), from Lin
 reset after the build.
 
     tools/venv/bin/python benchmarks/train_step.py [--methods spt4asr fft ...] [--steps 5] \
-        [--activation_checkpointing] [--return_freed_memory]
+        [--activation_checkpointing] [--return_freed_memory] [--allocators glibc tcmalloc]
+
+``--allocators`` measures each method once per malloc (others preloaded with the settings
+``path.sh`` gives them, :func:`espnet_cs.host_memory.preload_environment`), alternating, and adds a
+table of each against the first.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from espnet_cs.host_memory import PRELOADABLE_ALLOCATORS, allocator_in_use, preload_environment
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
 METHODS = [
@@ -64,7 +71,8 @@ def measure(method: str, options: argparse.Namespace) -> dict:
         }
     if options.activation_checkpointing:
         args.encoder_conf = {**args.encoder_conf, "activation_checkpointing": True}
-        args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": True}
+        if "guidance" not in args.model_conf:  # guidance reads attention the recomputation would not capture
+            args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": True}
     model = CSASRTask.build_model(args)
     if args.use_adapter:
         create_adapter(model, args.adapter, args.adapter_conf)
@@ -96,6 +104,7 @@ def measure(method: str, options: argparse.Namespace) -> dict:
         "added_mib": training_peak_mib - built_mib,
         "trainable": trainable,
         "threads": torch.get_num_threads(),
+        "allocator": allocator_in_use(),
     }
 
 
@@ -117,6 +126,13 @@ def main() -> None:
     parser.add_argument(
         "--lid_heads", type=Path, default=LID_HEADS, help="the LID heads of methods with guidance (adapter_ag)"
     )
+    parser.add_argument(
+        "--allocators",
+        nargs="+",
+        choices=["glibc", *PRELOADABLE_ALLOCATORS],
+        default=["glibc"],
+        help="malloc of the measured processes (others preloaded); ratios against the first's FFT",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this method
     args = parser.parse_args()
     if args.one:
@@ -124,20 +140,51 @@ def main() -> None:
         return
 
     methods = ["fft"] + [m for m in args.methods if m != "fft"]
-    results = {}
-    for method in methods:
-        child = [sys.executable, __file__, "--one", method, *sys.argv[1:]]
-        output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
-        results[method] = json.loads(output.strip().splitlines()[-1])
-        print(f"measured {method}: {results[method]['step_seconds']:.2f} s/step", file=sys.stderr)
+    results: dict[str, dict[str, dict]] = {allocator: {} for allocator in args.allocators}
+    for method in methods:  # allocators alternate per method, so drift of the machine touches each alike
+        for allocator in args.allocators:
+            results[allocator][method] = measure_in_child(method, allocator)
+            print(
+                f"measured {method} ({allocator}): {results[allocator][method]['step_seconds']:.2f} s/step",
+                file=sys.stderr,
+            )
 
-    fft = results["fft"]
+    fft = results[args.allocators[0]]["fft"]
     print(
         f"Whisper-base, batch {args.batch} x {args.seconds:.0f}-s utterances, true length, AdamW, "
         f"CPU, {fft['threads']} threads; median of {args.steps} steps after {args.warmup} warm-up steps"
-        + ("; activation checkpointing of every block" if args.activation_checkpointing else "")
+        + (
+            "; activation checkpointing of every block (the encoder's only with guidance)"
+            if args.activation_checkpointing
+            else ""
+        )
         + ("; --return_freed_memory (glibc's mmap threshold fixed at 1 MiB)" if args.return_freed_memory else "")
     )
+    for allocator, table in results.items():
+        print_table(allocator, table)
+    if len(args.allocators) > 1:
+        print_allocator_ratios(results)
+
+
+def measure_in_child(method: str, allocator: str) -> dict:
+    """:func:`measure` in a fresh process whose malloc is ``allocator``'s (preloaded unless glibc)."""
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if allocator != "glibc":
+        env.update(preload_environment(allocator))
+    child = [sys.executable, __file__, "--one", method, *sys.argv[1:]]
+    done = subprocess.run(child, capture_output=True, text=True, env=env)
+    if done.returncode:
+        raise RuntimeError(f"{method} ({allocator}) failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if result["allocator"] != allocator:
+        raise RuntimeError(f"{method}: asked for {allocator}'s malloc, the child ran {result['allocator']}'s")
+    return result
+
+
+def print_table(allocator: str, results: dict[str, dict]) -> None:
+    """One allocator's results as a Markdown table, every ratio against its own FFT."""
+    fft = results["fft"]
+    print(f"\nmalloc: {allocator}")
     print(
         "| method | trainable | step (s) | step / FFT | peak memory (MiB) | memory / FFT "
         "| resident before the steps (MiB) | added by training (MiB) | added / FFT |"
@@ -149,6 +196,24 @@ def main() -> None:
             f"| {r['peak_mib']:.0f} | {r['peak_mib'] / fft['peak_mib']:.2f} "
             f"| {r['built_mib']:.0f} | {r['added_mib']:.0f} | {r['added_mib'] / fft['added_mib']:.2f} |"
         )
+
+
+def print_allocator_ratios(results: dict[str, dict[str, dict]]) -> None:
+    """Each further allocator against the first, per method, and against the first one's FFT
+    (what a user who keeps FFT on the default malloc would compare with)."""
+    first, *others = results
+    print(f"\nagainst {first}")
+    print("| method | malloc | step / same method's | peak / same method's | step / FFT's | peak / FFT's |")
+    print("|---|---|---|---|---|---|")
+    base_fft = results[first]["fft"]
+    for method, base in results[first].items():
+        for allocator in others:
+            r = results[allocator][method]
+            print(
+                f"| {method} | {allocator} | {r['step_seconds'] / base['step_seconds']:.2f} "
+                f"| {r['peak_mib'] / base['peak_mib']:.2f} | {r['step_seconds'] / base_fft['step_seconds']:.2f} "
+                f"| {r['peak_mib'] / base_fft['peak_mib']:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,10 @@ Decoding wants the opposite (:func:`serve_from_heap`): a batch of 16 thirty-seco
 tensors above glibc's 32-MiB ceiling at every encoder layer (Whisper-base's encoder states are
 47 MiB), each a fresh mapping whose pages fault in again at every batch; served from the heap, they
 reuse the memory their predecessors freed (``benchmarks/RESULTS.md``: the encoder 18% faster).
+
+Both are glibc's options: where another allocator replaces glibc's ``malloc`` (tcmalloc, which the
+recipes' ``path.sh`` preloads, or jemalloc), they change nothing and say so
+(:func:`allocator_in_use`).
 """
 
 from __future__ import annotations
@@ -23,8 +27,25 @@ import ctypes
 import ctypes.util
 import logging
 import platform
+from pathlib import Path
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4  # glibc's malloc.h
+# Allocators that replace glibc's malloc when preloaded (LD_PRELOAD), by their Debian packages' sonames.
+PRELOADABLE_ALLOCATORS = {"tcmalloc": "libtcmalloc_minimal.so.4", "jemalloc": "libjemalloc.so.2"}
+# What path.sh exports with each: tcmalloc keeps freed pages for reuse (release rate 0, as
+# serve_from_heap does for glibc: decoding's 30-s batches do not fault them in again; a training
+# step's peak is the same) and writes no line per allocation of a GiB or more (a large checkpoint).
+ALLOCATOR_SETTINGS = {
+    "tcmalloc": {"TCMALLOC_RELEASE_RATE": "0", "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)},
+    "jemalloc": {},
+}
+
+
+def preload_environment(allocator: str) -> dict[str, str]:
+    """The environment variables that run a process on ``allocator``'s malloc, as ``path.sh`` sets them."""
+    return {"LD_PRELOAD": PRELOADABLE_ALLOCATORS[allocator], **ALLOCATOR_SETTINGS[allocator]}
+
+
 DEFAULT_THRESHOLD = 1 << 20  # bytes: activations of a Whisper batch are MiBs, small Python objects stay in the heap
 MAX_THRESHOLD = 32 << 20  # glibc ignores larger values on 64-bit systems (2.36 without saying so)
 
@@ -49,11 +70,23 @@ def serve_from_heap() -> bool:
     return set_malloc_options({M_MMAP_MAX: 0, M_TRIM_THRESHOLD: 2**31 - 1})
 
 
-def set_malloc_options(options: dict[int, int]) -> bool:
-    """``mallopt(param, value)`` for each item (params from glibc's malloc.h); False where the C
-    library is not glibc."""
+def allocator_in_use() -> str:
+    """Whose ``malloc`` this process runs: ``tcmalloc`` or ``jemalloc`` where one is loaded (preloaded,
+    as ``path.sh`` does), else ``glibc`` (Linux with glibc) or ``system``."""
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        logging.info("not glibc: malloc's options stay as they are")
+        return "system"
+    mapped = {Path(line.split()[-1]).name for line in Path("/proc/self/maps").read_text().splitlines() if "/" in line}
+    for name in PRELOADABLE_ALLOCATORS:
+        if any(file.startswith(f"lib{name}") for file in mapped):
+            return name
+    return "glibc"
+
+
+def set_malloc_options(options: dict[int, int]) -> bool:
+    """``mallopt(param, value)`` for each item (params from glibc's malloc.h); False, changing
+    nothing, where malloc is not glibc's (another C library, or a preloaded allocator)."""
+    if (allocator := allocator_in_use()) != "glibc":
+        logging.info(f"malloc is {allocator}'s, not glibc's: its options stay as they are")
         return False
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
     for param, value in options.items():

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -32,7 +33,7 @@ from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.backbone import WHISPER_TEXT_CTX, one_load_per_backbone
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
-from espnet_cs.host_memory import fix_mmap_threshold
+from espnet_cs.host_memory import allocator_in_use, fix_mmap_threshold
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.options import check_options
 from espnet_cs.tokenizer import LID_PROMPTS, CSTokenizer
@@ -112,9 +113,9 @@ class CSASRTask(AbsTask):
             "--return_freed_memory",
             type=str2bool,
             default=False,
-            help="CPU training: hand every freed block of 1 MiB or more back to the system at once "
-            "(espnet_cs.host_memory); 270-660 MiB less resident memory per Whisper-base step, "
-            "34-52%% more time per step (benchmarks/RESULTS.md)",
+            help="CPU training on glibc's malloc (ESPNET_CS_MALLOC=glibc): hand every freed block of "
+            "1 MiB or more back to the system at once (espnet_cs.host_memory); 270-660 MiB less resident "
+            "memory per Whisper-base step, 34-52%% more time per step (benchmarks/RESULTS.md)",
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
@@ -122,8 +123,10 @@ class CSASRTask(AbsTask):
     @classmethod
     def main_worker(cls, args: argparse.Namespace) -> None:
         """ESPnet's training process, with ``--return_freed_memory`` applied first."""
-        if args.return_freed_memory:
-            fix_mmap_threshold()
+        if args.return_freed_memory and not fix_mmap_threshold():
+            logging.warning(
+                f"--return_freed_memory true changes nothing: malloc is {allocator_in_use()}'s, not glibc's"
+            )
         super().main_worker(args)
 
     @classmethod

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what espnet-cs needs: Debian packages (espeak-ng, sox, flac) and a pinned Python
+# Install what espnet-cs needs: Debian packages (espeak-ng, sox, flac, tcmalloc) and a pinned Python
 # virtual environment (default tools/venv, override with ESPNET_CS_VENV).
 # Idempotent: a second run checks a stamp and returns in seconds.
 set -euo pipefail
@@ -7,7 +7,8 @@ set -euo pipefail
 tools_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 venv="${ESPNET_CS_VENV:-${tools_dir}/venv}"
 python="${PYTHON:-python3}"
-debian_packages=(espeak-ng sox flac fonts-wqy-microhei)  # the font: Chinese labels in figures
+# The font: Chinese labels in figures; tcmalloc: malloc of CPU training and decoding (path.sh).
+debian_packages=(espeak-ng sox flac fonts-wqy-microhei libtcmalloc-minimal4)
 stamp="${venv}/.espnet_cs_installed"
 want_stamp="$(cat "${tools_dir}/requirements.txt" "${tools_dir}/install.sh" | sha256sum | cut -d' ' -f1)"
 
