@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import statistics
 import subprocess
@@ -56,7 +55,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from espnet_cs.host_memory import allocator_in_use, preload_environment
+from espnet_cs.host_memory import allocator_in_use, environment_for
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work"  # synthesized audio and the assembled CTranslate2 model (git-ignored)
@@ -247,12 +246,10 @@ def measure_in_child(name: str, args: argparse.Namespace) -> tuple[float, list[l
     command = [sys.executable, __file__, "--one", name]
     for option in ("utterances", "seed", "batch", "threads", "espnet_utterances"):
         command += [f"--{option}", str(getattr(args, option))]
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    if name in PRELOADED:
-        env.update(preload_environment(PRELOADED[name]))
-    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=env).stdout
+    allocator = PRELOADED.get(name, "glibc")
+    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=environment_for(allocator)).stdout
     result = json.loads(out.strip().splitlines()[-1])
-    if result["allocator"] != PRELOADED.get(name, "glibc"):
+    if result["allocator"] != allocator:
         raise RuntimeError(f"{name} ran on {result['allocator']}'s malloc")
     return result["seconds"], result["hyps"]
 

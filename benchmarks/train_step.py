@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from espnet_cs.host_memory import PRELOADABLE_ALLOCATORS, allocator_in_use, preload_environment
+from espnet_cs.host_memory import PRELOADABLE_ALLOCATORS, allocator_in_use, environment_for
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
 METHODS = [
@@ -168,11 +167,8 @@ def main() -> None:
 
 def measure_in_child(method: str, allocator: str) -> dict:
     """:func:`measure` in a fresh process whose malloc is ``allocator``'s (preloaded unless glibc)."""
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    if allocator != "glibc":
-        env.update(preload_environment(allocator))
     child = [sys.executable, __file__, "--one", method, *sys.argv[1:]]
-    done = subprocess.run(child, capture_output=True, text=True, env=env)
+    done = subprocess.run(child, capture_output=True, text=True, env=environment_for(allocator))
     if done.returncode:
         raise RuntimeError(f"{method} ({allocator}) failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])

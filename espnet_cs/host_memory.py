@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import platform
 from pathlib import Path
 
@@ -44,6 +45,13 @@ ALLOCATOR_SETTINGS = {
 def preload_environment(allocator: str) -> dict[str, str]:
     """The environment variables that run a process on ``allocator``'s malloc, as ``path.sh`` sets them."""
     return {"LD_PRELOAD": PRELOADABLE_ALLOCATORS[allocator], **ALLOCATOR_SETTINGS[allocator]}
+
+
+def environment_for(allocator: str) -> dict[str, str]:
+    """This process's environment for a child that runs ``allocator``'s malloc (``glibc``: none preloaded)."""
+    settings = {"LD_PRELOAD", *(name for names in ALLOCATOR_SETTINGS.values() for name in names)}
+    env = {name: value for name, value in os.environ.items() if name not in settings}
+    return env if allocator == "glibc" else {**env, **preload_environment(allocator)}
 
 
 DEFAULT_THRESHOLD = 1 << 20  # bytes: activations of a Whisper batch are MiBs, small Python objects stay in the heap

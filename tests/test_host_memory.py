@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes.util
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -13,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from espnet_cs.host_memory import PRELOADABLE_ALLOCATORS, fix_mmap_threshold, preload_environment, serve_from_heap
+from espnet_cs.host_memory import (
+    PRELOADABLE_ALLOCATORS,
+    environment_for,
+    fix_mmap_threshold,
+    preload_environment,
+    serve_from_heap,
+)
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,8 +128,17 @@ def test_training_applies_it_only_when_asked(monkeypatch, option, fixed):
 
 
 def without_preload() -> dict[str, str]:
-    """This environment without a preloaded allocator: children run glibc's malloc."""
-    return {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ESPNET_CS_MALLOC")}
+    """This environment without a preloaded allocator or a choice for path.sh: children run glibc's malloc."""
+    return {k: v for k, v in environment_for("glibc").items() if k != "ESPNET_CS_MALLOC"}
+
+
+def test_a_child_environment_carries_only_the_chosen_allocator(monkeypatch):
+    monkeypatch.setenv("LD_PRELOAD", PRELOADABLE_ALLOCATORS["jemalloc"])
+    monkeypatch.setenv("TCMALLOC_RELEASE_RATE", "5")
+    monkeypatch.setenv("KEPT", "1")
+    glibc, tcmalloc = environment_for("glibc"), environment_for("tcmalloc")
+    assert "LD_PRELOAD" not in glibc and "TCMALLOC_RELEASE_RATE" not in glibc and glibc["KEPT"] == "1"
+    assert tcmalloc.items() >= preload_environment("tcmalloc").items() and tcmalloc["KEPT"] == "1"
 
 
 def available(allocator: str) -> bool:
@@ -157,7 +171,7 @@ print(json.dumps([allocator_in_use(), fix_mmap_threshold(), exported]))
 
 def source_path_sh(malloc: str | None) -> subprocess.CompletedProcess:
     """``PATH_SH_REPORT`` run after sourcing the recipes' path.sh with ``ESPNET_CS_MALLOC=malloc``."""
-    env = {k: v for k, v in without_preload().items() if not k.startswith("TCMALLOC_")}
+    env = without_preload()
     if malloc is not None:
         env["ESPNET_CS_MALLOC"] = malloc
     script = f"source ./path.sh && {sys.executable} -c '{PATH_SH_REPORT}'"
