@@ -13,8 +13,8 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
 # nltk (imported by espnet) looks for data it cannot download here; keep it quiet.
 export NLTK_DATA="${NLTK_DATA:-${MAIN_ROOT}/tools/nltk_data}"
 # On CPU, training and decoding run on tcmalloc where it is installed (tools/install.sh installs
-# libtcmalloc-minimal4): a training step keeps far less memory in heap fragments than with glibc's
-# malloc, at about the same speed (benchmarks/RESULTS.md). ESPNET_CS_MALLOC=glibc keeps glibc's
+# libtcmalloc-minimal4), which keeps fewer heap fragments than glibc's malloc (measured in
+# benchmarks/RESULTS.md; why: docs/speed.md). ESPNET_CS_MALLOC=glibc keeps glibc's
 # malloc; jemalloc is the other choice (espnet_cs.host_memory.PRELOADABLE_ALLOCATORS).
 case "${ESPNET_CS_MALLOC:-tcmalloc}" in
     tcmalloc)  # the settings of espnet_cs.host_memory.ALLOCATOR_SETTINGS: see there

@@ -126,7 +126,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         With ``heads_contiguous`` each is (batch, frames, heads, head_dim) over head-major memory
         (a permuted (batch, heads, frames, head_dim) tensor): Whisper's attention splits heads with
         a ``view`` that leaves this shape as it is, so scaled-dot-product attention reads every head
-        contiguously, about a third faster per decoding step on CPU, with the same values.
+        contiguously, with the same values (faster per decoding step on CPU: ``benchmarks/RESULTS.md``).
         """
         cache = {}
         for block in self.decoders.blocks:

@@ -1,11 +1,10 @@
 """Linear layers applied to a few rows at a time, as greedy decoding steps apply them on CPU.
 
 A decoding step multiplies one row per active utterance by every weight of the text decoder
-(about 190 MB on Whisper-base, more than the CPU caches hold). On CPU, ``F.linear`` (``addmm``) on
-such shapes, x: (rows, in) with rows a handful and weight: (out, in), streams the weight 2-5x
-slower than the same product computed as a batched ``weight @ x.T`` over slices of the weight's
-rows (``bmm``), measured on Whisper-base's layers with PyTorch 2.9's MKL on an AMD EPYC
-(``benchmarks/RESULTS.md``). :func:`few_rows_linear` computes it that way on CPU, and
+(more than the CPU caches hold). On CPU, ``F.linear`` (``addmm``) on such shapes, x: (rows, in)
+with rows a handful and weight: (out, in), streams the weight slower than the same product computed
+as a batched ``weight @ x.T`` over slices of the weight's rows (``bmm``); the two are compared on
+Whisper-base's layers in ``benchmarks/RESULTS.md``. :func:`few_rows_linear` computes it that way on CPU, and
 :func:`few_rows_linears` makes a decoder's plain linear layers use it inside a ``with`` block.
 Results equal ``F.linear``'s up to float rounding (summation order).
 """

@@ -4,17 +4,17 @@ glibc's ``malloc`` serves a block of at least ``M_MMAP_THRESHOLD`` bytes by its 
 returns it to the system on ``free``; smaller blocks come from the heap, which keeps what is freed.
 The threshold starts at 128 KiB but glibc raises it to the size of every mmapped block that is freed
 (up to 32 MiB), so after one training step nearly every activation tensor of a Whisper batch lives
-in the heap, and the heap's fragments make what a frozen-backbone step adds to the resident size
-about twice what its tensors need (``benchmarks/train_step.py``). Setting the threshold explicitly
-turns that adjustment off (``mallopt(3)``): 270-660 MiB less per Whisper-base step on a batch of
-8 four-second utterances, at 34-52% more time per step (every large tensor is a fresh mapping whose
-pages fault in), hence opt-in (``--return_freed_memory true`` of ``espnet_cs.bin.train``). No
-Python library exposes ``mallopt``, hence ``ctypes``.
+in the heap, whose fragments add to the resident size beyond what the step's tensors need. Setting
+the threshold explicitly turns that adjustment off (``mallopt(3)``): less resident memory per step,
+more time per step (every large tensor is a fresh mapping whose pages fault in), hence opt-in
+(``--return_freed_memory true`` of ``espnet_cs.bin.train``). Both effects are measured by
+``benchmarks/train_step.py``, results in ``benchmarks/RESULTS.md``. No Python library exposes
+``mallopt``, hence ``ctypes``.
 
 Decoding wants the opposite (:func:`serve_from_heap`): a batch of 16 thirty-second windows makes
-tensors above glibc's 32-MiB ceiling at every encoder layer (Whisper-base's encoder states are
-47 MiB), each a fresh mapping whose pages fault in again at every batch; served from the heap, they
-reuse the memory their predecessors freed (``benchmarks/RESULTS.md``: the encoder 18% faster).
+tensors above glibc's 32-MiB ceiling at every encoder layer (Whisper-base's encoder states hold
+16 x 1500 x 512 floats), each a fresh mapping whose pages fault in again at every batch; served from
+the heap, they reuse the memory their predecessors freed (measured in ``benchmarks/RESULTS.md``).
 
 Both are glibc's options: where another allocator replaces glibc's ``malloc`` (tcmalloc, which the
 recipes' ``path.sh`` preloads, or jemalloc), they change nothing and say so
