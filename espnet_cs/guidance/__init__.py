@@ -19,9 +19,8 @@ attention on the two LID columns together exceeds its attention on every other s
 LID columns dominate. Heads are ranked by the number of word tokens (over all training sentences)
 at which they are LID heads; those that are LID heads at least at ``min_fraction`` of the word
 tokens are *the LID heads*; ties in the ranking go to the head with more LID-column attention.
-Counted per token, not per sentence: on Whisper-base and mini_cs, 20 of the 26 heads that were LID
-heads by their sentence-mean attention were so in every one of the 300 sentences, so a ranking by
-sentences was decided by its tie-break. Heads of decoder layer 0 are left out: their attention is
+Counted per token, not per sentence: by sentence-mean attention most LID heads are LID heads in
+every sentence, so a ranking by sentences would be decided by its tie-break. Heads of decoder layer 0 are left out: their attention is
 computed from frozen embeddings alone, which no adapter can change (``FIRST_GUIDABLE_LAYER``). Stage 4 writes the ranking (``lid_heads.json``); a model's
 guidance config selects from it: a top share of them, all, or a random share of all heads (ablation).
 

@@ -40,7 +40,7 @@ SPLIT_SPEAKERS: dict[str, tuple[Speaker, ...]] = {
 }
 DEFAULT_MIX = (0.6, 0.2, 0.2)  # shares of cs, zh, en utterances
 # cs_bench's conversational features, in utterances of one clause or two (cs_bench: up to three),
-# which keeps the demo's audio, and so its 20 minutes, close to those of single sentences.
+# which keeps the demo's audio, and so its run time, close to those of single sentences.
 DEMO_STYLE = Style(clauses=(0.9, 0.1, 0.0))
 
 
