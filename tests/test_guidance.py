@@ -7,8 +7,17 @@ import torch
 
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.guidance.capture import capture_attention
-from espnet_cs.guidance.heads import LidHeads, lid_head_statistics, own_language_share, rank_lid_heads, select
-from espnet_cs.guidance.loss import guidance_loss
+from espnet_cs.guidance.heads import (
+    FIRST_GUIDABLE_LAYER,
+    SELECTIONS,
+    LidHeads,
+    lid_head_statistics,
+    own_language_share,
+    rank_lid_heads,
+    register_selection,
+    select,
+)
+from espnet_cs.guidance.loss import LOSSES, GuidanceConfig, guidance_loss, register_loss
 from espnet_cs.guidance.rows import WordRows
 from espnet_cs.tokenizer import CSTokenizer, Language
 
@@ -95,6 +104,63 @@ def test_rank_and_select_heads_top_all_random():
     assert all(layer >= 1 for layer, _ in random)
     with pytest.raises(ValueError, match="unknown head selection 'best'"):
         select(ranked, "best", 0.5, 2, 3)
+
+
+RANKED = [(1, 1), (1, 0), (2, 0), (1, 2), (2, 2)]  # LID heads of a decoder of 3 layers x 3 heads, ranked
+
+
+@pytest.mark.parametrize("name", sorted(SELECTIONS))
+def test_every_selection_returns_distinct_guidable_heads(name):
+    """The extension point: a registered selection is a ``selection:`` of the guidance options."""
+    assert GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "selection": name}).selection == name
+    attention = {layer: torch.rand(1, 3, 5, 5).softmax(-1).requires_grad_() for layer in range(3)}
+    for share, seed in ((0.01, 0), (0.5, 0), (0.5, 1), (1.0, 0)):
+        heads = select(RANKED, name, share, 3, 3, seed)
+        assert heads and len(set(heads)) == len(heads)
+        assert all(FIRST_GUIDABLE_LAYER <= layer < 3 and 0 <= h < 3 for layer, h in heads)
+        assert heads == select(RANKED, name, share, 3, 3, seed), "the same options select the same heads"
+        assert torch.isfinite(guidance_loss(attention, heads, WORDS, 0.5, 1))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_is_zero_at_the_cs_map_and_guides_elsewhere(name):
+    """The extension point: a registered loss is a ``loss:`` of the guidance options; per word token
+    and head it is 0 at the code-switching map and non-negative, finite and differentiable."""
+    assert GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "loss": name}).loss == name
+    languages = torch.tensor([Language.ZH, Language.EN, Language.EN, Language.ZH])
+    for target in (0.3, 0.5, 1.0):
+        at_map = (torch.nn.functional.one_hot(languages, 2).float() * target)[:, None].repeat(1, 3, 1)
+        at_map.requires_grad_()
+        per_pair = LOSSES[name](at_map, languages, target)
+        assert per_pair.shape == (4, 3) and torch.equal(per_pair, torch.zeros(4, 3))
+        per_pair.sum().backward()
+        assert torch.isfinite(at_map.grad).all()
+    off_map = (torch.rand(4, 3, 2, dtype=torch.float64) / 2).requires_grad_()
+    per_pair = LOSSES[name](off_map, languages, 0.5)
+    assert per_pair.dtype == torch.float64 and torch.isfinite(per_pair).all() and (per_pair >= 0).all()
+    per_pair.sum().backward()
+    assert torch.isfinite(off_map.grad).all() and off_map.grad.abs().sum() > 0
+    assert guidance_loss(ATTENTION, [(0, 0)], WordRows.from_tags([[Language.OTHER]], 3, 1, 2), 0.5, 1, name) == 0
+
+
+def test_a_registered_selection_and_loss_are_options_of_the_guidance(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown loss 'absolute_error'; choose from \['squared_error'"):
+        GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "loss": "absolute_error"})
+    monkeypatch.setitem(SELECTIONS, "last", None)  # registered for this test only
+    monkeypatch.setitem(LOSSES, "absolute_error", None)
+
+    @register_selection("last")
+    def last(ranked, share, n_layers, n_heads, seed):
+        return list(ranked[-1:])
+
+    @register_loss("absolute_error")
+    def absolute_error(lid, languages, target):
+        return (lid - torch.nn.functional.one_hot(languages, 2)[:, None].to(lid) * target).abs().sum(-1)
+
+    config = GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "selection": "last", "loss": "absolute_error"})
+    assert select(RANKED, config.selection, config.share, 3, 3) == [(2, 2)]
+    # head 0: zh token |0.6 - 0.5| + 0.1, en token 0.2 + |0.3 - 0.5|
+    assert guidance_loss(ATTENTION, [(0, 0)], WORDS, 0.5, 1, config.loss).item() == pytest.approx(0.6)
 
 
 def lid_heads(ranked, sha="ab" * 32):
