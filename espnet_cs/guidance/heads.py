@@ -17,7 +17,8 @@ Head = tuple[int, int]  # (decoder layer, head)
 FIRST_GUIDABLE_LAYER = 1
 """Decoder layer 0's self-attention is computed from the frozen token and position embeddings
 alone: no adapter (they follow a sublayer) can change its attention maps, so its heads are neither
-ranked nor selected."""
+ranked nor selected. Decoder soft prompts add keys to it and could; guided soft prompts
+(``spt4asr_ag``) still select as the adapters do."""
 
 
 def guidable_heads(n_layers: int, n_heads: int) -> list[Head]:
