@@ -1,15 +1,27 @@
-"""Attention guidance: word rows, attention capture, LID heads and their file, the loss (hand-computed cases)."""
+"""Attention guidance: word rows, attention capture, LID heads and their file, the loss (hand-computed cases), every registered selection and loss, guided soft prompts."""
 
 import json
 
 import pytest
 import torch
+from test_dtypes import CONF, batch, lid_heads_file
 
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.guidance.capture import capture_attention
-from espnet_cs.guidance.heads import LidHeads, lid_head_statistics, own_language_share, rank_lid_heads, select
-from espnet_cs.guidance.loss import guidance_loss
+from espnet_cs.guidance.heads import (
+    FIRST_GUIDABLE_LAYER,
+    SELECTIONS,
+    LidHeads,
+    lid_head_statistics,
+    own_language_share,
+    rank_lid_heads,
+    register_selection,
+    select,
+)
+from espnet_cs.guidance.loss import LOSSES, GuidanceConfig, guidance_loss, register_loss
 from espnet_cs.guidance.rows import WordRows
+from espnet_cs.model import BACKBONE_PREFIXES
+from espnet_cs.task import CSASRTask, freeze
 from espnet_cs.tokenizer import CSTokenizer, Language
 
 # One utterance, 5 positions (columns: sot, zh, en, x, y), 2 heads; word tokens output at rows 3 (zh) and 4 (en).
@@ -95,6 +107,63 @@ def test_rank_and_select_heads_top_all_random():
     assert all(layer >= 1 for layer, _ in random)
     with pytest.raises(ValueError, match="unknown head selection 'best'"):
         select(ranked, "best", 0.5, 2, 3)
+
+
+RANKED = [(1, 1), (1, 0), (2, 0), (1, 2), (2, 2)]  # LID heads of a decoder of 3 layers x 3 heads, ranked
+
+
+@pytest.mark.parametrize("name", sorted(SELECTIONS))
+def test_every_selection_returns_distinct_guidable_heads(name):
+    """The extension point: a registered selection is a ``selection:`` of the guidance options."""
+    assert GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "selection": name}).selection == name
+    attention = {layer: torch.rand(1, 3, 5, 5).softmax(-1).requires_grad_() for layer in range(3)}
+    for share, seed in ((0.01, 0), (0.5, 0), (0.5, 1), (1.0, 0)):
+        heads = select(RANKED, name, share, 3, 3, seed)
+        assert heads and len(set(heads)) == len(heads)
+        assert all(FIRST_GUIDABLE_LAYER <= layer < 3 and 0 <= h < 3 for layer, h in heads)
+        assert heads == select(RANKED, name, share, 3, 3, seed), "the same options select the same heads"
+        assert torch.isfinite(guidance_loss(attention, heads, WORDS, 0.5, 1))
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_every_loss_is_zero_at_the_cs_map_and_guides_elsewhere(name):
+    """The extension point: a registered loss is a ``loss:`` of the guidance options; per word token
+    and head it is 0 at the code-switching map and non-negative, finite and differentiable."""
+    assert GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "loss": name}).loss == name
+    languages = torch.tensor([Language.ZH, Language.EN, Language.EN, Language.ZH])
+    for target in (0.3, 0.5, 1.0):
+        at_map = (torch.nn.functional.one_hot(languages, 2).float() * target)[:, None].repeat(1, 3, 1)
+        at_map.requires_grad_()
+        per_pair = LOSSES[name](at_map, languages, target)
+        assert per_pair.shape == (4, 3) and torch.equal(per_pair, torch.zeros(4, 3))
+        per_pair.sum().backward()
+        assert torch.isfinite(at_map.grad).all()
+    off_map = (torch.rand(4, 3, 2, dtype=torch.float64) / 2).requires_grad_()
+    per_pair = LOSSES[name](off_map, languages, 0.5)
+    assert per_pair.dtype == torch.float64 and torch.isfinite(per_pair).all() and (per_pair >= 0).all()
+    per_pair.sum().backward()
+    assert torch.isfinite(off_map.grad).all() and off_map.grad.abs().sum() > 0
+    assert guidance_loss(ATTENTION, [(0, 0)], WordRows.from_tags([[Language.OTHER]], 3, 1, 2), 0.5, 1, name) == 0
+
+
+def test_a_registered_selection_and_loss_are_options_of_the_guidance(monkeypatch):
+    with pytest.raises(ValueError, match=r"unknown loss 'absolute_error'; choose from \['squared_error'"):
+        GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "loss": "absolute_error"})
+    monkeypatch.setitem(SELECTIONS, "last", None)  # registered for this test only
+    monkeypatch.setitem(LOSSES, "absolute_error", None)
+
+    @register_selection("last")
+    def last(ranked, share, n_layers, n_heads, seed):
+        return list(ranked[-1:])
+
+    @register_loss("absolute_error")
+    def absolute_error(lid, languages, target):
+        return (lid - torch.nn.functional.one_hot(languages, 2)[:, None].to(lid) * target).abs().sum(-1)
+
+    config = GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "selection": "last", "loss": "absolute_error"})
+    assert select(RANKED, config.selection, config.share, 3, 3) == [(2, 2)]
+    # head 0: zh token |0.6 - 0.5| + 0.1, en token 0.2 + |0.3 - 0.5|
+    assert guidance_loss(ATTENTION, [(0, 0)], WORDS, 0.5, 1, config.loss).item() == pytest.approx(0.6)
 
 
 def lid_heads(ranked, sha="ab" * 32):
@@ -247,3 +316,58 @@ def test_attention_report_names_a_bad_lid_heads_file(tiny_whisper_path, tmp_path
     with pytest.raises(SystemExit, match=rf"^attention_report.py: backbone: {heads}: LID heads were found on"):
         attention_report.main(argv)
     assert not (tmp_path / "out").exists()
+
+
+def test_guided_soft_prompts_read_the_lid_columns_behind_the_prompts_and_train_only_the_prompts(
+    tiny_whisper_path, tmp_path
+):
+    """``spt4asr_ag``: SPT4ASR's prompts (deep, residual, language) with the guidance loss. The
+    loss's LID columns and word rows are where the decoder put those tokens behind its prompts, its
+    gradient reaches the prompts, and a training step leaves the frozen backbone as it was."""
+    heads = lid_heads_file(tiny_whisper_path, tmp_path)
+    argv = ["--config", str(CONF / "spt4asr_ag.yaml"), "--whisper_model", str(tiny_whisper_path)]
+    args = CSASRTask.get_parser().parse_args([*argv, "--model_conf", f"{{guidance: {{lid_heads: {heads}}}}}"])
+    model = CSASRTask.build_model(args)
+    assert not args.use_adapter  # soft prompts only, as in spt4asr
+    freeze(model, args.freeze_param)
+    n, dec, tok = model.decoder.soft_prompts.length, model.decoder.decoders, model.tokenizer
+    assert n == 75 and model.guidance.heads == [(1, 0), (1, 1)]  # the top 60% of the 4 ranked LID heads
+    data = batch(model, torch.float32)
+    text, text_lengths = data["text"], data["text_lengths"]
+
+    inputs, _ = model.teacher_forcing(text, text_lengths)
+    seen = []
+    hook = dec.blocks[0].attn_ln.register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    with torch.no_grad():
+        model.decoder(torch.randn(2, 30, 64), None, inputs, None)  # one pass over every utterance
+    hook.remove()
+    (x,) = [states for states in seen if states.size(1) == n + inputs.size(1)]  # not the language detection
+    torch.testing.assert_close(x[:, n:], dec.token_embedding(inputs) + dec.positional_embedding[n : x.size(1)])
+    words = WordRows.of_targets(tok, text, text_lengths, n)  # what the loss reads
+    assert (inputs[:, words.zh_column - n] == tok.language_token_ids["zh"]).all()
+    assert (inputs[:, words.en_column - n] == tok.language_token_ids["en"]).all()
+    targets = [t[:length].tolist() for t, length in zip(text, text_lengths)]
+    word_tokens = [
+        i for ids in targets for i, tag in zip(ids, tok.language_tags(ids)) if tag in (Language.ZH, Language.EN)
+    ]
+    assert inputs[words.batch, words.rows + 1 - n].tolist() == word_tokens  # each word row outputs the next column
+
+    memory, memory_lengths, _ = model.encoder(data["speech"], data["speech_lengths"])
+    with model.guidance.capture(model.decoder) as captured:
+        model.decoder(memory, memory_lengths, inputs, None)
+    guidance = model.guidance.loss(captured, memory_lengths, text, text_lengths, n)
+    guidance.backward()
+    prompts = model.decoder.soft_prompts.vectors
+    assert torch.isfinite(guidance) and guidance > 0
+    assert torch.isfinite(prompts.grad).all() and prompts.grad.abs().sum() > 0
+
+    model.zero_grad()
+    backbone = {k: p.detach().clone() for k, p in model.named_parameters() if k.startswith(BACKBONE_PREFIXES)}
+    before = prompts.detach().clone()
+    loss, stats, _ = model(**data)
+    assert torch.isfinite(stats["loss_guidance"]) and stats["loss_guidance"] > 0
+    loss.backward()
+    torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3).step()
+    assert not torch.equal(prompts, before)
+    params = dict(model.named_parameters())
+    assert all(torch.equal(params[k], value) for k, value in backbone.items()), "the frozen backbone changed"

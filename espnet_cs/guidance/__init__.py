@@ -19,15 +19,21 @@ attention on the two LID columns together exceeds its attention on every other s
 LID columns dominate. Heads are ranked by the number of word tokens (over all training sentences)
 at which they are LID heads; those that are LID heads at least at ``min_fraction`` of the word
 tokens are *the LID heads*; ties in the ranking go to the head with more LID-column attention.
-Counted per token, not per sentence: by sentence-mean attention most LID heads are LID heads in
-every sentence, so a ranking by sentences would be decided by its tie-break. Heads of decoder layer 0 are left out: their attention is
-computed from frozen embeddings alone, which no adapter can change (``FIRST_GUIDABLE_LAYER``). Stage 4 writes the ranking (``lid_heads.json``); a model's
-guidance config selects from it: a top share of them, all, or a random share of all heads (ablation).
+Counted per token, not per sentence: a count of sentences stops at their number for every head
+that dominates in all of them, leaving their ranking to the tie-break; a count of tokens still
+tells them apart (a run's counts: its ``lid_heads.json``; mini_cs's and cs_bench's RESULTS.md,
+"LID heads").
+Heads of decoder layer 0 are left out: their attention is computed from frozen embeddings alone,
+which no adapter can change (``FIRST_GUIDABLE_LAYER``). Stage 4 writes the ranking
+(``lid_heads.json``); a model's guidance config selects from it with a registered selection
+(:data:`~espnet_cs.guidance.heads.SELECTIONS`): a top share of them, all, or a random share of all
+heads (ablation).
 
 Guidance loss. For every selected head and word token, the two LID-column attentions are
 regressed (squared error) toward the code-switching map: ``c`` on the column of the token's own
 language, 0 on the other. The squared errors are summed over the two columns, the selected heads
 and the word tokens, as the paper's loss is written (so lambda's effect grows with the number of
 selected heads), and divided by the number of utterances, the normalization of ESPnet's
-cross-entropy.
+cross-entropy. The squared error is one registered loss (:data:`~espnet_cs.guidance.loss.LOSSES`)
+of each word token at each selected head; the sum and the division hold for every one.
 """

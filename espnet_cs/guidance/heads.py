@@ -1,10 +1,10 @@
-"""LID heads: the per-token indicator, the ranking stage 4 writes (``lid_heads.json``) and the selections made from it."""
+"""LID heads: the per-token indicator, the ranking stage 4 writes (``lid_heads.json``) and the registered selections made from it."""
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -14,11 +14,16 @@ from espnet_cs.guidance.rows import WordRows
 from espnet_cs.kaldi_dir import write_atomic
 
 Head = tuple[int, int]  # (decoder layer, head)
-SELECTIONS = ("top", "all", "random")
 FIRST_GUIDABLE_LAYER = 1
 """Decoder layer 0's self-attention is computed from the frozen token and position embeddings
 alone: no adapter (they follow a sublayer) can change its attention maps, so its heads are neither
-ranked nor selected."""
+ranked nor selected. Decoder soft prompts add keys to it and could; guided soft prompts
+(``spt4asr_ag``) still select as the adapters do."""
+
+
+def guidable_heads(n_layers: int, n_heads: int) -> list[Head]:
+    """Every head of the layers from :data:`FIRST_GUIDABLE_LAYER` on."""
+    return [(layer, h) for layer in range(FIRST_GUIDABLE_LAYER, n_layers) for h in range(n_heads)]
 
 
 def lid_head_statistics(
@@ -49,15 +54,28 @@ def lid_head_statistics(
     return torch.stack(counts, dim=1).cpu(), torch.stack(shares, dim=1).cpu()
 
 
+def selected_lid_attention(attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows) -> torch.Tensor:
+    """(tokens, selected heads, 2) attention of each word token on the (zh, en) columns, heads by layer.
+
+    Args:
+        attention: ``{layer: (batch, heads, positions, positions)}``.
+        heads: the selected heads; the result's heads are ordered by layer, then as given.
+    """
+    layers = sorted({layer for layer, _ in heads}) or [next(iter(attention))]  # no heads: (tokens, 0, 2)
+    return torch.cat(
+        [
+            words.lid_attention(attention[layer])[:, [h for head_layer, h in heads if head_layer == layer]]
+            for layer in layers
+        ],
+        dim=1,
+    )
+
+
 def own_language_share(attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows) -> tuple[int, int]:
     """(word-token x head pairs whose larger LID-column attention is on their own language, all pairs)."""
-    hits = total = 0
-    for layer in sorted({layer for layer, _ in heads}):
-        selected = [h for head_layer, h in heads if head_layer == layer]
-        lid = words.lid_attention(attention[layer])[:, selected]
-        hits += int((lid.argmax(-1) == words.languages.to(lid.device)[:, None]).sum())
-        total += lid.shape[0] * lid.shape[1]
-    return hits, total
+    lid = selected_lid_attention(attention, heads, words)
+    hits = int((lid.argmax(-1) == words.languages.to(lid.device)[:, None]).sum())
+    return hits, lid.shape[0] * lid.shape[1]
 
 
 def rank_lid_heads(
@@ -72,30 +90,57 @@ def rank_lid_heads(
         word_tokens: word tokens seen.
         min_fraction: an LID head is one in at least this fraction of the word tokens.
     """
-    layers, heads = counts.shape
     ranked = sorted(
         (
             (int(counts[layer, h]), float(lid_attention[layer, h]), layer, h)
-            for layer in range(FIRST_GUIDABLE_LAYER, layers)
-            for h in range(heads)
+            for layer, h in guidable_heads(*counts.shape)
         ),
         reverse=True,
     )
     return [(layer, h) for c, _, layer, h in ranked if c >= min_fraction * word_tokens and c > 0]
 
 
+Selection = Callable[[Sequence[Head], float, int, int, int], list[Head]]
+"""``(ranked LID heads, share, n_layers, n_heads, seed) -> heads to guide``."""
+
+# guidance selection name -> Selection
+SELECTIONS: dict[str, Selection] = {}
+
+
+def register_selection(name: str) -> Callable[[Selection], Selection]:
+    """Function decorator: make ``selection: name`` of the guidance options choose heads with it."""
+
+    def add(selection: Selection) -> Selection:
+        SELECTIONS[name] = selection
+        return selection
+
+    return add
+
+
+@register_selection("top")
+def top_share(ranked: Sequence[Head], share: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
+    """The ``share`` of the ranked LID heads first in rank (at least one)."""
+    return list(ranked[: max(1, round(share * len(ranked)))]) if ranked else []
+
+
+@register_selection("all")
+def every_lid_head(ranked: Sequence[Head], share: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
+    """Every LID head."""
+    return list(ranked)
+
+
+@register_selection("random")
+def random_share(ranked: Sequence[Head], share: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
+    """A random ``share`` of all :func:`guidable_heads`, LID heads or not (the ablation)."""
+    everyone = guidable_heads(n_layers, n_heads)
+    return sorted(random.Random(seed).sample(everyone, max(1, round(share * len(everyone)))))
+
+
 def select(ranked: Sequence[Head], mode: str, share: float, n_layers: int, n_heads: int, seed: int = 0) -> list[Head]:
-    """Heads to guide: ``top`` (the ``share`` of the ranked LID heads first in rank), ``all`` (every
-    LID head) or ``random`` (a random ``share`` of all heads from :data:`FIRST_GUIDABLE_LAYER` on,
-    the ablation)."""
-    if mode == "all":
-        return list(ranked)
-    if mode == "top":
-        return list(ranked[: max(1, round(share * len(ranked)))]) if ranked else []
-    if mode == "random":
-        everyone = [(layer, h) for layer in range(FIRST_GUIDABLE_LAYER, n_layers) for h in range(n_heads)]
-        return sorted(random.Random(seed).sample(everyone, max(1, round(share * len(everyone)))))
-    raise ValueError(f"unknown head selection {mode!r}: choose from {list(SELECTIONS)}")
+    """Heads to guide: the registered selection ``mode`` (:data:`SELECTIONS`) of the ranked LID heads."""
+    if mode not in SELECTIONS:
+        raise ValueError(f"unknown head selection {mode!r}: choose from {list(SELECTIONS)}")
+    return SELECTIONS[mode](ranked, share, n_layers, n_heads, seed)
 
 
 @dataclass

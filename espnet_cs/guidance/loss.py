@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
@@ -10,10 +10,37 @@ import torch
 
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.guidance.capture import CapturedAttention, capture_attention
-from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads
+from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, selected_lid_attention
 from espnet_cs.guidance.rows import WordRows
 from espnet_cs.options import check_options
 from espnet_cs.tokenizer import CSTokenizer
+
+TokenHeadLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+"""``(lid, languages, target) -> (tokens, heads)`` loss of each word token at each selected head.
+
+``lid``: (tokens, heads, 2) attention on the (zh, en) columns; ``languages``: (tokens,) each
+token's ``Language.ZH``/``EN``; ``target``: c (:class:`GuidanceConfig`)."""
+
+# guidance loss name -> TokenHeadLoss
+LOSSES: dict[str, TokenHeadLoss] = {}
+
+
+def register_loss(name: str) -> Callable[[TokenHeadLoss], TokenHeadLoss]:
+    """Function decorator: make ``loss: name`` of the guidance options use it."""
+
+    def add(loss: TokenHeadLoss) -> TokenHeadLoss:
+        LOSSES[name] = loss
+        return loss
+
+    return add
+
+
+@register_loss("squared_error")
+def squared_error(lid: torch.Tensor, languages: torch.Tensor, target: float) -> torch.Tensor:
+    """The paper's: squared error against the code-switching map (c on the token's own language's
+    column, 0 on the other), summed over the two columns."""
+    goal = torch.nn.functional.one_hot(languages, 2).float() * target  # (tokens, 2): zh, en
+    return ((lid - goal.to(lid)[:, None]) ** 2).sum(-1)
 
 
 @dataclass(frozen=True)
@@ -22,13 +49,15 @@ class GuidanceConfig:
 
     Attributes:
         lid_heads: stage 4's ``lid_heads.json`` (the ranked LID heads of the backbone).
-        selection: ``top`` (the ``share`` of the LID heads ranked first; the paper's best is 0.6),
-            ``all`` (every LID head) or ``random`` (a random ``share`` of all heads, the ablation).
+        selection: a registered selection (:data:`~espnet_cs.guidance.heads.SELECTIONS`): ``top``
+            (the ``share`` of the LID heads ranked first; the paper's best is 0.6), ``all`` (every
+            LID head) or ``random`` (a random ``share`` of all heads, the ablation).
         share: see ``selection``.
         seed: of the ``random`` selection.
         weight: lambda: the loss is cross-entropy + weight * guidance.
         target: c, the attention the guided heads should put on the LID column of each word
             token's own language (0 on the other).
+        loss: a registered loss (:data:`LOSSES`): ``squared_error`` (the paper's).
     """
 
     lid_heads: str
@@ -37,6 +66,7 @@ class GuidanceConfig:
     seed: int = 0
     weight: float = 1.0
     target: float = 0.5
+    loss: str = "squared_error"
 
     @classmethod
     def from_dict(cls, conf: dict) -> GuidanceConfig:
@@ -46,30 +76,31 @@ class GuidanceConfig:
                 "model_conf.guidance needs lid_heads: the LID heads of stage 4 (exp/lid_heads/lid_heads.json)"
             )
         config = cls(**conf)
-        if config.selection not in SELECTIONS:
-            raise ValueError(
-                f"model_conf.guidance: unknown selection {config.selection!r}; choose from {list(SELECTIONS)}"
-            )
+        for option, registry in (("selection", SELECTIONS), ("loss", LOSSES)):
+            if getattr(config, option) not in registry:
+                raise ValueError(
+                    f"model_conf.guidance: unknown {option} {getattr(config, option)!r}; choose from {list(registry)}"
+                )
         return config
 
 
 def guidance_loss(
-    attention: dict[int, torch.Tensor], heads: Sequence[Head], words: WordRows, target: float, n_utts: int
+    attention: dict[int, torch.Tensor],
+    heads: Sequence[Head],
+    words: WordRows,
+    target: float,
+    n_utts: int,
+    loss: str = "squared_error",
 ) -> torch.Tensor:
-    """Squared error of the selected heads' LID-column attention against the CS map.
+    """The registered ``loss`` of the selected heads' LID-column attention against the CS map.
 
     Summed over the selected heads and the word tokens, as the paper writes it, and divided by
     ``n_utts`` (:mod:`espnet_cs.guidance`). ``attention[layer]``: (batch, heads, query, key).
     """
     if len(words.rows) == 0 or not heads:
         return next(iter(attention.values())).new_zeros(())
-    goal = torch.nn.functional.one_hot(words.languages, 2).float() * target  # (tokens, 2): zh, en
-    per_token = []
-    for layer in sorted({layer for layer, _ in heads}):
-        selected = [h for head_layer, h in heads if head_layer == layer]
-        lid = words.lid_attention(attention[layer])[:, selected]  # (tokens, selected, 2)
-        per_token.append(((lid - goal.to(lid)[:, None]) ** 2).sum(-1))
-    return torch.cat(per_token, dim=1).sum() / n_utts
+    lid = selected_lid_attention(attention, heads, words)  # (tokens, selected, 2)
+    return LOSSES[loss](lid, words.languages.to(lid.device), target).sum() / n_utts
 
 
 class AttentionGuidance:
@@ -114,4 +145,4 @@ class AttentionGuidance:
         words = WordRows.of_targets(self.tokenizer, text, text_lengths, n_soft_prompts)
         positions = n_soft_prompts + len(self.tokenizer.sot_sequence) + text.size(1)
         attention = captured.in_batch_order(memory_lengths, positions)
-        return guidance_loss(attention, self.heads, words, self.config.target, text.size(0))
+        return guidance_loss(attention, self.heads, words, self.config.target, text.size(0), self.config.loss)
