@@ -20,7 +20,7 @@ Fixed silently (logged), not reported as problems:
 Caught although soundfile would not complain: a WAV file shorter than its header says (libsndfile
 returns the samples that are there, so a truncated file would pair the whole transcript with part
 of its audio), a transcript with no word left after the scoring normalization
-(:func:`espnet_cs.scoring.normalize_text`: only punctuation, ``<unk>`` or other markers), and an id
+(:func:`espnet_cs.text.normalize_text`: only punctuation, ``<unk>`` or other markers), and an id
 holding an invisible character such as a UTF-8 byte-order mark.
 
 Output ``<dst>``: ``data/<utt>.wav`` (16 kHz mono int16 PCM, one per utterance, segments cut
@@ -64,13 +64,12 @@ from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
-from espnet_cs.scoring import normalize_text, tokenize
 from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
+from espnet_cs.text import CATEGORIES, normalize_text, tokenize
 
 log = logging.getLogger(__name__)
 
 MAX_SECONDS = 30.0  # Whisper's input window
-CATEGORIES = frozenset({"cs", "zh", "en"})
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
 OPTIONAL_FILES = ("segments", "spk2utt", "utt2category")
 DONE_MARKER = ".done"
