@@ -327,17 +327,17 @@ def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str]
         raise ValueError("no reference utterances")
     unknown = sorted(hyps.keys() - refs.keys())
     if unknown:
-        raise ValueError(f"{len(unknown)} hypotheses for utterances not in the reference: {_head(unknown)}")
+        raise ValueError(f"{len(unknown)} hypotheses for utterances not in the reference: {_first_ids(unknown)}")
     if categories is not None:
         uncategorized = sorted(refs.keys() - categories.keys())
         if uncategorized:
-            raise ValueError(f"{len(uncategorized)} utterances have no category: {_head(uncategorized)}")
+            raise ValueError(f"{len(uncategorized)} utterances have no category: {_first_ids(uncategorized)}")
         invalid = sorted(u for u in refs if categories[u] not in CATEGORIES)
         if invalid:
-            raise ValueError(f"category not in {CATEGORIES} for utterances: {_head(invalid)}")
+            raise ValueError(f"category not in {CATEGORIES} for utterances: {_first_ids(invalid)}")
     missing = sorted(refs.keys() - hyps.keys())
     if missing:
-        logger.warning("%d utterances have no hypothesis, scored as empty: %s", len(missing), _head(missing))
+        logger.warning("%d utterances have no hypothesis, scored as empty: %s", len(missing), _first_ids(missing))
 
     utts = []
     for utt_id in sorted(refs):
@@ -373,6 +373,6 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def _head(ids: list[str], n: int = 5) -> str:
+def _first_ids(ids: list[str], n: int = 5) -> str:
     """The first ``n`` ids, for error messages."""
     return ", ".join(ids[:n]) + (", ..." if len(ids) > n else "")
