@@ -75,7 +75,7 @@ def synthesize(num: int, seed: int) -> list[tuple[str, np.ndarray]]:
 
 def ctranslate2_dir() -> Path:
     """The embedded Whisper-base as a CTranslate2 model directory (the parts joined), for faster-whisper."""
-    from espnet_cs.backbone import _embedded_files
+    from espnet_cs.backbone.loading import _embedded_files
 
     part1, part2, config = _embedded_files()
     target = WORK / "whisper-base-ct2"

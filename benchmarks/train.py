@@ -87,7 +87,7 @@ def espnet_cs_route(method: str, sets: dict[str, Path], epochs: int, out: Path) 
 
 def hf_checkpoint(out: Path) -> Path:
     """Whisper-base as a transformers directory (:func:`espnet_cs.export.export` of the zero-shot model)."""
-    from espnet_cs.export import export
+    from espnet_cs.backbone.export import export
     from espnet_cs.model import CSWhisperModel
 
     target = out / "whisper-base-hf"

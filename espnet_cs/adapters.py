@@ -18,7 +18,10 @@ from torch import nn
 
 from espnet_cs.options import check_options
 
-SUBLAYERS = ("attn", "cross_attn", "mlp")
+ENCODER_SUBLAYERS = ("attn", "mlp")
+"""The sublayers of an encoder block an adapter can follow: self-attention and feed-forward."""
+DECODER_SUBLAYERS = ("attn", "cross_attn", "mlp")
+"""The sublayers of a decoder block an adapter can follow: cross-attention besides the encoder's."""
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ import numpy as np
 import soundfile as sf
 from whisper.audio import N_SAMPLES
 
-from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.data_format import to_mono_16k
+from espnet_cs.audio import SAMPLE_RATE, to_mono_16k
 from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
 from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpack_zip, unpacked_files
 

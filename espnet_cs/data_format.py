@@ -6,9 +6,8 @@ Kaldi), optional ``segments`` (``utt rec start end`` in seconds, ``end == -1`` m
 of the recording), ``text``, ``utt2spk``, optional ``spk2utt`` and ``utt2category``.
 
 Every utterance is checked before anything counts as done, and *all* problems are collected
-(see :class:`Kind`). Audio is decoded with soundfile and pipes are run with ``subprocess``
-rather than ``kaldiio.load_scp``: kaldiio ignores a pipe's exit status (a failing command
-yields truncated audio), reads only 8/16-bit wav, and returns int16 for wav but float64 for flac.
+(see :class:`Kind`). Audio is read by :func:`espnet_cs.audio.read_entry` (soundfile; pipes run
+with ``subprocess``).
 
 Fixed silently (logged), not reported as problems:
 
@@ -17,10 +16,9 @@ Fixed silently (logged), not reported as problems:
 * sample rate other than 16 kHz: resampled with ``scipy.signal.resample_poly``;
 * an input ``spk2utt`` is only checked against ``utt2spk``; the output one is derived from it.
 
-Caught although soundfile would not complain: a WAV file shorter than its header says (libsndfile
-returns the samples that are there, so a truncated file would pair the whole transcript with part
-of its audio), a transcript with no word left after the scoring normalization
-(:func:`espnet_cs.scoring.normalize_text`: only punctuation, ``<unk>`` or other markers), and an id
+Caught although soundfile would not complain: a WAV file shorter than its header says
+(:mod:`espnet_cs.audio`), a transcript with no word left after the scoring normalization
+(:func:`espnet_cs.text.normalize_text`: only punctuation, ``<unk>`` or other markers), and an id
 holding an invisible character such as a UTF-8 byte-order mark.
 
 Output ``<dst>``: ``data/<utt>.wav`` (16 kHz mono int16 PCM, one per utterance, segments cut
@@ -40,37 +38,31 @@ leftover ``<dst>.tmp`` and a previous output, which no longer matches the source
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
 import shlex
 import shutil
-import struct
-import subprocess
 import unicodedata
 from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
-from math import gcd
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from espnet_cs.audio import SAMPLE_RATE
+from espnet_cs.audio import SAMPLE_RATE, AudioError, AudioProblem, read_entry, to_mono_16k
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
-from espnet_cs.scoring import normalize_text, tokenize
 from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
+from espnet_cs.text import CATEGORIES, normalize_text, tokenize
 
 log = logging.getLogger(__name__)
 
 MAX_SECONDS = 30.0  # Whisper's input window
-CATEGORIES = frozenset({"cs", "zh", "en"})
 REQUIRED_FILES = ("wav.scp", "text", "utt2spk")
 OPTIONAL_FILES = ("segments", "spk2utt", "utt2category")
 DONE_MARKER = ".done"
@@ -96,6 +88,16 @@ class Kind(Enum):
     TRUNCATED_AUDIO = "audio shorter than its header says (truncated file)"
     PIPE_FAILED = "pipe command failed"
     TOO_LONG = f"longer than {MAX_SECONDS:g} s"
+
+
+AUDIO_KINDS = {
+    AudioProblem.MISSING: Kind.MISSING_AUDIO,
+    AudioProblem.EMPTY: Kind.EMPTY_AUDIO,
+    AudioProblem.CORRUPT: Kind.CORRUPT_AUDIO,
+    AudioProblem.TRUNCATED: Kind.TRUNCATED_AUDIO,
+    AudioProblem.PIPE_FAILED: Kind.PIPE_FAILED,
+}
+"""The problem kind of each reason :func:`espnet_cs.audio.read_entry` gives for unusable audio."""
 
 
 @dataclass(frozen=True)
@@ -153,15 +155,6 @@ class RecordingResult:
     problems: list[Problem] = field(default_factory=list)
     rate: int = SAMPLE_RATE
     channels: int = 1
-
-
-class _AudioError(Exception):
-    """A recording cannot be used; carries the problem kind."""
-
-    def __init__(self, kind: Kind, detail: str = ""):
-        super().__init__(detail)
-        self.kind = kind
-        self.detail = detail
 
 
 def format_report(problems: list[Problem]) -> str:
@@ -299,75 +292,6 @@ def _check_tables(src: Path) -> tuple[dict[str, dict[str, str]], list[RecordingJ
     return tables, jobs, problems
 
 
-def _decode(entry: str) -> tuple[np.ndarray, int]:
-    """Decode a wav.scp entry into float32 ``(frames, channels)`` and its sample rate."""
-    if entry.endswith("|"):
-        proc = subprocess.run(entry[:-1], shell=True, capture_output=True)
-        if proc.returncode != 0:
-            stderr = proc.stderr.decode(errors="replace").strip().splitlines()
-            raise _AudioError(Kind.PIPE_FAILED, f"exit status {proc.returncode}: {' '.join(stderr[-3:])}")
-        if not proc.stdout:
-            raise _AudioError(Kind.EMPTY_AUDIO, "command printed nothing")
-        source: Path | io.BytesIO = io.BytesIO(proc.stdout)
-    else:
-        source = Path(entry)
-        if not source.is_file():
-            raise _AudioError(Kind.MISSING_AUDIO)
-        if source.stat().st_size == 0:
-            raise _AudioError(Kind.EMPTY_AUDIO, "0 bytes")
-    try:
-        data, rate = sf.read(source, dtype="float32", always_2d=True)
-    except sf.LibsndfileError as e:
-        raise _AudioError(Kind.CORRUPT_AUDIO, str(e)) from e
-    if len(data) == 0:
-        raise _AudioError(Kind.EMPTY_AUDIO, "0 samples")
-    promised = wav_header_frames(_head(source))
-    if promised is not None and promised > len(data):
-        raise _AudioError(Kind.TRUNCATED_AUDIO, f"the header promises {promised} samples, the file holds {len(data)}")
-    return data, rate
-
-
-def _head(source: Path | io.BytesIO, size: int = 1 << 16) -> bytes:
-    """The first ``size`` bytes of an audio file or pipe output (where a WAV header ends)."""
-    if isinstance(source, io.BytesIO):
-        return source.getbuffer()[:size].tobytes()
-    with open(source, "rb") as f:
-        return f.read(size)
-
-
-_UNKNOWN_LENGTH = 0x7FFF0000  # data sizes from here on are placeholders of writers to a pipe (sox, ffmpeg)
-
-
-def wav_header_frames(audio: bytes) -> int | None:
-    """The frames the RIFF/WAVE header at the start of ``audio`` promises, or None (not a WAV, a
-    length left open, or no ``data`` chunk within ``audio``).
-
-    libsndfile reads a truncated WAV without an error, returning the frames that are there, and
-    Python's ``wave`` module reads only PCM headers; walking the RIFF chunks up to ``data`` is
-    all it takes to compare the promise with the file.
-    """
-    if len(audio) < 12 or audio[:4] != b"RIFF" or audio[8:12] != b"WAVE":
-        return None
-    offset, block_align = 12, 0
-    while offset + 8 <= len(audio):
-        chunk, size = struct.unpack_from("<4sI", audio, offset)
-        if chunk == b"fmt " and size >= 14:
-            block_align = struct.unpack_from("<H", audio, offset + 20)[0]
-        if chunk == b"data":
-            return None if size == 0 or size >= _UNKNOWN_LENGTH or not block_align else size // block_align
-        offset += 8 + size + size % 2
-    return None
-
-
-def to_mono_16k(data: np.ndarray, rate: int) -> np.ndarray:
-    """Average ``(frames, channels)`` to mono and resample to 16 kHz (float32, 1-D)."""
-    mono = data.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        g = gcd(SAMPLE_RATE, rate)
-        mono = resample_poly(mono, SAMPLE_RATE // g, rate // g).astype(np.float32)
-    return mono
-
-
 def _to_int16(wave: np.ndarray) -> np.ndarray:
     """Scale float audio in [-1, 1) to int16, clipping overshoot from resampling."""
     return np.clip(np.round(wave * 32768), -32768, 32767).astype(np.int16)
@@ -392,9 +316,9 @@ def _cut(job: RecordingJob, seg: Segment, wave: np.ndarray, num_frames: int, rat
 def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResult:
     """Decode a recording once, check its utterances and, if ``out_dir``, write the good ones."""
     try:
-        data, rate = _decode(job.entry)
-    except _AudioError as e:
-        return RecordingResult(problems=[Problem(e.kind, job.rec, job.entry, e.detail)])
+        data, rate = read_entry(job.entry)
+    except AudioError as e:
+        return RecordingResult(problems=[Problem(AUDIO_KINDS[e.problem], job.rec, job.entry, e.detail)])
     result = RecordingResult(rate=rate, channels=data.shape[1])
     wave = to_mono_16k(data, rate)
     for seg in job.segments:

@@ -5,7 +5,7 @@ holds the decode's settings (data, model, prompt, padding, guard, batch size, ..
 (utterances, audio and decoding seconds). The settings identify what the hypotheses were made
 from: the audio (stage 2's digests, :func:`espnet_cs.splitting.audio_sha256`), the model file's and
 backbone's sha256 and the decoding options. A complete dir with the settings a decode would use
-need not be decoded again (:func:`staleness` says why otherwise): a rerun redoes what changed,
+need not be decoded again (:func:`decode_staleness` says why otherwise): a rerun redoes what changed,
 and a rerun of split jobs only the failed ones.
 """
 
@@ -30,7 +30,7 @@ COST_KEYS = (
     "jobs",
     "hypotheses_cut",
 )
-SPLIT_KEYS = ("data_dir", "audio_sha256", "derived_from")  # differ between the splits of one decode
+SETTINGS_PER_DECODE_SPLIT = ("data_dir", "audio_sha256", "derived_from")  # differ between the splits of one decode
 
 
 def settings_of(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,7 +42,7 @@ def read_info(out_dir: Path) -> dict[str, Any]:
     return json.loads((out_dir / "decode_info.json").read_text())
 
 
-def staleness(out_dir: Path, settings: Mapping[str, Any]) -> str | None:
+def decode_staleness(out_dir: Path, settings: Mapping[str, Any]) -> str | None:
     """Why ``out_dir`` does not hold a complete decode made with ``settings``; None if it does."""
     if not (out_dir / "text").exists() or not (out_dir / "decode_info.json").exists():
         return f"{out_dir} holds no complete decode"
@@ -83,10 +83,12 @@ def merge_decode_dirs(
             if twice:
                 raise ValueError(f"{split_dir}/{name}: utterances decoded by another split too, e.g. {twice[:3]}")
             hypotheses[name].update(values)
-    common = {k: v for k, v in settings_of(infos[0]).items() if k not in SPLIT_KEYS}
+    common = {k: v for k, v in settings_of(infos[0]).items() if k not in SETTINGS_PER_DECODE_SPLIT}
     for split_dir, info in zip(split_dirs, infos):
         differing = sorted(
-            k for k in (set(common) | set(settings_of(info))) - set(SPLIT_KEYS) if info.get(k) != common.get(k)
+            k
+            for k in (set(common) | set(settings_of(info))) - set(SETTINGS_PER_DECODE_SPLIT)
+            if info.get(k) != common.get(k)
         )
         if differing:
             raise ValueError(f"{split_dir} was decoded with other settings than {split_dirs[0]}: {differing}")

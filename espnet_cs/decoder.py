@@ -11,51 +11,14 @@ import whisper
 from espnet.nets.scorer_interface import BatchScorerInterface
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 
-from espnet_cs.adapters import AdapterConfig, attach_adapters
+from espnet_cs.adapters import DECODER_SUBLAYERS, AdapterConfig, attach_adapters
 from espnet_cs.backbone import load_whisper
-from espnet_cs.encoder import equal_length_groups, run_block
+from espnet_cs.blocks import KVCache, decoder_block_with_unread_prefix, equal_length_groups, run_block
 from espnet_cs.few_rows import few_rows_linear, few_rows_linears
 from espnet_cs.precision import widened
 from espnet_cs.prompts import SoftPrompts
 from espnet_cs.prompts.language import detect_language
 from espnet_cs.tokenizer import CSTokenizer
-
-# Maps a key/value projection module to its output for all positions so far:
-# (batch, positions, d_model) for self-attention, (batch, audio frames, d_model) for cross-attention.
-KVCache = dict[torch.nn.Module, torch.Tensor]
-
-
-def decoder_block_with_unread_prefix(
-    block: whisper.model.ResidualAttentionBlock,
-    x: torch.Tensor,
-    memory: torch.Tensor,
-    unread: int,
-    *,
-    mask: torch.Tensor,
-    kv_cache: KVCache | None,
-) -> torch.Tensor:
-    """A decoder block whose first ``unread`` positions serve only as self-attention keys and values.
-
-    Self-attention runs as Whisper runs it, on every position (its hooks and key/value cache see
-    what they always see); cross-attention and the feed-forward run on the other positions only,
-    and the first ``unread`` rows are passed through as they came in. The other rows equal
-    ``block(x, memory, ...)``'s up to float rounding.
-
-    Args:
-        x: (batch, length, d_model).
-        memory: (batch, frames, d_model) encoder states.
-        unread: leading positions whose outputs nothing reads (0: the whole block).
-        mask: Whisper's causal mask.
-    Returns:
-        (batch, length, d_model)
-    """
-    if not unread:
-        return block(x, memory, mask=mask, kv_cache=kv_cache)
-    y = x + block.attn(block.attn_ln(x), mask=mask, kv_cache=kv_cache)[0]
-    y = y[:, unread:]
-    y = y + block.cross_attn(block.cross_attn_ln(y), memory, kv_cache=kv_cache)[0]
-    y = y + block.mlp(block.mlp_ln(y))
-    return torch.cat([x[:, :unread], y], dim=1)
 
 
 class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
@@ -76,7 +39,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         soft_prompts: soft prompt options (:class:`espnet_cs.prompts.PromptConfig`); none by default.
         adapters: bottleneck adapter options (:class:`espnet_cs.adapters.AdapterConfig`); none by default.
         activation_checkpointing: recompute each block in the backward pass instead of keeping its
-            activations (training only; see :func:`espnet_cs.encoder.run_block`).
+            activations (training only; see :func:`espnet_cs.blocks.run_block`).
     """
 
     def __init__(
@@ -108,7 +71,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         self.soft_prompts = SoftPrompts.for_decoder(
             soft_prompts, self.decoders, tokenizer.whisper.sot_prev, self.lid_tokens, max_prompts
         )
-        adapter_config = AdapterConfig.from_dict(adapters, "decoder adapters", allowed=("attn", "cross_attn", "mlp"))
+        adapter_config = AdapterConfig.from_dict(adapters, "decoder adapters", allowed=DECODER_SUBLAYERS)
         self.adapters = attach_adapters(self.decoders.blocks, adapter_config, model.dims.n_text_state)
 
     @property

@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from espnet_cs.audio import SAMPLE_RATE
+from espnet_cs.blocks import equal_length_groups
 from espnet_cs.decoder import CSWhisperDecoder
-from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
+from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.few_rows import few_rows_linears
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.tokenizer import CSTokenizer, Language

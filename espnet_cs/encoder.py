@@ -3,63 +3,21 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 import whisper
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
-from torch.utils.checkpoint import checkpoint
 from whisper.audio import HOP_LENGTH, N_SAMPLES
 
-from espnet_cs.adapters import AdapterConfig, attach_adapters
+from espnet_cs.adapters import ENCODER_SUBLAYERS, AdapterConfig, attach_adapters
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.backbone import load_whisper
+from espnet_cs.blocks import encoder_block_with_unread_prefix, equal_length_groups, run_block
 from espnet_cs.prompts import SoftPrompts
 
 # The second convolution has stride 2: an encoder frame is two mel frames.
 SAMPLES_PER_ENCODER_FRAME = 2 * HOP_LENGTH
-
-
-def run_block(block: Callable[..., torch.Tensor], checkpointed: bool, *args: Any, **kwargs: Any) -> torch.Tensor:
-    """``block(*args, **kwargs)`` (a block or a function running one); with ``checkpointed`` and
-    autograd on, its activations are recomputed in the backward pass instead of kept
-    (non-reentrant ``torch.utils.checkpoint``)."""
-    if checkpointed and torch.is_grad_enabled():
-        return checkpoint(block, *args, use_reentrant=False, **kwargs)
-    return block(*args, **kwargs)
-
-
-def block_with_unread_prefix(block: whisper.model.ResidualAttentionBlock, x: torch.Tensor, unread: int) -> torch.Tensor:
-    """An encoder block whose first ``unread`` positions serve only as keys and values.
-
-    Their outputs would go unread (deep prompts replace them at the next block), so only the other
-    positions' queries, attention outputs and feed-forward are computed; the first ``unread`` rows
-    are passed through as they came in. The other rows equal ``block(x)``'s up to float rounding.
-
-    Args:
-        block: an encoder block (no cross-attention).
-        x: (batch, time, d_model).
-        unread: leading positions whose outputs nothing reads (0: ``block(x)``).
-    Returns:
-        (batch, time, d_model)
-    """
-    if not unread:
-        return block(x)
-    h = block.attn_ln(x)
-    y = x[:, unread:] + block.attn(h[:, unread:], h)[0]  # queries: the read rows; keys, values: all
-    y = y + block.mlp(block.mlp_ln(y))
-    return torch.cat([x[:, :unread], y], dim=1)
-
-
-def equal_length_groups(lengths: torch.Tensor) -> list[torch.Tensor]:
-    """Row indices of the entries of ``lengths`` (batch,) that are equal, one tensor per value, shortest first.
-
-    Utterances of different padded widths never share a Whisper pass (see
-    :meth:`CSWhisperEncoder.forward`); ``torch.argsort(torch.cat(groups))`` restores batch order.
-    """
-    return [torch.nonzero(lengths == n).flatten() for n in torch.unique(lengths)]
 
 
 class CSWhisperEncoder(AbsEncoder):
@@ -97,7 +55,7 @@ class CSWhisperEncoder(AbsEncoder):
         self.n_mels = model.dims.n_mels
         self.pad_to_30s = pad_to_30s
         self.soft_prompts = SoftPrompts.for_encoder(soft_prompts, self.encoders, self.n_mels)
-        adapter_config = AdapterConfig.from_dict(adapters, "encoder adapters", allowed=("attn", "mlp"))
+        adapter_config = AdapterConfig.from_dict(adapters, "encoder adapters", allowed=ENCODER_SUBLAYERS)
         self.adapters = attach_adapters(self.encoders.blocks, adapter_config, model.dims.n_audio_state)
 
     def output_size(self) -> int:
@@ -181,5 +139,5 @@ class CSWhisperEncoder(AbsEncoder):
         for i, block in enumerate(enc.blocks):
             x = self.soft_prompts.enter(x, i, prompts)
             unread = self.soft_prompts.unread_outputs(i, len(enc.blocks), kept_in_output=True)
-            x = run_block(block_with_unread_prefix, checkpointed, block, x, unread)
+            x = run_block(encoder_block_with_unread_prefix, checkpointed, block, x, unread)
         return enc.ln_post(x)

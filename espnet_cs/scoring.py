@@ -1,25 +1,7 @@
 """Mixed error rate (MER) scoring for Mandarin-English code-switching ASR.
 
-References and hypotheses go through the same :func:`normalize_text`:
-
-1. NFKC: full-width letters, digits and punctuation become half-width (``ｐｒｏｊｅｃｔ`` ->
-   ``project``, ``（`` -> ``(``), compatibility ideographs become unified ones.
-2. OpenCC ``t2s``: traditional Chinese becomes simplified (``這個`` -> ``这个``).
-3. Lowercase.
-4. Whisper's non-speech markers are removed with their content: ``[music]``, ``(laughs)``,
-   ``<noise>`` (full-width brackets included, by step 1); ``♪`` goes in step 6 as a symbol.
-5. Apostrophes (``'``, and ``’ ‘ ʼ`` mapped to it) are kept only between two letters/digits of a
-   word (``don't``, ``it's``); anywhere else they are quotes and removed.
-6. All other punctuation (Unicode ``P*``: ASCII and CJK ``，。！？、；：“”‘’（）《》…``),
-   symbols (``S*``) and control/format characters (``C*``) become spaces. Hyphens are
-   punctuation, so hyphenated words are split (``e-mail`` -> ``e mail``), as in Whisper's
-   BasicTextNormalizer: ``email`` against ``e-mail`` counts as errors.
-7. Whitespace is collapsed.
-
-:func:`tokenize` turns normalized text into tokens: every CJK ideograph
-(:data:`espnet_cs.languages.IDEOGRAPHS`) is a token, and every run of other letters/digits (with
-inner apostrophes) is a word token, so
-``这个project的deadline`` -> ``这 个 project 的 deadline``.
+References and hypotheses are normalized and split into units (CJK characters, English words) by
+:func:`espnet_cs.text.tokenize`; :mod:`espnet_cs.text` lists the normalization's steps.
 
 Every metric is ``(S + D + I) / N * 100`` summed over the utterances it covers, ``N`` being the
 reference tokens, from jiwer's token alignment: ``overall_mer`` over all utterances, ``cs_mer``
@@ -30,7 +12,7 @@ utterances (or, for the code-switching metrics below, without the tokens they co
 ``None`` (``null`` in ``scores.json``), not 0.
 
 Code-switching metrics, from the same alignment (:class:`UttScore`), summed over utterances like
-MER. A token's language (:func:`token_language`) is Mandarin for a CJK ideograph, English for a
+MER. A token's language (:func:`espnet_cs.text.token_language`) is Mandarin for a CJK ideograph, English for a
 word with a Latin letter, neither otherwise (numbers, other scripts). An error is *attributed* to
 a set of reference tokens as: a substitution or deletion of one of them, and an insertion whose
 run of insertions lies right before or right after one of them in the alignment (between
@@ -63,7 +45,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, fields
@@ -72,58 +53,16 @@ from pathlib import Path
 from typing import TypeVar
 
 import jiwer
-import opencc
 
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
-from espnet_cs.languages import IDEOGRAPHS, Language, char_language, is_ideograph
+from espnet_cs.text import CATEGORIES, Language, infer_category, token_language, tokenize
 
 logger = logging.getLogger(__name__)
 
-CATEGORIES = ("cs", "zh", "en")
 # scores.json / result.txt metric name -> utterance category it covers (None: all)
 METRICS: dict[str, str | None] = {"overall_mer": None, "cs_mer": "cs", "zh_cer": "zh", "en_wer": "en"}
 # scores.json name of each code-switching error rate -> its counts in per_utterance (UttScore attribute)
 CS_METRICS: dict[str, str] = {"pier": "pier", "switch_point_er": "switch_point"}
-
-_WORD_CHAR = rf"[^\W_{IDEOGRAPHS}]"  # a letter or digit that is not a CJK ideograph
-_TOKEN_RE = re.compile(rf"[{IDEOGRAPHS}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
-_NON_SPEECH_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>")
-_APOSTROPHE_RE = re.compile("[\u2019\u2018\u02bc]")
-_QUOTE_RE = re.compile(rf"(?<!{_WORD_CHAR})'|'(?!{_WORD_CHAR})")
-_T2S = opencc.OpenCC("t2s")
-
-
-def normalize_text(text: str) -> str:
-    """Normalize a reference or hypothesis for scoring (see the module docstring)."""
-    text = _T2S.convert(unicodedata.normalize("NFKC", text)).lower()
-    text = _NON_SPEECH_RE.sub(" ", text)
-    text = _QUOTE_RE.sub(" ", _APOSTROPHE_RE.sub("'", text))
-    text = "".join(" " if c != "'" and unicodedata.category(c)[0] in "PSC" else c for c in text)
-    return " ".join(text.split())
-
-
-def tokenize(text: str) -> list[str]:
-    """Scoring tokens of ``text`` after normalization: single CJK ideographs and words."""
-    return _TOKEN_RE.findall(normalize_text(text))
-
-
-def token_language(token: str) -> Language:
-    """Language of a scoring token: ``ZH`` for a CJK ideograph, ``EN`` for a word with a Latin
-    letter, ``OTHER`` for anything else (numbers, words of other scripts)."""
-    if is_ideograph(token):
-        return Language.ZH
-    return Language.EN if any(char_language(c) == Language.EN for c in token) else Language.OTHER
-
-
-def infer_category(tokens: list[str]) -> str:
-    """``cs`` if ``tokens`` mix Mandarin and English characters (:func:`espnet_cs.languages.char_language`),
-    ``zh`` if they have Mandarin but no English ones (digits do not count as English), ``en`` otherwise."""
-    if not tokens:
-        raise ValueError("cannot infer the category of an empty reference")
-    languages = {char_language(c) for token in tokens for c in token}
-    has_zh, has_en = Language.ZH in languages, Language.EN in languages
-    return "cs" if has_zh and has_en else "zh" if has_zh else "en"
-
 
 _S = TypeVar("_S", bound="_Summable")
 
@@ -388,17 +327,17 @@ def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str]
         raise ValueError("no reference utterances")
     unknown = sorted(hyps.keys() - refs.keys())
     if unknown:
-        raise ValueError(f"{len(unknown)} hypotheses for utterances not in the reference: {_head(unknown)}")
+        raise ValueError(f"{len(unknown)} hypotheses for utterances not in the reference: {_first_ids(unknown)}")
     if categories is not None:
         uncategorized = sorted(refs.keys() - categories.keys())
         if uncategorized:
-            raise ValueError(f"{len(uncategorized)} utterances have no category: {_head(uncategorized)}")
+            raise ValueError(f"{len(uncategorized)} utterances have no category: {_first_ids(uncategorized)}")
         invalid = sorted(u for u in refs if categories[u] not in CATEGORIES)
         if invalid:
-            raise ValueError(f"category not in {CATEGORIES} for utterances: {_head(invalid)}")
+            raise ValueError(f"category not in {CATEGORIES} for utterances: {_first_ids(invalid)}")
     missing = sorted(refs.keys() - hyps.keys())
     if missing:
-        logger.warning("%d utterances have no hypothesis, scored as empty: %s", len(missing), _head(missing))
+        logger.warning("%d utterances have no hypothesis, scored as empty: %s", len(missing), _first_ids(missing))
 
     utts = []
     for utt_id in sorted(refs):
@@ -434,6 +373,6 @@ def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
 
 
-def _head(ids: list[str], n: int = 5) -> str:
+def _first_ids(ids: list[str], n: int = 5) -> str:
     """The first ``n`` ids, for error messages."""
     return ", ".join(ids[:n]) + (", ..." if len(ids) > n else "")

@@ -6,7 +6,7 @@ The decoder input starts with task tokens; their language tokens are the *LID pr
 * ``cs``: the two-LID code-switching tokens
   ``<|startoftranscript|><|zh|><|en|><|transcribe|><|notimestamps|>``
 
-Every token also gets a language tag (:class:`Language`, from :mod:`espnet_cs.languages`): ``ZH``
+Every token also gets a language tag (:class:`Language`, from :mod:`espnet_cs.text`): ``ZH``
 if the bytes it covers belong to a CJK ideograph, ``EN`` if they belong to a Latin letter,
 ``OTHER`` otherwise (spaces, punctuation, digits, special tokens). A byte-level BPE token can
 cover part of a character or straddle two; it takes the language covering most of its bytes
@@ -23,7 +23,7 @@ from typing import Literal
 
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
-from espnet_cs.languages import Language, char_language
+from espnet_cs.text import Language, char_language
 
 LidPrompt = Literal["single", "cs"]
 LID_PROMPTS: dict[str, tuple[str, ...]] = {"single": ("zh",), "cs": ("zh", "en")}  # its languages

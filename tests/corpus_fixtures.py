@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from espnet_cs.scoring import tokenize
 from espnet_cs.synth.speech import SAMPLE_RATE, SPEAKERS, synthesize
+from espnet_cs.text import tokenize
 
 GAP = 0.4  # seconds of quiet noise before, between and after segments
 

@@ -1,4 +1,4 @@
-"""Tests of espnet_cs.backbone and espnet_cs.ctranslate2_format.
+"""Tests of espnet_cs.backbone.loading and espnet_cs.backbone.ctranslate2_format.
 
 Unit tests use a tiny random Whisper written in CTranslate2 format by ctranslate2's own
 serializer (tests/ct2_writer.py); the integration tests use the real Whisper-base of PyPI.
@@ -25,9 +25,9 @@ import torch
 import whisper
 from whisper.model import AudioEncoder, ModelDimensions, TextDecoder, Whisper
 
-from espnet_cs import backbone
 from espnet_cs.backbone import BackboneIdentity, load_whisper, whisper_dims
-from espnet_cs.ctranslate2_format import CTranslate2FormatError, whisper_checkpoint
+from espnet_cs.backbone import loading as backbone
+from espnet_cs.backbone.ctranslate2_format import CTranslate2FormatError, whisper_checkpoint
 
 sys.path.insert(0, str(Path(__file__).parent))
 from ct2_writer import write_ct2_whisper  # noqa: E402

@@ -20,8 +20,8 @@ import torch
 import whisper
 from espnet2.layers.create_adapter import create_adapter
 
+from espnet_cs.attention_analysis import attention_passes, collect_head_statistics
 from espnet_cs.decoding import GreedyConfig, Transcriber
-from espnet_cs.guidance.analysis import attention_passes, collect
 from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
@@ -205,11 +205,11 @@ def data_dir(tmp_path_factory) -> Path:
 
 def test_head_statistics_in_float64(tiny_whisper_path, data_dir):
     model = CSWhisperModel.from_backbone(str(tiny_whisper_path), pad_to_30s=False)
-    expected = collect(model, data_dir, batch_size=2, settings={})
+    expected = collect_head_statistics(model, data_dir, batch_size=2, settings={})
     to_float64(model)
     (attention, _, _), *_ = attention_passes(model, data_dir, batch_size=2)
     assert {a.dtype for a in attention.values()} == {torch.float64}
-    stats = collect(model, data_dir, batch_size=2, settings={})
+    stats = collect_head_statistics(model, data_dir, batch_size=2, settings={})
     assert stats.batch_lid_attention.dtype == torch.float64
     assert torch.equal(stats.counts, expected.counts) and stats.word_tokens == expected.word_tokens > 0
     torch.testing.assert_close(stats.lid_attention(), expected.lid_attention(), rtol=1e-5, atol=1e-6)

@@ -6,8 +6,9 @@ import torch
 import whisper
 from conftest import audio_batch, padded
 
+from espnet_cs.blocks import equal_length_groups
 from espnet_cs.decoder import CSWhisperDecoder
-from espnet_cs.encoder import CSWhisperEncoder, equal_length_groups
+from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.tokenizer import CSTokenizer
 
 SECONDS = (0.7, 2.3, 1.0, 2.9, 0.4)  # widths 1, 3, 1, 3, 1 s

@@ -1,4 +1,4 @@
-"""Export to transformers and CTranslate2 (espnet_cs.export): plain Whisper weights and merged LoRA."""
+"""Export to transformers and CTranslate2 (espnet_cs.backbone.export): plain Whisper weights and merged LoRA."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from test_training import RECIPE_CONF, data_dir, train_args  # noqa: F401 (data_
 from transformers import WhisperForConditionalGeneration
 from whisper.audio import N_SAMPLES
 
+from espnet_cs.backbone.export import ExportError, export, whisper_state
 from espnet_cs.bin.export import main
 from espnet_cs.decoding import GreedyConfig, Transcriber
-from espnet_cs.export import ExportError, export, whisper_state
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
 from espnet_cs.tokenizer import CSTokenizer

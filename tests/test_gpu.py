@@ -24,9 +24,9 @@ from test_parallel import free_port
 from test_training import train_args
 
 from espnet_cs.api import Speech2Text
+from espnet_cs.attention_analysis import collect_head_statistics
 from espnet_cs.bin import attention_report, decode, select_heads
 from espnet_cs.decoding import GreedyConfig, Transcriber
-from espnet_cs.guidance.analysis import collect
 from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
 from espnet_cs.packing import pack_model
 from espnet_cs.task import CSASRTask
@@ -108,8 +108,8 @@ def test_greedy_decoding_on_cuda_gives_the_cpu_tokens(method, tiny_whisper_path,
 
 def test_head_statistics_on_cuda_equal_the_cpu_ones(tiny_whisper_path, lid_heads, data_dir):  # noqa: F811
     model = build("adapter", tiny_whisper_path, lid_heads).eval()
-    cpu = collect(copy.deepcopy(model), data_dir, 2, {})
-    gpu = collect(model.to(CUDA), data_dir, 2, {})
+    cpu = collect_head_statistics(copy.deepcopy(model), data_dir, 2, {})
+    gpu = collect_head_statistics(model.to(CUDA), data_dir, 2, {})
     assert torch.equal(gpu.counts, cpu.counts) and gpu.word_tokens == cpu.word_tokens
     torch.testing.assert_close(gpu.lid_attention(), cpu.lid_attention(), rtol=1e-4, atol=1e-4)
 

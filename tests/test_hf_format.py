@@ -1,4 +1,4 @@
-"""transformers Whisper checkpoints as backbones: converted by espnet_cs.hf_format, loaded by espnet_cs.backbone."""
+"""transformers Whisper checkpoints as backbones: converted by espnet_cs.backbone.hf_format, loaded by espnet_cs.backbone."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from transformers import WhisperForConditionalGeneration
 from whisper.audio import N_SAMPLES
 
 from espnet_cs.backbone import load_whisper
+from espnet_cs.backbone.hf_format import HuggingFaceFormatError, transformers_config
 from espnet_cs.decoding import GreedyConfig, Transcriber
-from espnet_cs.hf_format import HuggingFaceFormatError, transformers_config
 from espnet_cs.model import CSWhisperModel
 
 

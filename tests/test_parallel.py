@@ -18,7 +18,7 @@ from espnet2.train.distributed_utils import free_port
 from recipe_tools import DECODE_FILES, ROOT, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.decode_dir import merge_decode_dirs, settings_of, staleness, write_decode_dir
+from espnet_cs.decode_dir import decode_staleness, merge_decode_dirs, settings_of, write_decode_dir
 from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
 
 LENGTHS = {"a": 5, "b": 9, "c": 5, "d": 1, "e": 7, "f": 9, "g": 3}
@@ -104,15 +104,15 @@ def test_merge_keeps_hypotheses_byte_for_byte_and_names_bad_splits(tmp_path):
 
 def test_staleness_names_what_changed(tmp_path):
     settings = {"audio_sha256": "a", "model_file_sha256": "m", "batch_size": 2}
-    assert staleness(tmp_path / "d", settings) == f"{tmp_path / 'd'} holds no complete decode"
+    assert decode_staleness(tmp_path / "d", settings) == f"{tmp_path / 'd'} holds no complete decode"
     fake_decode(tmp_path / "d", ["u1"], **settings)
     recorded = {**settings, "data_dir": str(tmp_path / "d"), "prompt": "cs"}
-    assert staleness(tmp_path / "d", recorded) is None
-    assert staleness(tmp_path / "d", {**recorded, "audio_sha256": "b", "model_file_sha256": "n"}) == (
+    assert decode_staleness(tmp_path / "d", recorded) is None
+    assert decode_staleness(tmp_path / "d", {**recorded, "audio_sha256": "b", "model_file_sha256": "n"}) == (
         f"changed since {tmp_path / 'd'} was decoded: audio_sha256, model_file_sha256"
     )
     (tmp_path / "d/text").unlink()  # removed first when a decode starts: incomplete
-    assert staleness(tmp_path / "d", recorded) == f"{tmp_path / 'd'} holds no complete decode"
+    assert decode_staleness(tmp_path / "d", recorded) == f"{tmp_path / 'd'} holds no complete decode"
 
 
 @pytest.fixture(scope="module")

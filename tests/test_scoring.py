@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from espnet_cs.languages import Language
-from espnet_cs.scoring import (
-    infer_category,
-    normalize_text,
-    rate_terms,
-    score,
-    score_dir,
-    token_language,
-    tokenize,
-)
+from espnet_cs.scoring import rate_terms, score, score_dir
 from espnet_cs.splitting import file_sha256
+from espnet_cs.text import Language, infer_category, normalize_text, token_language, tokenize
 
 REPO = Path(__file__).resolve().parents[1]
 

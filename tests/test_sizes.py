@@ -24,11 +24,11 @@ import whisper
 from espnet2.layers.create_adapter import create_adapter
 from whisper.model import ModelDimensions
 
+from espnet_cs.attention_analysis import collect_head_statistics
 from espnet_cs.backbone import WHISPER_SIZES as SIZES
 from espnet_cs.backbone import whisper_dims
 from espnet_cs.bin import param_count
 from espnet_cs.decoding import GreedyConfig, Transcriber
-from espnet_cs.guidance.analysis import collect
 from espnet_cs.guidance.heads import FIRST_GUIDABLE_LAYER, LidHeads, lid_head_statistics, rank_lid_heads, select
 from espnet_cs.guidance.rows import WordRows
 from espnet_cs.model import CSWhisperModel
@@ -147,7 +147,7 @@ def test_every_extension_trains_decodes_and_collects_head_statistics(size, data_
     hyps = Transcriber.from_model(model, GreedyConfig(max_new_tokens=3))([audio])
     assert len(hyps[0].tokens) == 3 and all(t < model.tokenizer.eot for t in hyps[0].tokens)
 
-    stats = collect(model, data_dir, batch_size=2, settings={})
+    stats = collect_head_statistics(model, data_dir, batch_size=2, settings={})
     assert stats.counts.shape == (dims.n_text_layer, dims.n_text_head) and stats.word_tokens > 0
 
 

@@ -14,8 +14,9 @@ from espnet_cs.bin.synth import main
 from espnet_cs.kaldi_dir import read_kaldi_map
 from espnet_cs.synth import conversation, speech
 from espnet_cs.synth.corpus import SPLIT_SPEAKERS, category_counts, make_corpus, plan
-from espnet_cs.synth.sentences import CATEGORIES, CS_FRAMES, EN_FRAMES, ENGLISH, MANDARIN, SLOT
+from espnet_cs.synth.sentences import CS_FRAMES, EN_FRAMES, ENGLISH, MANDARIN, SLOT
 from espnet_cs.synth.speech import SPEAKERS, language_runs, synthesize, to_pinyin
+from espnet_cs.text import CATEGORIES
 
 HAN, LATIN = r"[\u4e00-\u9fff]", r"[a-z]"
 # Han runs and lowercase English words, one space apart; never a space between two Han characters.

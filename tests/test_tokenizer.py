@@ -3,7 +3,7 @@
 import pytest
 
 from espnet_cs.corpora.text_norm import normalize_transcript
-from espnet_cs.scoring import infer_category, tokenize
+from espnet_cs.text import infer_category, tokenize
 from espnet_cs.tokenizer import CSTokenizer, Language, char_language
 
 ZH, EN, OTHER = Language.ZH, Language.EN, Language.OTHER

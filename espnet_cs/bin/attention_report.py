@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from espnet_cs.attention_analysis import attention_passes
 from espnet_cs.device import checked_device
 from espnet_cs.figures import plt
-from espnet_cs.guidance.analysis import attention_passes
 from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, own_language_share
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
 from espnet_cs.model import CSWhisperModel

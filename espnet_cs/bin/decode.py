@@ -28,7 +28,7 @@ from espnet2.utils.types import str2bool
 from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.decode_dir import staleness, write_decode_dir
+from espnet_cs.decode_dir import decode_staleness, write_decode_dir
 from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.device import checked_device
 from espnet_cs.host_memory import serve_from_heap
@@ -155,8 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     except FileNotFoundError as error:
         raise SystemExit(f"decode.py: {error}") from error
     guarded_settings = {**settings, "guard": True, "derived_from": str(args.out_dir)}
-    reason = staleness(args.out_dir, settings) or (
-        args.guarded_out_dir and staleness(args.guarded_out_dir, guarded_settings)
+    reason = decode_staleness(args.out_dir, settings) or (
+        args.guarded_out_dir and decode_staleness(args.guarded_out_dir, guarded_settings)
     )
     if not reason:
         logging.info("%s holds this decode (same audio, model and settings) complete already, skipped", args.out_dir)

@@ -1,4 +1,4 @@
-"""Export a trained FFT or LoRA model for transformers and faster-whisper (see :mod:`espnet_cs.export`).
+"""Export a trained FFT or LoRA model for transformers and faster-whisper (see :mod:`espnet_cs.backbone.export`).
 
 Writes ``<out_dir>/transformers`` (``save_pretrained``: weights, config, generation config,
 tokenizer) and ``<out_dir>/ctranslate2`` (CTranslate2's converter: the directory
@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from espnet_cs.export import ExportError, export
+from espnet_cs.backbone.export import ExportError, export
 
 
 def get_parser() -> argparse.ArgumentParser:

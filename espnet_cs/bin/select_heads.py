@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from espnet2.utils.types import str2bool
 
+from espnet_cs.attention_analysis import collect_head_statistics
 from espnet_cs.device import checked_device
 from espnet_cs.figures import plt
-from espnet_cs.guidance.analysis import collect
 from espnet_cs.guidance.heads import Head
 from espnet_cs.guidance.statistics import HeadStatistics
 from espnet_cs.model import CSWhisperModel
@@ -110,7 +110,7 @@ def collect_statistics(args: argparse.Namespace) -> HeadStatistics | None:
             )
             return None
         logging.info("collecting %s again: changed since: %s", args.stats_out, ", ".join(changed))
-    return collect(model, args.data_dir, args.batch_size, settings, args.max_utts)
+    return collect_head_statistics(model, args.data_dir, args.batch_size, settings, args.max_utts)
 
 
 def write_lid_heads(stats: HeadStatistics, args: argparse.Namespace) -> None:

@@ -45,8 +45,9 @@ from pathlib import Path
 
 from espnet_cs.corpora import CorpusError
 from espnet_cs.corpora.kaldi_data import Utterance, keep_usable, split_off, write_data_dir
-from espnet_cs.corpora.text_norm import canonical, category, remove_markers, to_words
+from espnet_cs.corpora.text_norm import category, remove_markers, to_words
 from espnet_cs.kaldi_dir import read_kaldi_map
+from espnet_cs.text import canonical
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,12 @@
 Written transcripts follow the repo's convention (as ``espnet_cs.synth`` writes them): lowercase,
 Mandarin characters unspaced, one space between English words and at every Mandarin-English
 boundary, no punctuation (``这个 project 的 deadline``). That is how Whisper writes, so it is what
-training teaches; scoring splits Mandarin into characters itself (:func:`espnet_cs.scoring.tokenize`),
+training teaches; scoring splits Mandarin into characters itself (:func:`espnet_cs.text.tokenize`),
 and a written transcript scores exactly as the tokens it was made from.
 
 :func:`normalize_transcript` does, in order:
 
-1. :func:`canonical`: NFKC (full-width letters, digits, brackets and punctuation become
+1. :func:`espnet_cs.text.canonical`: NFKC (full-width letters, digits, brackets and punctuation become
    half-width: ``ＰＲＯＪＥＣＴ`` -> ``project``), OpenCC ``t2s`` (``這個`` -> ``这个``), lowercase;
 2. :func:`remove_markers`: annotations in brackets go with their content (``(ppl)``, ``<unk>``,
    ``<v-noise>``, ``[S]``, ``{...}``); a bracket left without its partner becomes a space, so an
@@ -23,21 +23,11 @@ handled by the corpus modules before step 2.
 from __future__ import annotations
 
 import re
-import unicodedata
 
-import opencc
+from espnet_cs.text import canonical, infer_category, is_ideograph, tokenize
 
-from espnet_cs.languages import is_ideograph
-from espnet_cs.scoring import infer_category, tokenize
-
-_T2S = opencc.OpenCC("t2s")
 _MARKER = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|<[^<>]*>|\{[^{}]*\}")
 _BRACKET = re.compile(r"[()\[\]<>{}]")
-
-
-def canonical(text: str) -> str:
-    """NFKC, traditional -> simplified Chinese, lowercase."""
-    return _T2S.convert(unicodedata.normalize("NFKC", text)).lower()
 
 
 def remove_markers(text: str) -> str:

@@ -4,8 +4,8 @@ Modules: :mod:`~espnet_cs.guidance.rows` (where word tokens and LID columns are)
 :mod:`~espnet_cs.guidance.capture` (differentiable self-attention probabilities),
 :mod:`~espnet_cs.guidance.heads` (the LID-head definition, ranking, selection and the
 ``lid_heads.json`` file), :mod:`~espnet_cs.guidance.statistics` (raw statistics of split jobs,
-merged exactly), :mod:`~espnet_cs.guidance.loss` (the loss the model adds),
-:mod:`~espnet_cs.guidance.analysis` (teacher-forced passes over a data dir).
+merged exactly), :mod:`~espnet_cs.guidance.loss` (the loss the model adds). Teacher-forced passes over a data dir
+are above the model, in :mod:`espnet_cs.attention_analysis`.
 
 Positions. With the two-LID prompt the teacher-forced decoder input is
 ``[soft prompts] <|sot|> <|zh|> <|en|> <|transcribe|> <|notimestamps|> y1 y2 ...``. Target token

@@ -9,8 +9,8 @@ from typing import Any
 
 import torch
 
+from espnet_cs.blocks import equal_length_groups
 from espnet_cs.decoder import CSWhisperDecoder
-from espnet_cs.encoder import equal_length_groups
 from espnet_cs.precision import widened
 
 

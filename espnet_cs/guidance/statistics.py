@@ -24,7 +24,7 @@ import torch
 from espnet_cs.guidance.heads import LidHeads, rank_lid_heads
 from espnet_cs.kaldi_dir import write_atomic
 
-SPLIT_KEYS = ("data_dir", "audio_sha256", "text_sha256")  # differ between the splits of one data dir
+SETTINGS_PER_DATA_SPLIT = ("data_dir", "audio_sha256", "text_sha256")  # differ between the splits of one data dir
 
 
 @dataclass
@@ -89,10 +89,12 @@ class HeadStatistics:
         Raises:
             ValueError: the parts were collected with other backbones or settings.
         """
-        common = {k: v for k, v in parts[0].settings.items() if k not in SPLIT_KEYS}
+        common = {k: v for k, v in parts[0].settings.items() if k not in SETTINGS_PER_DATA_SPLIT}
         for part, name in zip(parts, names):
             differing = sorted(
-                k for k in (set(common) | set(part.settings)) - set(SPLIT_KEYS) if part.settings.get(k) != common.get(k)
+                k
+                for k in (set(common) | set(part.settings)) - set(SETTINGS_PER_DATA_SPLIT)
+                if part.settings.get(k) != common.get(k)
             )
             if differing:
                 raise ValueError(f"{name} was collected with other settings than {names[0]}: {differing}")

@@ -36,8 +36,8 @@ from espnet_cs.synth import acoustics
 from espnet_cs.synth.acoustics import Condition, ConditionRanges
 from espnet_cs.synth.conversation import forget_sentence, make_utterance
 from espnet_cs.synth.corpus import DEFAULT_MIX, category_counts, write_data_dir
-from espnet_cs.synth.sentences import CATEGORIES
 from espnet_cs.synth.speech import Speaker, synthesize_float, to_int16
+from espnet_cs.text import CATEGORIES
 
 VERSION = 1  # of the generator: part of every wav's digest
 SETS = ("train", "valid", "test", "forget_en", "forget_zh")

@@ -30,8 +30,8 @@ from tqdm import tqdm
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.kaldi_dir import spk2utt, write_kaldi_map
 from espnet_cs.synth.conversation import Style, sample_utterances
-from espnet_cs.synth.sentences import CATEGORIES
 from espnet_cs.synth.speech import SPEAKERS, Speaker, synthesize
+from espnet_cs.text import CATEGORIES
 
 SPLIT_SPEAKERS: dict[str, tuple[Speaker, ...]] = {
     "train": SPEAKERS[:8],

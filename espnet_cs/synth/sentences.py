@@ -18,7 +18,6 @@ import random
 import re
 from collections.abc import Mapping, Sequence
 
-CATEGORIES = ("cs", "zh", "en")
 HAN = "\u4e00-\u9fff"
 TOKEN = re.compile(rf"[{HAN}]+|[a-z]+")
 SLOT = re.compile(r"\{(\w+)\}")

@@ -3,7 +3,6 @@
 set -euo pipefail
 
 log() { echo -e "$(date '+%Y-%m-%dT%H:%M:%S') ($(basename "$0"):${BASH_LINENO[0]}) $*" >&2; }
-min() { printf '%s\n' "$@" | sort -n | head -n1; }
 method_names() {  # the methods of conf/tuning/<method>.yaml
     local f names=()
     for f in conf/tuning/*.yaml; do [ -e "${f}" ] && names+=("$(basename "${f}" .yaml)"); done

@@ -7,7 +7,7 @@ safetensors reads the tensors; the renaming onto openai-whisper's modules is wri
 no maintained library does it (transformers ships only the opposite conversion, as a script of its
 repository, not in its wheel). The mapping is one-to-one; ``proj_out.weight`` is the token
 embedding again (Whisper ties them) and is only checked to be equal. :func:`to_transformers` is the
-inverse, for exporting (:mod:`espnet_cs.export`).
+inverse, for exporting (:mod:`espnet_cs.backbone.export`).
 """
 
 from __future__ import annotations

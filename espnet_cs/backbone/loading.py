@@ -12,7 +12,7 @@
    converted once and cached as ``<cache>/ct2-<sha256 of model.bin>.pt``.
 5. a path to a Hugging Face transformers ``WhisperForConditionalGeneration`` directory
    (``config.json`` + ``model.safetensors`` or ``pytorch_model.bin``: the community fine-tunes),
-   converted once (:mod:`espnet_cs.hf_format`) and cached as ``<cache>/hf-<sha256 of the weights>.pt``.
+   converted once (:mod:`espnet_cs.backbone.hf_format`) and cached as ``<cache>/hf-<sha256 of the weights>.pt``.
 6. ``"meta:<name>"`` (``meta:small``): a weightless Whisper of that size on PyTorch's meta device,
    for counting the parameters of a configuration (:mod:`espnet_cs.bin.param_count`).
 
@@ -42,8 +42,8 @@ import torch
 import whisper
 from whisper.model import AudioEncoder, ModelDimensions, TextDecoder, Whisper
 
-from espnet_cs import hf_format
-from espnet_cs.ctranslate2_format import whisper_checkpoint
+from espnet_cs.backbone import hf_format
+from espnet_cs.backbone.ctranslate2_format import whisper_checkpoint
 from espnet_cs.kaldi_dir import write_atomic
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ Full fine-tuning leaves plain Whisper weights, and LoRA becomes plain Whisper on
 merged into each adapted weight; both export. Soft prompts, adapters and their reparameterizations
 have no place in Whisper's architecture, so such models are refused with the names of their extra
 tensors. The route is the users' own tools: the weights become a transformers
-``WhisperForConditionalGeneration`` (:func:`espnet_cs.hf_format.to_transformers`, saved with
+``WhisperForConditionalGeneration`` (:func:`espnet_cs.backbone.hf_format.to_transformers`, saved with
 ``save_pretrained``, with openai-whisper's suppression lists, language ids and alignment heads as
 its generation config and the multilingual tokenizer), and CTranslate2's own
 ``TransformersConverter`` turns that into the directory faster-whisper loads.
@@ -23,8 +23,7 @@ import torch
 import whisper
 from whisper.model import ModelDimensions
 
-from espnet_cs import hf_format
-from espnet_cs.model import BACKBONE_PREFIXES, CSWhisperModel
+from espnet_cs.backbone import hf_format
 
 MULTILINGUAL_VOCAB = 51865  # the vocabulary of the embedded tokenizer.json (tiny .. large-v2)
 
@@ -33,20 +32,25 @@ class ExportError(ValueError):
     """A model that is not plain Whisper, or a backbone whose tokenizer is not at hand."""
 
 
-def whisper_state(model: CSWhisperModel) -> tuple[ModelDimensions, dict[str, torch.Tensor]]:
+def whisper_state(model: torch.nn.Module) -> tuple[ModelDimensions, dict[str, torch.Tensor]]:
     """The dimensions and openai-whisper state dict of ``model``, its LoRA merged into the weights.
 
+    Args:
+        model: a :class:`espnet_cs.model.CSWhisperModel`, whose ``encoder.encoders`` and
+            ``decoder.decoders`` are Whisper's two stacks.
     Raises:
         ExportError: ``model`` has tensors outside Whisper's (prompts, adapters, ...).
     """
-    extra = [name for name, _ in model.named_parameters() if not name.startswith(BACKBONE_PREFIXES)]
+    stacks = (("encoder", model.encoder.encoders), ("decoder", model.decoder.decoders))
+    whisper_tensors = {id(tensor) for _, stack in stacks for tensor in stack.parameters()}
+    extra = [name for name, tensor in model.named_parameters() if id(tensor) not in whisper_tensors]
     if extra:
         raise ExportError(
             f"only models that are plain Whisper weights export (fft, lora); this one adds {len(extra)} "
             f"tensors Whisper has no place for, e.g. {extra[:3]}"
         )
     state = {}
-    for stack_name, stack in (("encoder", model.encoder.encoders), ("decoder", model.decoder.decoders)):
+    for stack_name, stack in stacks:
         for name, tensor in stack.state_dict().items():
             if not name.endswith((".lora_A", ".lora_B")):
                 state[f"{stack_name}.{name}"] = tensor.detach().clone().float()
@@ -88,8 +92,8 @@ def multilingual_tokenizer():
     return WhisperTokenizerFast(tokenizer_file=str(files))
 
 
-def export(model: CSWhisperModel, hf_dir: Path, ct2_dir: Path | None = None, quantization: str | None = None) -> None:
-    """Write ``model`` as a transformers directory ``hf_dir`` and, with ``ct2_dir``, as a
+def export(model: torch.nn.Module, hf_dir: Path, ct2_dir: Path | None = None, quantization: str | None = None) -> None:
+    """Write ``model`` (a :class:`espnet_cs.model.CSWhisperModel`) as a transformers directory ``hf_dir`` and, with ``ct2_dir``, as a
     CTranslate2 directory that faster-whisper loads (``quantization``: CTranslate2's, e.g. int8).
 
     Raises:

@@ -1,4 +1,8 @@
-"""Teacher-forced passes of a model over a Kaldi data dir: decoder self-attention and LID-head statistics."""
+"""Teacher-forced passes of a model over a Kaldi data dir: decoder self-attention and LID-head statistics.
+
+Above the model (stage 4's statistics, stage 10's attention maps), while :mod:`espnet_cs.guidance`
+holds what the model itself uses.
+"""
 
 from __future__ import annotations
 
@@ -73,7 +77,7 @@ def attention_passes(
         yield captured.in_batch_order(memory_lengths, positions), words, len(batch)
 
 
-def collect(
+def collect_head_statistics(
     model: CSWhisperModel, data_dir: Path, batch_size: int, settings: dict[str, Any], max_utts: int | None = None
 ) -> HeadStatistics:
     """LID-head statistics of ``model`` over ``data_dir``, batch by batch (stage 4 or one of its split jobs)."""
