@@ -21,7 +21,7 @@ from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.data_format import to_mono_16k
-from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
+from espnet_cs.decoding import DecodingConfig, Hypothesis, Transcriber
 from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpack_zip, unpacked_files
 
 Speech = str | os.PathLike | np.ndarray
@@ -55,7 +55,7 @@ class Speech2Text:
         backbone_identity_file: str,
         whisper_model: str | None = None,
         cache_dir: str | None = None,
-        decoding: GreedyConfig = GreedyConfig(),
+        decoding: DecodingConfig = DecodingConfig(),
         device: str = "cpu",
     ) -> Speech2Text:
         """Build from unpacked files, e.g. ``Speech2Text.from_files(**ModelDownloader().unpack_local_file(zip))``.

@@ -33,29 +33,37 @@ def decoder_block_with_unread_prefix(
     *,
     mask: torch.Tensor,
     kv_cache: KVCache | None,
+    beams: int = 1,
 ) -> torch.Tensor:
-    """A decoder block whose first ``unread`` positions serve only as self-attention keys and values.
+    """A decoder block whose first ``unread`` positions serve only as self-attention keys and values,
+    and whose rows may be the beams of fewer utterances.
 
     Self-attention runs as Whisper runs it, on every position (its hooks and key/value cache see
     what they always see); cross-attention and the feed-forward run on the other positions only,
-    and the first ``unread`` rows are passed through as they came in. The other rows equal
-    ``block(x, memory, ...)``'s up to float rounding.
+    and the first ``unread`` rows are passed through as they came in. With ``beams`` > 1, every
+    ``beams`` consecutive rows continue one utterance: cross-attention reads them as that many
+    more queries of the utterance, so its keys and values (``memory``, or the cross-attention
+    entries of ``kv_cache``) stay one row per utterance. The other rows equal
+    ``block(x, memory, ...)``'s (with ``memory`` repeated per beam) up to float rounding.
 
     Args:
-        x: (batch, length, d_model).
-        memory: (batch, frames, d_model) encoder states.
+        x: (utterances x beams, length, d_model).
+        memory: (utterances, frames, d_model) encoder states.
         unread: leading positions whose outputs nothing reads (0: the whole block).
         mask: Whisper's causal mask.
+        beams: rows per utterance.
     Returns:
-        (batch, length, d_model)
+        (utterances x beams, length, d_model)
     """
-    if not unread:
+    if not unread and beams == 1:
         return block(x, memory, mask=mask, kv_cache=kv_cache)
     y = x + block.attn(block.attn_ln(x), mask=mask, kv_cache=kv_cache)[0]
     y = y[:, unread:]
-    y = y + block.cross_attn(block.cross_attn_ln(y), memory, kv_cache=kv_cache)[0]
+    rows, length, width = y.shape
+    queries = block.cross_attn_ln(y).reshape(rows // beams, beams * length, width)
+    y = y + block.cross_attn(queries, memory, kv_cache=kv_cache)[0].reshape(rows, length, width)
     y = y + block.mlp(block.mlp_ln(y))
-    return torch.cat([x[:, :unread], y], dim=1)
+    return torch.cat([x[:, :unread], y], dim=1) if unread else y
 
 
 class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
@@ -207,6 +215,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         prompts: torch.Tensor | None,
         cache: KVCache | None = None,
         cross_kv: KVCache | None = None,
+        beams: int = 1,
     ) -> torch.Tensor:
         """Whisper's ``TextDecoder.forward``; with ``cache``, ``tokens`` continue the cached ones.
 
@@ -217,6 +226,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 cache holds them afterwards).
             cache: filled by :meth:`kv_cache` (it may start with :meth:`cross_attention_kv`).
             cross_kv: :meth:`cross_attention_kv` of ``memory`` without a ``cache``.
+            beams: rows of ``tokens`` per row of ``memory`` (consecutive; beam search after its
+                first step, see :func:`decoder_block_with_unread_prefix`).
         Returns:
             (batch, new_length, vocab) logits in the model's dtype, at least float32 (:func:`widened`).
         """
@@ -248,6 +259,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 unread,
                 mask=dec.mask,  # by keyword: checkpointing lists positional tensors among its saved activations
                 kv_cache=cache if cache is not None else cross_kv,
+                beams=beams,
             )
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         # The output layer is the token embedding; a decoding step's few rows take the faster product.

@@ -7,7 +7,7 @@ import whisper
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
 from espnet_cs.backbone import load_whisper
-from espnet_cs.decoding import GreedyConfig, RepetitionGuard, Transcriber, apply_guard
+from espnet_cs.decoding import DecodingConfig, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.synth.speech import SPEAKERS, synthesize
 from espnet_cs.tokenizer import CSTokenizer
@@ -53,7 +53,7 @@ def test_guard_shortens_only_looping_hypotheses(audios):
     transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "cs"))
     guard = RepetitionGuard()
     free = transcriber(audios)
-    transcriber.config = GreedyConfig(guard=guard)
+    transcriber.config = DecodingConfig(guard=guard)
     guarded = transcriber(audios)
     for a, f, g in zip(audios, free, guarded):
         assert f.tokens[: len(g.tokens)] == g.tokens

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import staleness, write_decode_dir
-from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
+from espnet_cs.decoding import DecodingConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.device import checked_device
 from espnet_cs.host_memory import serve_from_heap
 from espnet_cs.model import CSWhisperModel
@@ -95,7 +95,7 @@ def hypothesis_files(hyps: dict[str, Hypothesis]) -> dict[str, dict[str, str]]:
     }
 
 
-def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcriber:
+def load_transcriber(args: argparse.Namespace, config: DecodingConfig) -> Transcriber:
     """The trained model of the arguments, or the zero-shot backbone."""
     if bool(args.asr_train_config) != bool(args.asr_model_file):
         raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.serve_from_heap and args.device.partition(":")[0] == "cpu":  # a bad name is load_transcriber's error
         serve_from_heap()
     guard = RepetitionGuard()
-    transcriber = load_transcriber(args, GreedyConfig(guard=guard if args.guard else None))
+    transcriber = load_transcriber(args, DecodingConfig(guard=guard if args.guard else None))
     try:
         settings = decode_settings(args, transcriber)
     except FileNotFoundError as error:
