@@ -277,6 +277,7 @@ class Transcriber:
 
 
 def apply_guard(hypothesis: Hypothesis, seconds: float, guard: RepetitionGuard, tokenizer: CSTokenizer) -> Hypothesis:
-    """The hypothesis greedy decoding would have produced with ``guard`` on (a prefix)."""
+    """The hypothesis decoding would have produced with ``guard`` on (a prefix): the guard cuts the
+    searched hypothesis (greedy decoding, being causal, cuts while it runs to the same tokens)."""
     cut = guard_cut(hypothesis.tokens, seconds, guard)
     return hypothesis if cut is None else Hypothesis.from_tokens(hypothesis.tokens[:cut], tokenizer)

@@ -7,16 +7,19 @@ decodes one audio at a time (its batched beam search cannot share one audio row 
 ours decodes the batch at once.
 """
 
+import json
 from dataclasses import asdict
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import whisper
 from conftest import audio_batch, make_tiny_whisper, padded
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
 from espnet_cs.beam_search import beam_search_decode
+from espnet_cs.bin import decode
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.decoding import Transcriber, greedy_decode
 from espnet_cs.encoder import CSWhisperEncoder
@@ -198,3 +201,43 @@ def test_a_beam_beyond_memory_is_an_error_before_decoding(transcriber):
     transcriber.config = DecodingConfig(beam_size=10**6)
     with pytest.raises(ValueError, match=r"^beam size 1000000 with batch size 16 \(16000000 rows\) needs about .* GiB"):
         transcriber.check_memory(batch_size=16)
+
+
+def test_decode_cli_records_the_search_and_loop_control(ending_whisper_path, tmp_path):
+    """Beam search with fallback on int8 layers: the options combine, and decode_info.json tells the run apart."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, audio in enumerate(varied_audios()[:2]):
+        sf.write(tmp_path / f"u{i}.wav", audio / 25, 16000, subtype="PCM_16")
+    (data / "wav.scp").write_text("".join(f"u{i} {tmp_path / f'u{i}.wav'}\n" for i in range(2)))
+    (data / "utt2sha256").write_text("u0 00\nu1 11\n")
+    argv = ["--data_dir", str(data), "--whisper_model", str(ending_whisper_path), "--out_dir", str(tmp_path / "out")]
+    options = ["--beam_size", "2", "--temperature_fallback", "true", "--fallback_temperatures", "0.5", "--best_of", "2"]
+    decode.main([*argv, *options, "--int8", "true", "--guarded_out_dir", str(tmp_path / "guarded")])
+    info = json.loads((tmp_path / "out" / "decode_info.json").read_text())
+    assert info["beam_size"] == 2 and info["patience"] == 1.0 and info["utterances"] == 2
+    assert info["fallback"] == {
+        "temperatures": [0.5],
+        "compression_ratio_threshold": 2.4,
+        "logprob_threshold": -1.0,
+        "best_of": 2,
+        "seed": 0,
+    }
+    assert json.loads((tmp_path / "guarded" / "decode_info.json").read_text())["beam_size"] == 2
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--beam_size", "0"], r"beam size must be >= 1 \(1: greedy\): got 0"),
+        (["--temperature_fallback", "true", "--fallback_temperatures=0.2,-0.4"], "temperatures must be positive"),
+        (["--temperature_fallback", "true", "--fallback_temperatures", "0.2,hot"], "could not convert"),
+        (["--beam_size", "1000000"], r"beam size 1000000 with batch size 16 .* GiB free"),
+    ],
+)
+def test_decode_cli_bad_options_fail_before_reading_audio(ending_whisper_path, tmp_path, options, message):
+    """The data dir does not exist: an error about it would mean audio was read first."""
+    argv = ["--data_dir", str(tmp_path / "absent"), "--out_dir", str(tmp_path / "out")]
+    with pytest.raises(SystemExit, match=f"^decode.py: .*{message}"):
+        decode.main([*argv, "--whisper_model", str(ending_whisper_path), *options])
+    assert not (tmp_path / "out").exists()
