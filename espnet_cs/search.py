@@ -30,8 +30,9 @@ class DecodingConfig:
     suppress_blank: bool = True
     suppress_tokens: bool = True
     guard: RepetitionGuard | None = None
-    # Drop utterances that ended from the batch and the key/value cache (the same tokens; False
-    # decodes the whole batch to its longest hypothesis, as whisper.decode does).
+    # Greedy decoding: drop utterances that ended from the batch and the key/value cache (the same
+    # tokens; False decodes the whole batch to its longest hypothesis, as whisper.decode does).
+    # Beam search always drops them.
     drop_finished: bool = True
     beam_size: int = 1
     patience: float | None = None

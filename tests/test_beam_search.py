@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 import whisper
 from conftest import audio_batch, make_tiny_whisper, padded
+from test_dtypes import METHODS, build, lid_heads  # noqa: F401 (fixture)
 from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
 from espnet_cs.beam_search import beam_search_decode
@@ -241,3 +242,29 @@ def test_decode_cli_bad_options_fail_before_reading_audio(ending_whisper_path, t
     with pytest.raises(SystemExit, match=f"^decode.py: .*{message}"):
         decode.main([*argv, "--whisper_model", str(ending_whisper_path), *options])
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_beam_search_scores_are_the_teacher_forced_ones_for_every_method(method, tiny_whisper_path, lid_heads):  # noqa: F811
+    """The reordered self-attention cache and the shared cross-attention give each beam its own
+    history's log-probability (soft prompts and adapters included), whatever its batch mates."""
+    model = build(method, tiny_whisper_path, lid_heads).eval()
+    tok = model.tokenizer
+    audios = [a * gain for a, gain in zip(audio_batch((1.0, 1.0, 1.0)), (0.3, 1.0, 3.0))]
+    memory, lengths, _ = model.encoder(*padded(audios))
+    memory = memory[:, : int(lengths[0])]
+    config = DecodingConfig(max_new_tokens=8, beam_size=3)
+    with torch.no_grad():
+        decoded = beam_search_decode(model.decoder, memory, tok, config)
+        assert [d.tokens for d in decoded] == [
+            beam_search_decode(model.decoder, memory[i : i + 1], tok, config)[0].tokens for i in range(3)
+        ]
+        for row, d in enumerate(decoded):
+            targets = d.tokens + ([tok.eot] if len(d.tokens) < 8 else [])
+            logits = model.decoder(memory[row : row + 1], None, torch.tensor([[*tok.sot_sequence, *targets]]), None)[0]
+            start = len(tok.sot_sequence) - 1
+            steps = logits[0, start : start + len(targets)].float()
+            steps[:, tok.suppress_tokens] = -torch.inf
+            steps[0, tok.blank_tokens] = -torch.inf
+            expected = steps.log_softmax(-1).gather(1, torch.tensor(targets)[:, None]).sum().item()
+            assert d.sum_logprob == pytest.approx(expected, abs=1e-3)

@@ -95,12 +95,14 @@ def test_training_steps_on_cuda_match_the_cpu(method, precision, tiny_whisper_pa
             assert torch.equal(parameter.cpu(), frozen[name]), f"{name} changed"
 
 
+@pytest.mark.parametrize("beam_size", [1, 3])
 @pytest.mark.parametrize("method", ["spt4asr", "lora", "adapter_ag", "fft"])
-def test_greedy_decoding_on_cuda_gives_the_cpu_tokens(method, tiny_whisper_path, lid_heads):  # noqa: F811
+def test_decoding_on_cuda_gives_the_cpu_tokens(method, beam_size, tiny_whisper_path, lid_heads):  # noqa: F811
+    """Greedy decoding and beam search."""
     model = build(method, tiny_whisper_path, lid_heads).eval()
     rng = np.random.default_rng(1)
     audios = [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in SECONDS]
-    config = DecodingConfig(max_new_tokens=12)
+    config = DecodingConfig(max_new_tokens=12, beam_size=beam_size)
     cpu = Transcriber.from_model(copy.deepcopy(model), config)(audios)
     gpu = Transcriber.from_model(model, config, CUDA)(audios)
     assert [h.tokens for h in gpu] == [h.tokens for h in cpu]
