@@ -204,7 +204,7 @@ def test_a_beam_beyond_memory_is_an_error_before_decoding(transcriber):
         transcriber.check_memory(batch_size=16)
 
 
-def test_decode_cli_records_the_search_and_loop_control(ending_whisper_path, tmp_path):
+def test_decode_cli_records_the_search_and_loop_control(ending_whisper_path, tmp_path, caplog):
     """Beam search with fallback on int8 layers: the options combine, and decode_info.json tells the run apart."""
     data = tmp_path / "data"
     data.mkdir()
@@ -225,6 +225,10 @@ def test_decode_cli_records_the_search_and_loop_control(ending_whisper_path, tmp
         "seed": 0,
     }
     assert json.loads((tmp_path / "guarded" / "decode_info.json").read_text())["beam_size"] == 2
+    with caplog.at_level("INFO"):
+        decode.main([*argv, "--int8", "true"])  # greedy into the beam search's dir: redone
+    assert "changed since" in caplog.text and "beam_size, fallback, patience" in caplog.text
+    assert "beam_size" not in json.loads((tmp_path / "out" / "decode_info.json").read_text())
 
 
 @pytest.mark.parametrize(
