@@ -92,13 +92,13 @@ Decoder = Callable[[Sequence[np.ndarray]], list[list[int]]]
 
 
 def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
-    from espnet_cs.decoding import GreedyConfig, Transcriber
+    from espnet_cs.decoding import DecodingConfig, Transcriber
     from espnet_cs.host_memory import serve_from_heap
     from espnet_cs.model import CSWhisperModel
 
     serve_from_heap()  # as espnet_cs.bin.decode does on CPU
     model = CSWhisperModel.from_backbone("whisper-base", lid_prompt="single", pad_to_30s=True)
-    transcriber = Transcriber.from_model(model, GreedyConfig(drop_finished=drop_finished))
+    transcriber = Transcriber.from_model(model, DecodingConfig(drop_finished=drop_finished))
     if int8:
         from espnet_cs.quantization import quantize_linear_int8
 

@@ -30,7 +30,7 @@ import whisper
 from espnet2.layers.create_adapter import create_adapter
 
 from espnet_cs.backbone import embedded_installed, load_whisper, whisper_dims
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
 
@@ -103,7 +103,7 @@ def training(model: CSWhisperModel, amp_name: str, args: argparse.Namespace) -> 
 def decoding_rtf(whisper_model: str, args: argparse.Namespace) -> float:
     """Seconds of greedy decoding per second of audio, zero-shot, batches of ``--batch``."""
     model = CSWhisperModel.from_backbone(whisper_model, pad_to_30s=False).eval()
-    transcriber = Transcriber.from_model(model, GreedyConfig(max_new_tokens=args.decode_tokens), args.device)
+    transcriber = Transcriber.from_model(model, DecodingConfig(max_new_tokens=args.decode_tokens), args.device)
     rng = np.random.default_rng(0)
     audios = [(0.1 * rng.standard_normal(int(args.seconds * 16000))).astype(np.float32) for _ in range(args.batch)]
     transcriber(audios)  # warm-up
@@ -120,7 +120,7 @@ def zero_shot_against_openai_whisper(whisper_model: str, args: argparse.Namespac
     (its key/value cache, the same options) on the same device and weights: the real-time factor
     of each and how many utterances got the same tokens."""
     model = CSWhisperModel.from_backbone(whisper_model, lid_prompt="single", pad_to_30s=True).eval()
-    transcriber = Transcriber.from_model(model, GreedyConfig(), args.device)
+    transcriber = Transcriber.from_model(model, DecodingConfig(), args.device)
     reference, _ = load_whisper(whisper_model, device=args.device)
     reference.eval()
     options = whisper.DecodingOptions(language="zh", without_timestamps=True, temperature=0.0, fp16=False)

@@ -7,6 +7,9 @@ result = speech2text("utt.wav")  # or a 1-D float array of 16-kHz samples
 result.text    # the hypothesis
 result.tokens  # its token ids
 result.pieces  # [(token text, "zh" | "en" | "other"), ...]
+
+# openai-whisper's beam search and temperature fallback (espnet_cs.search, espnet_cs.loop_control):
+Speech2Text.from_pretrained("exp/spt4asr/packed.zip", decoding=DecodingConfig(beam_size=5, fallback=Fallback()))
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ import soundfile as sf
 from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE, to_mono_16k
-from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
+from espnet_cs.decoding import DecodingConfig, Hypothesis, Transcriber
 from espnet_cs.packing import BACKBONE_KEY, CONFIG_KEY, MODEL_KEY, load_packed, unpack_zip, unpacked_files
 
 Speech = str | os.PathLike | np.ndarray
 
 
 class Speech2Text:
-    """Greedy transcription of one utterance (at most 30 s) with a packed model."""
+    """Transcription of one utterance (at most 30 s) with a packed model: greedy, or as ``decoding`` says
+    (e.g. ``DecodingConfig(beam_size=5, fallback=Fallback())``)."""
 
     def __init__(self, transcriber: Transcriber) -> None:
         self.transcriber = transcriber
@@ -54,7 +58,7 @@ class Speech2Text:
         backbone_identity_file: str,
         whisper_model: str | None = None,
         cache_dir: str | None = None,
-        decoding: GreedyConfig = GreedyConfig(),
+        decoding: DecodingConfig = DecodingConfig(),
         device: str = "cpu",
     ) -> Speech2Text:
         """Build from unpacked files, e.g. ``Speech2Text.from_files(**ModelDownloader().unpack_local_file(zip))``.
@@ -63,14 +67,17 @@ class Speech2Text:
             asr_train_config, asr_model_file, backbone_identity_file: the unpacked files.
             whisper_model: backbone spec instead of the packed one (a local copy; sha256 checked).
             cache_dir: cache of converted backbones.
-            decoding: greedy decoding options (e.g. the repetition guard).
+            decoding: search and loop-control options (:class:`espnet_cs.search.DecodingConfig`).
             device: torch device.
         Raises:
             espnet_cs.packing.BackboneError: the backbone is missing or not the one trained on.
+            ValueError: the beam search would not fit the device's memory.
         """
         files = {CONFIG_KEY: asr_train_config, MODEL_KEY: asr_model_file, BACKBONE_KEY: backbone_identity_file}
         model = load_packed(files, whisper_model, cache_dir, device)
-        return cls(Transcriber.from_model(model, decoding, device))
+        transcriber = Transcriber.from_model(model, decoding, device)
+        transcriber.check_memory(batch_size=1)
+        return cls(transcriber)
 
     def __call__(self, speech: Speech, sample_rate: int = SAMPLE_RATE) -> Hypothesis:
         """Transcribe an audio file (any rate and channels soundfile reads) or a 1-D float array.

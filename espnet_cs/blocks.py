@@ -67,26 +67,34 @@ def decoder_block_with_unread_prefix(
     *,
     mask: torch.Tensor,
     kv_cache: KVCache | None,
+    beams: int = 1,
 ) -> torch.Tensor:
-    """A decoder block whose first ``unread`` positions serve only as self-attention keys and values.
+    """A decoder block whose first ``unread`` positions serve only as self-attention keys and values,
+    and whose rows may be the beams of fewer utterances.
 
     Self-attention runs as Whisper runs it, on every position (its hooks and key/value cache see
     what they always see); cross-attention and the feed-forward run on the other positions only,
-    and the first ``unread`` rows are passed through as they came in. The other rows equal
-    ``block(x, memory, ...)``'s up to float rounding.
+    and the first ``unread`` rows are passed through as they came in. With ``beams`` > 1, every
+    ``beams`` consecutive rows continue one utterance: cross-attention reads them as that many
+    more queries of the utterance, so its keys and values (``memory``, or the cross-attention
+    entries of ``kv_cache``) stay one row per utterance. The other rows equal
+    ``block(x, memory, ...)``'s (with ``memory`` repeated per beam) up to float rounding.
 
     Args:
-        x: (batch, length, d_model).
-        memory: (batch, frames, d_model) encoder states.
+        x: (utterances x beams, length, d_model).
+        memory: (utterances, frames, d_model) encoder states.
         unread: leading positions whose outputs nothing reads (0: the whole block).
         mask: Whisper's causal mask.
+        beams: rows per utterance.
     Returns:
-        (batch, length, d_model)
+        (utterances x beams, length, d_model)
     """
-    if not unread:
+    if not unread and beams == 1:
         return block(x, memory, mask=mask, kv_cache=kv_cache)
     y = x + block.attn(block.attn_ln(x), mask=mask, kv_cache=kv_cache)[0]
     y = y[:, unread:]
-    y = y + block.cross_attn(block.cross_attn_ln(y), memory, kv_cache=kv_cache)[0]
+    rows, length, width = y.shape
+    queries = block.cross_attn_ln(y).reshape(rows // beams, beams * length, width)
+    y = y + block.cross_attn(queries, memory, kv_cache=kv_cache)[0].reshape(rows, length, width)
     y = y + block.mlp(block.mlp_ln(y))
-    return torch.cat([x[:, :unread], y], dim=1)
+    return torch.cat([x[:, :unread], y], dim=1) if unread else y

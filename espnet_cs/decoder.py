@@ -170,6 +170,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         prompts: torch.Tensor | None,
         cache: KVCache | None = None,
         cross_kv: KVCache | None = None,
+        beams: int = 1,
     ) -> torch.Tensor:
         """Whisper's ``TextDecoder.forward``; with ``cache``, ``tokens`` continue the cached ones.
 
@@ -180,6 +181,8 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 cache holds them afterwards).
             cache: filled by :meth:`kv_cache` (it may start with :meth:`cross_attention_kv`).
             cross_kv: :meth:`cross_attention_kv` of ``memory`` without a ``cache``.
+            beams: rows of ``tokens`` per row of ``memory`` (consecutive; beam search after its
+                first step, see :func:`decoder_block_with_unread_prefix`).
         Returns:
             (batch, new_length, vocab) logits in the model's dtype, at least float32 (:func:`widened`).
         """
@@ -211,6 +214,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
                 unread,
                 mask=dec.mask,  # by keyword: checkpointing lists positional tensors among its saved activations
                 kv_cache=cache if cache is not None else cross_kv,
+                beams=beams,
             )
         x = dec.ln(x[:, x.size(1) - tokens.size(1) :])
         # The output layer is the token embedding; a decoding step's few rows take the faster product.

@@ -8,7 +8,7 @@ from whisper.decoding import DecodingOptions, DecodingTask, PyTorchInference
 
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.decoding import (
-    GreedyConfig,
+    DecodingConfig,
     Hypothesis,
     RepetitionGuard,
     Transcriber,
@@ -98,7 +98,7 @@ def test_greedy_equals_openai_whisper_decode(parts, prompt):
     tok = CSTokenizer(prompt)
     memory, _, _ = encoder(*padded(audios))
     # 64 new tokens (not 224): the random model never ends, and 64 steps show the cache works.
-    ours = greedy_decode(decoder, memory, tok, GreedyConfig(max_new_tokens=64))
+    ours = [d.tokens for d in greedy_decode(decoder, memory, tok, DecodingConfig(max_new_tokens=64))]
     options = DecodingOptions(language="zh", without_timestamps=True, fp16=False, sample_len=64)
     task = DecodingTask(reference, options)
     # openai-whisper has no two-LID prompt option: give its decoding task our prompt.
@@ -127,13 +127,13 @@ def test_guarded_decoding_is_a_prefix_of_unguarded(parts):
     memory, _, _ = encoder(*padded(audios))
     seconds = [len(a) / 16000 for a in audios]
     guard = RepetitionGuard(max_tokens_per_second=3.0, min_tokens=2)
-    free = greedy_decode(decoder, memory, tok)
-    guarded = greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard), seconds)
+    free = [d.tokens for d in greedy_decode(decoder, memory, tok)]
+    guarded = [d.tokens for d in greedy_decode(decoder, memory, tok, DecodingConfig(guard=guard), seconds)]
     for f, g, s in zip(free, guarded, seconds):
         assert f[: len(g)] == g and len(g) <= guard.token_budget(s)
         assert apply_guard(Hypothesis.from_tokens(f, tok), s, guard, tok).tokens == g
     with pytest.raises(ValueError, match="durations"):
-        greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard))
+        greedy_decode(decoder, memory, tok, DecodingConfig(guard=guard))
 
 
 def test_dropping_finished_utterances_keeps_every_hypothesis(parts):
@@ -145,10 +145,11 @@ def test_dropping_finished_utterances_keeps_every_hypothesis(parts):
     seconds = [len(a) / 16000 for a in audios]
     # Only the token budget cuts (2 + 4 tokens per second): the utterances end at different steps.
     guard = RepetitionGuard(max_ngram=1, max_repeats=1000, max_tokens_per_second=4.0, min_tokens=2)
-    dropped = greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard), seconds)
-    kept = greedy_decode(decoder, memory, tok, GreedyConfig(guard=guard, drop_finished=False), seconds)
+    dropped = [d.tokens for d in greedy_decode(decoder, memory, tok, DecodingConfig(guard=guard), seconds)]
+    kept_batch = greedy_decode(decoder, memory, tok, DecodingConfig(guard=guard, drop_finished=False), seconds)
+    kept = [d.tokens for d in kept_batch]
     alone = [
-        greedy_decode(decoder, memory[i : i + 1], tok, GreedyConfig(guard=guard), seconds[i : i + 1])[0]
+        greedy_decode(decoder, memory[i : i + 1], tok, DecodingConfig(guard=guard), seconds[i : i + 1])[0].tokens
         for i in range(4)
     ]
     assert dropped == kept == alone
@@ -158,7 +159,7 @@ def test_dropping_finished_utterances_keeps_every_hypothesis(parts):
 
 def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
     transcriber = Transcriber.from_model(
-        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), GreedyConfig(max_new_tokens=5)
+        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), DecodingConfig(max_new_tokens=5)
     )
     hyps = transcriber(audio_batch())
     assert len(hyps) == 2
@@ -170,7 +171,7 @@ def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
 def test_true_length_hypotheses_do_not_depend_on_batch_mates(tiny_whisper_path):
     """Batched and one-by-one decoding agree (the encoder's padding policy: tests/test_encoder.py)."""
     transcriber = Transcriber.from_model(
-        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False), GreedyConfig(max_new_tokens=8)
+        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False), DecodingConfig(max_new_tokens=8)
     )
     audios = audio_batch((0.7, 2.3, 2.9, 1.0))
     together = transcriber(audios)

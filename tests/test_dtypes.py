@@ -21,7 +21,7 @@ import whisper
 from espnet2.layers.create_adapter import create_adapter
 
 from espnet_cs.attention_analysis import attention_passes, collect_head_statistics
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
@@ -173,7 +173,7 @@ def test_training_step(method, name, models):
 @pytest.mark.parametrize("name", ["float64", BF16])
 @pytest.mark.parametrize("method", METHODS)
 def test_greedy_decoding(method, name, models):
-    config = GreedyConfig(max_new_tokens=6)
+    config = DecodingConfig(max_new_tokens=6)
     rng = np.random.default_rng(1)
     audios = [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in SECONDS]
     expected = Transcriber.from_model(models[method], config)(audios)

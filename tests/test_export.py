@@ -16,7 +16,7 @@ from whisper.audio import N_SAMPLES
 
 from espnet_cs.backbone.export import ExportError, export, whisper_state
 from espnet_cs.bin.export import main
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, freeze
 from espnet_cs.tokenizer import CSTokenizer
@@ -42,7 +42,7 @@ def lora_model(backbone) -> CSWhisperModel:
 
 
 def greedy(model: CSWhisperModel) -> list[int]:
-    return list(Transcriber.from_model(model, GreedyConfig(max_new_tokens=16))([AUDIO])[0].tokens)
+    return list(Transcriber.from_model(model, DecodingConfig(max_new_tokens=16))([AUDIO])[0].tokens)
 
 
 def test_merged_lora_computes_what_the_lora_model_computes(tiny_whisper_path):
@@ -65,7 +65,7 @@ def test_exported_model_decodes_alike_in_transformers_and_ctranslate2(tiny_whisp
     model = lora_model(tiny_whisper_path)
     export(model, tmp_path / "hf", tmp_path / "ct2")
     ours = greedy(model)
-    transcriber = Transcriber.from_model(model, GreedyConfig(max_new_tokens=16))
+    transcriber = Transcriber.from_model(model, DecodingConfig(max_new_tokens=16))
     mel = transcriber.encoder.log_mel(torch.from_numpy(AUDIO)[None], torch.tensor([len(AUDIO)]), N_SAMPLES)
     prompt = list(transcriber.tokenizer.sot_sequence)
 

@@ -26,7 +26,7 @@ from test_training import train_args
 from espnet_cs.api import Speech2Text
 from espnet_cs.attention_analysis import collect_head_statistics
 from espnet_cs.bin import attention_report, decode, select_heads
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
 from espnet_cs.packing import pack_model
 from espnet_cs.task import CSASRTask
@@ -95,12 +95,14 @@ def test_training_steps_on_cuda_match_the_cpu(method, precision, tiny_whisper_pa
             assert torch.equal(parameter.cpu(), frozen[name]), f"{name} changed"
 
 
+@pytest.mark.parametrize("beam_size", [1, 3])
 @pytest.mark.parametrize("method", ["spt4asr", "lora", "adapter_ag", "fft"])
-def test_greedy_decoding_on_cuda_gives_the_cpu_tokens(method, tiny_whisper_path, lid_heads):  # noqa: F811
+def test_decoding_on_cuda_gives_the_cpu_tokens(method, beam_size, tiny_whisper_path, lid_heads):  # noqa: F811
+    """Greedy decoding and beam search."""
     model = build(method, tiny_whisper_path, lid_heads).eval()
     rng = np.random.default_rng(1)
     audios = [(0.1 * rng.standard_normal(int(s * 16000))).astype(np.float32) for s in SECONDS]
-    config = GreedyConfig(max_new_tokens=12)
+    config = DecodingConfig(max_new_tokens=12, beam_size=beam_size)
     cpu = Transcriber.from_model(copy.deepcopy(model), config)(audios)
     gpu = Transcriber.from_model(model, config, CUDA)(audios)
     assert [h.tokens for h in gpu] == [h.tokens for h in cpu]
@@ -136,7 +138,7 @@ def trained(tiny_whisper_path, stage2_dir, tmp_path_factory) -> Path:
 
 
 def test_packed_model_decodes_on_cuda_as_on_the_cpu(trained, data_dir):  # noqa: F811
-    decoding = GreedyConfig(max_new_tokens=12)
+    decoding = DecodingConfig(max_new_tokens=12)
     cpu = Speech2Text.from_pretrained(trained / "spt4asr.zip", decoding=decoding)
     gpu = Speech2Text.from_pretrained(trained / "spt4asr.zip", decoding=decoding, device=CUDA)
     audios = list(read_kaldi_map(data_dir / "wav.scp").values())

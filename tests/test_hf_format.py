@@ -15,7 +15,7 @@ from whisper.audio import N_SAMPLES
 
 from espnet_cs.backbone import load_whisper
 from espnet_cs.backbone.hf_format import HuggingFaceFormatError, transformers_config
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
 
 
@@ -50,7 +50,7 @@ def test_greedy_decoding_equals_that_of_transformers(hf_dir, tmp_path):
     directory, hf = hf_dir
     transcriber = Transcriber.from_model(
         CSWhisperModel.from_backbone(str(directory), "cs", True, str(tmp_path)),
-        GreedyConfig(max_new_tokens=12, suppress_blank=False, suppress_tokens=False),
+        DecodingConfig(max_new_tokens=12, suppress_blank=False, suppress_tokens=False),
     )
     audio = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
     (hyp,) = transcriber([audio])

@@ -23,7 +23,7 @@ from test_training import data_dir, train_args  # noqa: F401 (data_dir is a fixt
 from espnet_cs.api import Speech2Text, load_speech
 from espnet_cs.bin import pack as pack_cli
 from espnet_cs.bin import select_heads
-from espnet_cs.decoding import GreedyConfig, Hypothesis, Transcriber
+from espnet_cs.decoding import DecodingConfig, Hypothesis, Transcriber
 from espnet_cs.model import BACKBONE_PREFIXES
 from espnet_cs.packing import BackboneError, pack_model
 from espnet_cs.task import CSASRTask
@@ -31,7 +31,7 @@ from espnet_cs.tokenizer import CSTokenizer
 
 METHODS = ["spt4asr", "lora", "adapter_ag"]  # deep+residual+language prompts; LoRA; adapters with guidance
 FORCED = [*CSTokenizer("cs").sot_sequence, 1, 2, 3]  # the CS prompt + text tokens
-DECODING = GreedyConfig(max_new_tokens=16)  # enough to compare, fast on a shared CPU
+DECODING = DecodingConfig(max_new_tokens=16)  # enough to compare, fast on a shared CPU
 
 
 @dataclass

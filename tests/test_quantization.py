@@ -3,7 +3,7 @@
 import torch
 from conftest import audio_batch, padded
 
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.quantization import DynamicInt8Linear, quantize_linear_int8
 from espnet_cs.tokenizer import CSTokenizer
@@ -29,7 +29,7 @@ def test_every_linear_layer_is_int8_and_logits_stay_close(tiny_whisper_path):
 def test_int8_greedy_decoding_with_the_cache_equals_recomputing(tiny_whisper_path):
     """The key/value cache hooks work on quantized projections: cached steps equal full recomputation."""
     model = quantize_linear_int8(CSWhisperModel.from_backbone(str(tiny_whisper_path), "single").eval())
-    transcriber = Transcriber.from_model(model, GreedyConfig(max_new_tokens=6))
+    transcriber = Transcriber.from_model(model, DecodingConfig(max_new_tokens=6))
     hyps = transcriber(audio_batch())
     with torch.no_grad():
         memory, _, _ = model.encoder(*padded(audio_batch()))

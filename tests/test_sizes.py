@@ -28,7 +28,7 @@ from espnet_cs.attention_analysis import collect_head_statistics
 from espnet_cs.backbone import WHISPER_SIZES as SIZES
 from espnet_cs.backbone import whisper_dims
 from espnet_cs.bin import param_count
-from espnet_cs.decoding import GreedyConfig, Transcriber
+from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.guidance.heads import FIRST_GUIDABLE_LAYER, LidHeads, lid_head_statistics, rank_lid_heads, select
 from espnet_cs.guidance.rows import WordRows
 from espnet_cs.model import CSWhisperModel
@@ -144,7 +144,7 @@ def test_every_extension_trains_decodes_and_collects_head_statistics(size, data_
         assert any(part in k and g.abs().sum() > 0 for k, g in grads.items()), f"{name}: {part} gets no gradient"
 
     audio = 0.1 * np.random.default_rng(1).standard_normal(16000)
-    hyps = Transcriber.from_model(model, GreedyConfig(max_new_tokens=3))([audio])
+    hyps = Transcriber.from_model(model, DecodingConfig(max_new_tokens=3))([audio])
     assert len(hyps[0].tokens) == 3 and all(t < model.tokenizer.eot for t in hyps[0].tokens)
 
     stats = collect_head_statistics(model, data_dir, batch_size=2, settings={})

@@ -1,11 +1,17 @@
-"""Decode a Kaldi data dir greedily: a trained model (``--asr_train_config``, ``--asr_model_file``)
-or, without them, the zero-shot Whisper backbone (``--whisper_model``, ``--lid_prompt``).
+"""Decode a Kaldi data dir: a trained model (``--asr_train_config``, ``--asr_model_file``) or,
+without them, the zero-shot Whisper backbone (``--whisper_model``, ``--lid_prompt``).
+
+Greedy by default; ``--beam_size`` > 1 searches as openai-whisper's beam search (``--patience``,
+``--length_penalty``). Loop control, each off by default: ``--temperature_fallback`` (openai-whisper's
+``transcribe`` rule), ``--no_repeat_ngram_size`` and ``--guard`` (the repetition guard). Bad options
+are errors before any audio is read, a beam too large for the device's memory included.
 
 Writes into ``--out_dir``: ``text`` (hypotheses), ``token`` (token ids), ``token_lang``
-(zh/en/other per token) and ``decode_info.json`` (settings and cost; see
-:mod:`espnet_cs.decode_dir`). With ``--guarded_out_dir`` it also writes the hypotheses the
-repetition guard would have produced: greedy decoding is causal, so those are prefixes of the
-unguarded ones and cost nothing extra.
+(zh/en/other per token) and ``decode_info.json`` (settings, the search and loop-control options
+that differ from greedy decoding's, and cost; see :mod:`espnet_cs.decode_dir`). With
+``--guarded_out_dir`` it also writes the hypotheses ``--guard true`` would have produced: the guard
+cuts a hypothesis as searched (greedy decoding is causal, so its guarded hypotheses are prefixes
+of the unguarded ones), so they cost nothing extra.
 
 An ``--out_dir`` (and ``--guarded_out_dir``) that already holds a complete decode of the same
 audio (stage 2's per-utterance digests) with the same model file, backbone and settings is left as
@@ -29,9 +35,10 @@ from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.decode_dir import decode_staleness, write_decode_dir
-from espnet_cs.decoding import GreedyConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
+from espnet_cs.decoding import DecodingConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.device import checked_device
 from espnet_cs.host_memory import serve_from_heap
+from espnet_cs.loop_control import Fallback
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.quantization import quantize_linear_int8
 from espnet_cs.splitting import audio_sha256, file_sha256, longest_first
@@ -55,7 +62,34 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--pad_to_30s", type=str2bool, default=True, help="pad audio to Whisper's 30-s window")
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--guard", type=str2bool, default=False, help="stop looping hypotheses while decoding")
+    parser.add_argument("--beam_size", type=int, default=1, help="beams per utterance (1: greedy)")
+    parser.add_argument(
+        "--patience", type=float, help="beam search ends after patience x beam_size finished candidates (default 1)"
+    )
+    parser.add_argument(
+        "--length_penalty",
+        type=float,
+        help="rank candidates by log-probability / ((5 + length) / 6) ** length_penalty (default: / length)",
+    )
+    parser.add_argument(
+        "--temperature_fallback",
+        type=str2bool,
+        default=False,
+        help="re-decode a hypothesis that compresses too well or is too improbable by sampling at rising temperatures",
+    )
+    parser.add_argument(
+        "--fallback_temperatures",
+        default="0.2,0.4,0.6,0.8,1.0",
+        help="comma-separated, each > 0 (the first decode is at 0)",
+    )
+    parser.add_argument("--compression_ratio_threshold", type=float, default=2.4, help="gzip ratio of a looping text")
+    parser.add_argument("--logprob_threshold", type=float, default=-1.0, help="average log-probability of a poor text")
+    parser.add_argument("--best_of", type=int, default=5, help="candidates sampled per fallback temperature")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the fallback's sampling")
+    parser.add_argument(
+        "--no_repeat_ngram_size", type=int, default=0, help="never repeat an n-gram of this size (0: off)"
+    )
+    parser.add_argument("--guard", type=str2bool, default=False, help="cut looping hypotheses (the repetition guard)")
     parser.add_argument("--guarded_out_dir", type=Path, help="also write the guarded hypotheses here")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--cache_dir", help="cache of converted backbones")
@@ -95,7 +129,35 @@ def hypothesis_files(hyps: dict[str, Hypothesis]) -> dict[str, dict[str, str]]:
     }
 
 
-def load_transcriber(args: argparse.Namespace, config: GreedyConfig) -> Transcriber:
+def decoding_config(args: argparse.Namespace) -> DecodingConfig:
+    """The search and loop-control options of the arguments.
+
+    Raises:
+        SystemExit: an option is out of range (a beam size < 1, a temperature <= 0, ...).
+    """
+    try:
+        temperatures = tuple(float(t) for t in args.fallback_temperatures.split(","))
+    except ValueError as error:
+        raise SystemExit(f"decode.py: --fallback_temperatures {args.fallback_temperatures!r}: {error}") from error
+    try:
+        fallback = (
+            Fallback(temperatures, args.compression_ratio_threshold, args.logprob_threshold, args.best_of, args.seed)
+            if args.temperature_fallback
+            else None
+        )
+        return DecodingConfig(
+            guard=RepetitionGuard() if args.guard else None,
+            beam_size=args.beam_size,
+            patience=args.patience,
+            length_penalty=args.length_penalty,
+            no_repeat_ngram_size=args.no_repeat_ngram_size,
+            fallback=fallback,
+        )
+    except ValueError as error:
+        raise SystemExit(f"decode.py: {error}") from error
+
+
+def load_transcriber(args: argparse.Namespace, config: DecodingConfig) -> Transcriber:
     """The trained model of the arguments, or the zero-shot backbone."""
     if bool(args.asr_train_config) != bool(args.asr_model_file):
         raise SystemExit("decode.py: --asr_train_config and --asr_model_file go together")
@@ -137,6 +199,7 @@ def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
         "pad_to_30s": transcriber.encoder.pad_to_30s,
         "guard": args.guard,
         "batch_size": args.batch_size,
+        **transcriber.config.settings(),  # absent when greedy: earlier decodes stay valid
         **({"int8": True} if args.int8 else {}),  # absent when off: float decodes stay valid
     }
 
@@ -148,12 +211,14 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.serve_from_heap and args.device.partition(":")[0] == "cpu":  # a bad name is load_transcriber's error
         serve_from_heap()
-    guard = RepetitionGuard()
-    transcriber = load_transcriber(args, GreedyConfig(guard=guard if args.guard else None))
+    config = decoding_config(args)
+    transcriber = load_transcriber(args, config)
     try:
+        transcriber.check_memory(args.batch_size)
         settings = decode_settings(args, transcriber)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         raise SystemExit(f"decode.py: {error}") from error
+    guard = config.guard or RepetitionGuard()
     guarded_settings = {**settings, "guard": True, "derived_from": str(args.out_dir)}
     reason = decode_staleness(args.out_dir, settings) or (
         args.guarded_out_dir and decode_staleness(args.guarded_out_dir, guarded_settings)

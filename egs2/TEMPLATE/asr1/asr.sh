@@ -28,6 +28,8 @@ whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whis
 zeroshot_lid_prompts="single cs"  # stage 3 decodes with the task tokens of each: single = <|zh|>, cs = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
+beam_size=1             # stages 3 and 8: beams per utterance (1: greedy), openai-whisper's beam search
+decode_opts=""          # stages 3 and 8: more options of espnet_cs.bin.decode, e.g. "--temperature_fallback true"
 # LID heads (stage 4 ranks them all; which of them a model guides is in its YAML's model_conf.guidance)
 head_min_fraction=0.1   # an LID head is one at least at this fraction of the training set's word tokens
 head_batch_size=8       # utterances per teacher-forced pass of head selection
@@ -78,7 +80,7 @@ Options (default):
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
   --zeroshot_lid_prompts ("${zeroshot_lid_prompts}") --pad_to_30s (${pad_to_30s})
-  --decode_batch_size (${decode_batch_size})
+  --decode_batch_size (${decode_batch_size}) --beam_size (${beam_size}) --decode_opts ("${decode_opts}")
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --stage1_exp_tag ("${stage1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
@@ -195,7 +197,7 @@ decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of es
     OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} "${inference_gpu[@]}" JOB=1:"${n}" "${logdir}/decode.JOB.log" \
         python -m espnet_cs.bin.decode --data_dir "${logdir}/split${nj}/JOB" --out_dir "${logdir}/output.JOB" \
             --guarded_out_dir "${logdir}/guarded.JOB" --batch_size "${decode_batch_size}" \
-            --threads "${decode_threads}" --device "${device}" "$@" \
+            --threads "${decode_threads}" --device "${device}" --beam_size "${beam_size}" "$@" ${decode_opts} \
         || { log "decoding ${data} failed; rerunning the stage redoes only the failed jobs"; exit 1; }
     for job in $(seq "${n}"); do
         outputs+=("${logdir}/output.${job}"); guarded_outputs+=("${logdir}/guarded.${job}")
