@@ -2,9 +2,9 @@
 measuring in a child process, the common options, and the JSON record of a run.
 
 A benchmark is a module of this package run as ``python -m benchmarks.<name> [options]`` from the
-repository root. It prints its tables in Markdown and, with ``--record``, writes the run to
-``benchmarks/records/<date>_<name>_<time>.json`` (:func:`write_record`); ``python -m
-benchmarks.results`` turns the records into ``benchmarks/RESULTS.md``.
+repository root. It prints its tables in Markdown and, with ``--record [DIR]``, writes the run to
+``DIR/<date>_<name>_<time>.json`` (default DIR: ``benchmarks/records``; :func:`report`); ``python -m
+benchmarks.results`` turns the records of ``benchmarks/records`` into ``benchmarks/RESULTS.md``.
 """
 
 from __future__ import annotations
@@ -66,9 +66,21 @@ def measure_in_child(module: str, argv: Sequence[str], env: dict[str, str] | Non
 
 
 def common_options(parser: argparse.ArgumentParser, threads: int | None = 2) -> None:
-    """The options every benchmark takes; ``threads``: the default of ``--threads`` (None: PyTorch's)."""
+    """The options of every benchmark that computes: ``--threads`` (default ``threads``; None:
+    PyTorch's) and :func:`record_option`."""
     parser.add_argument("--threads", type=int, default=threads, help="PyTorch's CPU threads")
-    parser.add_argument("--record", action="store_true", help="also write the run to benchmarks/records/")
+    record_option(parser)
+
+
+def record_option(parser: argparse.ArgumentParser) -> None:
+    """``--record [DIR]``: write the run's record (:func:`report`)."""
+    parser.add_argument(
+        "--record",
+        nargs="?",
+        type=Path,
+        const=RECORDS,
+        help=f"also write the run as a JSON record to this dir (without one: {RECORDS.relative_to(ROOT)})",
+    )
 
 
 def training_options(parser: argparse.ArgumentParser, batch: int, seconds: float) -> None:
@@ -121,16 +133,25 @@ def commit() -> str | None:
 
 
 def report(
-    benchmark: str, setup: str, tables: Sequence[Table], record: bool, device: str = "cpu", argv: Sequence[str] = ()
+    benchmark: str,
+    setup: str,
+    tables: Sequence[Table],
+    record: Path | None,
+    device: str = "cpu",
+    argv: Sequence[str] | None = None,
+    notes: Sequence[str] = (),
 ) -> Path | None:
-    """Print ``setup`` (what was measured, how) and ``tables``; with ``record``, write them as a run's
-    record (:func:`write_record`) and return its path."""
+    """Print ``setup`` (what was measured, how), ``tables`` and ``notes`` (what a reader of the tables
+    needs to know); with a ``record`` dir, write them there as the run's record (:func:`write_record`)
+    and return its path."""
     print(setup)
     for table in tables:
         print("\n" + table.markdown())
+    for note in notes:
+        print("\n" + note)
     if not record:
         return None
-    argv = list(argv or sys.argv[1:])
+    argv = without_record(sys.argv[1:] if argv is None else argv)
     now = datetime.datetime.now(datetime.timezone.utc)
     run = {
         "benchmark": benchmark,
@@ -141,15 +162,28 @@ def report(
         "commit": commit(),
         "setup": setup,
         "tables": [asdict(t) for t in tables],
-        "notes": [],
+        "notes": list(notes),
     }
-    return write_record(run, RECORDS / f"{run['date']}_{benchmark}_{now:%H%M%S}.json")
+    return write_record(run, record / f"{run['date']}_{benchmark}_{now:%H%M%S}.json")
+
+
+def without_record(argv: Sequence[str]) -> list[str]:
+    """``argv`` without ``--record [DIR]``: the options that decide what is measured."""
+    kept, skip = [], False
+    for i, arg in enumerate(argv):
+        if skip:
+            skip = False
+        elif arg == "--record":
+            skip = i + 1 < len(argv) and not argv[i + 1].startswith("-")
+        elif not arg.startswith("--record="):
+            kept.append(arg)
+    return kept
 
 
 def write_record(run: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(run, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nrecorded: {path.relative_to(ROOT)} (python -m benchmarks.results writes benchmarks/RESULTS.md)")
+    print(f"\nrecorded: {path}")
     return path
 
 
