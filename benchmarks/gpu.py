@@ -218,7 +218,8 @@ def main(argv: list[str] | None = None) -> None:
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
     setup = (
         f"{name}, batch {args.batch} x {args.seconds:g}-s utterances (true length), AdamW, median of {args.steps} "
-        f"steps after {args.warmup}; peak memory is torch.cuda.max_memory_allocated over the steps"
+        f"steps after {args.warmup}"
+        + ("; peak memory is torch.cuda.max_memory_allocated over the steps" if args.device.startswith("cuda") else "")
     )
     report("gpu", setup, [*tables, decoding], args.record, device=args.device, argv=argv)
 

@@ -9,7 +9,7 @@ registers them for ESPnet's config parser):
   (``asr.sh --method <first_stage> --stage2_method <method>``); its runs are named
   ``<first_stage>+<method>``;
 - ``combines``: the methods whose parameters this one puts together (SPT4ASR: deep, residual and
-  language prompts); a soft-prompt method that combines none is a single variant;
+  language prompts); a soft-prompt method that combines none and is not guided is a single variant;
 - ``paper_trainable``: the trainable parameters its paper reports for Whisper-small, in millions.
 
 Whether a method's loss reads stage 4's LID heads (attention guidance) is read from its
@@ -93,8 +93,8 @@ def one_stage(conf_dir: Path = CONF) -> list[Method]:
 
 
 def single_prompt_variants(conf_dir: Path = CONF) -> list[str]:
-    """Soft-prompt methods that combine no other method."""
-    return [m.name for m in one_stage(conf_dir) if m.family == "spt" and not m.combines]
+    """Soft-prompt methods that combine no other method and add no attention guidance."""
+    return [m.name for m in one_stage(conf_dir) if m.family == "spt" and not m.combines and not m.guided]
 
 
 GROUPS = {
