@@ -52,14 +52,17 @@ def build(method: str, whisper_model: str, lid_heads: Path = LID_HEADS, **conf: 
 
 
 def measure_in_child(module: str, argv: Sequence[str], env: dict[str, str] | None = None) -> dict:
-    """Run ``python -m <module> <argv>`` from the repository root and return the JSON object its last
-    output line holds: a measurement in a fresh process (its own peak memory, allocator and threads).
+    """Run ``python -m <module> <argv>`` (this repository's, in this working directory) and return the
+    JSON object its last output line holds: a measurement in a fresh process (its own peak memory,
+    allocator and threads). ``env``: the child's environment (default: this process's).
 
     Raises:
         RuntimeError: the child failed; the message holds the end of its error output.
     """
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     command = [sys.executable, "-m", module, *argv]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=env or os.environ.copy())
+    done = subprocess.run(command, capture_output=True, text=True, env=env)
     if done.returncode:
         raise RuntimeError(f"{shlex.join(command)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])

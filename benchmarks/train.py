@@ -40,11 +40,11 @@ from pathlib import Path
 
 import yaml
 
+from benchmarks import harness
 from benchmarks.harness import ROOT, Table, common_options, measure_in_child, report
-from benchmarks.harness import WORK as BENCHMARK_WORK
 from espnet_cs.methods import CONF
 
-WORK = BENCHMARK_WORK / "train"
+WORK = harness.WORK / "train"
 
 
 def subset(data: Path, utterances: int | None, out: Path) -> Path:

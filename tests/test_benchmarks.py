@@ -74,3 +74,10 @@ def test_benchmarks_measure_every_one_stage_method():
     assert "adapter_ag" in methods and "spt4asr" in methods and "fft" in methods
     assert "adapter_stage1" not in methods and "adapter_ag_stage2" not in methods
     assert harness.LID_HEADS.is_file()
+
+
+def test_a_failed_child_names_its_command_and_error():
+    with pytest.raises(
+        RuntimeError, match=r"-m benchmarks\.nothing failed \(1\):\n.*No module named benchmarks\.nothing"
+    ):
+        harness.measure_in_child("benchmarks.nothing", [])
