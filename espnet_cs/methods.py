@@ -5,9 +5,9 @@ Each YAML describes itself with keys that training ignores (:func:`espnet_cs.tas
 registers them for ESPnet's config parser):
 
 - ``family`` (required): ``spt`` (soft prompts), ``adapter``, ``lora`` or ``fft`` (every weight trains);
-- ``first_stage``: two-phase training: the method whose trained model this one starts from
-  (``asr.sh --method <first_stage> --stage2_method <method>``); its runs are named
-  ``<first_stage>+<method>``;
+- ``starts_from``: two-phase training: the method whose trained model this one starts from
+  (``asr.sh --method <starts_from> --stage2_method <method>``); its runs are named
+  ``<starts_from>+<method>``;
 - ``combines``: the methods whose parameters this one puts together (SPT4ASR: deep, residual and
   language prompts); a soft-prompt method that combines none and is not guided is a single variant;
 - ``paper_trainable``: the trainable parameters its paper reports for Whisper-small, in millions.
@@ -36,15 +36,15 @@ class Method:
     name: str
     config: Path
     family: str
-    first_stage: str | None
+    starts_from: str | None
     combines: tuple[str, ...]
     paper_trainable: float | None
     guided: bool  # its loss adds attention guidance on stage 4's LID heads
 
     @property
     def system(self) -> str:
-        """The name of its trained system: ``<first_stage>+<name>`` for a second phase, else its name."""
-        return f"{self.first_stage}+{self.name}" if self.first_stage else self.name
+        """The name of its trained system: ``<starts_from>+<name>`` for a second phase, else its name."""
+        return f"{self.starts_from}+{self.name}" if self.starts_from else self.name
 
 
 def read_method(config: Path) -> Method:
@@ -60,7 +60,7 @@ def read_method(config: Path) -> Method:
         name=config.stem,
         config=config,
         family=conf["family"],
-        first_stage=conf.get("first_stage"),
+        starts_from=conf.get("starts_from"),
         combines=tuple(conf.get("combines") or ()),
         paper_trainable=conf.get("paper_trainable"),
         guided=bool((conf.get("model_conf") or {}).get("guidance")),
@@ -71,25 +71,25 @@ def methods(conf_dir: Path = CONF) -> dict[str, Method]:
     """Every method YAML of ``conf_dir`` by name, sorted.
 
     Raises:
-        ValueError: a YAML without a valid family, or whose ``first_stage`` or ``combines`` names no method there.
+        ValueError: a YAML without a valid family, or whose ``starts_from`` or ``combines`` names no method there.
     """
     found = {config.stem: read_method(config) for config in sorted(conf_dir.glob("*.yaml"))}
     for method in found.values():
-        unknown = [m for m in (method.first_stage, *method.combines) if m is not None and m not in found]
+        unknown = [m for m in (method.starts_from, *method.combines) if m is not None and m not in found]
         if unknown:
             raise ValueError(f"{method.config}: names {unknown}, which have no YAML in {conf_dir}")
     return found
 
 
-def first_stages(conf_dir: Path = CONF) -> set[str]:
+def first_phases(conf_dir: Path = CONF) -> set[str]:
     """Methods trained only as the first phase of others."""
-    return {m.first_stage for m in methods(conf_dir).values() if m.first_stage}
+    return {m.starts_from for m in methods(conf_dir).values() if m.starts_from}
 
 
 def one_stage(conf_dir: Path = CONF) -> list[Method]:
     """Methods trained from the backbone in one run (neither a first nor a second phase)."""
-    firsts = first_stages(conf_dir)
-    return [m for m in methods(conf_dir).values() if m.first_stage is None and m.name not in firsts]
+    firsts = first_phases(conf_dir)
+    return [m for m in methods(conf_dir).values() if m.starts_from is None and m.name not in firsts]
 
 
 def single_prompt_variants(conf_dir: Path = CONF) -> list[str]:
@@ -100,7 +100,7 @@ def single_prompt_variants(conf_dir: Path = CONF) -> list[str]:
 GROUPS = {
     "one_stage": "one-stage methods outside the adapter family (the driver's --methods)",
     "adapter": "one-stage adapter methods (the driver's --adapter_methods)",
-    "two_stage": "two-phase methods as <first_stage>+<method> (the driver's --two_stage_methods)",
+    "two_stage": "two-phase methods as <starts_from>+<method> (the driver's --two_stage_methods)",
     "guided": "methods whose loss reads stage 4's LID heads",
     "all": "every method",
 }
@@ -114,7 +114,7 @@ def group(name: str, conf_dir: Path = CONF) -> list[str]:
     if name == "adapter":
         return [m.name for m in one_stage(conf_dir) if m.family == "adapter"]
     if name == "two_stage":
-        return [m.system for m in every.values() if m.first_stage]
+        return [m.system for m in every.values() if m.starts_from]
     if name == "guided":
         return [m.name for m in every.values() if m.guided]
     if name == "all":

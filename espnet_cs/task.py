@@ -211,7 +211,7 @@ def add_method_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(description="what the method is (espnet_cs.methods; training ignores it)")
     group.add_argument("--family", choices=FAMILIES, default=None, help="the kind of parameters that train")
     group.add_argument(
-        "--first_stage",
+        "--starts_from",
         type=str_or_none,
         default=None,
         help="two-phase training: the method whose trained model this one starts from",

@@ -37,7 +37,7 @@ def test_every_method_yaml_parses_with_the_training_parser(name):
     method = methods()[name]
     args = CSASRTask.get_parser().parse_args(["--config", str(method.config)])
     assert args.family == method.family
-    assert args.first_stage == method.first_stage
+    assert args.starts_from == method.starts_from
     assert tuple(args.combines) == method.combines
 
 
