@@ -50,10 +50,10 @@ def latest(records: list[dict]) -> list[dict]:
 
 
 def summary(benchmark: str) -> str:
-    """The first line of the benchmark module's docstring."""
+    """The first paragraph of the benchmark module's docstring, on one line."""
     source = ROOT / "benchmarks" / f"{benchmark}.py"
     docstring = ast.get_docstring(ast.parse(source.read_text(encoding="utf-8"))) if source.is_file() else None
-    return docstring.splitlines()[0] if docstring else ""
+    return " ".join(docstring.split("\n\n")[0].split()) if docstring else ""
 
 
 def markdown(records: list[dict]) -> str:
