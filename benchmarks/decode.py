@@ -32,11 +32,11 @@ options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memo
 ``--trained`` adds trained-model decoding (true length, each model's own padding policy) of the
 same audio, with its real-time factor (no peer can decode soft prompts or adapters).
 
-    tools/venv/bin/python benchmarks/decode.py [--utterances 240] [--batch 16] [--threads 2] \\
-        [--rounds 3] [--trained egs2/mini_cs/asr1/exp/spt4asr ...]
+    python -m benchmarks.decode [--utterances 240] [--batch 16] [--threads 2] [--rounds 3] \\
+        [--trained egs2/mini_cs/asr1/exp/spt4asr ...] [--record]
 
 With ``--rounds N`` every peer decodes the set N times, the peers alternating, and the table gives
-the median and every round (one run's ratio moves by about 10% on a shared 2-core machine).
+the median and every round.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ import argparse
 import json
 import shutil
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -55,10 +54,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from benchmarks.harness import WORK, Table, common_options, measure_in_child, report
 from espnet_cs.host_memory import allocator_in_use, environment_for
-
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work"  # synthesized audio and the assembled CTranslate2 model (git-ignored)
 
 
 def synthesize(num: int, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -240,33 +237,31 @@ def measure(name: str, utterances: list[tuple[str, np.ndarray]], args: argparse.
     return {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps, "allocator": allocator_in_use()}
 
 
-def measure_in_child(name: str, args: argparse.Namespace) -> tuple[float, list[list[int]]]:
+def measure_peer(name: str, args: argparse.Namespace) -> tuple[float, list[list[int]]]:
     """:func:`measure` in a fresh process: each decoder runs with its own allocator state and settings,
     as its users run it (espnet-cs sets malloc's options as ``espnet_cs.bin.decode`` does)."""
-    command = [sys.executable, __file__, "--one", name]
+    argv = ["--one", name]
     for option in ("utterances", "seed", "batch", "threads", "espnet_utterances"):
-        command += [f"--{option}", str(getattr(args, option))]
+        argv += [f"--{option}", str(getattr(args, option))]
     allocator = PRELOADED.get(name, "glibc")
-    out = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True, env=environment_for(allocator)).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+    result = measure_in_child("benchmarks.decode", argv, environment_for(allocator))
     if result["allocator"] != allocator:
         raise RuntimeError(f"{name} ran on {result['allocator']}'s malloc")
     return result["seconds"], result["hyps"]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(parser)
     parser.add_argument("--utterances", type=int, default=240)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--peers", nargs="+", default=list(PEERS), choices=list(PEERS))
     parser.add_argument("--trained", nargs="*", type=Path, default=[], help="exp dirs of trained models")
     parser.add_argument("--espnet_utterances", type=int, default=16, help="utterances ESPnet's beam search decodes")
     parser.add_argument("--rounds", type=int, default=1, help="times each peer decodes the set, alternating")
-    parser.add_argument("--json", type=Path, help="write the measurements here too")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this decoder, print JSON
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     utterances = synthesize(args.utterances, args.seed)
     if args.one:
@@ -278,7 +273,7 @@ def main() -> None:
     hyps_of: dict[str, list[list[int]]] = {}
     for _ in range(args.rounds):  # peers alternate, so a slow minute of the machine hits them alike
         for name in names:
-            seconds, hyps_of[name] = measure_in_child(name, args)
+            seconds, hyps_of[name] = measure_peer(name, args)
             times[name].append(seconds)
             print(f"measured {name}: {seconds:.1f} s", file=sys.stderr)
     results: dict[str, dict] = {}
@@ -289,15 +284,13 @@ def main() -> None:
         results[label] = {"seconds": statistics.median(times[name]), "runs": times[name], "hyps": hyps_of[name]}
 
     reference = results.get("openai-whisper")
-    print(
+    setup = (
         f"Whisper-base, {len(utterances)} synthetic utterances ({audio_seconds / 60:.1f} min of audio), "
         f"batch {args.batch}, {args.threads} threads, greedy, <|zh|>; 30-s windows except trained models; "
         f"each decoder in its own process; seconds: median of {args.rounds} alternating round(s)"
     )
     peers = [p for p in ("openai-whisper", "faster-whisper batch float32", "faster-whisper transcribe") if p in results]
-    columns = ["decoder", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers), "same tokens as openai-whisper"]
-    print("| " + " | ".join(columns) + " |")
-    print("|" + "---|" * len(columns))
+    table = Table(["decoder", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers), "same tokens as openai-whisper"])
     for name, r in results.items():
         same = (
             "" if reference is None else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(r['hyps'])}"
@@ -307,11 +300,8 @@ def main() -> None:
             f"{r['seconds'] / audio_seconds:.3f}",
             *(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers),
         ]
-        print("| " + " | ".join([*cells, same]) + " |")
-    if args.json:
-        args.json.write_text(
-            json.dumps({k: {"seconds": v["seconds"], "runs": v["runs"]} for k, v in results.items()}, indent=1)
-        )
+        table.rows.append([*cells, same])
+    report("decode", setup, [table], args.record, argv=argv)
 
 
 PEERS: dict[str, Callable[[int], Decoder]] = {

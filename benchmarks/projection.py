@@ -15,8 +15,8 @@ For training it prints the throughput in hours of audio per hour and the project
 ``--epochs`` epochs over ``--hours`` of audio on the same machine. A projection, not a measurement:
 it assumes time grows linearly with audio (true-length batches of similar lengths).
 
-    tools/venv/bin/python benchmarks/projection.py egs2/mini_cs/asr1 [--hours 100 --epochs 10]
-    tools/venv/bin/python benchmarks/projection.py egs2/cs_bench/asr1 --archive egs2/cs_bench/asr1/results
+    python -m benchmarks.projection egs2/mini_cs/asr1 [--hours 100 --epochs 10] [--record]
+    python -m benchmarks.projection egs2/cs_bench/asr1 --archive egs2/cs_bench/asr1/results
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from pathlib import Path
 
 import torch
 import yaml
+
+from benchmarks.harness import Table, record_option, report
 
 SAMPLE_RATE = 16000
 
@@ -57,23 +59,30 @@ def projected_hours(audio_hours: float, seconds: float, hours: float, epochs: in
     return throughput, hours * epochs / throughput
 
 
-def exp_rows(recipe: Path, hours: float, epochs: int) -> None:
-    print(
+def exp_rows(recipe: Path, hours: float, epochs: int) -> tuple[str, list[Table], list[str]]:
+    """(setup, the table of the recipe's runs, no notes)."""
+    setup = (
         f"Recorded epochs of {recipe}/exp (this machine, the fastest epoch of each run); projection: "
         f"{epochs} epochs of {hours:g} h of audio at the same throughput"
     )
-    print("| run | epochs recorded | training audio (h) | fastest epoch (s) | audio h / h | projected (h) |")
-    print("|---|---|---|---|---|---|")
+    table = Table(["run", "epochs recorded", "training audio (h)", "fastest epoch (s)", "audio h / h", "projected (h)"])
     for checkpoint in sorted((recipe / "exp").glob("*/checkpoint.pth")):
         audio = training_audio_hours(yaml.safe_load((checkpoint.parent / "config.yaml").read_text()), recipe)
         seconds, recorded = fastest_epoch_seconds(checkpoint)
         throughput, projected = projected_hours(audio, seconds, hours, epochs)
-        print(
-            f"| {checkpoint.parent.name} | {recorded} | {audio:.3f} | {seconds:.0f} | {throughput:.2f} | {projected:.0f} |"
-        )
+        table.rows.append(
+            [
+                checkpoint.parent.name, str(recorded), f"{audio:.3f}", f"{seconds:.0f}", f"{throughput:.2f}",
+                f"{projected:.0f}",
+            ]
+        )  # fmt: skip
+    return setup, [table], []
 
 
-def archive_rows(archive: Path, recipe: Path, passes: float, hours: float, epochs: int) -> None:
+def archive_rows(
+    archive: Path, recipe: Path, passes: float, hours: float, epochs: int
+) -> tuple[str, list[Table], list[str]]:
+    """(setup, the tables of the archived trainings and decodings, the sets' sizes)."""
     audio = passes * shape_file_hours(recipe / "dump" / "raw" / "train" / "speech_shape")
     trainings = {
         d.name: json.loads((d / "training.json").read_text())
@@ -82,29 +91,30 @@ def archive_rows(archive: Path, recipe: Path, passes: float, hours: float, epoch
     }
     trainings = {name: run for name, run in trainings.items() if run.get("seconds")}  # zero-shot trains nothing
     fft = trainings.get("fft")
-    print(
+    setup = (
         f"Trainings archived in {archive} ({passes:g} pass(es) over {recipe}'s training set, {audio:.3f} h of audio; "
         f"training and validation seconds of the whole run); projection: {epochs} epochs of {hours:g} h of audio "
         "at the same throughput"
     )
-    print("| system | trainable | epochs | seconds | / fft | audio h / h | projected (h) |")
-    print("|---|---|---|---|---|---|---|")
+    training = Table(["system", "trainable", "epochs", "seconds", "/ fft", "audio h / h", "projected (h)"])
     for name, run in trainings.items():
         throughput, projected = projected_hours(audio, run["seconds"], hours, epochs)
         ratio = f"{run['seconds'] / fft['seconds']:.2f}" if fft else "—"
-        print(
-            f"| `{name}` | {run['trainable'] / 1e6:.3f}M | {run['epochs']} | {run['seconds']} | {ratio} "
-            f"| {throughput:.2f} | {projected:.0f} |"
-        )
-    print()
-    print(
-        f"Decodings archived in {archive}: seconds summed over the decoding jobs, per set "
-        "(utterances, their mean length), for how decoding time grows with the number and length of utterances"
-    )
+        training.rows.append(
+            [
+                f"`{name}`", f"{run['trainable'] / 1e6:.3f}M", str(run["epochs"]), str(run["seconds"]), ratio,
+                f"{throughput:.2f}", f"{projected:.0f}",
+            ]
+        )  # fmt: skip
     infos = sorted(archive.glob("*/decode_*/decode_info.json"))
     sets = sorted({p.parent.name.removeprefix("decode_") for p in infos})
-    print("| system | padding | " + " | ".join(f"{s}: s (RTF)" for s in sets) + " |")
-    print("|---|---|" + "---|" * len(sets))
+    decoding = Table(
+        ["system", "padding", *(f"{s}: s (RTF)" for s in sets)],
+        title=(
+            f"Decodings archived in {archive}: seconds summed over the decoding jobs, per set (utterances, their "
+            "mean length), for how decoding time grows with the number and length of utterances"
+        ),
+    )
     by_system: dict[str, dict[str, dict]] = {}
     for path in infos:
         by_system.setdefault(path.parents[1].name, {})[path.parent.name.removeprefix("decode_")] = json.loads(
@@ -117,30 +127,29 @@ def archive_rows(archive: Path, recipe: Path, passes: float, hours: float, epoch
         cells = [
             f"{d['decode_seconds']:.0f} ({d['real_time_factor']:.3f})" if (d := decodes.get(s)) else "—" for s in sets
         ]
-        print(f"| `{name}` | {padding} | " + " | ".join(cells) + " |")
-    print()
+        decoding.rows.append([f"`{name}`", padding, *cells])
     any_info = {s: json.loads(next(p for p in infos if p.parent.name == f"decode_{s}").read_text()) for s in sets}
-    print(
-        "Sets: "
-        + "; ".join(
-            f"{s}: {i['utterances']} utterances, {i['audio_seconds'] / i['utterances']:.1f} s each on average"
-            for s, i in any_info.items()
-        )
+    sizes = "Sets: " + "; ".join(
+        f"{s}: {i['utterances']} utterances, {i['audio_seconds'] / i['utterances']:.1f} s each on average"
+        for s, i in any_info.items()
     )
+    return setup, [training, decoding], [sizes]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    record_option(parser)
     parser.add_argument("recipe", type=Path)
     parser.add_argument("--archive", type=Path, help="project from this results archive instead of recipe/exp")
     parser.add_argument("--passes", type=float, default=1.0, help="passes over the training set of each archived run")
     parser.add_argument("--hours", type=float, default=100.0, help="audio of the projected corpus (SEAME: ~100 h)")
     parser.add_argument("--epochs", type=int, default=10)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.archive:
-        archive_rows(args.archive, args.recipe, args.passes, args.hours, args.epochs)
+        setup, tables, notes = archive_rows(args.archive, args.recipe, args.passes, args.hours, args.epochs)
     else:
-        exp_rows(args.recipe, args.hours, args.epochs)
+        setup, tables, notes = exp_rows(args.recipe, args.hours, args.epochs)
+    report("projection", setup, tables, args.record, argv=argv, notes=notes)
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ scored by :mod:`espnet_cs.scoring` (MER with its 95% bootstrap interval over the
 and the paired-bootstrap difference to the transformers route on the same utterances).
 
     tools/venv/bin/pip install -r benchmarks/requirements.txt  # peft, accelerate: this benchmark only
-    tools/venv/bin/python benchmarks/train.py --dump egs2/mini_cs/asr1/dump/raw [--methods lora fft] \\
-        [--epochs 2] [--threads 2]
+    python -m benchmarks.train --dump egs2/mini_cs/asr1/dump/raw [--methods lora fft] [--epochs 2] \\
+        [--threads 2] [--record]
 """
 
 from __future__ import annotations
@@ -40,9 +40,11 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-WORK = ROOT / "benchmarks" / "work" / "train"
-CONF = ROOT / "conf" / "tuning"
+from benchmarks import harness
+from benchmarks.harness import ROOT, Table, common_options, measure_in_child, report
+from espnet_cs.methods import CONF
+
+WORK = harness.WORK / "train"
 
 
 def subset(data: Path, utterances: int | None, out: Path) -> Path:
@@ -253,8 +255,9 @@ def difference_cell(errors: dict[str, list[int]], peer: dict[str, list[int]]) ->
     return f"{result.difference:+.1f} [{result.interval.low:+.1f}, {result.interval.high:+.1f}]"
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    common_options(parser)
     parser.add_argument("--dump", type=Path, default=ROOT / "egs2/mini_cs/asr1/dump/raw")
     parser.add_argument("--train_set", default="train")
     parser.add_argument("--valid_set", default="valid")
@@ -264,9 +267,8 @@ def main() -> None:
     parser.add_argument("--train_utts", type=int, help="train on the first N utterances only")
     parser.add_argument("--test_utts", type=int, help="score the first N test utterances only")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--one", nargs=2, metavar=("ROUTE", "METHOD"), help=argparse.SUPPRESS)  # child process
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     dump = args.dump.absolute()
     sets = {
         "train": subset(dump / args.train_set, args.train_utts, WORK / "data"),
@@ -288,37 +290,27 @@ def main() -> None:
     results = {}
     for method in args.methods:
         for route in args.routes:
-            child = [
-                sys.executable,
-                __file__,
-                "--one",
-                route,
-                method,
-                "--dump",
-                str(dump),
-                "--epochs",
-                str(args.epochs),
-            ]
+            child = ["--one", route, method, "--dump", str(dump), "--epochs", str(args.epochs)]
             child += ["--train_set", args.train_set, "--valid_set", args.valid_set, "--test_set", args.test_set]
             child += ["--threads", str(args.threads)]
             for option in ("train_utts", "test_utts"):
                 if getattr(args, option):
                     child += [f"--{option}", str(getattr(args, option))]
-            env = {"OMP_NUM_THREADS": str(args.threads)}
-            output = subprocess.run(child, check=True, capture_output=True, text=True, env={**os.environ, **env})
-            results[route, method] = json.loads(output.stdout.strip().splitlines()[-1])
+            env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+            results[route, method] = measure_in_child("benchmarks.train", child, env)
             print(f"measured {route} {method}: {results[route, method]['epoch_seconds']}", file=sys.stderr)
 
-    print(
+    setup = (
         f"Whisper-base, {_count(sets['train'])} utterances of {args.dump / args.train_set}, {args.epochs} epochs, "
         f"the method's batch size, CPU, {args.threads} threads; MER on {_count(sets['test'])} utterances of "
         f"{args.test_set} after the last epoch"
     )
-    print(
-        "| method | route | s / epoch | / transformers | peak memory (MiB) | / transformers | test MER [95%] "
-        "| MER − transformers [95% paired] |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    table = Table(
+        [
+            "method", "route", "s / epoch", "/ transformers", "peak memory (MiB)", "/ transformers",
+            "test MER [95%]", "MER − transformers [95% paired]",
+        ]
+    )  # fmt: skip
     for (route, method), r in results.items():
         peer = results.get(("transformers", method))
         epoch = sum(r["epoch_seconds"]) / len(r["epoch_seconds"])
@@ -326,10 +318,19 @@ def main() -> None:
         ratio = f"{epoch / peer_epoch:.2f}" if peer else "—"
         memory = f"{r['peak_mib'] / peer['peak_mib']:.2f}" if peer else "—"
         difference = difference_cell(r["test_errors"], peer["test_errors"]) if peer and peer is not r else "—"
-        print(
-            f"| {method} | {route} | {epoch:.0f} | {ratio} | {r['peak_mib']:.0f} | {memory} "
-            f"| {mer_cell(r['test_errors'])} | {difference} |"
+        table.rows.append(
+            [
+                method,
+                route,
+                f"{epoch:.0f}",
+                ratio,
+                f"{r['peak_mib']:.0f}",
+                memory,
+                mer_cell(r["test_errors"]),
+                difference,
+            ]
         )
+    report("train", setup, [table], args.record, argv=argv)
 
 
 def _count(data: Path) -> int:

@@ -8,7 +8,7 @@ model, the optimizer and the batch exist (runtime and backbone, alike for every 
 the steps add above it (gradients, optimizer state, saved activations), from Linux's ``VmHWM``
 reset after the build.
 
-    tools/venv/bin/python benchmarks/train_step.py [--methods spt4asr fft ...] [--steps 5] \
+    python -m benchmarks.train_step [--methods spt4asr fft ...] [--steps 5] [--record] \
         [--activation_checkpointing] [--return_freed_memory] [--allocators glibc tcmalloc]
 
 ``--allocators`` measures each method once per malloc (others preloaded with the settings
@@ -21,19 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from benchmarks.harness import LID_HEADS, TEXT, Table, build, common_options, measure_in_child, report, training_options
 from espnet_cs.host_memory import PRELOADABLE_ALLOCATORS, allocator_in_use, environment_for
-
-CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
-METHODS = [
-    "fft", "fft_spt", "lora", "spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "adapter", "adapter_ag"
-]  # fmt: skip
-LID_HEADS = CONF.parents[1] / "egs2" / "cs_bench" / "asr1" / "results" / "lid_heads" / "lid_heads.json"  # archived
-TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"
 
 
 def status_mib(field: str) -> float:
@@ -54,29 +47,21 @@ def measure(method: str, options: argparse.Namespace) -> dict:
     process's peak, the resident size once model, optimizer and batch exist (the backbone and the
     runtime), and the peak during the steps above that (what training adds)."""
     import torch
-    from espnet2.layers.create_adapter import create_adapter
 
     from espnet_cs.host_memory import fix_mmap_threshold
-    from espnet_cs.task import CSASRTask, freeze
+    from espnet_cs.methods import methods
 
     if options.return_freed_memory:
         fix_mmap_threshold()
+    if options.threads:
+        torch.set_num_threads(options.threads)
     torch.manual_seed(0)
-    args = CSASRTask.get_parser().parse_args(["--config", str(CONF / f"{method}.yaml")])
-    if "guidance" in args.model_conf:
-        args.model_conf = {
-            **args.model_conf,
-            "guidance": {**args.model_conf["guidance"], "lid_heads": str(options.lid_heads)},
-        }
+    conf = {}
     if options.activation_checkpointing:
-        args.encoder_conf = {**args.encoder_conf, "activation_checkpointing": True}
-        if "guidance" not in args.model_conf:  # guidance reads attention the recomputation would not capture
-            args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": True}
-    model = CSASRTask.build_model(args)
-    if args.use_adapter:
-        create_adapter(model, args.adapter, args.adapter_conf)
-    freeze(model, args.freeze_param)
-    model.train()
+        conf["encoder_conf"] = {"activation_checkpointing": True}
+        if not methods()[method].guided:  # guidance reads attention the recomputation would not capture
+            conf["decoder_conf"] = {"activation_checkpointing": True}
+    model = build(method, "whisper-base", options.lid_heads, **conf)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-6)
     batch, samples = options.batch, int(options.seconds * 16000)
     speech = 0.1 * torch.randn(batch, samples)
@@ -107,13 +92,10 @@ def measure(method: str, options: argparse.Namespace) -> dict:
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", nargs="+", default=METHODS)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=4.0)
+    common_options(parser, threads=None)
+    training_options(parser, batch=8, seconds=4.0)
     parser.add_argument(
         "--activation_checkpointing", action="store_true", help="recompute every block in the backward pass"
     )
@@ -133,7 +115,8 @@ def main() -> None:
         help="malloc of the measured processes (others preloaded); ratios against the first's FFT",
     )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # child process: measure this method
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(measure(args.one, args)))
         return
@@ -142,14 +125,14 @@ def main() -> None:
     results: dict[str, dict[str, dict]] = {allocator: {} for allocator in args.allocators}
     for method in methods:  # allocators alternate per method, so drift of the machine touches each alike
         for allocator in args.allocators:
-            results[allocator][method] = measure_in_child(method, allocator)
+            results[allocator][method] = measure_with(allocator, method, argv)
             print(
                 f"measured {method} ({allocator}): {results[allocator][method]['step_seconds']:.2f} s/step",
                 file=sys.stderr,
             )
 
     fft = results[args.allocators[0]]["fft"]
-    print(
+    setup = (
         f"Whisper-base, batch {args.batch} x {args.seconds:.0f}-s utterances, true length, AdamW, "
         f"CPU, {fft['threads']} threads; median of {args.steps} steps after {args.warmup} warm-up steps"
         + (
@@ -159,57 +142,62 @@ def main() -> None:
         )
         + ("; --return_freed_memory (glibc's mmap threshold fixed at 1 MiB)" if args.return_freed_memory else "")
     )
-    for allocator, table in results.items():
-        print_table(allocator, table)
+    tables = [method_table(allocator, table) for allocator, table in results.items()]
     if len(args.allocators) > 1:
-        print_allocator_ratios(results)
+        tables.append(allocator_ratios(results))
+    report("train_step", setup, tables, args.record, argv=argv)
 
 
-def measure_in_child(method: str, allocator: str) -> dict:
+def measure_with(allocator: str, method: str, argv: list[str]) -> dict:
     """:func:`measure` in a fresh process whose malloc is ``allocator``'s (preloaded unless glibc)."""
-    child = [sys.executable, __file__, "--one", method, *sys.argv[1:]]
-    done = subprocess.run(child, capture_output=True, text=True, env=environment_for(allocator))
-    if done.returncode:
-        raise RuntimeError(f"{method} ({allocator}) failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = measure_in_child("benchmarks.train_step", ["--one", method, *argv], environment_for(allocator))
     if result["allocator"] != allocator:
         raise RuntimeError(f"{method}: asked for {allocator}'s malloc, the child ran {result['allocator']}'s")
     return result
 
 
-def print_table(allocator: str, results: dict[str, dict]) -> None:
-    """One allocator's results as a Markdown table, every ratio against its own FFT."""
+def method_table(allocator: str, results: dict[str, dict]) -> Table:
+    """One allocator's results, every ratio against its own FFT."""
     fft = results["fft"]
-    print(f"\nmalloc: {allocator}")
-    print(
-        "| method | trainable | step (s) | step / FFT | peak memory (MiB) | memory / FFT "
-        "| resident before the steps (MiB) | added by training (MiB) | added / FFT |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|")
+    table = Table(
+        [
+            "method", "trainable", "step (s)", "step / FFT", "peak memory (MiB)", "memory / FFT",
+            "resident before the steps (MiB)", "added by training (MiB)", "added / FFT",
+        ],
+        title=f"malloc: {allocator}",
+    )  # fmt: skip
     for method, r in results.items():
-        print(
-            f"| {method} | {r['trainable'] / 1e6:.3f}M | {r['step_seconds']:.2f} | {r['step_seconds'] / fft['step_seconds']:.2f} "
-            f"| {r['peak_mib']:.0f} | {r['peak_mib'] / fft['peak_mib']:.2f} "
-            f"| {r['built_mib']:.0f} | {r['added_mib']:.0f} | {r['added_mib'] / fft['added_mib']:.2f} |"
-        )
+        table.rows.append(
+            [
+                method, f"{r['trainable'] / 1e6:.3f}M", f"{r['step_seconds']:.2f}",
+                f"{r['step_seconds'] / fft['step_seconds']:.2f}", f"{r['peak_mib']:.0f}",
+                f"{r['peak_mib'] / fft['peak_mib']:.2f}", f"{r['built_mib']:.0f}", f"{r['added_mib']:.0f}",
+                f"{r['added_mib'] / fft['added_mib']:.2f}",
+            ]
+        )  # fmt: skip
+    return table
 
 
-def print_allocator_ratios(results: dict[str, dict[str, dict]]) -> None:
+def allocator_ratios(results: dict[str, dict[str, dict]]) -> Table:
     """Each further allocator against the first, per method, and against the first one's FFT
     (what a user who keeps FFT on the default malloc would compare with)."""
     first, *others = results
-    print(f"\nagainst {first}")
-    print("| method | malloc | step / same method's | peak / same method's | step / FFT's | peak / FFT's |")
-    print("|---|---|---|---|---|---|")
+    table = Table(
+        ["method", "malloc", "step / same method's", "peak / same method's", "step / FFT's", "peak / FFT's"],
+        title=f"against {first}",
+    )
     base_fft = results[first]["fft"]
     for method, base in results[first].items():
         for allocator in others:
             r = results[allocator][method]
-            print(
-                f"| {method} | {allocator} | {r['step_seconds'] / base['step_seconds']:.2f} "
-                f"| {r['peak_mib'] / base['peak_mib']:.2f} | {r['step_seconds'] / base_fft['step_seconds']:.2f} "
-                f"| {r['peak_mib'] / base_fft['peak_mib']:.2f} |"
-            )
+            table.rows.append(
+                [
+                    method, allocator, f"{r['step_seconds'] / base['step_seconds']:.2f}",
+                    f"{r['peak_mib'] / base['peak_mib']:.2f}", f"{r['step_seconds'] / base_fft['step_seconds']:.2f}",
+                    f"{r['peak_mib'] / base_fft['peak_mib']:.2f}",
+                ]
+            )  # fmt: skip
+    return table
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# benchmarks/train_step.py at two commits, alternating, on the same machine: what a change did to
+# python -m benchmarks.train_step at two commits, alternating, on the same machine: what a change did to
 # step time and memory, with the machine's drift between rounds in view.
 #
-#   benchmarks/train_step_commits.sh BEFORE AFTER [ROUNDS] -- [train_step.py options]
+#   benchmarks/train_step_commits.sh BEFORE AFTER [ROUNDS] -- [benchmarks.train_step options]
 #   benchmarks/train_step_commits.sh c2ee7fa HEAD 2 -- --methods fft dpt spt4asr
 #
 # Each commit is checked out as a git worktree under a temporary directory and run with this
@@ -23,6 +23,8 @@ for round in $(seq "${rounds}"); do
   for side in before after; do
     commit="$(git -C "${tmp}/${side}" rev-parse --short HEAD)"
     echo "== ${side} (${commit}), round ${round}"
-    (cd "${tmp}/${side}" && PYTHONPATH="${tmp}/${side}" "${root}/tools/venv/bin/python" benchmarks/train_step.py "$@" | grep '^|')
+    script=(-m benchmarks.train_step)
+    [ -f "${tmp}/${side}/benchmarks/harness.py" ] || script=(benchmarks/train_step.py)  # a commit before the harness
+    (cd "${tmp}/${side}" && PYTHONPATH="${tmp}/${side}" "${root}/tools/venv/bin/python" "${script[@]}" "$@" | grep '^|')
   done
 done

@@ -22,9 +22,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from espnet_cs.bootstrap import PairedDifference
+from espnet_cs.methods import methods, single_prompt_variants
 
-SPT_VARIANTS = ("spt_enc", "spt_dec", "spt_both", "respt", "lpt")
-TWO_STAGE = "adapter_stage1+adapter_ag_stage2"
+SINGLE_PROMPT_VARIANTS = tuple(single_prompt_variants())  # dpt among them (conf/tuning: family spt, combines none)
+TWO_STAGE, TWO_STAGE_ALL, TWO_STAGE_RANDOM = (
+    methods()[name].system for name in ("adapter_ag_stage2", "adapter_ag_stage2_all", "adapter_ag_stage2_random50")
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +44,12 @@ class Claim:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("SPT", "deep prompts are the best single SPT variant", tuple(("dpt", v) for v in SPT_VARIANTS)),
-    Claim("SPT", "SPT4ASR is the best SPT", tuple(("spt4asr", v) for v in ("dpt", *SPT_VARIANTS))),
+    Claim(
+        "SPT",
+        "deep prompts are the best single SPT variant",
+        tuple(("dpt", v) for v in SINGLE_PROMPT_VARIANTS if v != "dpt"),
+    ),
+    Claim("SPT", "SPT4ASR is the best SPT", tuple(("spt4asr", v) for v in SINGLE_PROMPT_VARIANTS)),
     Claim("SPT", "LoRA is still ahead of SPT4ASR", (("lora", "spt4asr"),)),
     Claim(
         "SPT",
@@ -52,11 +59,9 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim("AG", "attention guidance beats plain adapters", (("adapter_ag", "adapter"), (TWO_STAGE, "adapter"))),
     Claim("AG", "two stages beat one", ((TWO_STAGE, "adapter_ag"),)),
-    Claim("AG", "guiding random heads fails", ((TWO_STAGE, f"{TWO_STAGE}_random50"),)),
-    Claim("AG", "the top 60% of the LID heads are at least as good as all of them", ((TWO_STAGE, f"{TWO_STAGE}_all"),)),
+    Claim("AG", "guiding random heads fails", ((TWO_STAGE, TWO_STAGE_RANDOM),)),
+    Claim("AG", "the top 60% of the LID heads are at least as good as all of them", ((TWO_STAGE, TWO_STAGE_ALL),)),
 )
-
-VERDICTS = ("confirmed", "contradicted", "not resolved")
 HYPOTHESES = (("as decoded", ""), ("guard", "_guard"))  # (table cell, system-name suffix)
 
 

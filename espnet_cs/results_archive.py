@@ -25,8 +25,8 @@ from pathlib import Path
 
 import yaml
 
-from espnet_cs.bin.param_count import count_args
 from espnet_cs.kaldi_dir import write_atomic
+from espnet_cs.task import count_trainable
 from espnet_cs.trainer import load_checkpoint
 
 DECODE_FILES = ("scores.json", "decode_info.json")
@@ -48,7 +48,7 @@ def training_summary(exp: Path) -> dict:
         return {}
     args = argparse.Namespace(**yaml.safe_load(config.read_text()))  # as ESPnet reads a run's config
     try:
-        trainable, _ = count_args(args, args.whisper_model)
+        trainable, _ = count_trainable(args, args.whisper_model)
     except ValueError:
         trainable = None
     checkpoint = exp / "checkpoint.pth"

@@ -20,6 +20,7 @@ import torch
 import yaml
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
+from espnet2.layers.create_adapter import create_adapter
 from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
@@ -30,10 +31,11 @@ from espnet2.utils.types import str2bool, str_or_none
 from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.backbone import WHISPER_TEXT_CTX, one_load_per_backbone
+from espnet_cs.backbone import META, WHISPER_TEXT_CTX, one_load_per_backbone
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.host_memory import allocator_in_use, fix_mmap_threshold
+from espnet_cs.methods import FAMILIES
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.options import check_options
 from espnet_cs.tokenizer import LID_PROMPTS, CSTokenizer
@@ -119,6 +121,7 @@ class CSASRTask(AbsTask):
         )
         for class_choices in cls.class_choices_list:
             class_choices.add_arguments(group)
+        add_method_arguments(parser)
 
     @classmethod
     def main_worker(cls, args: argparse.Namespace) -> None:
@@ -198,6 +201,57 @@ class CSASRTask(AbsTask):
             model_choices.get_class(args.model),
             {**args.model_conf, "encoder": encoder, "decoder": decoder, "lid_prompt": args.lid_prompt},
         )
+
+
+def add_method_arguments(parser: argparse.ArgumentParser) -> None:
+    """The keys by which a method YAML of ``conf/tuning`` describes itself (:mod:`espnet_cs.methods`).
+
+    Training ignores them; they are options so that ESPnet's config parser accepts the YAML.
+    """
+    group = parser.add_argument_group(description="what the method is (espnet_cs.methods; training ignores it)")
+    group.add_argument("--family", choices=FAMILIES, default=None, help="the kind of parameters that train")
+    group.add_argument(
+        "--starts_from",
+        type=str_or_none,
+        default=None,
+        help="two-phase training: the method whose trained model this one starts from",
+    )
+    group.add_argument("--combines", nargs="*", default=[], help="the methods whose parameters this one puts together")
+    group.add_argument(
+        "--paper_trainable",
+        type=float,
+        default=None,
+        help="trainable parameters the method's paper reports for Whisper-small, in millions",
+    )
+
+
+def build_trainable_model(args: argparse.Namespace) -> CSWhisperModel:
+    """The model ``espnet_cs.bin.train`` trains from ``args`` (a method YAML parsed by
+    ``CSASRTask.get_parser()``, or a run's ``config.yaml``): built, ESPnet's adapter added
+    (``--use_adapter``), the ``--freeze_param`` prefixes frozen by :func:`freeze`."""
+    model = CSASRTask.build_model(args)
+    if getattr(args, "use_adapter", False):
+        create_adapter(model, args.adapter, args.adapter_conf)
+    freeze(model, args.freeze_param)
+    return model
+
+
+def count_trainable(args: argparse.Namespace, whisper_name: str) -> tuple[int, int]:
+    """(trainable, total) parameters of the model ``args`` configure on Whisper ``whisper_name``
+    (e.g. ``base``), built by :func:`build_trainable_model` on PyTorch's meta device from a
+    weightless backbone: nothing is loaded or allocated.
+
+    Raises:
+        ValueError: ``whisper_name`` is not a Whisper size (e.g. a checkpoint file).
+    """
+    args = argparse.Namespace(
+        **{**vars(args), "model_conf": dict(args.model_conf), "whisper_model": META + whisper_name}
+    )
+    args.model_conf.pop("guidance", None)  # adds no parameters, and its LID heads may not exist yet
+    with torch.device("meta"):
+        model = build_trainable_model(args)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
 
 
 def parameter_groups(model: torch.nn.Module, lr_by_prefix: dict[str, float]) -> list[dict[str, Any]]:

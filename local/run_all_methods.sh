@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's multi-method experiment driver: in one recipe, train, average, decode and score
 # each of --methods (conf/tuning/<method>.yaml), --adapter_methods and --two_stage_methods
-# (stage 4's LID heads first), then write the recipe's RESULTS.md (stage 10).
+# (stage 4's LID heads first where a method reads them), then write the recipe's RESULTS.md
+# (stage 10). The default lists are every YAML of conf/tuning, grouped by what each says of itself
+# (python -m espnet_cs.methods).
 # Run from the repository root; it changes into --recipe (relative to the repository root):
 #   local/run_all_methods.sh [--recipe egs2/mini_cs/asr1] --max_epoch 5 --methods "spt_both dpt"
 # Prepares the data first (stages 1-3 of the recipe's run.sh) when the recipe has formatted none
@@ -15,13 +17,16 @@ log() {
 }
 
 root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)"
+methods_in() {  # the method YAMLs of a group of espnet_cs.methods.GROUPS
+    PYTHONPATH="${root}" "${ESPNET_CS_VENV:-${root}/tools/venv}/bin/python" -m espnet_cs.methods "$1"
+}
 
 recipe=egs2/mini_cs/asr1  # the recipe dir, relative to the repository root
 max_epoch=5               # training budget of every method (the YAMLs hold the papers': SPT 10, AG 15 per stage)
-methods="spt4asr spt_enc spt_dec spt_both dpt respt lpt lora fft fft_spt"
-adapter_methods="adapter adapter_ag"  # one-stage adapter methods, --adapter_max_epoch each
+methods="$(methods_in one_stage)"          # one-stage methods but the adapters, --max_epoch each
+adapter_methods="$(methods_in adapter)"    # one-stage adapter methods, --adapter_max_epoch each
 # two-stage methods as stage1+stage2; a stage 1 shared by several is trained once
-two_stage_methods="adapter_stage1+adapter_ag_stage2 adapter_stage1+adapter_ag_stage2_all adapter_stage1+adapter_ag_stage2_random50"
+two_stage_methods="$(methods_in two_stage)"
 adapter_max_epoch=3       # of a one-stage adapter method
 stage_max_epoch=3         # of each stage of a two-stage method
 stage_iters_per_epoch=0   # batches in an epoch of each stage (0: the whole training set)
@@ -52,14 +57,20 @@ if ! compgen -G "dump/raw/*/.done" >/dev/null; then
     log "${recipe}: no formatted data yet: stages 1-3"
     ./run.sh --stop_stage 3
 fi
+# stage 4's LID heads: read by the loss of guided methods, and by stage 10's attention analysis
+guided=" $(methods_in guided) " lid_heads=false
+[ -z "${adapter_methods}${two_stage_methods}" ] || lid_heads=true
+for method in ${methods}; do
+    case "${guided}" in *" ${method} "*) lid_heads=true ;; esac
+done
+if ${lid_heads}; then
+    log "${recipe}: LID heads (stage 4)"
+    ./run.sh --stage 4 --stop_stage 4
+fi
 for method in ${methods}; do
     log "${recipe}: ${method}, ${max_epoch} epochs"
     ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${max_epoch}"
 done
-if [ -n "${adapter_methods}${two_stage_methods}" ]; then
-    log "${recipe}: LID heads (stage 4)"
-    ./run.sh --stage 4 --stop_stage 4
-fi
 for method in ${adapter_methods}; do
     log "${recipe}: ${method}, ${adapter_max_epoch} epochs"
     ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${adapter_max_epoch}"

@@ -18,13 +18,12 @@ import pytest
 import soundfile as sf
 import torch
 import whisper
-from espnet2.layers.create_adapter import create_adapter
 
 from espnet_cs.attention_analysis import attention_passes, collect_head_statistics
 from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.task import CSASRTask, freeze
+from espnet_cs.task import CSASRTask, build_trainable_model
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
 METHODS = [
@@ -74,11 +73,7 @@ def build(method: str, whisper_path: Path, lid_heads: Path) -> CSWhisperModel:
     if method == "adapter_ag":
         argv += ["--model_conf", f"{{guidance: {{lid_heads: {lid_heads}, weight: 1.0, target: 0.5}}}}"]
     args = CSASRTask.get_parser().parse_args(argv)
-    model = CSASRTask.build_model(args)
-    if args.use_adapter:
-        create_adapter(model, args.adapter, args.adapter_conf)
-    freeze(model, args.freeze_param)
-    return model
+    return build_trainable_model(args)
 
 
 def batch(model: CSWhisperModel, dtype: torch.dtype) -> dict[str, torch.Tensor]:

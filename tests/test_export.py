@@ -8,7 +8,6 @@ import ctranslate2
 import numpy as np
 import pytest
 import torch
-from espnet2.layers.create_adapter import create_adapter
 from faster_whisper import WhisperModel
 from test_training import RECIPE_CONF, data_dir, train_args  # noqa: F401 (data_dir is a fixture)
 from transformers import WhisperForConditionalGeneration
@@ -18,7 +17,7 @@ from espnet_cs.backbone.export import ExportError, export, whisper_state
 from espnet_cs.bin.export import main
 from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.task import CSASRTask, freeze
+from espnet_cs.task import CSASRTask, build_trainable_model
 from espnet_cs.tokenizer import CSTokenizer
 
 AUDIO = (0.1 * np.random.default_rng(1).standard_normal(24000)).astype(np.float32)
@@ -30,9 +29,7 @@ def lora_model(backbone) -> CSWhisperModel:
         ["--config", str(RECIPE_CONF / "lora.yaml"), "--whisper_model", str(backbone)]
     )
     args.encoder_conf = {**args.encoder_conf, "pad_to_30s": True}  # served in 30-s windows, as faster-whisper does
-    model = CSASRTask.build_model(args)
-    create_adapter(model, args.adapter, args.adapter_conf)
-    freeze(model, args.freeze_param)
+    model = build_trainable_model(args)
     torch.manual_seed(0)
     with torch.no_grad():
         for name, parameter in model.named_parameters():

@@ -46,7 +46,7 @@ def trained_run(
 @pytest.fixture
 def counted(monkeypatch):
     """Every config counts 1000 trainable parameters (the counting itself: tests/test_sizes.py)."""
-    monkeypatch.setattr(results_archive, "count_args", lambda args, whisper_model: (1000, None))
+    monkeypatch.setattr(results_archive, "count_trainable", lambda args, whisper_model: (1000, None))
 
 
 def test_training_time_is_every_finished_epoch_of_every_stage(tmp_path, monkeypatch, counted) -> None:

@@ -21,7 +21,6 @@ import pytest
 import soundfile as sf
 import torch
 import whisper
-from espnet2.layers.create_adapter import create_adapter
 from whisper.model import ModelDimensions
 
 from espnet_cs.attention_analysis import collect_head_statistics
@@ -32,7 +31,7 @@ from espnet_cs.decoding import DecodingConfig, Transcriber
 from espnet_cs.guidance.heads import FIRST_GUIDABLE_LAYER, LidHeads, lid_head_statistics, rank_lid_heads, select
 from espnet_cs.guidance.rows import WordRows
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.task import CSASRTask, freeze
+from espnet_cs.task import CSASRTask, build_trainable_model
 from espnet_cs.tokenizer import CSTokenizer
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
@@ -106,11 +105,7 @@ def build(method: str, path: Path, *extra: str) -> CSWhisperModel:
     args = CSASRTask.get_parser().parse_args(
         ["--config", str(CONF / f"{method}.yaml"), "--whisper_model", str(path), *extra]
     )
-    model = CSASRTask.build_model(args)
-    if args.use_adapter:
-        create_adapter(model, args.adapter, args.adapter_conf)
-    freeze(model, args.freeze_param)
-    return model
+    return build_trainable_model(args)
 
 
 def training_step(model: CSWhisperModel) -> tuple[torch.Tensor, dict[str, torch.Tensor], tuple[int, ...]]:
@@ -196,9 +191,11 @@ def test_special_token_ids_follow_the_vocabulary(n_vocab, num_languages):
 
 
 def test_param_count_lists_every_size(tmp_path, capsys):
-    (tmp_path / "spt4asr.yaml").write_text((CONF / "spt4asr.yaml").read_text())
+    for method in ("spt4asr", "dpt", "respt", "lpt"):  # spt4asr and the methods it combines
+        (tmp_path / f"{method}.yaml").write_text((CONF / f"{method}.yaml").read_text())
     param_count.main(["--conf_dir", str(tmp_path), "--models", "all"])
-    header, _, row = capsys.readouterr().out.splitlines()
+    header, _, *rows = capsys.readouterr().out.splitlines()
+    (row,) = [r for r in rows if r.startswith("| spt4asr |")]
     assert header.split(" | ")[1 : 1 + len(SIZES)] == [f"{s} trainable" for s in SIZES]
     expected = [f"{param_count.count(tmp_path / 'spt4asr.yaml', s)[0] / 1e6:.3f}M" for s in SIZES]
     assert row.split(" | ")[1 : 1 + len(SIZES)] == expected

@@ -346,9 +346,7 @@ def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_
 @pytest.mark.parametrize("method", ["spt4asr", "lora", "adapter"])
 def test_activation_checkpointing_keeps_loss_and_gradients_and_saves_memory(method, tiny_whisper_path):
     """Blocks recomputed in the backward pass: the same loss and gradients, fewer saved activations."""
-    from espnet2.layers.create_adapter import create_adapter
-
-    from espnet_cs.task import freeze
+    from espnet_cs.task import build_trainable_model
 
     def step(checkpointing: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor], int]:
         args = CSASRTask.get_parser().parse_args(
@@ -357,10 +355,7 @@ def test_activation_checkpointing_keeps_loss_and_gradients_and_saves_memory(meth
         args.encoder_conf = {**args.encoder_conf, "activation_checkpointing": checkpointing}
         args.decoder_conf = {**args.decoder_conf, "activation_checkpointing": checkpointing}
         torch.manual_seed(0)
-        model = CSASRTask.build_model(args)
-        if args.use_adapter:
-            create_adapter(model, args.adapter, args.adapter_conf)
-        freeze(model, args.freeze_param)
+        model = build_trainable_model(args)
         model.train()
         weights = {p.untyped_storage().data_ptr() for p in model.parameters()}
         saved_bytes = 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # On a CUDA machine that carried tools/gpu_wheels/part1 (docs/gpu.md): install the wheels, then run
-# the GPU tier (tests/test_gpu.py) and the GPU benchmark (benchmarks/gpu.py, float32 and bfloat16
+# the GPU tier (tests/test_gpu.py) and the GPU benchmark (python -m benchmarks.gpu, float32 and bfloat16
 # autocast), each under its own time limit so that one hang cannot take the other's time.
 # Logs, the tier's JUnit XML and the machine's description go to OUT_DIR. Options after the time
 # limits go to benchmarks/gpu.py (default: --amp none bfloat16).
@@ -33,4 +33,5 @@ tools/gpu_install.sh 2>&1 | tee "${out}/install.log" || exit 1
 
 timeout "${tier_seconds}" python3 -m pytest -q -p no:cacheprovider -rs --durations 15 -o faulthandler_timeout=120 \
     --junitxml "${out}/tier.xml" tests/test_gpu.py 2>&1 | tee "${out}/tier.log"
-timeout "${benchmark_seconds}" python3 benchmarks/gpu.py "${benchmark_options[@]}" 2>&1 | tee "${out}/benchmark.log"
+timeout "${benchmark_seconds}" python3 -m benchmarks.gpu "${benchmark_options[@]}" --record "${out}" 2>&1 \
+    | tee "${out}/benchmark.log"

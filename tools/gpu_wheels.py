@@ -92,8 +92,8 @@ def measure_tier_imports() -> set[str]:
     status = pytest.main(["-q", "-p", "no:cacheprovider", *(str(ROOT / path) for path in TIER_TESTS)])
     if status != 0:
         raise SystemExit(f"gpu_wheels: the GPU tier's CPU tests failed (pytest exit {status}); fix them first")
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import gpu as benchmark  # benchmarks/gpu.py
+    sys.path.insert(0, str(ROOT))
+    from benchmarks import gpu as benchmark
 
     benchmark.main(BENCHMARK_SMOKE)
     return imported_distributions()

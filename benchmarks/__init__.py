@@ -1,0 +1,1 @@
+"""Benchmarks of espnet-cs against its peers, run as ``python -m benchmarks.<name>`` (:mod:`benchmarks.harness`)."""
