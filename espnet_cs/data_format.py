@@ -31,8 +31,9 @@ a relative ``<dst>`` gives paths relative to the recipe dir, the ESPnet conventi
 the audio they were made from changed) and the ``.done`` marker. Everything is written into ``<dst>.tmp`` and moved to ``<dst>`` only on
 success; on failure ``<dst>`` holds only ``problems.txt``. A run is skipped when ``<dst>/.done``
 was made from the same sources: the same ``<src>``, the same content of its files, and the same
-size and modification time of every audio file ``wav.scp`` names (for a pipe, of the files named in
-its command); the log says what changed otherwise. A run that does not skip first removes a
+bytes of every audio file ``wav.scp`` names (for a pipe, of the files named in its command; each
+file's sha256 is read again only when its size, times or inode changed, see
+:mod:`espnet_cs.audio_files`); the log says what changed otherwise. A run that does not skip first removes a
 leftover ``<dst>.tmp`` and a previous output, which no longer matches the sources (a non-empty
 ``<dst>`` that is not a stage-2 output is refused).
 """
@@ -63,6 +64,7 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
+from espnet_cs.audio_files import Record, changed_files, read_records
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 from espnet_cs.scoring import normalize_text, tokenize
 from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
@@ -436,34 +438,59 @@ def _audio_files(entry: str) -> list[Path]:
     return [Path(word) for word in words if Path(word).is_file()]
 
 
-def source_signature(src: Path) -> dict[str, str]:
+def audio_records(src: Path, cache: dict[str, Record]) -> dict[str, Record]:
+    """The identity and sha256 of every audio file ``src/wav.scp`` names (for a pipe, of the
+    files named in its command), read again only where a file's identity is not the cached one."""
+    if not (src / "wav.scp").is_file():
+        return {}
+    entries = read_kaldi_map(src / "wav.scp", lambda *_: None).values()
+    return read_records(dict.fromkeys(path for entry in entries for path in _audio_files(entry)), cache)
+
+
+def source_signature(src: Path, records: dict[str, Record]) -> dict[str, str]:
     """What a formatted dir is made from: the sha256 of each data file of ``src``, and one sha256
-    of the size and modification time of every audio file its ``wav.scp`` names."""
+    of the bytes of every audio file (``records``, from :func:`audio_records`)."""
     files = {name: file_sha256(src / name) for name in REQUIRED_FILES + OPTIONAL_FILES if (src / name).is_file()}
-    audio = hashlib.sha256()
-    if (src / "wav.scp").is_file():
-        for entry in read_kaldi_map(src / "wav.scp", lambda *_: None).values():
-            for path in _audio_files(entry):
-                stat = f"{path.stat().st_size}\t{path.stat().st_mtime_ns}" if path.is_file() else "missing"
-                audio.update(f"{path}\t{stat}\n".encode())
+    audio = hashlib.sha256("".join(f"{path}\t{r.sha256}\n" for path, r in records.items()).encode())
     return {**files, "audio files": audio.hexdigest()}
 
 
-def staleness(src: str | Path, dst: str | Path) -> str | None:
-    """Why ``dst`` is not the complete output of ``src`` as it is now; None if it is."""
-    src, marker = Path(src), Path(dst) / DONE_MARKER
-    if not marker.is_file():
+def _read_marker(dst: Path) -> dict | None:
+    """The done marker of ``dst``, None if there is none."""
+    marker = dst / DONE_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def _cached_records(done: dict | None) -> dict[str, Record]:
+    """The audio records of a done marker (none in a marker without them)."""
+    return {path: Record.from_json(fields) for path, fields in (done or {}).get("audio", {}).items()}
+
+
+def staleness(src: Path, dst: Path, done: dict | None, records: dict[str, Record]) -> str | None:
+    """Why ``dst`` (done marker ``done``) is not the complete output of ``src`` as it is now, whose
+    audio files are ``records``; None if it is."""
+    if done is None:
         return f"{dst} holds no complete output"
-    done = json.loads(marker.read_text())
     if done.get("src") != str(src.resolve()):
         return f"{dst} was made from {done.get('src')}"
-    before, now = done.get("sources", {}), source_signature(src)
+    before, now = done.get("sources", {}), source_signature(src, records)
     changed = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
-    return f"changed in {src} since {dst} was made: {', '.join(changed)}" if changed else None
+    if not changed:
+        return None
+    files = changed_files(_cached_records(done), records) if "audio" in done else []
+    if files:
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        changed[changed.index("audio files")] = f"audio files ({'; '.join(files[:3])}{more})"
+    return f"changed in {src} since {dst} was made: {', '.join(changed)}"
 
 
 def _write_outputs(
-    tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]], results: list[RecordingResult]
+    tmp: Path,
+    dst: Path,
+    src: Path,
+    tables: dict[str, dict[str, str]],
+    results: list[RecordingResult],
+    records: dict[str, Record],
 ) -> None:
     """Write the Kaldi/ESPnet files and the done marker into ``tmp`` (destined for ``dst``)."""
     num_samples = {utt: n for r in results for utt, n in r.num_samples.items()}
@@ -478,7 +505,12 @@ def _write_outputs(
     write_kaldi_map(tmp / "utt2num_samples", num_samples)
     write_kaldi_map(tmp / "speech_shape", num_samples)
     write_kaldi_map(tmp / AUDIO_DIGESTS, {utt: digest for r in results for utt, digest in r.digests.items()})
-    done = {"src": str(src.resolve()), "utterances": len(utts), "sources": source_signature(src)}
+    done = {
+        "src": str(src.resolve()),
+        "utterances": len(utts),
+        "sources": source_signature(src, records),
+        "audio": {path: record.to_json() for path, record in records.items()},
+    }
     (tmp / DONE_MARKER).write_text(json.dumps(done, indent=1) + "\n")
 
 
@@ -508,9 +540,11 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
     Raises :class:`DataFormatError` (after writing ``<dst>/problems.txt``) if any problem is found.
     """
     src, dst = Path(src), Path(dst)
-    reason = "--force" if force else staleness(src, dst)
+    done = _read_marker(dst)
+    records = audio_records(src, _cached_records(done))  # before formatting: a file written meanwhile is redone
+    reason = "--force" if force else staleness(src, dst, done, records)
     if reason is None:
-        log.info("%s was made from %s as it is now (data files, audio sizes and times); skipped", dst, src)
+        log.info("%s was made from %s as it is now (data files and the bytes of every audio file); skipped", dst, src)
         return False
     log.info("formatting %s into %s: %s", src, dst, reason)
     _remove_previous_output(dst)
@@ -526,7 +560,7 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
         (dst / "problems.txt").write_text(format_report(problems), encoding="utf-8")
         raise DataFormatError(problems)
     _log_fixes(results)
-    _write_outputs(tmp, dst, src, tables, results)
+    _write_outputs(tmp, dst, src, tables, results, records)
     os.replace(tmp, dst)
     log.info("formatted %d utterance(s) into %s", sum(len(r.num_samples) for r in results), dst)
     return True

@@ -2,6 +2,7 @@
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -391,3 +392,40 @@ def test_audit_crlf_tables_format_like_lf(clean_dir: tuple[Path, dict[str, np.nd
         lf, crlf = (read_table(tmp_path / d / name) for d in ("lf", "crlf"))
         assert {k: v.replace(str(tmp_path / "crlf"), str(tmp_path / "lf")) for k, v in crlf.items()} == lf, name
         assert b"\r" not in (tmp_path / "crlf" / name).read_bytes()
+
+
+@pytest.mark.parametrize("copy", ["os.utime", "cp -p"])
+def test_other_audio_of_the_same_size_and_time_is_reformatted(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture, copy: str
+) -> None:
+    src, _ = clean_dir
+    dst = tmp_path / "dst"
+    format_data_dir(src, dst)
+    wav = tmp_path / "a.wav"
+    before = wav.stat()
+    if copy == "cp -p":  # another file of the same size and time copied over it, timestamps kept
+        other = tmp_path / "other" / "a.wav"
+        other.parent.mkdir()
+        replacement = make_audio(other, 16000)
+        os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+        subprocess.run(["cp", "-p", str(other), str(wav)], check=True)
+    else:
+        replacement = make_audio(wav, 16000)
+        os.utime(wav, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (wav.stat().st_size, wav.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with caplog.at_level(logging.INFO):
+        assert format_data_dir(src, dst)
+    assert f"audio files ({wav}: other bytes of the same size and modification time)" in caplog.text
+    np.testing.assert_array_equal(read_output(dst, "u1"), replacement)
+
+
+def test_touched_audio_is_read_again_and_kept(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src, _ = clean_dir
+    dst = tmp_path / "dst"
+    format_data_dir(src, dst)
+    os.utime(tmp_path / "a.wav", ns=(0, 0))  # another time, the same bytes
+    with caplog.at_level(logging.INFO):
+        assert not format_data_dir(src, dst)
+    assert "the bytes of every audio file); skipped" in caplog.text

@@ -24,7 +24,9 @@ def get_parser() -> argparse.ArgumentParser:
             "missing utt2spk entries, duplicate ids, categories outside {cs, zh, en}) is "
             "collected; all of them are printed and written to <dst>/problems.txt, and the exit "
             "status is 1. Output is built in <dst>.tmp and moved to <dst> (with a .done marker) "
-            "only on success; a rerun skips when <dst> is complete and no file in <src> is newer."
+            "only on success; a rerun skips when <dst> is complete and made from the same <src>, the same "
+            "content of its files and the same bytes of every audio file (each file's sha256 is read again "
+            "when its size, modification or change time or inode differs), and says what changed otherwise."
         ),
     )
     parser.add_argument("--src", required=True, help="input Kaldi data dir, e.g. data/test")
