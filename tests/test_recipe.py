@@ -133,6 +133,26 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
     assert result.returncode != 0 and "takes true or false" in result.stderr
 
 
+def test_set_names_are_words_and_refused_before_anything_is_made(recipe):
+    for option, value, message in [
+        ("--train_set", "a/b", "--train_set 'a/b': not a data set name"),
+        ("--valid_set", "v;rm", "--valid_set 'v;rm': not a data set name"),
+        ("--test_sets", "test $(x)", "--test_sets: '$(x)' is not a data set name"),
+    ]:
+        result = run(recipe, "--stage", "2", "--stop_stage", "2", option, value)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert "stage 2:" not in result.stderr
+    for name in ("train", "valid", "my set"):
+        (recipe / "data" / name).mkdir(parents=True)
+    result = run(recipe, "--stage", "2", "--stop_stage", "2", "--test_sets", "my set")
+    assert result.returncode != 0
+    assert "--test_sets: no data dir data/my: data/my set exists, but a set name cannot hold a space" in result.stderr
+    assert not (recipe / "dump").exists()
+    result = run(recipe, "--stage", "3", "--stop_stage", "3", "--test_sets", "my set")
+    assert result.returncode != 0 and "--test_sets: no data dir dump/raw/my" in result.stderr
+    assert "stage 3:" not in result.stderr and not (recipe / "exp").exists()
+
+
 def test_stage2_lists_every_bad_utterance(recipe):
     assert run(recipe, "--stop_stage", "1", "--local_data_opts", TINY_DATA).returncode == 0
     wav_scp = dict(line.split(maxsplit=1) for line in (recipe / "data/test/wav.scp").read_text().splitlines())

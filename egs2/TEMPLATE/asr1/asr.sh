@@ -127,20 +127,39 @@ for option in method stage2_method; do
         exit 1
     fi
 done
+set_name='^[A-Za-z0-9_.+-]+$'  # a data set is one name under data/ and dump/raw: no space, slash or shell character
 for option in train_set valid_set; do
     if [[ "${!option}" =~ [[:space:]] || -z "${!option}" ]]; then
         log "--${option} '${!option}': a data set is one name under data/, without spaces"
+        exit 1
+    elif [[ ! "${!option}" =~ ${set_name} ]]; then
+        log "--${option} '${!option}': not a data set name (letters, digits, _ . + -)"
         exit 1
     fi
 done
 for option in test_sets attention_sets; do
     for dset in ${!option}; do
-        if [[ ! "${dset}" =~ ^[A-Za-z0-9_.+-]+$ ]]; then
+        if [[ ! "${dset}" =~ ${set_name} ]]; then
             log "--${option}: '${dset}' is not a data set name (letters, digits, _ . + -; sets are separated by spaces)"
             exit 1
         fi
     done
 done
+check_sets_exist() {  # dir (data or dump/raw), options: each set those options name is a dir under it
+    local root="$1" option dset hint
+    shift
+    for option in "$@"; do
+        for dset in ${!option}; do
+            [ -d "${root}/${dset}" ] && continue
+            hint=""
+            if [[ "${!option}" =~ [[:space:]] ]] && [ -d "${root}/${!option}" ]; then
+                hint=": ${root}/${!option} exists, but a set name cannot hold a space (the list is separated by spaces); rename it"
+            fi
+            log "--${option}: no data dir ${root}/${dset}${hint}"
+            exit 1
+        done
+    done
+}
 
 . ./path.sh
 . ./cmd.sh
@@ -218,6 +237,7 @@ fi
 
 if run_stage 2; then
     log "stage 2: data validation and formatting -> dump/raw"
+    check_sets_exist data train_set valid_set test_sets
     failed=()
     for dset in ${data_sets}; do  # every set is checked, so one run lists all problems
         python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}" \
@@ -234,6 +254,7 @@ if run_stage 2; then
 fi
 
 if run_stage 3; then
+    check_sets_exist dump/raw test_sets
     for lid_prompt in ${zeroshot_lid_prompts}; do
         for dset in ${test_sets}; do
             dir="exp/zeroshot_${lid_prompt}/decode_${dset}"
@@ -286,6 +307,7 @@ if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
         log "stage 8 decodes with ${asr_exp}/valid.loss.ave.pth, which does not exist: train and average first (stages 5-7)"
         exit 1
     fi
+    check_sets_exist dump/raw test_sets
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
         log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir} (logs: ${dir}/logdir)"
