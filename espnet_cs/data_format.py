@@ -186,13 +186,16 @@ def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
             problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is {problem.value}"))
 
     table = read_kaldi_map(path, report)
+    if b"\r\n" in path.read_bytes():
+        log.info("%s has CRLF (Windows) line endings; read as LF", path)
     for key in table:
         invisible = [c for c in key if not c.isprintable()]
         if invisible:
             names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in dict.fromkeys(invisible))
             bom = " (a UTF-8 byte-order mark: save the file as UTF-8 without BOM)" if "\ufeff" in invisible else ""
             problems.append(Problem(Kind.INVISIBLE_ID, visible(key), str(path), f"{key!r} holds {names}{bom}"))
-    if list(table) != sorted(table):
+    keys = [visible(key) for key in table]
+    if keys != sorted(keys):
         log.info("%s is not sorted; the output is sorted", path)
     return table
 
@@ -254,17 +257,18 @@ def _plan_jobs(src: Path, tables: dict[str, dict[str, str]], problems: list[Prob
 def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]], problems: list[Problem]) -> None:
     """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids.
 
-    An id with an invisible character (reported by :func:`_read_table`) is not reported again as
-    an orphan, nor the id it hides as missing.
+    Ids are compared as they read on screen (:func:`visible`): an id with an invisible character,
+    reported once by :func:`_read_table` in whichever file holds it, is not reported again as
+    missing or orphaned in the others.
     """
+    utts = {visible(utt) for utt in utts}
     for name in ("text", "utt2spk", "utt2category"):
         table, path = tables.get(name), str(src / name)
         if table is None:
             continue
-        hidden = {key for key in table if visible(key) != key}
         seen = {visible(key) for key in table}
         problems += [Problem(Kind.MISSING_ENTRY, utt, path) for utt in sorted(utts - seen)]
-        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(table.keys() - utts - hidden)]
+        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(seen - utts)]
     for utt, words in tables.get("text", {}).items():
         if not words:
             problems.append(Problem(Kind.EMPTY_TEXT, utt, str(src / "text")))
@@ -282,13 +286,24 @@ def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]],
         if category not in CATEGORIES
     ]
     if "spk2utt" in tables and "utt2spk" in tables:
-        expected = spk2utt(tables["utt2spk"])
-        given = {spk: sorted(rest.split()) for spk, rest in tables["spk2utt"].items()}
-        problems += [
-            Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
-            for spk in sorted(expected.keys() | given.keys())
-            if expected.get(spk) != given.get(spk)
-        ]
+        problems += _spk2utt_mismatches(src / "spk2utt", tables["utt2spk"], tables["spk2utt"])
+
+
+def _spk2utt_mismatches(path: Path, utt2spk: dict[str, str], given: dict[str, str]) -> list[Problem]:
+    """A problem for each utterance that ``spk2utt`` (``given``) lists under other speakers than
+    ``utt2spk`` gives it, naming both."""
+    speaker = {visible(utt): spk for utt, spk in utt2spk.items()}
+    listed: dict[str, list[str]] = defaultdict(list)
+    for spk, utts in given.items():
+        for utt in utts.split():
+            listed[visible(utt)].append(visible(spk))
+    problems = []
+    for utt in sorted(speaker.keys() | listed.keys()):
+        if listed.get(utt) != [speaker.get(utt)]:
+            said = f"speaker {speaker[utt]!r}" if utt in speaker else "no entry"
+            where = f"under {', '.join(map(repr, listed[utt]))}" if utt in listed else "not listed"
+            problems.append(Problem(Kind.SPK2UTT_MISMATCH, utt, str(path), f"utt2spk: {said}; spk2utt: {where}"))
+    return problems
 
 
 def _check_tables(src: Path) -> tuple[dict[str, dict[str, str]], list[RecordingJob], list[Problem]]:
