@@ -51,7 +51,6 @@ import struct
 import subprocess
 import unicodedata
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
@@ -68,6 +67,7 @@ from espnet_cs.audio_files import Record, changed_files, read_records
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 from espnet_cs.scoring import normalize_text, tokenize
 from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
+from espnet_cs.workers import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -427,18 +427,21 @@ def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResu
     return result
 
 
-def _run_jobs(jobs: list[RecordingJob], out_dir: Path | None, nj: int) -> list[RecordingResult]:
-    """Process recordings over ``nj`` processes; results come back in job order."""
-    with ProcessPoolExecutor(max_workers=nj) as pool:
-        results = pool.map(partial(_process_recording, out_dir=out_dir), jobs, chunksize=max(1, len(jobs) // (nj * 50)))
-        return list(tqdm(results, total=len(jobs), desc="stage 2", unit="rec"))
+def _run_jobs(jobs: list[RecordingJob], out_dir: Path | None, nj: int, what: str) -> list[RecordingResult]:
+    """Process recordings over ``nj`` processes; results come back in job order.
+
+    Raises:
+        WorkerDied: a worker process was killed (naming ``what``, the work).
+    """
+    progress = partial(tqdm, total=len(jobs), desc="stage 2", unit="rec")
+    return map_in_processes(partial(_process_recording, out_dir=out_dir), jobs, nj, what, progress)
 
 
 def validate_data_dir(src: str | Path, nj: int = 1) -> list[Problem]:
     """Check a Kaldi data dir (decoding all audio) without writing; returns sorted problems."""
     src = Path(src)
     _, jobs, problems = _check_tables(src)
-    results = _run_jobs(jobs, None, nj)
+    results = _run_jobs(jobs, None, nj, f"checking {src}")
     return sort_problems(problems + [p for r in results for p in r.problems])
 
 
@@ -567,7 +570,7 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
     shutil.rmtree(tmp, ignore_errors=True)  # leftover of an interrupted run
     (tmp / "data").mkdir(parents=True)
     tables, jobs, problems = _check_tables(src)
-    results = _run_jobs(jobs, None if problems else tmp / "data", nj)
+    results = _run_jobs(jobs, None if problems else tmp / "data", nj, f"formatting {src} into {dst}")
     problems = sort_problems(problems + [p for r in results for p in r.problems])
     if problems:
         shutil.rmtree(tmp)

@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from recipe_tools import prepared_recipe, run_recipe, zeroshot_args
 
 from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
@@ -151,6 +153,47 @@ def test_set_names_are_words_and_refused_before_anything_is_made(recipe):
     result = run(recipe, "--stage", "3", "--stop_stage", "3", "--test_sets", "my set")
     assert result.returncode != 0 and "--test_sets: no data dir dump/raw/my" in result.stderr
     assert "stage 3:" not in result.stderr and not (recipe / "exp").exists()
+
+
+def small_data_dirs(recipe: Path, test_entry: str) -> None:
+    """data/train, data/valid and data/test of one utterance each; ``test_entry`` is test's wav.scp entry."""
+    audio = recipe / "a.wav"
+    sf.write(audio, np.zeros(1600, dtype=np.int16), 16000)
+    for dset, entry in (("train", str(audio)), ("valid", str(audio)), ("test", test_entry)):
+        write_kaldi_map(recipe / "data" / dset / "wav.scp", {"u1": entry})
+        write_kaldi_map(recipe / "data" / dset / "text", {"u1": "hello"})
+        write_kaldi_map(recipe / "data" / dset / "utt2spk", {"u1": "s1"})
+
+
+@pytest.mark.parametrize(
+    ("killed", "command"),
+    [("main", 'kill -9 $(cut -d" " -f4 /proc/$PPID/stat)'), ("worker", "kill -9 $PPID")],
+)
+def test_killed_stage2_says_it_was_interrupted_and_resumes(recipe, killed, command):
+    """A pipe of wav.scp kills the stage-2 process (or the worker running the pipe), as the
+    out-of-memory killer would."""
+    small_data_dirs(recipe, f"{command} |")  # the pipe's shell is the worker's child
+    result = run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1")
+    assert result.returncode != 0 and "problems.txt" not in result.stderr and "Traceback" not in result.stderr
+    if killed == "main":
+        assert (
+            "stage 2: formatting data/test into dump/raw/test was killed by SIGKILL (most often the out-of-memory"
+            in result.stderr
+        )
+    else:
+        assert "format_data.py: formatting data/test into dump/raw/test: worker " in result.stderr
+        assert "was killed by SIGKILL" in result.stderr
+        assert (
+            "stage 2: formatting data/test into dump/raw/test was interrupted: a worker process was killed"
+            in result.stderr
+        )
+    assert "rerunning stage 2 resumes (the sets formatted so far are kept)" in result.stderr
+    assert (recipe / "dump/raw/train/.done").is_file()
+    write_kaldi_map(recipe / "data/test/wav.scp", {"u1": str(recipe / "a.wav")})
+    result = run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1")
+    assert result.returncode == 0, result.stderr
+    assert "dump/raw/train was made from data/train as it is now" in result.stderr
+    assert (recipe / "dump/raw/test/.done").is_file()
 
 
 def test_stage2_lists_every_bad_utterance(recipe):

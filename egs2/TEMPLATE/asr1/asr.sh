@@ -102,6 +102,16 @@ EOF
 . utils/parse_options.sh  # before path.sh: --help installs nothing
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
+how_it_ended() {  # exit status of a command: how it ended, with the likely cause
+    if [ "$1" -gt 128 ]; then
+        local name
+        name="$(kill -l "$(( $1 - 128 ))" 2>/dev/null || echo "$(( $1 - 128 ))")"
+        echo -n "was killed by SIG${name}"
+        [ "${name}" != KILL ] || echo -n " (most often the out-of-memory killer: see dmesg, or use fewer jobs)"
+    else
+        echo -n "failed (exit status $1)"
+    fi
+}
 run_stage() {  # true if stage $1 is within --stage .. --stop_stage
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]
 }
@@ -240,8 +250,17 @@ if run_stage 2; then
     check_sets_exist data train_set valid_set test_sets
     failed=()
     for dset in ${data_sets}; do  # every set is checked, so one run lists all problems
-        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}" \
-            || failed+=("${dset} (dump/raw/${dset}/problems.txt)")
+        status=0
+        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}" || status=$?
+        if [ "${status}" -eq 1 ]; then  # problems, listed in problems.txt
+            failed+=("${dset} (dump/raw/${dset}/problems.txt)")
+        elif [ "${status}" -ne 0 ]; then  # killed, or a worker killed: incomplete, not wrong
+            ended="$(how_it_ended "${status}")"
+            [ "${status}" -ne 2 ] || ended="was interrupted: a worker process was killed (above)"
+            log "stage 2: formatting data/${dset} into dump/raw/${dset} ${ended}:" \
+                "rerunning stage 2 resumes (the sets formatted so far are kept)"
+            exit 1
+        fi
     done
     if [ ${#failed[@]} -gt 0 ]; then
         log "stage 2: problems in ${#failed[@]} data set(s): ${failed[*]}"
