@@ -182,13 +182,10 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
-        """The model of ``args``; a ``ValueError`` of its options (or backbone) becomes a
-        :class:`ConfigError` that names the config file."""
+        """The model of ``args``; an error of its options (:class:`ConfigError`) names the config file."""
         try:
             return cls._build_model(args)
-        except ConfigError:
-            raise
-        except ValueError as e:
+        except ConfigError as e:
             config = getattr(args, "config", None)
             raise ConfigError(f"{config}: {e}" if config else str(e)) from e
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.guidance.capture import CapturedAttention, capture_attention
 from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads
@@ -42,12 +43,12 @@ class GuidanceConfig:
     def from_dict(cls, conf: dict) -> GuidanceConfig:
         check_options(cls, conf, "model_conf.guidance")
         if "lid_heads" not in conf:
-            raise ValueError(
+            raise ConfigError(
                 "model_conf.guidance needs lid_heads: the LID heads of stage 4 (exp/lid_heads/lid_heads.json)"
             )
         config = cls(**conf)
         if config.selection not in SELECTIONS:
-            raise ValueError(
+            raise ConfigError(
                 f"model_conf.guidance: unknown selection {config.selection!r}; choose from {list(SELECTIONS)}"
             )
         return config
@@ -85,7 +86,7 @@ class AttentionGuidance:
         self, config: GuidanceConfig, tokenizer: CSTokenizer, backbone_sha256: str, n_layers: int, n_heads: int
     ) -> None:
         if tokenizer.lid_prompt != "cs":
-            raise ValueError("attention guidance needs the two-LID task tokens (lid_prompt: cs)")
+            raise ConfigError("attention guidance needs the two-LID task tokens (lid_prompt: cs)")
         self.config = config
         self.tokenizer = tokenizer
         self.heads = LidHeads.load(config.lid_heads, backbone_sha256, n_layers, n_heads).select(
