@@ -71,3 +71,44 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
     for pid in alive:  # left by the behaviour under test: end them before failing
         os.kill(pid, signal.SIGKILL)
     assert alive == []
+
+
+RUN_LOCAL = Path(__file__).resolve().parents[1] / "egs2" / "TEMPLATE" / "asr1" / "utils" / "run_local.sh"
+
+
+def test_killed_split_job_is_named_with_its_signal(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [str(RUN_LOCAL), "JOB=1:2", str(tmp_path / "job.JOB.log"), "sh", "-c", "[ JOB = 1 ] || kill -9 $$"],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 1
+    assert (
+        f"job 2 was killed by SIGKILL (most often the out-of-memory killer: see dmesg, or use fewer jobs), see {tmp_path / 'job.2.log'}:"
+        in run.stderr
+    )
+    assert "job 1" not in run.stderr
+
+
+def test_split_jobs_end_when_their_caller_is_killed(tmp_path: Path) -> None:
+    job = f"echo \\$\\$ > {tmp_path}/JOB.pid; exec sleep 120"  # the job shell's own pid, not the caller's
+    caller = subprocess.Popen(
+        ["bash", "-c", f'"{RUN_LOCAL}" JOB=1:2 "{tmp_path}/job.JOB.log" sh -c "{job}"; echo done'],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # the pid files are written
+    jobs = [int(path.read_text()) for path in tmp_path.glob("*.pid")]
+    assert len(jobs) == 2
+    caller.kill()  # asr.sh killed, as by kill -9 or the out-of-memory killer
+    caller.wait()
+    deadline = time.monotonic() + 10
+    while any(map(running, jobs)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    alive = [pid for pid in jobs if running(pid)]
+    for pid in alive:  # left by the behaviour under test: end them before failing
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []
