@@ -148,7 +148,10 @@ def test_set_names_are_words_and_refused_before_anything_is_made(recipe):
         (recipe / "data" / name).mkdir(parents=True)
     result = run(recipe, "--stage", "2", "--stop_stage", "2", "--test_sets", "my set")
     assert result.returncode != 0
-    assert "--test_sets: no data dir data/my: data/my set exists, but a set name cannot hold a space" in result.stderr
+    assert (
+        "--test_sets: no data dir data/my: data/my set exists, but a set name cannot hold a space "
+        "(the list is separated by spaces); rename it"
+    ) in result.stderr
     assert not (recipe / "dump").exists()
     result = run(recipe, "--stage", "3", "--stop_stage", "3", "--test_sets", "my set")
     assert result.returncode != 0 and "--test_sets: no data dir dump/raw/my" in result.stderr
@@ -177,9 +180,9 @@ def test_killed_stage2_says_it_was_interrupted_and_resumes(recipe, killed, comma
     assert result.returncode != 0 and "problems.txt" not in result.stderr and "Traceback" not in result.stderr
     if killed == "main":
         assert (
-            "stage 2: formatting data/test into dump/raw/test was killed by SIGKILL (most often the out-of-memory"
-            in result.stderr
-        )
+            "stage 2: formatting data/test into dump/raw/test was killed by SIGKILL (most often the out-of-memory "
+            "killer: see dmesg, or use fewer jobs): rerunning stage 2 resumes (the sets formatted so far are kept)"
+        ) in result.stderr
     else:
         assert "format_data.py: formatting data/test into dump/raw/test: worker " in result.stderr
         assert "was killed by SIGKILL" in result.stderr
