@@ -4,6 +4,7 @@ error in training is one line before ESPnet starts."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,6 +112,11 @@ def test_slurm_config_is_read_strictly(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
+        env={  # as after path.sh: the environment's python, this checkout first
+            **os.environ,
+            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+            "PYTHONPATH": str(ROOT),
+        },
     )
     assert run.returncode == 1
     assert "conf/slurm.yaml: key 'mem' appears twice, at lines 2 and 3" in run.stderr
