@@ -206,7 +206,8 @@ train() {  # method, output dir, extra options...
             --valid_data_path_and_name_and_type "dump/raw/${valid_set}/wav.scp,speech,sound" \
             --valid_data_path_and_name_and_type "dump/raw/${valid_set}/text,text,text" \
             --valid_shape_file "dump/raw/${valid_set}/speech_shape" \
-            "$@" ${train_opts}
+            "$@" ${train_opts} \
+        || { log "training into ${dir} failed (above); rerunning the stage, its cause fixed, resumes from its last finished epoch"; exit 1; }
     rm -f "${dir}"/.dist_init.*
 }
 job_threads() {  # jobs: threads for each of that many local jobs (a Slurm task uses its cpus_per_task)
