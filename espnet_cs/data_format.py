@@ -13,6 +13,7 @@ yields truncated audio), reads only 8/16-bit wav, and returns int16 for wav but 
 Fixed silently (logged), not reported as problems:
 
 * unsorted input files: the output is always sorted by id (C/codepoint order, as Kaldi needs);
+* CRLF (Windows) line endings: read as LF;
 * multi-channel audio: downmixed to mono by averaging the channels;
 * sample rate other than 16 kHz: resampled with ``scipy.signal.resample_poly``;
 * an input ``spk2utt`` is only checked against ``utt2spk``; the output one is derived from it.
