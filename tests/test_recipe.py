@@ -256,7 +256,9 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     result = run_recipe(recipe, "--stage", "2", "--stop_stage", "3", *stages)
     assert result.returncode == 0, result.stderr[-3000:]
     assert run_recipe(recipe, "--stage", "9", "--stop_stage", "9").returncode == 0
-    assert "changed in data/test since dump/raw/test was made: audio files, text" in result.stderr
+    assert (
+        f"changed in data/test since dump/raw/test was made: audio files ({wav_scp[changed]}: other bytes), text"
+    ) in result.stderr
     assert "dump/raw/train was made from data/train as it is now" in result.stderr  # unchanged sets are kept
     logs = "".join(p.read_text() for p in sorted((decode / "logdir").glob("decode.*.log")))
     assert "changed since exp/zeroshot_cs/decode_test/logdir/output." in logs and "audio_sha256" in logs
@@ -269,7 +271,10 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     assert scored["utterances"] == 4 and [t for t in reference if t.strip("*")] == ["新", "的", "words"]
 
     result = run_recipe(recipe, "--stage", "2", "--stop_stage", "3", *stages)  # nothing changed now
-    assert result.returncode == 0 and "as it is now (data files, audio sizes and times); skipped" in result.stderr
+    assert (
+        result.returncode == 0
+        and "as it is now (data files and the bytes of every audio file); skipped" in result.stderr
+    )
     logs = "".join(p.read_text() for p in (decode / "logdir").glob("decode.*.log"))
     assert logs.count("complete already, skipped") == 2
 
