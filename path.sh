@@ -7,6 +7,17 @@ export MAIN_ROOT
 "${MAIN_ROOT}/tools/install.sh"
 venv="${ESPNET_CS_VENV:-${MAIN_ROOT}/tools/venv}"
 export PATH="${venv}/bin:${PATH}"
+# This checkout's espnet_cs comes first: an environment shared by several clones (ESPNET_CS_VENV)
+# holds the espnet_cs of the clone it was installed from (an editable install). Checked, naming both.
+export PYTHONPATH="${MAIN_ROOT}${PYTHONPATH:+:${PYTHONPATH}}"
+imported="$(python -c 'import espnet_cs, os; f = espnet_cs.__file__
+print(os.path.realpath(f) if f else f"{list(espnet_cs.__path__)} (no __init__.py)")' 2>&1 | tail -n 1)"
+if [ "${imported}" != "$(realpath "${MAIN_ROOT}/espnet_cs/__init__.py")" ]; then
+    echo "path.sh: python of ${venv} imports espnet_cs from ${imported}, not from this checkout's ${MAIN_ROOT}/espnet_cs" >&2
+    unset imported
+    return 1
+fi
+unset imported
 export PYTHONIOENCODING=UTF-8
 export LC_ALL=C.UTF-8
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"

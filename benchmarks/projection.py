@@ -26,9 +26,9 @@ import json
 from pathlib import Path
 
 import torch
-import yaml
 
 from benchmarks.harness import Table, record_option, report
+from espnet_cs.config_yaml import load_yaml
 
 SAMPLE_RATE = 16000
 
@@ -67,7 +67,7 @@ def exp_rows(recipe: Path, hours: float, epochs: int) -> tuple[str, list[Table],
     )
     table = Table(["run", "epochs recorded", "training audio (h)", "fastest epoch (s)", "audio h / h", "projected (h)"])
     for checkpoint in sorted((recipe / "exp").glob("*/checkpoint.pth")):
-        audio = training_audio_hours(yaml.safe_load((checkpoint.parent / "config.yaml").read_text()), recipe)
+        audio = training_audio_hours(load_yaml(checkpoint.parent / "config.yaml"), recipe)
         seconds, recorded = fastest_epoch_seconds(checkpoint)
         throughput, projected = projected_hours(audio, seconds, hours, epochs)
         table.rows.append(

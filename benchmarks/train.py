@@ -38,10 +38,9 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
-
 from benchmarks import harness
 from benchmarks.harness import ROOT, Table, common_options, measure_in_child, report
+from espnet_cs.config_yaml import load_yaml
 from espnet_cs.methods import CONF
 
 WORK = harness.WORK / "train"
@@ -113,7 +112,7 @@ def transformers_route(method: str, sets: dict[str, Path], epochs: int, out: Pat
     from espnet_cs.tokenizer import CSTokenizer
 
     torch.set_num_threads(threads)
-    config = yaml.safe_load((CONF / f"{method}.yaml").read_text())
+    config = load_yaml(CONF / f"{method}.yaml")
     tokenizer = CSTokenizer(config.get("lid_prompt", "cs"))
     model = WhisperForConditionalGeneration.from_pretrained(hf_checkpoint(out.parent))
     if config.get("adapter") == "lora":

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.options import check_options
 
 ENCODER_SUBLAYERS = ("attn", "mlp")
@@ -42,9 +43,9 @@ class AdapterConfig:
         config = cls(**{**conf, **({"placement": tuple(conf["placement"])} if "placement" in conf else {})})
         bad = sorted(set(config.placement) - set(allowed))
         if bad:
-            raise ValueError(f"{where}: cannot place adapters on {bad}; choose from {list(allowed)}")
+            raise ConfigError(f"{where}: cannot place adapters on {bad}; choose from {list(allowed)}")
         if config.bottleneck < 0:
-            raise ValueError(f"{where}: bottleneck must be >= 0")
+            raise ConfigError(f"{where}: bottleneck must be >= 0")
         return config
 
 

@@ -12,6 +12,7 @@ with ``subprocess``).
 Fixed silently (logged), not reported as problems:
 
 * unsorted input files: the output is always sorted by id (C/codepoint order, as Kaldi needs);
+* CRLF (Windows) line endings: read as LF;
 * multi-channel audio: downmixed to mono by averaging the channels;
 * sample rate other than 16 kHz: resampled with ``scipy.signal.resample_poly``;
 * an input ``spk2utt`` is only checked against ``utt2spk``; the output one is derived from it.
@@ -29,8 +30,9 @@ a relative ``<dst>`` gives paths relative to the recipe dir, the ESPnet conventi
 the audio they were made from changed) and the ``.done`` marker. Everything is written into ``<dst>.tmp`` and moved to ``<dst>`` only on
 success; on failure ``<dst>`` holds only ``problems.txt``. A run is skipped when ``<dst>/.done``
 was made from the same sources: the same ``<src>``, the same content of its files, and the same
-size and modification time of every audio file ``wav.scp`` names (for a pipe, of the files named in
-its command); the log says what changed otherwise. A run that does not skip first removes a
+bytes of every audio file ``wav.scp`` names (for a pipe, of the files named in its command; each
+file's sha256 is read again only when its size, times or inode changed, see
+:mod:`espnet_cs.audio_files`); the log says what changed otherwise. A run that does not skip first removes a
 leftover ``<dst>.tmp`` and a previous output, which no longer matches the sources (a non-empty
 ``<dst>`` that is not a stage-2 output is refused).
 """
@@ -45,7 +47,6 @@ import shlex
 import shutil
 import unicodedata
 from collections import Counter, defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
@@ -56,9 +57,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE, AudioError, AudioProblem, read_entry, to_mono_16k
+from espnet_cs.audio_files import Record, changed_files, read_records
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
 from espnet_cs.text import CATEGORIES, normalize_text, tokenize
+from espnet_cs.workers import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +180,16 @@ def _read_table(path: Path, problems: list[Problem]) -> dict[str, str]:
             problems.append(Problem(Kind.MALFORMED_LINE, key or "-", str(path), f"line {number} is {problem.value}"))
 
     table = read_kaldi_map(path, report)
+    if b"\r\n" in path.read_bytes():
+        log.info("%s has CRLF (Windows) line endings; read as LF", path)
     for key in table:
         invisible = [c for c in key if not c.isprintable()]
         if invisible:
             names = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, 'unnamed')}" for c in dict.fromkeys(invisible))
             bom = " (a UTF-8 byte-order mark: save the file as UTF-8 without BOM)" if "\ufeff" in invisible else ""
             problems.append(Problem(Kind.INVISIBLE_ID, visible(key), str(path), f"{key!r} holds {names}{bom}"))
-    if list(table) != sorted(table):
+    keys = [visible(key) for key in table]
+    if keys != sorted(keys):
         log.info("%s is not sorted; the output is sorted", path)
     return table
 
@@ -245,17 +251,18 @@ def _plan_jobs(src: Path, tables: dict[str, dict[str, str]], problems: list[Prob
 def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]], problems: list[Problem]) -> None:
     """Cross-check text, utt2spk, utt2category and spk2utt against the utterance ids.
 
-    An id with an invisible character (reported by :func:`_read_table`) is not reported again as
-    an orphan, nor the id it hides as missing.
+    Ids are compared as they read on screen (:func:`visible`): an id with an invisible character,
+    reported once by :func:`_read_table` in whichever file holds it, is not reported again as
+    missing or orphaned in the others.
     """
+    utts = {visible(utt) for utt in utts}
     for name in ("text", "utt2spk", "utt2category"):
         table, path = tables.get(name), str(src / name)
         if table is None:
             continue
-        hidden = {key for key in table if visible(key) != key}
         seen = {visible(key) for key in table}
         problems += [Problem(Kind.MISSING_ENTRY, utt, path) for utt in sorted(utts - seen)]
-        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(table.keys() - utts - hidden)]
+        problems += [Problem(Kind.ORPHAN_ENTRY, utt, path) for utt in sorted(seen - utts)]
     for utt, words in tables.get("text", {}).items():
         if not words:
             problems.append(Problem(Kind.EMPTY_TEXT, utt, str(src / "text")))
@@ -273,13 +280,24 @@ def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]],
         if category not in CATEGORIES
     ]
     if "spk2utt" in tables and "utt2spk" in tables:
-        expected = spk2utt(tables["utt2spk"])
-        given = {spk: sorted(rest.split()) for spk, rest in tables["spk2utt"].items()}
-        problems += [
-            Problem(Kind.SPK2UTT_MISMATCH, spk, str(src / "spk2utt"))
-            for spk in sorted(expected.keys() | given.keys())
-            if expected.get(spk) != given.get(spk)
-        ]
+        problems += _spk2utt_mismatches(src / "spk2utt", tables["utt2spk"], tables["spk2utt"])
+
+
+def _spk2utt_mismatches(path: Path, utt2spk: dict[str, str], given: dict[str, str]) -> list[Problem]:
+    """A problem for each utterance that ``spk2utt`` (``given``) lists under other speakers than
+    ``utt2spk`` gives it, naming both."""
+    speaker = {visible(utt): spk for utt, spk in utt2spk.items()}
+    listed: dict[str, list[str]] = defaultdict(list)
+    for spk, utts in given.items():
+        for utt in utts.split():
+            listed[visible(utt)].append(visible(spk))
+    problems = []
+    for utt in sorted(speaker.keys() | listed.keys()):
+        if listed.get(utt) != [speaker.get(utt)]:
+            said = f"speaker {speaker[utt]!r}" if utt in speaker else "no entry"
+            where = f"under {', '.join(map(repr, listed[utt]))}" if utt in listed else "not listed"
+            problems.append(Problem(Kind.SPK2UTT_MISMATCH, utt, str(path), f"utt2spk: {said}; spk2utt: {where}"))
+    return problems
 
 
 def _check_tables(src: Path) -> tuple[dict[str, dict[str, str]], list[RecordingJob], list[Problem]]:
@@ -334,18 +352,21 @@ def _process_recording(job: RecordingJob, out_dir: Path | None) -> RecordingResu
     return result
 
 
-def _run_jobs(jobs: list[RecordingJob], out_dir: Path | None, nj: int) -> list[RecordingResult]:
-    """Process recordings over ``nj`` processes; results come back in job order."""
-    with ProcessPoolExecutor(max_workers=nj) as pool:
-        results = pool.map(partial(_process_recording, out_dir=out_dir), jobs, chunksize=max(1, len(jobs) // (nj * 50)))
-        return list(tqdm(results, total=len(jobs), desc="stage 2", unit="rec"))
+def _run_jobs(jobs: list[RecordingJob], out_dir: Path | None, nj: int, what: str) -> list[RecordingResult]:
+    """Process recordings over ``nj`` processes; results come back in job order.
+
+    Raises:
+        WorkerDied: a worker process was killed (naming ``what``, the work).
+    """
+    progress = partial(tqdm, total=len(jobs), desc="stage 2", unit="rec")
+    return map_in_processes(partial(_process_recording, out_dir=out_dir), jobs, nj, what, progress)
 
 
 def validate_data_dir(src: str | Path, nj: int = 1) -> list[Problem]:
     """Check a Kaldi data dir (decoding all audio) without writing; returns sorted problems."""
     src = Path(src)
     _, jobs, problems = _check_tables(src)
-    results = _run_jobs(jobs, None, nj)
+    results = _run_jobs(jobs, None, nj, f"checking {src}")
     return sort_problems(problems + [p for r in results for p in r.problems])
 
 
@@ -360,34 +381,59 @@ def _audio_files(entry: str) -> list[Path]:
     return [Path(word) for word in words if Path(word).is_file()]
 
 
-def source_signature(src: Path) -> dict[str, str]:
+def audio_records(src: Path, cache: dict[str, Record]) -> dict[str, Record]:
+    """The identity and sha256 of every audio file ``src/wav.scp`` names (for a pipe, of the
+    files named in its command), read again only where a file's identity is not the cached one."""
+    if not (src / "wav.scp").is_file():
+        return {}
+    entries = read_kaldi_map(src / "wav.scp", lambda *_: None).values()
+    return read_records(dict.fromkeys(path for entry in entries for path in _audio_files(entry)), cache)
+
+
+def source_signature(src: Path, records: dict[str, Record]) -> dict[str, str]:
     """What a formatted dir is made from: the sha256 of each data file of ``src``, and one sha256
-    of the size and modification time of every audio file its ``wav.scp`` names."""
+    of the bytes of every audio file (``records``, from :func:`audio_records`)."""
     files = {name: file_sha256(src / name) for name in REQUIRED_FILES + OPTIONAL_FILES if (src / name).is_file()}
-    audio = hashlib.sha256()
-    if (src / "wav.scp").is_file():
-        for entry in read_kaldi_map(src / "wav.scp", lambda *_: None).values():
-            for path in _audio_files(entry):
-                stat = f"{path.stat().st_size}\t{path.stat().st_mtime_ns}" if path.is_file() else "missing"
-                audio.update(f"{path}\t{stat}\n".encode())
+    audio = hashlib.sha256("".join(f"{path}\t{r.sha256}\n" for path, r in records.items()).encode())
     return {**files, "audio files": audio.hexdigest()}
 
 
-def staleness(src: str | Path, dst: str | Path) -> str | None:
-    """Why ``dst`` is not the complete output of ``src`` as it is now; None if it is."""
-    src, marker = Path(src), Path(dst) / DONE_MARKER
-    if not marker.is_file():
+def _read_marker(dst: Path) -> dict | None:
+    """The done marker of ``dst``, None if there is none."""
+    marker = dst / DONE_MARKER
+    return json.loads(marker.read_text()) if marker.is_file() else None
+
+
+def _cached_records(done: dict | None) -> dict[str, Record]:
+    """The audio records of a done marker (none in a marker without them)."""
+    return {path: Record.from_json(fields) for path, fields in (done or {}).get("audio", {}).items()}
+
+
+def staleness(src: Path, dst: Path, done: dict | None, records: dict[str, Record]) -> str | None:
+    """Why ``dst`` (done marker ``done``) is not the complete output of ``src`` as it is now, whose
+    audio files are ``records``; None if it is."""
+    if done is None:
         return f"{dst} holds no complete output"
-    done = json.loads(marker.read_text())
     if done.get("src") != str(src.resolve()):
         return f"{dst} was made from {done.get('src')}"
-    before, now = done.get("sources", {}), source_signature(src)
+    before, now = done.get("sources", {}), source_signature(src, records)
     changed = sorted(name for name in before.keys() | now.keys() if before.get(name) != now.get(name))
-    return f"changed in {src} since {dst} was made: {', '.join(changed)}" if changed else None
+    if not changed:
+        return None
+    files = changed_files(_cached_records(done), records) if "audio" in done else []
+    if files:
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        changed[changed.index("audio files")] = f"audio files ({'; '.join(files[:3])}{more})"
+    return f"changed in {src} since {dst} was made: {', '.join(changed)}"
 
 
 def _write_outputs(
-    tmp: Path, dst: Path, src: Path, tables: dict[str, dict[str, str]], results: list[RecordingResult]
+    tmp: Path,
+    dst: Path,
+    src: Path,
+    tables: dict[str, dict[str, str]],
+    results: list[RecordingResult],
+    records: dict[str, Record],
 ) -> None:
     """Write the Kaldi/ESPnet files and the done marker into ``tmp`` (destined for ``dst``)."""
     num_samples = {utt: n for r in results for utt, n in r.num_samples.items()}
@@ -402,7 +448,12 @@ def _write_outputs(
     write_kaldi_map(tmp / "utt2num_samples", num_samples)
     write_kaldi_map(tmp / "speech_shape", num_samples)
     write_kaldi_map(tmp / AUDIO_DIGESTS, {utt: digest for r in results for utt, digest in r.digests.items()})
-    done = {"src": str(src.resolve()), "utterances": len(utts), "sources": source_signature(src)}
+    done = {
+        "src": str(src.resolve()),
+        "utterances": len(utts),
+        "sources": source_signature(src, records),
+        "audio": {path: record.to_json() for path, record in records.items()},
+    }
     (tmp / DONE_MARKER).write_text(json.dumps(done, indent=1) + "\n")
 
 
@@ -432,9 +483,11 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
     Raises :class:`DataFormatError` (after writing ``<dst>/problems.txt``) if any problem is found.
     """
     src, dst = Path(src), Path(dst)
-    reason = "--force" if force else staleness(src, dst)
+    done = _read_marker(dst)
+    records = audio_records(src, _cached_records(done))  # before formatting: a file written meanwhile is redone
+    reason = "--force" if force else staleness(src, dst, done, records)
     if reason is None:
-        log.info("%s was made from %s as it is now (data files, audio sizes and times); skipped", dst, src)
+        log.info("%s was made from %s as it is now (data files and the bytes of every audio file); skipped", dst, src)
         return False
     log.info("formatting %s into %s: %s", src, dst, reason)
     _remove_previous_output(dst)
@@ -442,7 +495,7 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
     shutil.rmtree(tmp, ignore_errors=True)  # leftover of an interrupted run
     (tmp / "data").mkdir(parents=True)
     tables, jobs, problems = _check_tables(src)
-    results = _run_jobs(jobs, None if problems else tmp / "data", nj)
+    results = _run_jobs(jobs, None if problems else tmp / "data", nj, f"formatting {src} into {dst}")
     problems = sort_problems(problems + [p for r in results for p in r.problems])
     if problems:
         shutil.rmtree(tmp)
@@ -450,7 +503,7 @@ def format_data_dir(src: str | Path, dst: str | Path, nj: int = 1, force: bool =
         (dst / "problems.txt").write_text(format_report(problems), encoding="utf-8")
         raise DataFormatError(problems)
     _log_fixes(results)
-    _write_outputs(tmp, dst, src, tables, results)
+    _write_outputs(tmp, dst, src, tables, results, records)
     os.replace(tmp, dst)
     log.info("formatted %d utterance(s) into %s", sum(len(r.num_samples) for r in results), dst)
     return True

@@ -23,7 +23,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from espnet_cs.config_yaml import load_yaml
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
 FAMILIES = ("spt", "adapter", "lora", "fft")  # soft prompts, bottleneck adapters, LoRA, every weight trains
@@ -53,7 +53,7 @@ def read_method(config: Path) -> Method:
     Raises:
         ValueError: ``config`` has no ``family`` of :data:`FAMILIES`.
     """
-    conf = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
+    conf = load_yaml(config) or {}
     if conf.get("family") not in FAMILIES:
         raise ValueError(f"{config}: family must be one of {list(FAMILIES)}, not {conf.get('family')!r}")
     return Method(

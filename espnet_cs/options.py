@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import fields, is_dataclass
 from typing import Any
 
+from espnet_cs.config_yaml import ConfigError
+
 
 def check_options(target: type | Callable[..., Any], conf: dict[str, Any], where: str) -> None:
-    """Raise ``ValueError`` naming ``where`` and the valid keys if ``conf`` has a key ``target`` does not take.
+    """Raise :class:`ConfigError` (a ``ValueError``) naming ``where`` and the valid keys if ``conf`` has a key ``target`` does not take.
 
     Args:
         target: a dataclass (its fields) or a class or function (its keyword parameters).
@@ -23,4 +25,4 @@ def check_options(target: type | Callable[..., Any], conf: dict[str, Any], where
         valid = {name for name in inspect.signature(function).parameters if name != "self"}
     unknown = sorted(set(conf) - valid)
     if unknown:
-        raise ValueError(f"{where}: unknown option(s) {unknown}; valid: {sorted(valid)}")
+        raise ConfigError(f"{where}: unknown option(s) {unknown}; valid: {sorted(valid)}")

@@ -37,6 +37,7 @@ from espnet2.main_funcs.pack_funcs import pack, unpack
 from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 
 from espnet_cs.backbone import load_whisper
+from espnet_cs.config_yaml import ConfigError, load_yaml
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
 from espnet_cs.task import CSASRTask, freeze
@@ -76,7 +77,7 @@ def pack_model(exp_dir: str | Path, model_file: str, out: str | Path, lid_heads:
     ):
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist: {missing}")
-    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config = load_yaml(config_path)
     heads = _lid_heads_file(config, lid_heads)
     name = f"exp/{exp_dir.resolve().name}"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -177,7 +178,7 @@ def load_packed(
     Raises:
         BackboneError: the backbone cannot be loaded or has another sha256.
     """
-    config = yaml.safe_load(Path(files[CONFIG_KEY]).read_text(encoding="utf-8"))
+    config = load_yaml(files[CONFIG_KEY])
     config["whisper_model"] = whisper_model or config["whisper_model"]
     config["whisper_cache_dir"] = cache_dir or config.get("whisper_cache_dir")
     check_backbone(_backbone_identity(Path(files[BACKBONE_KEY])), config["whisper_model"], config["whisper_cache_dir"])
@@ -253,9 +254,9 @@ def unpacked_files(directory: str | Path) -> dict[str, str]:
             f"{meta} does not exist: {directory} is not an unpacked model (of a zip written by {PACKED_BY})"
         )
     try:
-        index = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        index = load_yaml(meta)
         listed = {**index["yaml_files"], **index["files"]}
-    except (yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError) as e:
+    except (ConfigError, UnicodeDecodeError, TypeError, KeyError) as e:
         raise ValueError(
             f"{meta} is not the index of a packed model ({e!r}): expected ESPnet's meta.yaml with "
             f"yaml_files and files, as unpacking a zip written by {PACKED_BY} leaves it"

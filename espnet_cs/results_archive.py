@@ -23,8 +23,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import yaml
-
+from espnet_cs.config_yaml import load_yaml
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.task import count_trainable
 from espnet_cs.trainer import load_checkpoint
@@ -46,7 +45,7 @@ def training_summary(exp: Path) -> dict:
     config = exp / "config.yaml"
     if not config.exists():
         return {}
-    args = argparse.Namespace(**yaml.safe_load(config.read_text()))  # as ESPnet reads a run's config
+    args = argparse.Namespace(**load_yaml(config))  # as ESPnet reads a run's config
     try:
         trainable, _ = count_trainable(args, args.whisper_model)
     except ValueError:

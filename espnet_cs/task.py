@@ -32,6 +32,7 @@ from whisper.audio import N_SAMPLES
 
 from espnet_cs.audio import SAMPLE_RATE
 from espnet_cs.backbone import META, WHISPER_TEXT_CTX, one_load_per_backbone
+from espnet_cs.config_yaml import ConfigError, load_yaml_mapping
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.host_memory import allocator_in_use, fix_mmap_threshold
@@ -163,7 +164,9 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
-        """ESPnet's loading, with LoRA layers that use their loaded weights (see :func:`keep_lora_unmerged`)."""
+        """ESPnet's loading, with LoRA layers that use their loaded weights (see :func:`keep_lora_unmerged`),
+        of a config file read strictly first (:func:`espnet_cs.config_yaml.load_yaml`: no repeated key)."""
+        load_yaml_mapping(config_file if config_file is not None else Path(model_file).parent / "config.yaml")
         model, args = super().build_model_from_file(config_file, model_file, device)
         keep_lora_unmerged(model)
         return model, args
@@ -172,7 +175,7 @@ class CSASRTask(AbsTask):
     def build_inference_model(cls, config_file: str | Path, model_file: str | Path, device: str = "cpu"):
         """:meth:`build_model_from_file` without the training loss's attention guidance: decoding
         neither uses it nor reads its LID-head file, which a later stage 4 may have rewritten."""
-        config = yaml.safe_load(Path(config_file).read_text())
+        config = load_yaml_mapping(config_file)
         if not (config.get("model_conf") or {}).get("guidance"):
             return cls.build_model_from_file(config_file, model_file, device)
         config["model_conf"] = {k: v for k, v in config["model_conf"].items() if k != "guidance"}
@@ -182,6 +185,15 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
+        """The model of ``args``; an error of its options (:class:`ConfigError`) names the config file."""
+        try:
+            return cls._build_model(args)
+        except ConfigError as e:
+            config = getattr(args, "config", None)
+            raise ConfigError(f"{config}: {e}" if config else str(e)) from e
+
+    @classmethod
+    def _build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
         backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
         with one_load_per_backbone():  # the encoder and the decoder take their halves of one load
             encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})

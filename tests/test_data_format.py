@@ -2,6 +2,7 @@
 
 import logging
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -324,6 +325,35 @@ def test_byte_order_mark_in_an_id_is_named(clean_dir: tuple[Path, dict[str, np.n
     assert "U+200B ZERO WIDTH SPACE" in problems[1].detail
 
 
+@pytest.mark.parametrize("name", ["wav.scp", "text", "utt2spk", "utt2category", "spk2utt"])
+def test_byte_order_mark_is_one_problem_in_any_file(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    src, _ = clean_dir
+    (src / "spk2utt").write_text("s1 u1 u2\ns2 u3\n", encoding="utf-8")
+    for table in ("wav.scp", "text", "utt2spk", "utt2category", "spk2utt"):  # sorted: the BOM alone is wrong
+        (src / table).write_text("".join(sorted((src / table).read_text().splitlines(keepends=True))))
+    (src / name).write_bytes("\ufeff".encode() + (src / name).read_bytes())
+    with caplog.at_level(logging.INFO):
+        problems = validate_data_dir(src)
+    key = "s1" if name == "spk2utt" else "u1"
+    assert [(p.kind, p.utt, p.file) for p in problems] == [(Kind.INVISIBLE_ID, key, str(src / name))]
+    assert "not sorted" not in caplog.text
+
+
+def test_spk2utt_mismatch_names_the_utterance(clean_dir: tuple[Path, dict[str, np.ndarray]]) -> None:
+    src, _ = clean_dir
+    (src / "spk2utt").write_text("s1 u1\ns2 u3 u2\n", encoding="utf-8")
+    assert [(p.kind, p.utt, p.file, p.detail) for p in validate_data_dir(src)] == [
+        (Kind.SPK2UTT_MISMATCH, "u2", str(src / "spk2utt"), "utt2spk: speaker 's1'; spk2utt: under 's2'")
+    ]
+    (src / "spk2utt").write_text("s1 u1 u2 u9\n", encoding="utf-8")
+    assert [(p.utt, p.detail) for p in validate_data_dir(src)] == [
+        ("u3", "utt2spk: speaker 's2'; spk2utt: not listed"),
+        ("u9", "utt2spk: no entry; spk2utt: under 's1'"),
+    ]
+
+
 def test_interrupted_run_is_redone(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
     src, _ = clean_dir
     leftover = tmp_path / "dst.tmp"
@@ -380,14 +410,55 @@ def test_audit_resamples_8k_and_44k_to_16k(tmp_path: Path, rate: int) -> None:
     assert np.max(np.abs(out - ideal)[200:-200]) < 2e-3
 
 
-def test_audit_crlf_tables_format_like_lf(clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path) -> None:
+def test_audit_crlf_tables_format_like_lf(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     src, _ = clean_dir
     format_data_dir(src, tmp_path / "lf")
     for name in ("wav.scp", "text", "utt2spk", "utt2category"):
         (src / name).write_bytes((src / name).read_bytes().replace(b"\n", b"\r\n"))
-    assert validate_data_dir(src) == []
+    with caplog.at_level(logging.INFO):
+        assert validate_data_dir(src) == []
+    assert f"{src / 'text'} has CRLF (Windows) line endings; read as LF" in caplog.text
     format_data_dir(src, tmp_path / "crlf")
     for name in ("wav.scp", "text", "utt2spk", "spk2utt", "utt2category", "utt2num_samples"):
         lf, crlf = (read_table(tmp_path / d / name) for d in ("lf", "crlf"))
         assert {k: v.replace(str(tmp_path / "crlf"), str(tmp_path / "lf")) for k, v in crlf.items()} == lf, name
         assert b"\r" not in (tmp_path / "crlf" / name).read_bytes()
+
+
+@pytest.mark.parametrize("copy", ["os.utime", "cp -p"])
+def test_other_audio_of_the_same_size_and_time_is_reformatted(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture, copy: str
+) -> None:
+    src, _ = clean_dir
+    dst = tmp_path / "dst"
+    format_data_dir(src, dst)
+    wav = tmp_path / "a.wav"
+    before = wav.stat()
+    if copy == "cp -p":  # another file of the same size and time copied over it, timestamps kept
+        other = tmp_path / "other" / "a.wav"
+        other.parent.mkdir()
+        replacement = make_audio(other, 16000)
+        os.utime(other, ns=(before.st_atime_ns, before.st_mtime_ns))
+        subprocess.run(["cp", "-p", str(other), str(wav)], check=True)
+    else:
+        replacement = make_audio(wav, 16000)
+        os.utime(wav, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert (wav.stat().st_size, wav.stat().st_mtime_ns) == (before.st_size, before.st_mtime_ns)
+    with caplog.at_level(logging.INFO):
+        assert format_data_dir(src, dst)
+    assert f"audio files ({wav}: other bytes of the same size and modification time)" in caplog.text
+    np.testing.assert_array_equal(read_output(dst, "u1"), replacement)
+
+
+def test_touched_audio_is_read_again_and_kept(
+    clean_dir: tuple[Path, dict[str, np.ndarray]], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    src, _ = clean_dir
+    dst = tmp_path / "dst"
+    format_data_dir(src, dst)
+    os.utime(tmp_path / "a.wav", ns=(0, 0))  # another time, the same bytes
+    with caplog.at_level(logging.INFO):
+        assert not format_data_dir(src, dst)
+    assert "the bytes of every audio file); skipped" in caplog.text

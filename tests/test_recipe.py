@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 from recipe_tools import prepared_recipe, run_recipe, zeroshot_args
 
 from espnet_cs.kaldi_dir import read_kaldi_map, write_kaldi_map
@@ -133,6 +135,70 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
     assert result.returncode != 0 and "takes true or false" in result.stderr
 
 
+def test_set_names_are_words_and_refused_before_anything_is_made(recipe):
+    for option, value, message in [
+        ("--train_set", "a/b", "--train_set 'a/b': not a data set name"),
+        ("--valid_set", "v;rm", "--valid_set 'v;rm': not a data set name"),
+        ("--test_sets", "test $(x)", "--test_sets: '$(x)' is not a data set name"),
+    ]:
+        result = run(recipe, "--stage", "2", "--stop_stage", "2", option, value)
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+        assert "stage 2:" not in result.stderr
+    for name in ("train", "valid", "my set"):
+        (recipe / "data" / name).mkdir(parents=True)
+    result = run(recipe, "--stage", "2", "--stop_stage", "2", "--test_sets", "my set")
+    assert result.returncode != 0
+    assert (
+        "--test_sets: no data dir data/my: data/my set exists, but a set name cannot hold a space "
+        "(the list is separated by spaces); rename it"
+    ) in result.stderr
+    assert not (recipe / "dump").exists()
+    result = run(recipe, "--stage", "3", "--stop_stage", "3", "--test_sets", "my set")
+    assert result.returncode != 0 and "--test_sets: no data dir dump/raw/my" in result.stderr
+    assert "stage 3:" not in result.stderr and not (recipe / "exp").exists()
+
+
+def small_data_dirs(recipe: Path, test_entry: str) -> None:
+    """data/train, data/valid and data/test of one utterance each; ``test_entry`` is test's wav.scp entry."""
+    audio = recipe / "a.wav"
+    sf.write(audio, np.zeros(1600, dtype=np.int16), 16000)
+    for dset, entry in (("train", str(audio)), ("valid", str(audio)), ("test", test_entry)):
+        write_kaldi_map(recipe / "data" / dset / "wav.scp", {"u1": entry})
+        write_kaldi_map(recipe / "data" / dset / "text", {"u1": "hello"})
+        write_kaldi_map(recipe / "data" / dset / "utt2spk", {"u1": "s1"})
+
+
+@pytest.mark.parametrize(
+    ("killed", "command"),
+    [("main", 'kill -9 $(cut -d" " -f4 /proc/$PPID/stat)'), ("worker", "kill -9 $PPID")],
+)
+def test_killed_stage2_says_it_was_interrupted_and_resumes(recipe, killed, command):
+    """A pipe of wav.scp kills the stage-2 process (or the worker running the pipe), as the
+    out-of-memory killer would."""
+    small_data_dirs(recipe, f"{command} |")  # the pipe's shell is the worker's child
+    result = run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1")
+    assert result.returncode != 0 and "problems.txt" not in result.stderr and "Traceback" not in result.stderr
+    if killed == "main":
+        assert (
+            "stage 2: formatting data/test into dump/raw/test was killed by SIGKILL (most often the out-of-memory "
+            "killer: see dmesg, or use fewer jobs): rerunning stage 2 resumes (the sets formatted so far are kept)"
+        ) in result.stderr
+    else:
+        assert "format_data.py: formatting data/test into dump/raw/test: worker " in result.stderr
+        assert "was killed by SIGKILL" in result.stderr
+        assert (
+            "stage 2: formatting data/test into dump/raw/test was interrupted: a worker process was killed"
+            in result.stderr
+        )
+    assert "rerunning stage 2 resumes (the sets formatted so far are kept)" in result.stderr
+    assert (recipe / "dump/raw/train/.done").is_file()
+    write_kaldi_map(recipe / "data/test/wav.scp", {"u1": str(recipe / "a.wav")})
+    result = run(recipe, "--stage", "2", "--stop_stage", "2", "--nj", "1")
+    assert result.returncode == 0, result.stderr
+    assert "dump/raw/train was made from data/train as it is now" in result.stderr
+    assert (recipe / "dump/raw/test/.done").is_file()
+
+
 def test_stage2_lists_every_bad_utterance(recipe):
     assert run(recipe, "--stop_stage", "1", "--local_data_opts", TINY_DATA).returncode == 0
     wav_scp = dict(line.split(maxsplit=1) for line in (recipe / "data/test/wav.scp").read_text().splitlines())
@@ -190,7 +256,9 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     result = run_recipe(recipe, "--stage", "2", "--stop_stage", "3", *stages)
     assert result.returncode == 0, result.stderr[-3000:]
     assert run_recipe(recipe, "--stage", "9", "--stop_stage", "9").returncode == 0
-    assert "changed in data/test since dump/raw/test was made: audio files, text" in result.stderr
+    assert (
+        f"changed in data/test since dump/raw/test was made: audio files ({wav_scp[changed]}: other bytes), text"
+    ) in result.stderr
     assert "dump/raw/train was made from data/train as it is now" in result.stderr  # unchanged sets are kept
     logs = "".join(p.read_text() for p in sorted((decode / "logdir").glob("decode.*.log")))
     assert "changed since exp/zeroshot_cs/decode_test/logdir/output." in logs and "audio_sha256" in logs
@@ -203,7 +271,10 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     assert scored["utterances"] == 4 and [t for t in reference if t.strip("*")] == ["新", "的", "words"]
 
     result = run_recipe(recipe, "--stage", "2", "--stop_stage", "3", *stages)  # nothing changed now
-    assert result.returncode == 0 and "as it is now (data files, audio sizes and times); skipped" in result.stderr
+    assert (
+        result.returncode == 0
+        and "as it is now (data files and the bytes of every audio file); skipped" in result.stderr
+    )
     logs = "".join(p.read_text() for p in (decode / "logdir").glob("decode.*.log"))
     assert logs.count("complete already, skipped") == 2
 

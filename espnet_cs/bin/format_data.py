@@ -5,9 +5,16 @@ Example: python -m espnet_cs.bin.format_data --src data/test --dst dump/raw/test
 
 import argparse
 import logging
+import signal
 import sys
 
 from espnet_cs.data_format import DataFormatError, format_data_dir
+from espnet_cs.workers import WorkerDied
+
+PROBLEMS = 1
+"""Exit status when the data dir has problems (listed in ``<dst>/problems.txt``)."""
+INTERRUPTED = 2
+"""Exit status when a worker process was killed: the work is incomplete, not wrong."""
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -23,8 +30,10 @@ def get_parser() -> argparse.ArgumentParser:
             "failing pipe, audio over 30 s, bad segment times, missing or empty transcripts, "
             "missing utt2spk entries, duplicate ids, categories outside {cs, zh, en}) is "
             "collected; all of them are printed and written to <dst>/problems.txt, and the exit "
-            "status is 1. Output is built in <dst>.tmp and moved to <dst> (with a .done marker) "
-            "only on success; a rerun skips when <dst> is complete and no file in <src> is newer."
+            "status is 1 (2: a worker process was killed, the work is incomplete and a rerun resumes). Output is built in <dst>.tmp and moved to <dst> (with a .done marker) "
+            "only on success; a rerun skips when <dst> is complete and made from the same <src>, the same "
+            "content of its files and the same bytes of every audio file (each file's sha256 is read again "
+            "when its size, modification or change time or inode differs), and says what changed otherwise."
         ),
     )
     parser.add_argument("--src", required=True, help="input Kaldi data dir, e.g. data/test")
@@ -43,7 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     except DataFormatError as e:
         print(e, file=sys.stderr, end="")
         logging.error("%d problem(s); see %s/problems.txt", len(e.problems), args.dst)
-        return 1
+        return PROBLEMS
+    except WorkerDied as e:
+        print(f"format_data.py: {e}; {args.dst} is left incomplete, rerunning resumes", file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"format_data.py: interrupted; {args.dst} is left incomplete, rerunning resumes", file=sys.stderr)
+        return 128 + signal.SIGINT
     return 0
 
 

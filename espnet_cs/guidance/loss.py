@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.guidance.capture import CapturedAttention, capture_attention
 from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, selected_lid_attention
@@ -72,13 +73,13 @@ class GuidanceConfig:
     def from_dict(cls, conf: dict) -> GuidanceConfig:
         check_options(cls, conf, "model_conf.guidance")
         if "lid_heads" not in conf:
-            raise ValueError(
+            raise ConfigError(
                 "model_conf.guidance needs lid_heads: the LID heads of stage 4 (exp/lid_heads/lid_heads.json)"
             )
         config = cls(**conf)
         for option, registry in (("selection", SELECTIONS), ("loss", LOSSES)):
             if getattr(config, option) not in registry:
-                raise ValueError(
+                raise ConfigError(
                     f"model_conf.guidance: unknown {option} {getattr(config, option)!r}; choose from {list(registry)}"
                 )
         return config
@@ -116,7 +117,7 @@ class AttentionGuidance:
         self, config: GuidanceConfig, tokenizer: CSTokenizer, backbone_sha256: str, n_layers: int, n_heads: int
     ) -> None:
         if tokenizer.lid_prompt != "cs":
-            raise ValueError("attention guidance needs the two-LID task tokens (lid_prompt: cs)")
+            raise ConfigError("attention guidance needs the two-LID task tokens (lid_prompt: cs)")
         self.config = config
         self.tokenizer = tokenizer
         self.heads = LidHeads.load(config.lid_heads, backbone_sha256, n_layers, n_heads).select(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.options import check_options
 from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
 
@@ -31,12 +32,12 @@ class PromptConfig:
         config = cls(**conf)
         sizes = {key: getattr(config, key) for key in REPARAMETERIZATIONS}
         if config.length < 0 or any(size < 0 for size in sizes.values()):
-            raise ValueError(f"{where}: prompt length and {', '.join(sizes)} must be >= 0")
+            raise ConfigError(f"{where}: prompt length and {', '.join(sizes)} must be >= 0")
         on = sorted(key for key, size in sizes.items() if size)
         if config.length == 0 and (config.deep or config.language or on):
-            raise ValueError(f"{where}: deep/{'/'.join(sizes)}/language prompts need length > 0")
+            raise ConfigError(f"{where}: deep/{'/'.join(sizes)}/language prompts need length > 0")
         if len(on) > 1:
-            raise ValueError(f"{where}: choose one reparameterization, not {on}")
+            raise ConfigError(f"{where}: choose one reparameterization, not {on}")
         return config
 
     @property

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from whisper.model import AudioEncoder, TextDecoder
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.prompts.config import PromptConfig
 from espnet_cs.prompts.initialization import previous_text_states, silence_states
 from espnet_cs.prompts.language import LanguageEncoder
@@ -57,7 +58,7 @@ class SoftPrompts(nn.Module):
         """Encoder prompts (``encoder_conf.soft_prompts``), starting as the states of trailing silence."""
         config = PromptConfig.from_dict(conf, "encoder soft_prompts")
         if config.language:
-            raise ValueError(
+            raise ConfigError(
                 "encoder soft_prompts: language prompts are decoder-only "
                 "(the language is detected from the encoder output)"
             )
@@ -76,7 +77,7 @@ class SoftPrompts(nn.Module):
         """
         config = PromptConfig.from_dict(conf, "decoder soft_prompts")
         if config.length > max_length:
-            raise ValueError(
+            raise ConfigError(
                 f"decoder soft_prompts: length {config.length} does not fit Whisper's text context of "
                 f"{decoder.positional_embedding.size(0)} with the task tokens and the output tokens (at most {max_length})"
             )

@@ -103,6 +103,16 @@ EOF
 . utils/parse_options.sh  # before path.sh: --help installs nothing
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
+how_it_ended() {  # exit status of a command: how it ended, with the likely cause
+    if [ "$1" -gt 128 ]; then
+        local name
+        name="$(kill -l "$(( $1 - 128 ))" 2>/dev/null || echo "$(( $1 - 128 ))")"
+        echo -n "was killed by SIG${name}"
+        [ "${name}" != KILL ] || echo -n " (most often the out-of-memory killer: see dmesg, or use fewer jobs)"
+    else
+        echo -n "failed (exit status $1)"
+    fi
+}
 run_stage() {  # true if stage $1 is within --stage .. --stop_stage
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]
 }
@@ -128,20 +138,39 @@ for option in method stage2_method; do
         exit 1
     fi
 done
+set_name='^[A-Za-z0-9_.+-]+$'  # a data set is one name under data/ and dump/raw: no space, slash or shell character
 for option in train_set valid_set; do
     if [[ "${!option}" =~ [[:space:]] || -z "${!option}" ]]; then
         log "--${option} '${!option}': a data set is one name under data/, without spaces"
+        exit 1
+    elif [[ ! "${!option}" =~ ${set_name} ]]; then
+        log "--${option} '${!option}': not a data set name (letters, digits, _ . + -)"
         exit 1
     fi
 done
 for option in test_sets attention_sets; do
     for dset in ${!option}; do
-        if [[ ! "${dset}" =~ ^[A-Za-z0-9_.+-]+$ ]]; then
+        if [[ ! "${dset}" =~ ${set_name} ]]; then
             log "--${option}: '${dset}' is not a data set name (letters, digits, _ . + -; sets are separated by spaces)"
             exit 1
         fi
     done
 done
+check_sets_exist() {  # dir (data or dump/raw), options: each set those options name is a dir under it
+    local root="$1" option dset hint
+    shift
+    for option in "$@"; do
+        for dset in ${!option}; do
+            [ -d "${root}/${dset}" ] && continue
+            hint=""
+            if [[ "${!option}" =~ [[:space:]] ]] && [ -d "${root}/${!option}" ]; then
+                hint=": ${root}/${!option} exists, but a set name cannot hold a space (the list is separated by spaces); rename it"
+            fi
+            log "--${option}: no data dir ${root}/${dset}${hint}"
+            exit 1
+        done
+    done
+}
 
 . ./path.sh
 . ./cmd.sh
@@ -178,7 +207,8 @@ train() {  # method, output dir, extra options...
             --valid_data_path_and_name_and_type "dump/raw/${valid_set}/wav.scp,speech,sound" \
             --valid_data_path_and_name_and_type "dump/raw/${valid_set}/text,text,text" \
             --valid_shape_file "dump/raw/${valid_set}/speech_shape" \
-            "$@" ${train_opts}
+            "$@" ${train_opts} \
+        || { log "training into ${dir} failed (above); rerunning the stage, its cause fixed, resumes from its last finished epoch"; exit 1; }
     rm -f "${dir}"/.dist_init.*
 }
 job_threads() {  # jobs: threads for each of that many local jobs (a Slurm task uses its cpus_per_task)
@@ -219,10 +249,20 @@ fi
 
 if run_stage 2; then
     log "stage 2: data validation and formatting -> dump/raw"
+    check_sets_exist data train_set valid_set test_sets
     failed=()
     for dset in ${data_sets}; do  # every set is checked, so one run lists all problems
-        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}" \
-            || failed+=("${dset} (dump/raw/${dset}/problems.txt)")
+        status=0
+        python -m espnet_cs.bin.format_data --src "data/${dset}" --dst "dump/raw/${dset}" --nj "${nj}" || status=$?
+        if [ "${status}" -eq 1 ]; then  # problems, listed in problems.txt
+            failed+=("${dset} (dump/raw/${dset}/problems.txt)")
+        elif [ "${status}" -ne 0 ]; then  # killed, or a worker killed: incomplete, not wrong
+            ended="$(how_it_ended "${status}")"
+            [ "${status}" -ne 2 ] || ended="was interrupted: a worker process was killed (above)"
+            log "stage 2: formatting data/${dset} into dump/raw/${dset} ${ended}:" \
+                "rerunning stage 2 resumes (the sets formatted so far are kept)"
+            exit 1
+        fi
     done
     if [ ${#failed[@]} -gt 0 ]; then
         log "stage 2: problems in ${#failed[@]} data set(s): ${failed[*]}"
@@ -235,6 +275,7 @@ if run_stage 2; then
 fi
 
 if run_stage 3; then
+    check_sets_exist dump/raw test_sets
     for lid_prompt in ${zeroshot_lid_prompts}; do
         for dset in ${test_sets}; do
             dir="exp/zeroshot_${lid_prompt}/decode_${dset}"
@@ -287,6 +328,7 @@ if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
         log "stage 8 decodes with ${asr_exp}/valid.loss.ave.pth, which does not exist: train and average first (stages 5-7)"
         exit 1
     fi
+    check_sets_exist dump/raw test_sets
     for dset in ${test_sets}; do
         dir="${asr_exp}/decode_${dset}"
         log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir} (logs: ${dir}/logdir)"

@@ -29,6 +29,11 @@ if [ $# -lt 2 ]; then
 fi
 logfile="$1"; shift
 
+# The jobs end with this script's caller: a watcher ends them when the caller (asr.sh) is gone,
+# and each job's command gets SIGKILL when its job shell ends (setpriv --pdeathsig, where installed).
+caller="${PPID}"
+end_with_parent=()
+command -v setpriv > /dev/null && end_with_parent=(setpriv --pdeathsig KILL --)
 pids=()
 for job in $(seq "${first}" "${last}"); do
     if ${array}; then
@@ -41,21 +46,38 @@ for job in $(seq "${first}" "${last}"); do
     (
         printf '# %s\n# started at %s\n' "${args[*]}" "$(date)"
         start=$(date +%s)
-        "${args[@]}"
+        "${end_with_parent[@]}" "${args[@]}"
         status=$?
         printf '# ended at %s, %d s, exit code %d\n' "$(date)" "$(( $(date +%s) - start ))" "${status}"
         exit "${status}"
     ) > "${log}" 2>&1 &
     pids+=("$!:${job}:${log}")
 done
+job_pids=("${pids[@]%%:*}")
+( while kill -0 "${caller}" 2> /dev/null; do sleep 1; done; kill "${job_pids[@]}" 2> /dev/null ) > /dev/null 2>&1 &
+watcher=$!
+
+how_it_ended() {  # exit status of a job: how it ended, with the likely cause
+    if [ "$1" -gt 128 ]; then
+        local name
+        name="$(kill -l "$(( $1 - 128 ))" 2> /dev/null || echo "$(( $1 - 128 ))")"
+        echo -n "was killed by SIG${name}"
+        [ "${name}" != KILL ] || echo -n " (most often the out-of-memory killer: see dmesg, or use fewer jobs)"
+    else
+        echo -n "failed (exit status $1)"
+    fi
+}
 
 failed=0
 for entry in "${pids[@]}"; do
     IFS=: read -r pid job log <<< "${entry}"
-    if ! wait "${pid}"; then
-        echo "$0: job ${job} failed, see ${log}:" >&2
+    wait "${pid}"
+    status=$?
+    if [ "${status}" -ne 0 ]; then
+        echo "$0: job ${job} $(how_it_ended "${status}"), see ${log}:" >&2
         tail -n 20 "${log}" | sed 's/^/    /' >&2
         failed=$((failed + 1))
     fi
 done
+kill "${watcher}" 2> /dev/null
 [ "${failed}" -eq 0 ] || { echo "$0: ${failed} job(s) failed" >&2; exit 1; }

@@ -56,12 +56,14 @@ read_section() {  # config, class: "key value" lines of that section
     python3 - "$1" "$2" <<'EOF'
 import sys
 
-import yaml
+from espnet_cs.config_yaml import ConfigError, load_yaml_mapping
 
 path, section = sys.argv[1:]
 keys = {"partition", "gpus", "cpus_per_task", "mem", "time", "extra"}
-with open(path) as f:
-    conf = yaml.safe_load(f) or {}
+try:
+    conf = load_yaml_mapping(path)
+except ConfigError as e:
+    sys.exit(str(e))
 if section not in conf:
     sys.exit(f"{path} has no section '{section}' (sections: {', '.join(conf)})")
 unknown = sorted(set(conf[section] or {}) - keys)
