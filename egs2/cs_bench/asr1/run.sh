@@ -5,7 +5,7 @@
 # unseen in training, and monolingual English and Mandarin forgetting sets of another domain.
 # `./run.sh` generates it (stage 1), decodes every test set zero-shot with Whisper-base, trains
 # SPT4ASR on the benchmark's budget (1 epoch of the 1200 training utterances: 150 steps of 8),
-# decodes, scores and writes RESULTS.md from results/ (the results archive: stage 10 copies each
+# decodes, scores and writes RESULTS.md from results/ (the results archive: stage 11 copies each
 # scored system of exp/ there, so the report keeps the runs of earlier clones; commit it with
 # RESULTS.md). Every method on the same budget (a two-stage method: 75 steps per stage), from the
 # repository root:
