@@ -41,15 +41,15 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     command = shlex.join(["python", "-m", "espnet_cs.bin.report", *argv])
     try:
+        previous = Previous(read_rates(args.previous), args.previous_label) if args.previous else None
         if args.archive:
             archive(args.exp_dir, args.archive)
         source = args.archive or args.exp_dir
         tables = collect(source)
-        previous = Previous(read_rates(args.previous), args.previous_label) if args.previous else None
     except (ValueError, CheckpointError) as error:  # espnet_cs.report.rows.ReportError is a ValueError
         raise SystemExit(f"report.py: {error}") from None
     if not tables:
-        raise SystemExit(f"report.py: no {source}/*/decode_*/scores.json found: run the scoring stage first")
+        raise SystemExit(f"report.py: no {source}/*/decode_*/scores.json found: run the scoring stage (9) first")
     notes = args.notes.read_text(encoding="utf-8") if args.notes and args.notes.exists() else None
     write(args.out, render(tables, source, args.out, command, notes, previous), tables)
 

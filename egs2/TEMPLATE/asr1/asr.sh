@@ -41,7 +41,7 @@ stage1_exp_tag=""       # two-stage: suffix of stage 1's dir exp/<method><stage1
 ngpu=0                  # GPUs per node for training (more than one: ESPnet's distributed data parallel)
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
-results=RESULTS.md      # stage 11 writes the tables here (and their rates to RESULTS.json beside it)
+results=RESULTS.md      # stage 11 writes the tables here (and their rates to <name>.json beside it)
 results_archive=""      # stage 11: copy every scored system of exp/ into this tracked dir and report from it,
                         # so the report keeps the runs of earlier clones (espnet_cs.results_archive; empty: exp/)
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
@@ -71,7 +71,7 @@ Stages:
      exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
      on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
      --attention_plot of them (empty: every one)
-  11 report -> ${results} and its rates in RESULTS.json (with --results_archive: made from that dir
+  11 report -> ${results} and its rates in ${results%.*}.json (with --results_archive: made from that dir
      after exp/'s scored systems are copied into it)
   12 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
