@@ -193,7 +193,7 @@ def _backbone_identity(path: Path) -> dict:
     try:
         identity = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: not the backbone identity of a packed model ({e}): pack it again (stage 11)") from e
+        raise ValueError(f"{path}: not the backbone identity of a packed model ({e}): pack it again (stage 12)") from e
     if not isinstance(identity, dict) or not {"spec", "sha256", "dims"} <= identity.keys():
         raise ValueError(
             f"{path}: not the backbone identity of a packed model (keys spec, sha256, dims): pack it again"
@@ -215,7 +215,7 @@ def check_backbone(identity: dict, spec: str, cache_dir: str | None = None) -> N
         raise BackboneError(f"the packed model needs {wanted}, but {spec!r} has sha256 {loaded.sha256}")
 
 
-PACKED_BY = "stage 11 (python -m espnet_cs.bin.pack)"
+PACKED_BY = "stage 12 (python -m espnet_cs.bin.pack)"
 
 
 def unpack_zip(path: str | Path, out: str | Path) -> dict[str, str]:

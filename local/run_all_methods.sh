@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The project's multi-method experiment driver: in one recipe, train, average, decode and score
 # each of --methods (conf/tuning/<method>.yaml), --adapter_methods and --two_stage_methods
-# (stage 4's LID heads first where a method reads them), then write the recipe's RESULTS.md
-# (stage 10). The default lists are every YAML of conf/tuning, grouped by what each says of itself
-# (python -m espnet_cs.methods).
+# (stage 4's LID heads first where a method reads them), then measure the guided heads' attention
+# (stage 10) and write the recipe's RESULTS.md (stage 11). The default lists are every YAML of
+# conf/tuning, grouped by what each says of itself (python -m espnet_cs.methods).
 # Run from the repository root; it changes into --recipe (relative to the repository root):
 #   local/run_all_methods.sh [--recipe egs2/mini_cs/asr1] --max_epoch 5 --methods "spt_both dpt"
 # Prepares the data first (stages 1-3 of the recipe's run.sh) when the recipe has formatted none
@@ -91,6 +91,6 @@ if ${padding_comparison}; then
     ./run.sh --stage 5 --stop_stage 9 --method spt_both --exp_tag _pad30s \
         --train_opts "--max_epoch ${max_epoch} --encoder_conf pad_to_30s=true"
 fi
-./run.sh --stage 10 --stop_stage 10
+./run.sh --stage 10 --stop_stage 11
 
 log "Successfully finished. [elapsed=${SECONDS}s]"

@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from espnet_cs.bin.report import findings_section
 from espnet_cs.bootstrap import Interval, PairedDifference
 from espnet_cs.findings import CLAIMS, Claim, claim_verdict, comparison_verdict, findings_rows
+from espnet_cs.report.comparisons import findings_section
+from espnet_cs.report.rows import Row
 from espnet_cs.scoring import score
 
 
@@ -54,7 +55,7 @@ def test_every_claim_names_systems_and_the_report_section(tmp_path):
     refs = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
     right = json.loads(score(refs, refs).to_json())
     wrong = json.loads(score(refs, {"u1": "我们开 meetings 吧", "u2": "他们开 parties 吧"}).to_json())
-    tables = {"test": [("adapter", wrong, {}, {"epochs": 1}), ("adapter_ag", right, {}, {"epochs": 1})]}
+    tables = {"test": [Row("adapter", wrong, {}, {"epochs": 1}), Row("adapter_ag", right, {}, {"epochs": 1})]}
     (tmp_path / "attention/test").mkdir(parents=True)
     systems = {"adapter": {"own_language": 0.61, "pairs": 10}, "adapter_ag": {"own_language": 0.9, "pairs": 10}}
     (tmp_path / "attention/test/attention.json").write_text(json.dumps({"systems": systems}))

@@ -1,4 +1,4 @@
-"""Packing (stage 11) and the Python API on tiny models trained by ESPnet's trainer."""
+"""Packing (stage 12) and the Python API on tiny models trained by ESPnet's trainer."""
 
 from __future__ import annotations
 
@@ -212,13 +212,13 @@ def test_packing_errors(runs, tmp_path):
     assert not list(tmp_path.glob("*.zip")) and not list(tmp_path.glob(".pack.*")), "nothing left behind"
 
 
-def test_not_a_packed_model_names_the_path_and_stage_11(runs, tmp_path):
+def test_not_a_packed_model_names_the_path_and_stage_12(runs, tmp_path):
     def fails(path: Path, error: type[Exception], message: str) -> None:
         with pytest.raises(error, match=f"^{re.escape(str(path))}{message}"):
             Speech2Text.from_pretrained(path)
 
     data = runs["spt4asr"].zip.read_bytes()
-    written_by = r".*written by stage 11 \(python -m espnet_cs.bin.pack\)"
+    written_by = r".*written by stage 12 \(python -m espnet_cs.bin.pack\)"
     (tmp_path / "random.zip").write_bytes(np.random.default_rng(0).bytes(4096))
     fails(tmp_path / "random.zip", ValueError, f" is not a zip file \\(or is cut short\\){written_by}")
     (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])

@@ -1,4 +1,4 @@
-"""The mini_cs recipe end to end (stages 1-3, 9-10) and its errors, in a copy of the recipe dir."""
+"""The mini_cs recipe end to end (stages 1-12) and its errors, in a copy of the recipe dir."""
 
 import json
 import os
@@ -56,10 +56,11 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert "| `zeroshot_cs` | LID prompt `cs`, no guard, 30-s padding | 0 | — | — | 4 |" in results
     assert "| `spt4asr` | LID prompt `cs`, no guard, true length | 2.055M | 3 |" in results
     assert "## LID heads" in results
+    assert json.loads((recipe / "RESULTS.json").read_text())["test"]["spt4asr"].keys() >= {"overall_mer", "pier"}
     # stage 10 measures by default every trained model with the cs LID prompt (spt4asr: language prompts too)
     attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
     assert list(attention["systems"]) == ["backbone", "spt4asr"] and "## Attention of the guided heads" in results
-    result = run(recipe, "--stage", "5", "--stop_stage", "10", "--method", "adapter", "--train_opts", "--max_epoch 1")
+    result = run(recipe, "--stage", "5", "--stop_stage", "11", "--method", "adapter", "--train_opts", "--max_epoch 1")
     assert result.returncode == 0, result.stderr[-3000:]
     attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
     assert list(attention["systems"]) == ["backbone", "adapter", "spt4asr"]  # asr.sh names no method
@@ -73,7 +74,7 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert "## Attention of the guided heads on test" in (recipe / "RESULTS.md").read_text()
     # --attention_sets measures on other sets than --test_sets (the AG evidence on valid)
     result = run(
-        recipe, "--stage", "10", "--stop_stage", "10", "--attention_sets", "valid", "--attention_systems", "adapter"
+        recipe, "--stage", "10", "--stop_stage", "11", "--attention_sets", "valid", "--attention_systems", "adapter"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     attention = json.loads((recipe / "exp/attention/valid/attention.json").read_text())
@@ -95,10 +96,8 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert again.returncode == 0
     log = (recipe / "exp/zeroshot_cs/decode_test/logdir/decode.1.log").read_text()
     assert "(same audio, model and settings) complete already, skipped" in log
-    # --results_archive: stage 10 reports from a copy of what the report reads, which outlives exp/
-    result = run(
-        recipe, "--stage", "10", "--stop_stage", "10", "--attention_systems", "adapter", "--results_archive", "results"
-    )
+    # --results_archive: stage 11 reports from a copy of what the report reads, which outlives exp/
+    result = run(recipe, "--stage", "11", "--stop_stage", "11", "--results_archive", "results")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (recipe / "results/adapter/decode_test/scores.json").exists() and (
         recipe / "results/lid_heads/heads.png"
@@ -110,8 +109,8 @@ def test_demo_stages_write_scores_and_results(recipe):
 
 
 def test_missing_method_and_unknown_option_are_errors(recipe):
-    result = run(recipe, "--stage", "11", "--stop_stage", "11", "--method", "")
-    assert result.returncode != 0 and "stage 11 needs --method" in result.stderr
+    result = run(recipe, "--stage", "12", "--stop_stage", "12", "--method", "")
+    assert result.returncode != 0 and "stage 12 needs --method" in result.stderr
     result = run(recipe, "--stage", "6", "--stop_stage", "6")
     assert result.returncode != 0 and "stage 6 needs --stage2_method" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "")

@@ -1,16 +1,35 @@
-"""The report: forgetting table (trained systems against the zero-shot backbone on monolingual sets), two-stage training cells."""
+"""The report: rows read from decode dirs, the results tables, paired comparisons, forgetting, RESULTS.json
+(the findings section: tests/test_findings.py)."""
 
 import json
+from pathlib import Path
 
-from espnet_cs.bin.report import attention_sections, forgetting_section, monolingual_language, paired_section, table_row
+import pytest
+
+from espnet_cs.bin import report
+from espnet_cs.report.attention import lid_heads_section
+from espnet_cs.report.comparisons import paired_section
+from espnet_cs.report.document import Previous, render
+from espnet_cs.report.forgetting import forgetting_section, monolingual_language
+from espnet_cs.report.previous import comparison_section, rates, read_rates
+from espnet_cs.report.rows import ReportError, Row, collect
+from espnet_cs.report.tables import row_cells, set_section
 from espnet_cs.scoring import score
 
 # two code-switched utterances with one substitution each, so every resample has each rate: MER 1
 # of 5, PIER 1 of 1 (the English word), switch ER 1 of 3 (开, the word, 吧), language accuracy 5 of 5
 REFS = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
 ONE_ERROR_EACH = {"u1": "我们开 meetings 吧", "u2": "他们开 parties 吧"}
-TRUE_LENGTH = {"lid_prompt": "cs", "guard": False, "pad_to_30s": False}
-ROW_START = "| `sys` | LID prompt `cs`, no guard, true length | 0 | — | — | 2 | "
+DECODING = {
+    "data_dir": "dump/raw/test",
+    "audio_sha256": "a" * 64,
+    "lid_prompt": "cs",
+    "guard": False,
+    "pad_to_30s": False,
+    "real_time_factor": 0.0123,
+}
+TRAINED = {"trainable": 2_055_000, "epochs": 3, "seconds": 60}
+ROW_START = ["`sys`", "LID prompt `cs`, no guard, true length", "0", "—", "—", "2"]
 
 
 def scored(hyps: dict[str, str], refs: dict[str, str] = REFS) -> dict:
@@ -18,8 +37,8 @@ def scored(hyps: dict[str, str], refs: dict[str, str] = REFS) -> dict:
     return json.loads(score(refs, hyps).to_json())
 
 
-def scores(utterances: int, **rates_and_counts: tuple[float, int]) -> dict:
-    """scores.json content: ``zh_cer=(rate, utterances)``..."""
+def scores(utterances: int, **rates_and_counts: tuple[float | None, int]) -> dict:
+    """scores.json content with only rates and covered utterances: ``zh_cer=(rate, utterances)``..."""
     return {
         "utterances": utterances,
         **{k: rate for k, (rate, _) in rates_and_counts.items()},
@@ -27,31 +46,40 @@ def scores(utterances: int, **rates_and_counts: tuple[float, int]) -> dict:
     }
 
 
+def row(system: str, row_scores: dict, training: dict | None = None, **decoding) -> Row:
+    return Row(system, row_scores, {**DECODING, **decoding}, training or {})
+
+
+def decode_dir(root: Path, system: str, test_set: str, hyps: dict[str, str], **decoding) -> Path:
+    """``root/<system>/decode_<test_set>`` with scores.json and decode_info.json, as stages 3, 8 and 9 leave it."""
+    path = root / system / f"decode_{test_set}"
+    path.mkdir(parents=True)
+    (path / "scores.json").write_text(score(REFS, hyps).to_json())
+    (path / "decode_info.json").write_text(json.dumps({**DECODING, **decoding}))
+    return path
+
+
 def test_monolingual_language() -> None:
-    assert monolingual_language(scores(2, zh_cer=(10.0, 2), en_wer=(None, 0))) == "zh"
-    assert monolingual_language(scores(3, en_wer=(5.0, 3))) == "en"
-    assert monolingual_language(scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))) is None
+    assert monolingual_language(row("s", scores(2, zh_cer=(10.0, 2), en_wer=(None, 0)))) == "zh"
+    assert monolingual_language(row("s", scores(3, en_wer=(5.0, 3)))) == "en"
+    assert monolingual_language(row("s", scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2)))) is None
 
 
 def test_forgetting_pairs_prompt_and_guard() -> None:
-    zh, mixed = scores(2, zh_cer=(10.0, 2)), scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))
-    trained = {"trainable": 2_055_000, "epochs": 3, "seconds": 60}
+    mixed = scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))
     tables = {
         "aishell_test": [
-            ("zeroshot_cs", zh, {"lid_prompt": "cs", "guard": False}, {}),
-            ("zeroshot_cs_guard", scores(2, zh_cer=(8.0, 2)), {"lid_prompt": "cs", "guard": True}, {}),
-            ("zeroshot_single", scores(2, zh_cer=(7.0, 2)), {"lid_prompt": "single", "guard": False}, {}),
-            ("spt4asr", scores(2, zh_cer=(12.5, 2)), {"lid_prompt": "cs", "guard": False}, trained),
-            ("spt4asr_guard", scores(2, zh_cer=(6.0, 2)), {"lid_prompt": "cs", "guard": True}, trained),
+            row("zeroshot_cs", scores(2, zh_cer=(10.0, 2))),
+            row("zeroshot_cs_guard", scores(2, zh_cer=(8.0, 2)), guard=True),
+            row("zeroshot_single", scores(2, zh_cer=(7.0, 2)), lid_prompt="single"),
+            row("spt4asr", scores(2, zh_cer=(12.5, 2)), TRAINED),
+            row("spt4asr_guard", scores(2, zh_cer=(6.0, 2)), TRAINED, guard=True),
         ],
         "librispeech_test_clean": [
-            ("zeroshot_cs", scores(2, en_wer=(20.0, 2)), {"lid_prompt": "cs", "guard": False}, {}),
-            ("lora", scores(2, en_wer=(25.0, 2)), {"lid_prompt": "cs", "guard": False}, trained),
+            row("zeroshot_cs", scores(2, en_wer=(20.0, 2))),
+            row("lora", scores(2, en_wer=(25.0, 2)), TRAINED),
         ],
-        "devman": [
-            ("zeroshot_cs", mixed, {"lid_prompt": "cs", "guard": False}, {}),
-            ("spt4asr", mixed, {"lid_prompt": "cs", "guard": False}, trained),
-        ],
+        "devman": [row("zeroshot_cs", mixed), row("spt4asr", mixed, TRAINED)],
     }
     lines = forgetting_section(tables)
     assert lines[1] == "## Forgetting on monolingual sets"
@@ -63,66 +91,70 @@ def test_forgetting_pairs_prompt_and_guard() -> None:
     assert forgetting_section({"devman": tables["devman"]}) == []  # no monolingual set, no table
 
 
-def test_previous_results_side_by_side(tmp_path) -> None:
-    from espnet_cs.bin.report import comparison_section, render
-
-    trained = {"trainable": 2_055_000, "epochs": 5, "seconds": 60}
-    before = {
-        "test": [
-            ("spt4asr", scores(2, overall_mer=(11.0, 2), cs_mer=(9.8, 1)), {"lid_prompt": "cs"}, trained),
-            ("lpt", scores(2, overall_mer=(41.1, 2)), {"lid_prompt": "cs"}, trained),
-        ]
-    }
-    previous = tmp_path / "RESULTS.md"
-    previous.write_text(
-        render(before) + "\n## Attention\n\n| system | own language | pairs |\n|---|---|---|\n| `lpt` | 50% | 8 |\n"
-    )
-    now = {
-        "test": [
-            ("spt4asr", scores(2, overall_mer=(10.4, 2), cs_mer=(9.1, 1)), {"lid_prompt": "cs"}, trained),
-            ("dpt", scores(2, overall_mer=(17.0, 2)), {"lid_prompt": "cs"}, trained),
-        ]
-    }
-    lines = comparison_section(now, previous, "old padding")
-    assert lines[1] == "## test: against old padding"
-    assert lines[-1] == "| `spt4asr` | 11.0 → 10.4 | 9.8 → 9.1 | — → — | — → — |"  # dpt and lpt are in only one of them
-
-
 def test_rates_with_intervals_and_code_switching_columns() -> None:
-    row = table_row("sys", scored(ONE_ERROR_EACH), TRUE_LENGTH, {})
-    assert row == ROW_START + (
-        "20.0 [20.0, 20.0] (2) | 20.0 [20.0, 20.0] (2) | — | — "
-        "| 100.0 [100.0, 100.0] (2) | 33.3 [33.3, 33.3] (2) | 100.0 [100.0, 100.0] (2) | 0% | — |"
-    )
+    assert row_cells(row("sys", scored(ONE_ERROR_EACH))) == ROW_START + [
+        "20.0 [20.0, 20.0] (2)",
+        "20.0 [20.0, 20.0] (2)",
+        "—",
+        "—",
+        "100.0 [100.0, 100.0] (2)",
+        "33.3 [33.3, 33.3] (2)",
+        "100.0 [100.0, 100.0] (2)",
+        "0%",
+        "0.012",
+    ]
     # u2 right: MER 1 of 10, the resamples' rates run from 0 (u2 twice) to 20 (u1 twice)
-    cells = table_row("sys", scored({**ONE_ERROR_EACH, "u2": "他们开 party 吧"}), TRUE_LENGTH, {}).split(" | ")
+    cells = row_cells(row("sys", scored({**ONE_ERROR_EACH, "u2": "他们开 party 吧"})))
     assert cells[6] == "10.0 [0.0, 20.0] (2)"
     assert cells[10] == "50.0 [0.0, 100.0] (2)"  # PIER: 1 of 2
+    trained = row_cells(row("sys", scored(REFS), {"trainable": 4_760_000, "epochs": "1+1", "seconds": 294}))
+    assert trained[2:5] == ["4.760M", "1+1", "4.9 min"]
 
 
-def test_old_scores_without_per_utterance_counts_have_no_intervals() -> None:
-    old = scored(ONE_ERROR_EACH)
-    for key in ("per_utterance", "pier", "switch_point_er", "language_accuracy"):
-        del old[key]
-    assert table_row("sys", old, TRUE_LENGTH, {}) == ROW_START + "20.0 (2) | 20.0 (2) | — | — | — | — | — | 0% | — |"
+def test_each_table_names_its_data() -> None:
+    rows = [row("a", scored(REFS)), row("b", scored(REFS))]
+    assert set_section("test", rows)[3] == f"Data: `dump/raw/test`, audio sha256 `{'a' * 12}`."
+    rows.append(row("c", scored(REFS), audio_sha256="b" * 64))
+    assert set_section("test", rows)[3] == (
+        f"Data: `dump/raw/test`, audio sha256 `{'a' * 12}` (`a`, `b`); `dump/raw/test`, audio sha256 `{'b' * 12}` (`c`)."
+    )
+
+
+def test_collect_reads_rows_and_names_what_it_cannot_report(tmp_path) -> None:
+    decode_dir(tmp_path, "zeroshot_cs", "test", ONE_ERROR_EACH)
+    decode_dir(tmp_path, "zeroshot_cs_guard", "test", REFS, guard=True)
+    tables = collect(tmp_path)
+    assert [r.system for r in tables["test"]] == ["zeroshot_cs", "zeroshot_cs_guard"]
+    assert tables["test"][0].scores["overall_mer"] == 20.0 and not tables["test"][0].trained
+    assert tables["test"][1].decoding["guard"] is True
+
+    old = tmp_path / "zeroshot_cs/decode_test/scores.json"
+    old.write_text(json.dumps({k: v for k, v in json.loads(old.read_text()).items() if k != "per_utterance"}))
+    with pytest.raises(ReportError, match=f"{old} holds no per-utterance counts: score it again"):
+        collect(tmp_path)
+    old.write_text(score(REFS, ONE_ERROR_EACH).to_json())
+    info = tmp_path / "zeroshot_cs_guard/decode_test/decode_info.json"
+    info.write_text(json.dumps({k: v for k, v in DECODING.items() if k != "guard"}))
+    with pytest.raises(ReportError, match=f"{info} lacks guard: decode zeroshot_cs_guard again"):
+        collect(tmp_path)
+    info.unlink()
+    with pytest.raises(ReportError, match=f"{info} does not exist"):
+        collect(tmp_path)
 
 
 def test_paired_comparisons() -> None:
     right, wrong = scored(REFS), scored(ONE_ERROR_EACH)
-    old = {k: v for k, v in wrong.items() if k != "per_utterance"}
     fewer = scored({"u1": "我们开 meeting 吧"}, {"u1": REFS["u1"]})
-    trained = {"trainable": 1, "epochs": 1, "seconds": 1}
     tables = {
         "test": [
-            ("zeroshot_cs", wrong, {}, {}),  # compared with nothing
-            ("adapter", wrong, {}, trained),
-            ("adapter_ag", right, {}, trained),
-            ("adapter_stage1+adapter_ag_stage2", right, {}, trained),
-            ("lora", old, {}, trained),
-            ("spt4asr", right, {}, trained),
-            ("dpt", fewer, {}, trained),  # spt4asr against dpt: other utterances
+            row("zeroshot_cs", wrong),  # compared with nothing
+            row("adapter", wrong, TRAINED),
+            row("adapter_ag", right, TRAINED),
+            row("adapter_stage1+adapter_ag_stage2", right, TRAINED),
+            row("spt4asr", right, TRAINED),
+            row("dpt", fewer, TRAINED),  # spt4asr against dpt: other utterances
         ],
-        "other": [("lpt", right, {}, trained)],  # dpt is on another set only
+        "other": [row("lpt", right, TRAINED)],  # dpt is on another set only
     }
     lines = paired_section(tables)
     assert lines[1] == "## Paired comparisons"
@@ -130,7 +162,6 @@ def test_paired_comparisons() -> None:
     assert lines[5] == "| set | system | against | MER | against MER | difference | 95% interval | p |"
     assert lines[7:] == [  # in the declared order; against adapter, every resample has 0 errors against 1 of 5
         "| test | `spt4asr` | `dpt` | 0.0 | 0.0 | +0.0 | — (not the same utterances) | — |",
-        "| test | `lora` | `spt4asr` | 20.0 | 0.0 | +20.0 | — (no per-utterance counts) | — |",
         "| test | `adapter_ag` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
         "| test | `adapter_stage1+adapter_ag_stage2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
         "| test | `adapter_stage1+adapter_ag_stage2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
@@ -143,9 +174,45 @@ def test_lid_heads_section_says_what_was_counted(tmp_path) -> None:
     heads = {"ranked": [[1, 0], [2, 3]], "n_layers": 6, "n_heads": 8, "min_fraction": 0.1, "n_sentences": 300}
     heads.update(own_language_share=0.545, word_tokens=4120)
     (tmp_path / "lid_heads/lid_heads.json").write_text(json.dumps(heads))
-    text = "\n".join(attention_sections(tmp_path, tmp_path / "RESULTS.md"))
+    text = "\n".join(lid_heads_section(tmp_path, tmp_path / "RESULTS.md"))
     assert "2 of 48 decoder self-attention heads are LID heads (at least at 10% of the 4120 word tokens of 300" in text
-    del heads["word_tokens"]  # a file that counted sentences
-    (tmp_path / "lid_heads/lid_heads.json").write_text(json.dumps(heads))
-    text = "\n".join(attention_sections(tmp_path, tmp_path / "RESULTS.md"))
-    assert "are LID heads (in at least 10% of 300 training sentences;" in text and "54.5%" in text
+    assert "`lid_heads/lid_heads.json`, heat map `lid_heads/heads.png`" in text and "54.5%" in text
+
+
+def test_previous_results_side_by_side() -> None:
+    before = {"test": [row("spt4asr", scores(2, overall_mer=(11.0, 2), cs_mer=(9.8, 1))), row("lpt", scored(REFS))]}
+    now = {
+        "test": [
+            row("spt4asr", scores(2, overall_mer=(10.4, 2), cs_mer=(9.1, 1)), TRAINED),
+            row("dpt", scores(2, overall_mer=(17.0, 2)), TRAINED),
+        ]
+    }
+    lines = comparison_section(now, json.loads(json.dumps(rates(before))), "old padding")
+    assert lines[1] == "## test: against old padding"
+    assert lines[3] == (
+        "| system | MER: old padding → now | CS MER: old padding → now | ZH CER: old padding → now "
+        "| EN WER: old padding → now |"
+    )
+    assert lines[-1] == "| `spt4asr` | 11.0 → 10.4 | 9.8 → 9.1 | — → — | — → — |"  # dpt and lpt are in only one
+    now = {"test": [row("spt4asr", scored(REFS), TRAINED)]}
+    text = render(now, Path("exp"), Path("RESULTS.md"), "cmd", "## Notes\n\nby hand", Previous(rates(before), "old"))
+    assert text.startswith("# RESULTS\n\n## Notes\n\nby hand\n\n## How this file is made\n\nMade by `cmd` (stage 11")
+    assert text.endswith("| `spt4asr` | 11.0 → 0.0 | 9.8 → 0.0 | — → — | — → — |\n")
+
+
+def test_report_writes_its_rates_and_takes_them_as_previous(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    decode_dir(Path("exp"), "zeroshot_cs", "test", ONE_ERROR_EACH)
+    report.main(["--exp_dir", "exp", "--out", "before/RESULTS.md"])
+    assert json.loads(Path("before/RESULTS.json").read_text())["test"]["zeroshot_cs"]["overall_mer"] == 20.0
+    (Path("exp/zeroshot_cs/decode_test/scores.json")).write_text(score(REFS, REFS).to_json())
+    report.main(["--exp_dir", "exp", "--previous", "before/RESULTS.json", "--previous_label", "before"])
+    text = Path("RESULTS.md").read_text()
+    assert "Made by `python -m espnet_cs.bin.report --exp_dir exp --previous before/RESULTS.json" in text
+    assert text.endswith("| `zeroshot_cs` | 20.0 → 0.0 | 20.0 → 0.0 | — → — | — → — |\n")
+    Path("before/RESULTS.json").write_text("| not json")
+    with pytest.raises(SystemExit, match="report.py: before/RESULTS.json cannot be read as the RESULTS.json"):
+        report.main(["--exp_dir", "exp", "--previous", "before/RESULTS.json"])
+    assert read_rates(Path("RESULTS.json")) == {
+        "test": {"zeroshot_cs": rates(collect(Path("exp")))["test"]["zeroshot_cs"]}
+    }

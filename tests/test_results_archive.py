@@ -9,6 +9,7 @@ import yaml
 
 from espnet_cs import results_archive
 from espnet_cs.bin import report
+from espnet_cs.report.rows import collect
 from espnet_cs.results_archive import archive, training_summary
 from espnet_cs.scoring import score
 
@@ -67,7 +68,8 @@ def decoded(exp: Path, system: str, test_set: str, hyps: dict[str, str], audio: 
     decode_dir = exp / system / f"decode_{test_set}"
     decode_dir.mkdir(parents=True)
     (decode_dir / "scores.json").write_text(score(REFS, hyps).to_json())
-    info = {"lid_prompt": "cs", "guard": False, "pad_to_30s": False, "audio_sha256": audio, **info}
+    info = {"data_dir": f"dump/raw/{test_set}", "audio_sha256": audio, "real_time_factor": 0.01, **info}
+    info = {"lid_prompt": "cs", "guard": False, "pad_to_30s": False, **info}
     (decode_dir / "decode_info.json").write_text(json.dumps(info))
     (decode_dir / "text").write_text("".join(f"{u} {h}\n" for u, h in hyps.items()))
     return decode_dir
@@ -98,12 +100,13 @@ def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> No
     trained_run(exp2 / "dpt", [(30, 10)])  # retrained: replaces the archived copy
     decoded(exp2, "dpt", "test", REFS)
     archive(exp2, kept)
-    tables = report.collect(kept)
-    assert [row[0] for row in tables["test"]] == ["zeroshot_cs", "dpt", "dpt_guard", "lpt"]  # zero-shot first
-    rows = {row[0]: row for row in tables["test"]}
-    assert rows["dpt"][1]["overall_mer"] == 0.0 and rows["dpt"][3] == {"trainable": 1000, "epochs": 1, "seconds": 40}
-    assert rows["dpt_guard"][3] == dpt  # kept from the first clone
-    assert rows["lpt"][3] == {"trainable": 1000, "epochs": 1, "seconds": 25}
+    tables = collect(kept)
+    assert [row.system for row in tables["test"]] == ["zeroshot_cs", "dpt", "dpt_guard", "lpt"]  # zero-shot first
+    rows = {row.system: row for row in tables["test"]}
+    assert rows["dpt"].scores["overall_mer"] == 0.0
+    assert rows["dpt"].training == {"trainable": 1000, "epochs": 1, "seconds": 40}
+    assert rows["dpt_guard"].training == dpt  # kept from the first clone
+    assert rows["lpt"].training == {"trainable": 1000, "epochs": 1, "seconds": 25}
 
 
 def test_archive_refuses_other_audio_and_writes_nothing(tmp_path, monkeypatch, counted) -> None:

@@ -13,7 +13,7 @@ SECONDS=0
 
 # General
 stage=1                 # first stage to run
-stop_stage=11           # last stage to run
+stop_stage=12           # last stage to run
 nj=2                    # parallel jobs: data preparation and formatting, decoding and head-selection splits
 cmd_backend="${cmd_backend:-local}"  # job launcher (cmd.sh): local (this machine) or slurm (conf/slurm.yaml)
 gpu_inference=false     # stages 3, 4, 8 and 10 run the model on a GPU (one per job; --device cuda)
@@ -42,8 +42,8 @@ stage1_exp_tag=""       # two-stage: suffix of stage 1's dir exp/<method><stage1
 ngpu=0                  # GPUs per node for training (more than one: ESPnet's distributed data parallel)
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
-results=RESULTS.md      # stage 10 writes the tables here
-results_archive=""      # stage 10: copy every scored system of exp/ into this tracked dir and report from it,
+results=RESULTS.md      # stage 11 writes the tables here (and their rates to <name>.json beside it)
+results_archive=""      # stage 11: copy every scored system of exp/ into this tracked dir and report from it,
                         # so the report keeps the runs of earlier clones (espnet_cs.results_archive; empty: exp/)
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
@@ -67,13 +67,14 @@ Stages:
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir (each one it can; those it cannot are listed at the end)
-  10 report (${results}; with --results_archive, made from that dir after exp/'s scored systems are
-     copied into it); first, if stage 4 ran, the attention of one selection of its LID heads
+  10 attention analysis, if stage 4 ran: the attention of one selection of its LID heads
      (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
      exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
      on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
      --attention_plot of them (empty: every one)
-  11 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
+  11 report -> ${results} and its rates in ${results%.*}.json (with --results_archive: made from that dir
+     after exp/'s scored systems are copied into it)
+  12 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
   --decode_threads (${decode_threads}) --gpu_inference (${gpu_inference})
@@ -94,7 +95,7 @@ Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh o
   threads per job); a rerun skips the jobs that finished. Several GPUs and nodes: docs/cluster.md.
 Reruns: stages 2, 3, 4 and 8 (and their split jobs) skip an output only if it was made from the same
   inputs (data files and audio; stage 2's per-utterance digests; model file, backbone and options),
-  and the log says why they skipped or redid; stages 7, 9 and 11 always redo (cheap). A repeated
+  and the log says why they skipped or redid; stages 7, 9, 11 and 12 always redo (cheap). A repeated
   or resumed training keeps the earlier train.log as train.<n>.log.
 Methods: $(method_names)
 EOF
@@ -397,15 +398,18 @@ if run_stage 10; then
                 "${plots[@]}"
         done
     fi
-    log "stage 10: report -> ${results}${results_archive:+ (from ${results_archive})}"
+fi
+
+if run_stage 11; then
+    log "stage 11: report -> ${results}${results_archive:+ (from ${results_archive})}"
     python -m espnet_cs.bin.report --exp_dir exp ${results_archive:+--archive "${results_archive}"} \
         --out "${results}" --notes local/RESULTS.notes.md
     cat "${results}"
 fi
 
-if run_stage 11 && { [ -n "${method}" ] || [ "${stage}" -eq 11 ]; }; then
-    needs_method 11 "${method}"
-    log "stage 11: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip (always redone)"
+if run_stage 12 && { [ -n "${method}" ] || [ "${stage}" -eq 12 ]; }; then
+    needs_method 12 "${method}"
+    log "stage 12: packing ${asr_exp}/valid.loss.ave.pth -> ${asr_exp}/packed.zip (always redone)"
     python -m espnet_cs.bin.pack --exp_dir "${asr_exp}" --model_file valid.loss.ave.pth --out "${asr_exp}/packed.zip"
 fi
 

@@ -2,7 +2,7 @@
 # The c / lambda sweep of attention guidance, chosen on the validation set: stage 2 of the
 # two-stage method (adapter_ag_stage2, from one shared adapter_stage1) trained for each pair of
 # --targets (c) and --weights (lambda), each decoded and scored on --valid_set. The systems are
-# exp/adapter_stage1+adapter_ag_stage2_c<c>_w<lambda>; stage 10 reports their valid MERs (table
+# exp/adapter_stage1+adapter_ag_stage2_c<c>_w<lambda>; stage 11 reports their valid MERs (table
 # "<valid_set>"), from which the pair of the lowest MER is taken for the test-set runs, with the
 # own-language attention share of the guided heads for each swept system.
 # Runs stages 1-5 first where missing (data, LID heads, stage 1).
@@ -48,5 +48,5 @@ for c in ${targets}; do
     done
 done
 # the report, and the attention of the guided heads for the swept systems (and stage 1) on --valid_set
-./run.sh --stage 10 --stop_stage 10 --test_sets "${valid_set}" --attention_systems "adapter_stage1${systems}"
+./run.sh --stage 10 --stop_stage 11 --test_sets "${valid_set}" --attention_systems "adapter_stage1${systems}"
 log "Successfully finished. [elapsed=${SECONDS}s]"
