@@ -36,7 +36,9 @@ from packaging.requirements import Requirement
 from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import parse_wheel_filename
 
-from espnet_cs.backbone import EMBEDDED_DISTRIBUTIONS  # 139 MiB; without them the benchmark uses a random Whisper-base
+from espnet_cs.backbone.loading import (
+    EMBEDDED_DISTRIBUTIONS,  # 139 MiB; without them the benchmark uses a random Whisper-base
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TIER_TESTS = ("tests/test_dtypes.py", "tests/test_gpu.py")

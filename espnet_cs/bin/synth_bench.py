@@ -1,8 +1,9 @@
 """Generate ``cs_bench``: conversational code-switching speech in simulated rooms with noise.
 
 Writes Kaldi data dirs ``<data_dir>/{train,valid,test,forget_en,forget_zh}`` (``wav.scp text
-utt2spk spk2utt utt2category utt2condition``) and 16 kHz wavs under ``<wav_dir>/<set>/``. Output
-is deterministic for a seed and independent of ``--nj``; rerunning resumes an interrupted run.
+utt2spk spk2utt utt2category utt2condition``) and 16 kHz wavs under ``<wav_dir>/<set>/``, spoken by
+espeak-ng or Kokoro-82M (``--synthesizer``). Output is deterministic for a seed and independent of
+``--nj``; rerunning resumes an interrupted run.
 The conditions are those of ``espnet_cs.synth.acoustics.ConditionRanges`` with the ranges below.
 
 Example:
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from espnet_cs.bin.synth import positive_int
 from espnet_cs.synth.acoustics import ConditionRanges
-from espnet_cs.synth.bench import make_bench
+from espnet_cs.synth.bench import SYNTHESIZERS, make_bench
 from espnet_cs.synth.corpus import DEFAULT_MIX
 
 
@@ -68,6 +69,7 @@ def get_parser() -> argparse.ArgumentParser:
         "--reverb_share", type=float, default=defaults.reverb_share, help="share of utterances in a room"
     )
     parser.add_argument("--rooms", type=positive_int, default=defaults.rooms, help="simulated rooms of each set")
+    parser.add_argument("--synthesizer", choices=SYNTHESIZERS, default="espeak-ng", help="text-to-speech engine")
     return parser
 
 
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         "forget_zh": args.num_forget,
     }
     wav_dir = args.wav_dir or args.data_dir.absolute().parent / "downloads/cs_bench/wav"
-    make_bench(args.data_dir, wav_dir, sizes, args.seed, args.nj, args.mix, ranges)
+    make_bench(args.data_dir, wav_dir, sizes, args.seed, args.nj, args.mix, ranges, args.synthesizer)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ Sets and what keeps them apart:
 - ``forget_en``, ``forget_zh``: monolingual sentences of another domain (news, weather, travel),
   decoded before and after adaptation to measure forgetting.
 
-Every set has its own speakers, drawn from its own espeak-ng voice variants (``VARIANT_POOLS``)
-with a random speed, pitch and vocal-tract scale, and its own simulated rooms; each utterance has
+Every set has its own speakers and its own simulated rooms. The synthesizer is espeak-ng or
+Kokoro-82M. espeak-ng speakers are drawn from the set's own voice variants (``VARIANT_POOLS``)
+with a random speed, pitch and vocal-tract scale. Kokoro speakers (``draw_voices``) are blends of
+its shipped styles with a random speed; the training set also has the five styles themselves, and
+every voice of a set lies at least ``MIN_BLEND_DISTANCE`` (L1, in blend weights) from the voices
+of the sets drawn before it, so valid, test and forgetting voices are unseen in training. One
+speaker says the whole utterance, both languages. Each utterance has
 its own acoustic condition (:mod:`espnet_cs.synth.acoustics`), written to ``utt2condition``.
 Everything derives from the seed: a wav is a pure function of its planned utterance, so the
 output does not depend on ``nj``; wavs are named after a digest of their plan and written
@@ -32,10 +37,11 @@ import soundfile as sf
 from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.synth import acoustics
+from espnet_cs.synth import acoustics, kokoro
 from espnet_cs.synth.acoustics import Condition, ConditionRanges
 from espnet_cs.synth.conversation import forget_sentence, make_utterance
 from espnet_cs.synth.corpus import DEFAULT_MIX, category_counts, write_data_dir
+from espnet_cs.synth.kokoro import Voice
 from espnet_cs.synth.speech import Speaker, synthesize_float, to_int16
 from espnet_cs.text import CATEGORIES
 
@@ -49,6 +55,11 @@ VARIANTS = tuple(
 )
 VOICE_SHARES = {"train": 0.6, "valid": 0.1, "test": 0.15, "forget": 0.15}
 SPEAKERS_PER_SET = {"train": 48, "valid": 8, "test": 16, "forget_en": 8, "forget_zh": 8}
+PREFIXES = {"train": "tr", "valid": "dv", "test": "ts", "forget_en": "fe", "forget_zh": "fz"}
+SYNTHESIZERS = ("espeak-ng", "kokoro")
+KOKORO_SPEED = (0.85, 1.15)  # range of a Kokoro voice's speed
+MIN_BLEND_DISTANCE = 0.3  # L1 distance of a Kokoro voice's blend weights from those of earlier voices
+MIN_BLEND_WEIGHT = 0.1
 
 
 def variant_pools() -> dict[str, tuple[str, ...]]:
@@ -69,7 +80,7 @@ def draw_speakers(set_name: str, seed: int) -> tuple[Speaker, ...]:
     """The speakers of a set: variants of its voice group, random speed, pitch, scale, English voice."""
     rng = random.Random(f"cs_bench/{seed}/{set_name}/speakers")
     pool = VARIANT_POOLS["forget" if set_name.startswith("forget") else set_name]
-    prefix = {"train": "tr", "valid": "dv", "test": "ts", "forget_en": "fe", "forget_zh": "fz"}[set_name]
+    prefix = PREFIXES[set_name]
     return tuple(
         Speaker(
             f"{prefix}{i:03d}",
@@ -83,16 +94,67 @@ def draw_speakers(set_name: str, seed: int) -> tuple[Speaker, ...]:
     )
 
 
+def random_blend(rng: random.Random) -> tuple[tuple[str, float], ...]:
+    """Two or three of Kokoro's styles with random weights (multiples of 0.01, each at least ``MIN_BLEND_WEIGHT``)."""
+    styles = rng.sample(kokoro.STYLES, rng.choice((2, 3)))
+    while True:
+        raw = [rng.gammavariate(1.0, 1.0) for _ in styles]
+        weights = [round(w / sum(raw), 2) for w in raw[:-1]]
+        weights.append(round(1.0 - sum(weights), 2))
+        if min(weights) >= MIN_BLEND_WEIGHT:
+            return tuple(sorted(zip(styles, weights)))
+
+
+def draw_voices(set_name: str, seed: int) -> tuple[Voice, ...]:
+    """The Kokoro speakers of a set: blends with a random speed (training: the shipped styles too).
+
+    The sets are drawn in the order of ``SETS``; a voice's blend is at least ``MIN_BLEND_DISTANCE``
+    from every blend drawn before it, in its own set or an earlier one.
+    """
+    if set_name not in SETS:
+        raise ValueError(f"unknown cs_bench set {set_name!r}; expected one of {SETS}")
+    earlier: list[np.ndarray] = []
+    for name in SETS[: SETS.index(set_name) + 1]:
+        rng = random.Random(f"cs_bench/{seed}/{name}/voices")
+        voices = []
+        for i in range(1, SPEAKERS_PER_SET[name] + 1):
+            shipped = name == "train" and i <= len(kokoro.STYLES)
+            for _ in range(10000):
+                blend = ((kokoro.STYLES[i - 1], 1.0),) if shipped else random_blend(rng)
+                voice = Voice(f"{PREFIXES[name]}{i:03d}", blend, round(rng.uniform(*KOKORO_SPEED), 3))
+                if shipped or all(np.abs(voice.weights() - w).sum() >= MIN_BLEND_DISTANCE for w in earlier):
+                    break
+            else:
+                raise RuntimeError(f"no Kokoro blend at distance {MIN_BLEND_DISTANCE} from {len(earlier)} others")
+            earlier.append(voice.weights())
+            voices.append(voice)
+    return tuple(voices)
+
+
+def speakers_of(set_name: str, seed: int, synthesizer: str) -> tuple[Speaker, ...] | tuple[Voice, ...]:
+    """The speakers of a set for ``synthesizer`` (one of ``SYNTHESIZERS``)."""
+    if synthesizer == "kokoro":
+        return draw_voices(set_name, seed)
+    if synthesizer == "espeak-ng":
+        return draw_speakers(set_name, seed)
+    raise ValueError(f"unknown synthesizer {synthesizer!r}; expected one of {SYNTHESIZERS}")
+
+
+def speak(text: str, speaker: Speaker | Voice) -> np.ndarray:
+    """16 kHz float speech of ``text`` by an espeak-ng ``Speaker`` or a Kokoro ``Voice``."""
+    return kokoro.synthesize_float(text, speaker) if isinstance(speaker, Voice) else synthesize_float(text, speaker)
+
+
 @dataclass(frozen=True)
 class BenchUtterance:
     """One planned utterance: its text, speaker, condition and babble talkers (text, speaker)."""
 
     utt_id: str
-    speaker: Speaker
+    speaker: Speaker | Voice
     category: str
     text: str
     condition: Condition
-    babble: tuple[tuple[str, Speaker], ...]
+    babble: tuple[tuple[str, Speaker | Voice], ...]
 
     @property
     def wav_name(self) -> str:
@@ -108,9 +170,14 @@ def sentence(set_name: str, category: str, rng: random.Random) -> str:
 
 
 def plan(
-    set_name: str, num: int, seed: int, mix: Sequence[float] = DEFAULT_MIX, ranges: ConditionRanges = ConditionRanges()
+    set_name: str,
+    num: int,
+    seed: int,
+    mix: Sequence[float] = DEFAULT_MIX,
+    ranges: ConditionRanges = ConditionRanges(),
+    synthesizer: str = "espeak-ng",
 ) -> list[BenchUtterance]:
-    """The utterances of ``set_name``, sorted by id; deterministic for ``seed``."""
+    """The utterances of ``set_name`` spoken by ``synthesizer``'s speakers, sorted by id; deterministic for ``seed``."""
     if set_name not in SETS:
         raise ValueError(f"unknown cs_bench set {set_name!r}; expected one of {SETS}")
     rng = random.Random(f"cs_bench/{seed}/{set_name}")
@@ -119,7 +186,7 @@ def plan(
     else:
         categories = [c for c, n in zip(CATEGORIES, category_counts(num, mix)) for _ in range(n)]
         rng.shuffle(categories)
-    speakers = draw_speakers(set_name, seed)
+    speakers = speakers_of(set_name, seed, synthesizer)
     seen: set[str] = set()
     utterances = []
     for i, category in enumerate(categories):
@@ -147,12 +214,12 @@ def plan(
 def render(utterance: BenchUtterance, rirs: Sequence[np.ndarray]) -> np.ndarray:
     """The 16-bit audio of a planned utterance: speech, speed, room, noise, level."""
     condition = utterance.condition
-    audio = acoustics.change_speed(synthesize_float(utterance.text, utterance.speaker), condition.speed)
+    audio = acoustics.change_speed(speak(utterance.text, utterance.speaker), condition.speed)
     if condition.room >= 0:
         audio = acoustics.reverberate(audio, rirs[condition.room])
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(utterance.wav_name.encode()).digest(), "big"))
     if condition.noise == "babble":
-        talkers = [synthesize_float(text, speaker) for text, speaker in utterance.babble]
+        talkers = [speak(text, speaker) for text, speaker in utterance.babble]
         noise = acoustics.babble(talkers, len(audio), rng)
     elif condition.noise != "none":
         noise = acoustics.coloured_noise(len(audio), acoustics.NOISE_EXPONENTS[condition.noise], rng)
@@ -207,13 +274,20 @@ def make_bench(
     nj: int = 1,
     mix: Sequence[float] = DEFAULT_MIX,
     ranges: ConditionRanges = ConditionRanges(),
+    synthesizer: str = "espeak-ng",
 ) -> None:
-    """Generate ``sizes[set]`` utterances of each set into ``data_dir/<set>``, audio in ``wav_dir/<set>``."""
+    """Generate ``sizes[set]`` utterances of each set into ``data_dir/<set>``, audio in ``wav_dir/<set>``.
+
+    Raises:
+        ModuleNotFoundError: naming the package, if one that Kokoro needs is missing.
+    """
     if min(sizes.values()) < 1:
         raise ValueError(f"every set needs at least one utterance: {sizes}")
+    if synthesizer == "kokoro":
+        kokoro.check_installed()
     data_dir, wav_dir = Path(data_dir).absolute(), Path(wav_dir).absolute()
     for set_name, num in sizes.items():
-        utterances = plan(set_name, num, seed, mix, ranges)
+        utterances = plan(set_name, num, seed, mix, ranges, synthesizer)
         (wav_dir / set_name).mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(nj) as pool:
             rirs, rt60s = rooms_of(set_name, seed, ranges, wav_dir, pool)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Stage 1 of cs_bench: generate the benchmark (python -m espnet_cs.bin.synth_bench) into
 # data/{train,valid,test,forget_en,forget_zh}, audio in downloads/cs_bench/wav. Conversational
-# code-switching text, espeak-ng voices with random speed, pitch and vocal-tract scale, simulated
+# code-switching text, espeak-ng voices with random speed, pitch and vocal-tract scale (or, with
+# --synthesizer kokoro, Kokoro-82M voices: blends of its styles with a random speed), simulated
 # rooms (pyroomacoustics), noise (coloured or babble) and speed perturbation, drawn per utterance
 # and written to utt2condition. Deterministic for a seed, independent of --nj; a rerun resumes.
 set -euo pipefail
@@ -21,6 +22,7 @@ snr_db=5,25         # SNR range (dB) of the noisy utterances
 rt60=0.2,0.7        # RT60 range (s) of the rooms
 reverb_share=0.7    # share of utterances in a room
 rooms=40            # simulated rooms of each set
+synthesizer=espeak-ng  # text-to-speech engine: espeak-ng or kokoro
 data_dir=data
 wav_dir=downloads/cs_bench/wav
 
@@ -29,6 +31,7 @@ Options (default):
   --nj (${nj}) --seed (${seed}) --num_train (${num_train}) --num_valid (${num_valid})
   --num_test (${num_test}) --num_forget (${num_forget}) --mix (${mix}: cs,zh,en)
   --snr_db (${snr_db}) --rt60 (${rt60}) --reverb_share (${reverb_share}) --rooms (${rooms})
+  --synthesizer (${synthesizer}: espeak-ng or kokoro)
   --data_dir (${data_dir}) --wav_dir (${wav_dir})
 Every set has its own voices, speakers and rooms; test frames are unseen in training."
 
@@ -45,6 +48,6 @@ python3 -m espnet_cs.bin.synth_bench \
     --num_train "${num_train}" --num_valid "${num_valid}" --num_test "${num_test}" \
     --num_forget "${num_forget}" --seed "${seed}" --nj "${nj}" --mix ${mix//,/ } \
     --snr_db "${snr_db}" --rt60 "${rt60}" --reverb_share "${reverb_share}" \
-    --rooms "${rooms}"
+    --rooms "${rooms}" --synthesizer "${synthesizer}"
 
 log "Successfully finished. [elapsed=${SECONDS}s]"
