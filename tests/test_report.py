@@ -150,7 +150,7 @@ def test_paired_comparisons() -> None:
             row("zeroshot_cs", wrong),  # compared with nothing
             row("adapter", wrong, TRAINED),
             row("adapter_ag", right, TRAINED),
-            row("adapter_stage1+adapter_ag_stage2", right, TRAINED),
+            row("adapter_phase1+adapter_ag_phase2", right, TRAINED),
             row("spt4asr", right, TRAINED),
             row("dpt", fewer, TRAINED),  # spt4asr against dpt: other utterances
         ],
@@ -163,8 +163,8 @@ def test_paired_comparisons() -> None:
     assert lines[7:] == [  # in the declared order; against adapter, every resample has 0 errors against 1 of 5
         "| test | `spt4asr` | `dpt` | 0.0 | 0.0 | +0.0 | — (not the same utterances) | — |",
         "| test | `adapter_ag` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
-        "| test | `adapter_stage1+adapter_ag_stage2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
-        "| test | `adapter_stage1+adapter_ag_stage2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
+        "| test | `adapter_phase1+adapter_ag_phase2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
+        "| test | `adapter_phase1+adapter_ag_phase2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
     ]
     assert paired_section({"test": tables["test"][:2]}) == []  # no declared pair present
 

@@ -48,9 +48,9 @@ OTHER_COLUMNS = {
     "decoding": "the LID prompt (task tokens `single`: `<|zh|>`, `cs`: `<|zh|><|en|>`), whether the repetition "
     "guard cut the hypotheses (`<system>_guard`: the same decoding, cut) and the audio padding",
     "trainable": "trainable parameters, counted for the backbone the system was trained on",
-    "epochs": "finished training epochs (two-stage systems: `stage 5+stage 6`)",
+    "epochs": "finished training epochs (two-phase systems: `stage 5+stage 6`)",
     "training": "the training and validation time of the finished epochs that ESPnet's reporter records in "
-    "`checkpoint.pth` (both stages of a two-stage system; start-up, checkpoint saving and averaging not included)",
+    "`checkpoint.pth` (both phases of a two-phase system; start-up, checkpoint saving and averaging not included)",
     "utts": "utterances scored",
     "ins.": "the share of all errors that are insertions (looping hypotheses show up here)",
     "RTF": "decoding seconds per audio second, summed over the decoding jobs, on the machine that decoded",
