@@ -132,6 +132,9 @@ def test_collect_reads_rows_and_names_what_it_cannot_report(tmp_path) -> None:
     old.write_text(json.dumps({k: v for k, v in json.loads(old.read_text()).items() if k != "per_utterance"}))
     with pytest.raises(ReportError, match=f"{old} holds no per-utterance counts: score it again"):
         collect(tmp_path)
+    old.write_text(score(REFS, ONE_ERROR_EACH).to_json().replace('"ref_units"', '"ref_tokens"'))
+    with pytest.raises(ReportError, match=f"{old} counts ref_tokens, renamed ref_units: score it again"):
+        collect(tmp_path)
     old.write_text(score(REFS, ONE_ERROR_EACH).to_json())
     info = tmp_path / "zeroshot_cs_guard/decode_test/decode_info.json"
     info.write_text(json.dumps({k: v for k, v in DECODING.items() if k != "guard"}))
