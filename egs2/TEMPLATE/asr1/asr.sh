@@ -136,7 +136,7 @@ renamed_names="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../conf/ren
 for option in method phase2_method; do
     name="${!option}"
     if [ -n "${name}" ] && [ ! -f "conf/tuning/${name}.yaml" ]; then
-        renamed="$(awk -v old="${name}" '$1 == old { print $2 }' "${renamed_names}")"
+        renamed="$(awk -v old="${name}" '$1 == old { print $2 }' "${renamed_names}" || true)"
         if [ -n "${renamed}" ]; then
             log "--${option} ${name}: the method was renamed ${renamed} (conf/tuning/${renamed}.yaml)"
         else
