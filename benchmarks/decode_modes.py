@@ -82,7 +82,7 @@ def run_mode(mode: str, data: Path, exp: Path, threads: int, batch: int) -> tupl
 def errors(decode: Path) -> dict[str, tuple[int, int]]:
     per_utt = json.loads((decode / "scores.json").read_text())["per_utterance"]
     return {
-        u: (c["substitutions"] + c["deletions"] + c["insertions"], c["ref_tokens"]) for u, c in sorted(per_utt.items())
+        u: (c["substitutions"] + c["deletions"] + c["insertions"], c["ref_units"]) for u, c in sorted(per_utt.items())
     }
 
 

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from espnet_cs.methods import CONF, one_stage
+from espnet_cs.methods import method_config, one_phase
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work"  # synthesized audio, converted models, training runs (git-ignored)
@@ -31,8 +31,17 @@ TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check �
 
 
 def benchmark_methods() -> list[str]:
-    """The methods trained from the backbone in one run: every one-stage YAML of ``conf/tuning``."""
-    return [m.name for m in one_stage()]
+    """The methods trained from the backbone in one run: every one-phase YAML of ``conf/tuning``."""
+    return [m.name for m in one_phase()]
+
+
+def method_argument(name: str) -> str:
+    """A ``--methods`` entry: a method of ``conf/tuning`` (a renamed one's error names its new name)."""
+    try:
+        method_config(name)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return name
 
 
 def build(method: str, whisper_model: str, lid_heads: Path = LID_HEADS, **conf: dict):
@@ -41,9 +50,7 @@ def build(method: str, whisper_model: str, lid_heads: Path = LID_HEADS, **conf: 
     YAML's sections, e.g. ``encoder_conf={"activation_checkpointing": True}``."""
     from espnet_cs.task import CSASRTask, build_trainable_model
 
-    args = CSASRTask.get_parser().parse_args(
-        ["--config", str(CONF / f"{method}.yaml"), "--whisper_model", whisper_model]
-    )
+    args = CSASRTask.get_parser().parse_args(["--config", str(method_config(method)), "--whisper_model", whisper_model])
     for section, update in conf.items():
         setattr(args, section, {**getattr(args, section), **update})
     if "guidance" in args.model_conf:
@@ -88,7 +95,9 @@ def record_option(parser: argparse.ArgumentParser) -> None:
 
 def training_options(parser: argparse.ArgumentParser, batch: int, seconds: float) -> None:
     """The options of the benchmarks that time training steps of the methods."""
-    parser.add_argument("--methods", nargs="+", default=benchmark_methods(), help="method YAMLs of conf/tuning")
+    parser.add_argument(
+        "--methods", nargs="+", type=method_argument, default=benchmark_methods(), help="method YAMLs of conf/tuning"
+    )
     parser.add_argument("--batch", type=int, default=batch)
     parser.add_argument("--seconds", type=float, default=seconds, help="length of every utterance")
     parser.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")

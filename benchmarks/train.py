@@ -209,7 +209,7 @@ def transformers_route(method: str, sets: dict[str, Path], epochs: int, out: Pat
 
 
 def test_errors(model: dict, test_set: Path, threads: int) -> dict[str, list[int]]:
-    """``{utt: [errors, reference tokens]}`` of greedy decoding of the test set with the trained model."""
+    """``{utt: [errors, reference units]}`` of greedy decoding of the test set with the trained model."""
     import soundfile as sf
     import torch
 
@@ -230,7 +230,7 @@ def test_errors(model: dict, test_set: Path, threads: int) -> dict[str, list[int
     for i in range(0, len(utts), 16):
         batch = utts[i : i + 16]
         hyps.update(zip(batch, (h.text for h in transcriber([sf.read(wavs[u], dtype="float32")[0] for u in batch]))))
-    return {u.utt_id: [u.counts.errors, u.counts.ref_tokens] for u in score(refs, hyps).utts}
+    return {u.utt_id: [u.counts.errors, u.counts.ref_units] for u in score(refs, hyps).utts}
 
 
 def mer_cell(errors: dict[str, list[int]]) -> str:

@@ -1,7 +1,7 @@
 """Bootstrap confidence intervals over utterances for rates that are ratios of sums.
 
 Every rate of :mod:`espnet_cs.scoring` is ``100 * sum(numerators) / sum(denominators)`` over the
-utterances it covers (errors and reference tokens for MER, PIER and the switch-point error rate,
+utterances it covers (errors and reference units for MER, PIER and the switch-point error rate,
 matching and aligned pairs for language accuracy; :func:`espnet_cs.scoring.rate_terms`).
 
 - :func:`rate_interval`: resample the utterances with replacement (:data:`RESAMPLES` times, numpy's

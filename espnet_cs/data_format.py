@@ -60,7 +60,7 @@ from espnet_cs.audio import SAMPLE_RATE, AudioError, AudioProblem, read_entry, t
 from espnet_cs.audio_files import Record, changed_files, read_records
 from espnet_cs.kaldi_dir import LineProblem, read_kaldi_map, spk2utt, write_kaldi_map
 from espnet_cs.splitting import AUDIO_DIGESTS, file_sha256
-from espnet_cs.text import CATEGORIES, normalize_text, tokenize
+from espnet_cs.text import CATEGORIES, normalize_text, units
 from espnet_cs.workers import map_in_processes
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ def _check_entries(src: Path, utts: set[str], tables: dict[str, dict[str, str]],
     for utt, words in tables.get("text", {}).items():
         if not words:
             problems.append(Problem(Kind.EMPTY_TEXT, utt, str(src / "text")))
-        elif "\ufffd" not in words and not tokenize(normalize_text(words)):  # not UTF-8: reported already
+        elif "\ufffd" not in words and not units(normalize_text(words)):  # not UTF-8: reported already
             detail = f"{words!r} has no word left after the scoring normalization"
             problems.append(Problem(Kind.EMPTY_TEXT, utt, str(src / "text"), detail))
     problems += [

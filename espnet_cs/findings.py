@@ -25,8 +25,8 @@ from espnet_cs.bootstrap import PairedDifference
 from espnet_cs.methods import methods, single_prompt_variants
 
 SINGLE_PROMPT_VARIANTS = tuple(single_prompt_variants())  # dpt among them (conf/tuning: family spt, combines none)
-TWO_STAGE, TWO_STAGE_ALL, TWO_STAGE_RANDOM = (
-    methods()[name].system for name in ("adapter_ag_stage2", "adapter_ag_stage2_all", "adapter_ag_stage2_random50")
+TWO_PHASE, TWO_PHASE_ALL, TWO_PHASE_RANDOM = (
+    methods()[name].system for name in ("adapter_ag_phase2", "adapter_ag_phase2_all", "adapter_ag_phase2_random50")
 )
 
 
@@ -57,10 +57,10 @@ CLAIMS: tuple[Claim, ...] = (
         (("zeroshot_cs", "fft"), ("spt4asr", "fft"), ("lora", "fft")),
         forgetting=True,
     ),
-    Claim("AG", "attention guidance beats plain adapters", (("adapter_ag", "adapter"), (TWO_STAGE, "adapter"))),
-    Claim("AG", "two stages beat one", ((TWO_STAGE, "adapter_ag"),)),
-    Claim("AG", "guiding random heads fails", ((TWO_STAGE, TWO_STAGE_RANDOM),)),
-    Claim("AG", "the top 60% of the LID heads are at least as good as all of them", ((TWO_STAGE, TWO_STAGE_ALL),)),
+    Claim("AG", "attention guidance beats plain adapters", (("adapter_ag", "adapter"), (TWO_PHASE, "adapter"))),
+    Claim("AG", "two phases beat one", ((TWO_PHASE, "adapter_ag"),)),
+    Claim("AG", "guiding random heads fails", ((TWO_PHASE, TWO_PHASE_RANDOM),)),
+    Claim("AG", "the top 60% of the LID heads are at least as good as all of them", ((TWO_PHASE, TWO_PHASE_ALL),)),
 )
 HYPOTHESES = (("as decoded", ""), ("guard", "_guard"))  # (table cell, system-name suffix)
 

@@ -6,7 +6,7 @@ registers them for ESPnet's config parser):
 
 - ``family`` (required): ``spt`` (soft prompts), ``adapter``, ``lora`` or ``fft`` (every weight trains);
 - ``starts_from``: two-phase training: the method whose trained model this one starts from
-  (``asr.sh --method <starts_from> --stage2_method <method>``); its runs are named
+  (``asr.sh --method <starts_from> --phase2_method <method>``); its runs are named
   ``<starts_from>+<method>``;
 - ``combines``: the methods whose parameters this one puts together (SPT4ASR: deep, residual and
   language prompts); a soft-prompt method that combines none and is not guided is a single variant;
@@ -15,6 +15,9 @@ registers them for ESPnet's config parser):
 Whether a method's loss reads stage 4's LID heads (attention guidance) is read from its
 ``model_conf``. ``python -m espnet_cs.methods GROUP`` prints a group's names for the shell
 (``local/run_all_methods.sh``).
+
+A method or option renamed in this release is listed in ``conf/renamed.txt`` (:data:`RENAMED`), which
+the recipes' option parsing reads too: its old name fails with an error naming the new one.
 """
 
 from __future__ import annotations
@@ -26,6 +29,17 @@ from pathlib import Path
 from espnet_cs.config_yaml import load_yaml
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"
+RENAMED_FILE = CONF.parent / "renamed.txt"
+
+
+def read_renamed(path: Path = RENAMED_FILE) -> dict[str, str]:
+    """Old name -> new name of each ``old new`` line of ``path`` (``#`` starts a comment): options as ``--old``,
+    methods by name."""
+    pairs = (line.split("#")[0].split() for line in path.read_text(encoding="utf-8").splitlines())
+    return {pair[0]: pair[1] for pair in pairs if pair}
+
+
+RENAMED = read_renamed()
 FAMILIES = ("spt", "adapter", "lora", "fft")  # soft prompts, bottleneck adapters, LoRA, every weight trains
 
 
@@ -81,12 +95,26 @@ def methods(conf_dir: Path = CONF) -> dict[str, Method]:
     return found
 
 
+def method_config(name: str, conf_dir: Path = CONF) -> Path:
+    """The YAML of the method ``name`` in ``conf_dir``.
+
+    Raises:
+        ValueError: ``name`` has no YAML there; a renamed method's error names its new name (:data:`RENAMED`).
+    """
+    config = conf_dir / f"{name}.yaml"
+    if config.is_file():
+        return config
+    if name in RENAMED:
+        raise ValueError(f"method {name} was renamed {RENAMED[name]} ({conf_dir / RENAMED[name]}.yaml)")
+    raise ValueError(f"unknown method {name}: no {config} (methods: {' '.join(methods(conf_dir))})")
+
+
 def first_phases(conf_dir: Path = CONF) -> set[str]:
     """Methods trained only as the first phase of others."""
     return {m.starts_from for m in methods(conf_dir).values() if m.starts_from}
 
 
-def one_stage(conf_dir: Path = CONF) -> list[Method]:
+def one_phase(conf_dir: Path = CONF) -> list[Method]:
     """Methods trained from the backbone in one run (neither a first nor a second phase)."""
     firsts = first_phases(conf_dir)
     return [m for m in methods(conf_dir).values() if m.starts_from is None and m.name not in firsts]
@@ -94,13 +122,13 @@ def one_stage(conf_dir: Path = CONF) -> list[Method]:
 
 def single_prompt_variants(conf_dir: Path = CONF) -> list[str]:
     """Soft-prompt methods that combine no other method and add no attention guidance."""
-    return [m.name for m in one_stage(conf_dir) if m.family == "spt" and not m.combines and not m.guided]
+    return [m.name for m in one_phase(conf_dir) if m.family == "spt" and not m.combines and not m.guided]
 
 
 GROUPS = {
-    "one_stage": "one-stage methods outside the adapter family (the driver's --methods)",
-    "adapter": "one-stage adapter methods (the driver's --adapter_methods)",
-    "two_stage": "two-phase methods as <starts_from>+<method> (the driver's --two_stage_methods)",
+    "one_phase": "one-phase methods outside the adapter family (the driver's --methods)",
+    "adapter": "one-phase adapter methods (the driver's --adapter_methods)",
+    "two_phase": "two-phase methods as <starts_from>+<method> (the driver's --two_phase_methods)",
     "guided": "methods whose loss reads stage 4's LID heads",
     "all": "every method",
 }
@@ -109,11 +137,11 @@ GROUPS = {
 def group(name: str, conf_dir: Path = CONF) -> list[str]:
     """The names of a group of :data:`GROUPS`."""
     every = methods(conf_dir)
-    if name == "one_stage":
-        return [m.name for m in one_stage(conf_dir) if m.family != "adapter"]
+    if name == "one_phase":
+        return [m.name for m in one_phase(conf_dir) if m.family != "adapter"]
     if name == "adapter":
-        return [m.name for m in one_stage(conf_dir) if m.family == "adapter"]
-    if name == "two_stage":
+        return [m.name for m in one_phase(conf_dir) if m.family == "adapter"]
+    if name == "two_phase":
         return [m.system for m in every.values() if m.starts_from]
     if name == "guided":
         return [m.name for m in every.values() if m.guided]

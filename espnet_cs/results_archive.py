@@ -40,7 +40,7 @@ def training_summary(exp: Path) -> dict:
 
     ``trainable`` is None for a backbone given as a file (its dimensions are not known by name);
     ``epochs`` and ``seconds`` (:func:`epoch_seconds`) are None without ``checkpoint.pth``. A second
-    stage (``init_param``) adds its first stage's: epochs ``"3+4"``, seconds summed.
+    phase (``init_param``) adds its first phase's: epochs ``"3+4"``, seconds summed.
     """
     config = exp / "config.yaml"
     if not config.exists():

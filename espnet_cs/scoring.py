@@ -1,40 +1,40 @@
 """Mixed error rate (MER) scoring for Mandarin-English code-switching ASR.
 
 References and hypotheses are normalized and split into units (CJK characters, English words) by
-:func:`espnet_cs.text.tokenize`; :mod:`espnet_cs.text` lists the normalization's steps.
+:func:`espnet_cs.text.units`; :mod:`espnet_cs.text` lists the normalization's steps.
 
 Every metric is ``(S + D + I) / N * 100`` summed over the utterances it covers, ``N`` being the
-reference tokens, from jiwer's token alignment: ``overall_mer`` over all utterances, ``cs_mer``
-over code-switched ones, ``zh_cer`` over Mandarin-only ones (character tokens), ``en_wer`` over
-English-only ones (word tokens). This is the mixed error rate of the CS literature, not jiwer's
+reference units, from jiwer's alignment of the units: ``overall_mer`` over all utterances, ``cs_mer``
+over code-switched ones, ``zh_cer`` over Mandarin-only ones (character units), ``en_wer`` over
+English-only ones (word units). This is the mixed error rate of the CS literature, not jiwer's
 ``mer`` (match error rate); it exceeds 100 when insertions outnumber hits. A category without
-utterances (or, for the code-switching metrics below, without the tokens they cover) has rate
+utterances (or, for the code-switching metrics below, without the units they cover) has rate
 ``None`` (``null`` in ``scores.json``), not 0.
 
 Code-switching metrics, from the same alignment (:class:`UttScore`), summed over utterances like
-MER. A token's language (:func:`espnet_cs.text.token_language`) is Mandarin for a CJK ideograph, English for a
+MER. A unit's language (:func:`espnet_cs.text.unit_language`) is Mandarin for a CJK ideograph, English for a
 word with a Latin letter, neither otherwise (numbers, other scripts). An error is *attributed* to
-a set of reference tokens as: a substitution or deletion of one of them, and an insertion whose
+a set of reference units as: a substitution or deletion of one of them, and an insertion whose
 run of insertions lies right before or right after one of them in the alignment (between
-reference tokens ``k-1`` and ``k``: counted if either is in the set; once, however many
+reference units ``k-1`` and ``k``: counted if either is in the set; once, however many
 neighbours are).
 
 - ``pier``, the point-of-interest error rate (Ugan et al., ICASSP 2025, arXiv 2501.09512):
-  attributed errors / points of interest, the points of interest being the English tokens of
-  Mandarin-matrix utterances, those whose reference has more Mandarin than English tokens (the
+  attributed errors / points of interest, the points of interest being the English units of
+  Mandarin-matrix utterances, those whose reference has more Mandarin than English units (the
   embedded-language words).
-- ``switch_point_er``: attributed errors / switch-point tokens, the two reference tokens at each
-  change between Mandarin and English (tokens of neither language skipped: in ``有 3 apples``
+- ``switch_point_er``: attributed errors / switch-point units, the two reference units at each
+  change between Mandarin and English (units of neither language skipped: in ``有 3 apples``
   ``有`` and ``apples`` are a switch).
-- ``language_accuracy``: over the aligned pairs (C and S), the percentage whose hypothesis token
-  has the language of its reference token.
+- ``language_accuracy``: over the aligned pairs (C and S), the percentage whose hypothesis unit
+  has the language of its reference unit.
 
 ``details`` holds every metric's sums, and ``per_utterance`` every utterance's category and counts
-(``hits``, ``substitutions``, ``deletions``, ``insertions``, ``ref_tokens``; the same under
+(``hits``, ``substitutions``, ``deletions``, ``insertions``, ``ref_units``; the same under
 ``pier`` and ``switch_point``; ``pairs`` and ``matches`` under ``language``), so intervals over
 utterances (:mod:`espnet_cs.bootstrap`) need only ``scores.json`` (:func:`rate_terms`).
 
-Edge cases: an empty hypothesis scores all reference tokens as deletions; an utterance without
+Edge cases: an empty hypothesis scores all reference units as deletions; an utterance without
 a hypothesis is scored as an empty hypothesis, logged as a warning and listed in
 ``missing_hypotheses``; a hypothesis for an utterance not in the reference, a reference that is
 empty after normalization, and an ``utt2category`` that misses an utterance or has a category
@@ -55,7 +55,7 @@ from typing import TypeVar
 import jiwer
 
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
-from espnet_cs.text import CATEGORIES, Language, infer_category, token_language, tokenize
+from espnet_cs.text import CATEGORIES, Language, infer_category, unit_language, units
 
 logger = logging.getLogger(__name__)
 
@@ -76,8 +76,8 @@ class _Summable:
 
 @dataclass
 class ErrorCounts(_Summable):
-    """Alignment counts (of all reference tokens, or of those a metric covers) summed over the
-    ``num_utts`` utterances that have such tokens."""
+    """Alignment counts (of all reference units, or of those a metric covers) summed over the
+    ``num_utts`` utterances that have such units."""
 
     hits: int = 0
     substitutions: int = 0
@@ -86,7 +86,7 @@ class ErrorCounts(_Summable):
     num_utts: int = 0
 
     @property
-    def ref_tokens(self) -> int:
+    def ref_units(self) -> int:
         return self.hits + self.substitutions + self.deletions
 
     @property
@@ -95,13 +95,13 @@ class ErrorCounts(_Summable):
 
     @property
     def error_rate(self) -> float | None:
-        """``(S + D + I) / N`` in percent; ``None`` when no reference token was counted."""
-        return None if self.ref_tokens == 0 else 100.0 * self.errors / self.ref_tokens
+        """``(S + D + I) / N`` in percent; ``None`` when no reference unit was counted."""
+        return None if self.ref_units == 0 else 100.0 * self.errors / self.ref_units
 
     def utterance_dict(self) -> dict[str, int]:
         """The counts of one utterance in ``per_utterance``."""
         return {
-            "ref_tokens": self.ref_tokens,
+            "ref_units": self.ref_units,
             "hits": self.hits,
             "substitutions": self.substitutions,
             "deletions": self.deletions,
@@ -114,7 +114,7 @@ class ErrorCounts(_Summable):
 
 @dataclass
 class LanguageCounts(_Summable):
-    """Aligned (C or S) token pairs and those whose hypothesis token has the reference token's
+    """Aligned (C or S) unit pairs and those whose hypothesis unit has the reference unit's
     language, summed over the ``num_utts`` utterances with aligned pairs."""
 
     pairs: int = 0
@@ -134,11 +134,11 @@ class LanguageCounts(_Summable):
 
 
 def attributed_counts(alignment: list[tuple[str, str | None, str | None]], targets: set[int]) -> ErrorCounts:
-    """Counts of the errors attributed to the reference tokens at indices ``targets``: their hits,
+    """Counts of the errors attributed to the reference units at indices ``targets``: their hits,
     substitutions and deletions, and the insertions right before or after one of them (an
-    insertion between reference tokens ``k-1`` and ``k`` counts if either is a target)."""
+    insertion between reference units ``k-1`` and ``k`` counts if either is a target)."""
     ops: Counter[str] = Counter()
-    k = 0  # reference tokens before this alignment position
+    k = 0  # reference units before this alignment position
     for op, _, _ in alignment:
         if op == "I":
             ops[op] += int(k - 1 in targets or k in targets)
@@ -149,15 +149,15 @@ def attributed_counts(alignment: list[tuple[str, str | None, str | None]], targe
 
 
 def points_of_interest(languages: list[Language]) -> set[int]:
-    """Indices of the English tokens if the tokens are Mandarin-matrix (more Mandarin than English
-    tokens), else none: PIER's points of interest."""
+    """Indices of the English units if the units are Mandarin-matrix (more Mandarin than English
+    units), else none: PIER's points of interest."""
     english = {i for i, lang in enumerate(languages) if lang == Language.EN}
     return english if languages.count(Language.ZH) > len(english) else set()
 
 
 def switch_points(languages: list[Language]) -> set[int]:
-    """Indices of the tokens on either side of each change between Mandarin and English tokens,
-    tokens of neither language skipped."""
+    """Indices of the units on either side of each change between Mandarin and English units,
+    units of neither language skipped."""
     tagged = [i for i, lang in enumerate(languages) if lang in (Language.ZH, Language.EN)]
     switches = [(i, j) for i, j in zip(tagged, tagged[1:]) if languages[i] != languages[j]]
     return {k for pair in switches for k in pair}
@@ -165,7 +165,7 @@ def switch_points(languages: list[Language]) -> set[int]:
 
 @dataclass
 class UttScore:
-    """One utterance's alignment: ``(op, ref_token, hyp_token)`` triples, op in ``CSDI``,
+    """One utterance's alignment: ``(op, ref_unit, hyp_unit)`` triples, op in ``CSDI``,
     ``None`` marking the gap of a deletion or insertion."""
 
     utt_id: str
@@ -179,8 +179,8 @@ class UttScore:
 
     @property
     def ref_languages(self) -> list[Language]:
-        """The language of each reference token, in order."""
-        return [token_language(ref) for op, ref, _ in self.alignment if op != "I"]
+        """The language of each reference unit, in order."""
+        return [unit_language(ref) for op, ref, _ in self.alignment if op != "I"]
 
     @property
     def pier(self) -> ErrorCounts:
@@ -189,14 +189,14 @@ class UttScore:
 
     @property
     def switch_point(self) -> ErrorCounts:
-        """Counts attributed to the switch-point tokens (:func:`switch_points`)."""
+        """Counts attributed to the switch-point units (:func:`switch_points`)."""
         return attributed_counts(self.alignment, switch_points(self.ref_languages))
 
     @property
     def language(self) -> LanguageCounts:
-        """Aligned pairs and those whose tokens have the same language (:func:`token_language`)."""
+        """Aligned pairs and those whose units have the same language (:func:`unit_language`)."""
         pairs = [(ref, hyp) for op, ref, hyp in self.alignment if op in "CS"]
-        matches = sum(token_language(ref) == token_language(hyp) for ref, hyp in pairs)
+        matches = sum(unit_language(ref) == unit_language(hyp) for ref, hyp in pairs)
         return LanguageCounts(len(pairs), matches, num_utts=int(bool(pairs)))
 
     def to_dict(self) -> dict:
@@ -229,7 +229,7 @@ _JIWER_OPS = {"equal": "C", "substitute": "S", "delete": "D", "insert": "I"}
 
 
 def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | None]]:
-    """Align two token lists with jiwer: ``(op, ref_token, hyp_token)`` triples, op in ``CSDI``."""
+    """Align two unit lists with jiwer: ``(op, ref_unit, hyp_unit)`` triples, op in ``CSDI``."""
     (chunks,) = jiwer.process_words(" ".join(ref), " ".join(hyp)).alignments
     return [
         (_JIWER_OPS[ch.type], r, h)
@@ -274,13 +274,13 @@ class ScoreReport:
 
     def summary(self) -> str:
         """Human-readable table of the metrics (``result.txt``)."""
-        header = f"{'metric':<16}{'rate(%)':>9}{'utts':>7}{'ref_tokens':>12}{'hits':>8}{'sub':>7}{'del':>7}{'ins':>7}"
+        header = f"{'metric':<16}{'rate(%)':>9}{'utts':>7}{'ref_units':>12}{'hits':>8}{'sub':>7}{'del':>7}{'ins':>7}"
         lines = [header, "-" * len(header)]
         counts = [(name, self.counts(category)) for name, category in METRICS.items()]
         for name, c in counts + [(name, self.cs_counts(name)) for name in CS_METRICS]:
             rate = "n/a" if c.error_rate is None else f"{c.error_rate:.2f}"
             lines.append(
-                f"{name:<16}{rate:>9}{c.num_utts:>7}{c.ref_tokens:>12}{c.hits:>8}"
+                f"{name:<16}{rate:>9}{c.num_utts:>7}{c.ref_units:>12}{c.hits:>8}"
                 f"{c.substitutions:>7}{c.deletions:>7}{c.insertions:>7}"
             )
         language = self.language_counts()
@@ -297,8 +297,8 @@ class ScoreReport:
 def rate_terms(scores: dict, metric: str) -> dict[str, tuple[int, int]] | None:
     """``utt_id -> (numerator, denominator)`` of a rate of ``scores.json`` (a key of :data:`METRICS`,
     :data:`CS_METRICS` or ``language_accuracy``) for each utterance it covers, the rate being
-    ``100 * sum(numerators) / sum(denominators)``: errors and reference tokens (of the category, of
-    the covered tokens), or matching and aligned pairs; ``None`` for a ``scores.json`` written
+    ``100 * sum(numerators) / sum(denominators)``: errors and reference units (of the category, of
+    the covered units), or matching and aligned pairs; ``None`` for a ``scores.json`` written
     before it held ``per_utterance``."""
     if "per_utterance" not in scores:
         return None
@@ -313,15 +313,15 @@ def rate_terms(scores: dict, metric: str) -> dict[str, tuple[int, int]] | None:
 
 
 def _error_terms(counts: dict[str, int]) -> tuple[int, int]:
-    """(errors, reference tokens) of a ``per_utterance`` count dict."""
-    return counts["substitutions"] + counts["deletions"] + counts["insertions"], counts["ref_tokens"]
+    """(errors, reference units) of a ``per_utterance`` count dict."""
+    return counts["substitutions"] + counts["deletions"] + counts["insertions"], counts["ref_units"]
 
 
 def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str] | None = None) -> ScoreReport:
     """Score hypotheses against references, both ``utt_id -> raw text``.
 
     ``categories`` (``utt_id -> cs|zh|en``, e.g. from ``utt2category``) must cover every
-    reference utterance; without it the category is inferred from the reference tokens.
+    reference utterance; without it the category is inferred from the reference units.
     """
     if not refs:
         raise ValueError("no reference utterances")
@@ -341,11 +341,11 @@ def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str]
 
     utts = []
     for utt_id in sorted(refs):
-        ref = tokenize(refs[utt_id])
+        ref = units(refs[utt_id])
         if not ref:
             raise ValueError(f"reference of utterance {utt_id!r} is empty after normalization: {refs[utt_id]!r}")
         category = categories[utt_id] if categories is not None else infer_category(ref)
-        utts.append(UttScore(utt_id, category, align(ref, tokenize(hyps.get(utt_id, "")))))
+        utts.append(UttScore(utt_id, category, align(ref, units(hyps.get(utt_id, "")))))
     return ScoreReport(utts, missing)
 
 

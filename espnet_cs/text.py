@@ -1,4 +1,4 @@
-"""Text: the one normalization, scoring units and the language of a character, unit or token.
+"""Text: the one normalization, scoring units and the language of a character or unit.
 
 The language of a character (:func:`char_language`) is the one classifier behind the tokenizer's
 language tags (:mod:`espnet_cs.tokenizer`), scoring's units and categories (:mod:`espnet_cs.scoring`),
@@ -21,7 +21,7 @@ References and hypotheses go through the same :func:`normalize_text`:
    BasicTextNormalizer: ``email`` against ``e-mail`` counts as errors.
 7. Whitespace is collapsed.
 
-:func:`tokenize` turns normalized text into scoring units: every CJK ideograph (:data:`IDEOGRAPHS`)
+:func:`units` turns normalized text into scoring units: every CJK ideograph (:data:`IDEOGRAPHS`)
 is a unit, and every run of other letters/digits (with inner apostrophes) is a word unit, so
 ``这个project的deadline`` -> ``这 个 project 的 deadline``.
 """
@@ -39,7 +39,7 @@ CATEGORIES = ("cs", "zh", "en")
 
 
 class Language(enum.IntEnum):
-    """Language tag of a token; integer values are used in tensors."""
+    """Language tag of a token or scoring unit; integer values are used in tensors."""
 
     ZH = 0
     EN = 1
@@ -55,7 +55,7 @@ normalization drops them as unassigned."""
 
 _IDEOGRAPH = re.compile(f"[{IDEOGRAPHS}]")
 _WORD_CHAR = rf"[^\W_{IDEOGRAPHS}]"  # a letter or digit that is not a CJK ideograph
-_TOKEN_RE = re.compile(rf"[{IDEOGRAPHS}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
+_UNIT_RE = re.compile(rf"[{IDEOGRAPHS}]|{_WORD_CHAR}+(?:'{_WORD_CHAR}+)*")
 _NON_SPEECH_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>")
 _APOSTROPHE_RE = re.compile("[\u2019\u2018\u02bc]")
 _QUOTE_RE = re.compile(rf"(?<!{_WORD_CHAR})'|'(?!{_WORD_CHAR})")
@@ -92,24 +92,24 @@ def normalize_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def tokenize(text: str) -> list[str]:
+def units(text: str) -> list[str]:
     """Scoring units of ``text`` after normalization: single CJK ideographs and words."""
-    return _TOKEN_RE.findall(normalize_text(text))
+    return _UNIT_RE.findall(normalize_text(text))
 
 
-def token_language(token: str) -> Language:
+def unit_language(unit: str) -> Language:
     """Language of a scoring unit: ``ZH`` for a CJK ideograph, ``EN`` for a word with a Latin
     letter, ``OTHER`` for anything else (numbers, words of other scripts)."""
-    if is_ideograph(token):
+    if is_ideograph(unit):
         return Language.ZH
-    return Language.EN if any(char_language(c) == Language.EN for c in token) else Language.OTHER
+    return Language.EN if any(char_language(c) == Language.EN for c in unit) else Language.OTHER
 
 
-def infer_category(tokens: list[str]) -> str:
-    """``cs`` if ``tokens`` mix Mandarin and English characters (:func:`char_language`), ``zh`` if
+def infer_category(units: list[str]) -> str:
+    """``cs`` if ``units`` mix Mandarin and English characters (:func:`char_language`), ``zh`` if
     they have Mandarin but no English ones (digits do not count as English), ``en`` otherwise."""
-    if not tokens:
+    if not units:
         raise ValueError("cannot infer the category of an empty reference")
-    languages = {char_language(c) for token in tokens for c in token}
+    languages = {char_language(c) for unit in units for c in unit}
     has_zh, has_en = Language.ZH in languages, Language.EN in languages
     return "cs" if has_zh and has_en else "zh" if has_zh else "en"

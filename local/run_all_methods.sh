@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's multi-method experiment driver: in one recipe, train, average, decode and score
-# each of --methods (conf/tuning/<method>.yaml), --adapter_methods and --two_stage_methods
+# each of --methods (conf/tuning/<method>.yaml), --adapter_methods and --two_phase_methods
 # (stage 4's LID heads first where a method reads them), then measure the guided heads' attention
 # (stage 10) and write the recipe's RESULTS.md (stage 11). The default lists are every YAML of
 # conf/tuning, grouped by what each says of itself (python -m espnet_cs.methods).
@@ -22,23 +22,23 @@ methods_in() {  # the method YAMLs of a group of espnet_cs.methods.GROUPS
 }
 
 recipe=egs2/mini_cs/asr1  # the recipe dir, relative to the repository root
-max_epoch=5               # training budget of every method (the YAMLs hold the papers': SPT 10, AG 15 per stage)
-methods="$(methods_in one_stage)"          # one-stage methods but the adapters, --max_epoch each
-adapter_methods="$(methods_in adapter)"    # one-stage adapter methods, --adapter_max_epoch each
-# two-stage methods as stage1+stage2; a stage 1 shared by several is trained once
-two_stage_methods="$(methods_in two_stage)"
-adapter_max_epoch=3       # of a one-stage adapter method
-stage_max_epoch=3         # of each stage of a two-stage method
-stage_iters_per_epoch=0   # batches in an epoch of each stage (0: the whole training set)
+max_epoch=5               # training budget of every method (the YAMLs hold the papers': SPT 10, AG 15 per phase)
+methods="$(methods_in one_phase)"          # one-phase methods but the adapters, --max_epoch each
+adapter_methods="$(methods_in adapter)"    # one-phase adapter methods, --adapter_max_epoch each
+# two-phase methods as phase1+phase2; a first phase shared by several is trained once
+two_phase_methods="$(methods_in two_phase)"
+adapter_max_epoch=3       # of a one-phase adapter method
+phase_max_epoch=3         # of each phase of a two-phase method
+phase_iters_per_epoch=0   # batches in an epoch of each phase (0: the whole training set)
 padding_comparison=true   # also spt_both on 30-s padded audio (exp/spt_both_pad30s)
 
 help_message="Usage: $0 [options]
 Options (default):
   --recipe (${recipe}) --max_epoch (${max_epoch}) --padding_comparison (${padding_comparison})
   --methods (\"${methods}\")
-  --adapter_methods (\"${adapter_methods}\") --two_stage_methods (\"${two_stage_methods}\")
-  --adapter_max_epoch (${adapter_max_epoch}) --stage_max_epoch (${stage_max_epoch})
-  --stage_iters_per_epoch (${stage_iters_per_epoch})"
+  --adapter_methods (\"${adapter_methods}\") --two_phase_methods (\"${two_phase_methods}\")
+  --adapter_max_epoch (${adapter_max_epoch}) --phase_max_epoch (${phase_max_epoch})
+  --phase_iters_per_epoch (${phase_iters_per_epoch})"
 
 log "$0 $*"
 . "${root}/egs2/TEMPLATE/asr1/utils/parse_options.sh"
@@ -52,6 +52,14 @@ if [ ! -x "${recipe}/run.sh" ]; then
     exit 2
 fi
 cd "${recipe}"
+for method in ${methods} ${adapter_methods} ${two_phase_methods//+/ }; do  # all known before any work starts
+    if [ ! -f "conf/tuning/${method}.yaml" ]; then
+        renamed="$(awk -v old="${method}" '$1 == old { print $2 }' "${root}/conf/renamed.txt" || true)"
+        [ -z "${renamed}" ] || log "Error: method ${method} was renamed ${renamed} (conf/tuning/${renamed}.yaml)"
+        [ -n "${renamed}" ] || log "Error: unknown method ${method}: no conf/tuning/${method}.yaml in ${recipe}"
+        exit 2
+    fi
+done
 
 if ! compgen -G "dump/raw/*/.done" >/dev/null; then
     log "${recipe}: no formatted data yet: stages 1-3"
@@ -59,7 +67,7 @@ if ! compgen -G "dump/raw/*/.done" >/dev/null; then
 fi
 # stage 4's LID heads: read by the loss of guided methods, and by stage 10's attention analysis
 guided=" $(methods_in guided) " lid_heads=false
-[ -z "${adapter_methods}${two_stage_methods}" ] || lid_heads=true
+[ -z "${adapter_methods}${two_phase_methods}" ] || lid_heads=true
 for method in ${methods}; do
     case "${guided}" in *" ${method} "*) lid_heads=true ;; esac
 done
@@ -75,16 +83,16 @@ for method in ${adapter_methods}; do
     log "${recipe}: ${method}, ${adapter_max_epoch} epochs"
     ./run.sh --stage 5 --stop_stage 9 --method "${method}" --train_opts "--max_epoch ${adapter_max_epoch}"
 done
-trained_stage1=" "
-stage_opts="--max_epoch ${stage_max_epoch}"
-[ "${stage_iters_per_epoch}" -eq 0 ] || stage_opts+=" --num_iters_per_epoch ${stage_iters_per_epoch}"
-for pair in ${two_stage_methods}; do
+trained_phase1=" "
+phase_opts="--max_epoch ${phase_max_epoch}"
+[ "${phase_iters_per_epoch}" -eq 0 ] || phase_opts+=" --num_iters_per_epoch ${phase_iters_per_epoch}"
+for pair in ${two_phase_methods}; do
     first="${pair%%+*}" second="${pair#*+}" start=5
-    case "${trained_stage1}" in *" ${first} "*) start=6 ;; esac  # stage 1 trained already
-    log "${recipe}: ${first} then ${second}, ${stage_opts} each"
-    ./run.sh --stage "${start}" --stop_stage 9 --method "${first}" --stage2_method "${second}" \
-        --train_opts "${stage_opts}"
-    trained_stage1+="${first} "
+    case "${trained_phase1}" in *" ${first} "*) start=6 ;; esac  # its first phase trained already
+    log "${recipe}: ${first} then ${second}, ${phase_opts} each"
+    ./run.sh --stage "${start}" --stop_stage 9 --method "${first}" --phase2_method "${second}" \
+        --train_opts "${phase_opts}"
+    trained_phase1+="${first} "
 done
 if ${padding_comparison}; then
     log "${recipe}: spt_both on 30-s padded audio"

@@ -25,7 +25,7 @@ import numpy as np
 import soundfile as sf
 
 from espnet_cs.synth.speech import SAMPLE_RATE, SPEAKERS, synthesize
-from espnet_cs.text import tokenize
+from espnet_cs.text import units
 
 GAP = 0.4  # seconds of quiet noise before, between and after segments
 
@@ -169,7 +169,7 @@ def write_dev_list(list_dir: Path, rec: str, kind: str, utterances: list[tuple[s
     for i, (utt, start_ms, end_ms, words) in enumerate(utterances):
         shift = 10 if i == 0 else 0
         segments.append(f"{utt} {rec} {(start_ms + shift) / 1000:.2f} {end_ms / 1000:.2f}")
-        text.append(f"{utt} <v-noise> {' '.join(tokenize(words))}")
+        text.append(f"{utt} <v-noise> {' '.join(units(words))}")
         utt2spk.append(f"{utt} {utt.split('-')[0]}")
     speaker = utterances[0][0].split("-")[0]
     (list_dir / "segments").write_text("\n".join(segments) + "\n", encoding="utf-8")

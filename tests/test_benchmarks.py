@@ -69,10 +69,10 @@ def test_without_record_keeps_the_measuring_options():
     assert without_record(["--record=out", "--batch", "2"]) == ["--batch", "2"]
 
 
-def test_benchmarks_measure_every_one_stage_method():
+def test_benchmarks_measure_every_one_phase_method():
     methods = benchmark_methods()
     assert "adapter_ag" in methods and "spt4asr" in methods and "fft" in methods
-    assert "adapter_stage1" not in methods and "adapter_ag_stage2" not in methods
+    assert "adapter_phase1" not in methods and "adapter_ag_phase2" not in methods
     assert harness.LID_HEADS.is_file()
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from espnet_cs.bootstrap import Interval, paired_difference, rate_interval
 
-# five utterances: errors and reference tokens; the rate is 7 / 20 = 35 %
+# five utterances: errors and reference units; the rate is 7 / 20 = 35 %
 ERRORS, TOKENS = [1, 2, 1, 0, 3], [5, 4, 3, 6, 2]
 
 

@@ -7,17 +7,17 @@ import shutil
 import pytest
 
 from espnet_cs import methods as method_list
-from espnet_cs.methods import CONF, group, methods, read_method
+from espnet_cs.methods import CONF, RENAMED, group, method_config, methods, read_method
 from espnet_cs.task import CSASRTask, build_trainable_model, count_trainable
 
 # Trainable parameters of every method on Whisper-base and Whisper-small, as benchmarks/RESULTS.md records them.
 TRAINABLE = {
     "adapter": (4_760_064, 14_275_584),
     "adapter_ag": (4_760_064, 14_275_584),
-    "adapter_ag_stage2": (4_760_064, 14_275_584),
-    "adapter_ag_stage2_all": (4_760_064, 14_275_584),
-    "adapter_ag_stage2_random50": (4_760_064, 14_275_584),
-    "adapter_stage1": (2_380_032, 7_137_792),
+    "adapter_ag_phase2": (4_760_064, 14_275_584),
+    "adapter_ag_phase2_all": (4_760_064, 14_275_584),
+    "adapter_ag_phase2_random50": (4_760_064, 14_275_584),
+    "adapter_phase1": (2_380_032, 7_137_792),
     "dpt": (460_800, 1_382_400),
     "fft": (71_825_920, 240_582_912),
     "fft_spt": (71_956_992, 240_779_520),
@@ -42,14 +42,14 @@ def test_every_method_yaml_parses_with_the_training_parser(name):
 
 
 def test_groups_cover_every_method_once():
-    """Each YAML is run by the driver once: alone, as an adapter method, or in a two-stage pair."""
-    one_stage, adapter, two_stage = group("one_stage"), group("adapter"), group("two_stage")
-    firsts = {pair.split("+")[0] for pair in two_stage}
-    seconds = [pair.split("+")[1] for pair in two_stage]
-    assert sorted([*one_stage, *adapter, *firsts, *seconds]) == sorted(methods())
-    assert "adapter_ag" in adapter and "adapter_stage1+adapter_ag_stage2" in two_stage
+    """Each YAML is run by the driver once: alone, as an adapter method, or in a two-phase pair."""
+    one_phase, adapter, two_phase = group("one_phase"), group("adapter"), group("two_phase")
+    firsts = {pair.split("+")[0] for pair in two_phase}
+    seconds = [pair.split("+")[1] for pair in two_phase]
+    assert sorted([*one_phase, *adapter, *firsts, *seconds]) == sorted(methods())
+    assert "adapter_ag" in adapter and "adapter_phase1+adapter_ag_phase2" in two_phase
     assert {"adapter_ag", *seconds} <= set(group("guided"))
-    assert methods()["adapter_ag_stage2"].system == "adapter_stage1+adapter_ag_stage2"
+    assert methods()["adapter_ag_phase2"].system == "adapter_phase1+adapter_ag_phase2"
 
 
 def test_single_prompt_variants_leave_out_combinations_and_guided_methods(tmp_path):
@@ -64,8 +64,8 @@ def test_single_prompt_variants_leave_out_combinations_and_guided_methods(tmp_pa
 
 
 def test_cli_prints_a_group(capsys):
-    method_list.main(["two_stage"])
-    assert capsys.readouterr().out.split() == group("two_stage")
+    method_list.main(["two_phase"])
+    assert capsys.readouterr().out.split() == group("two_phase")
 
 
 def test_a_yaml_without_family_or_with_unknown_names_is_refused(tmp_path):
@@ -104,3 +104,25 @@ def test_built_model_trains_what_its_yaml_says(name, tiny_whisper_path):
     assert trainable and not backbone
     if name == "lora":
         assert all("lora_A" in n or "lora_B" in n for n in trainable)
+
+
+def test_renamed_methods_name_their_new_yaml():
+    """Every renamed method's new name has a YAML, and the old name's error names it."""
+    renamed_methods = {old: new for old, new in RENAMED.items() if not old.startswith("--")}
+    assert renamed_methods["adapter_stage1"] == "adapter_phase1"
+    for old, new in renamed_methods.items():
+        assert new in methods() and old not in methods()
+        with pytest.raises(ValueError, match=f"method {old} was renamed {new} "):
+            method_config(old)
+    assert method_config("adapter_phase1") == CONF / "adapter_phase1.yaml"
+    with pytest.raises(ValueError, match="unknown method nosuch"):
+        method_config("nosuch")
+
+
+def test_renamed_options_are_options_of_the_recipe_or_driver():
+    """The new name of every renamed option is an option of asr.sh, the driver or the guidance sweep."""
+    scripts = ("egs2/TEMPLATE/asr1/asr.sh", "local/run_all_methods.sh", "egs2/cs_bench/asr1/local/sweep_guidance.sh")
+    defined = "".join((CONF.parents[1] / script).read_text() for script in scripts)
+    for old, new in RENAMED.items():
+        if old.startswith("--"):
+            assert f"\n{new[2:]}=" in defined and f"\n{old[2:]}=" not in defined, old

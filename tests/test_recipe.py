@@ -108,14 +108,47 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert row in (recipe / "RESULTS.md").read_text().splitlines()
 
 
+def test_renamed_options_and_methods_fail_naming_the_new_name(recipe):
+    """An option or method renamed in this release (conf/renamed.txt) fails before any stage runs."""
+    result = run(recipe, "--stage", "5", "--stop_stage", "6", "--method", "adapter_phase1", "--stage2_method", "x")
+    assert result.returncode != 0 and "option --stage2_method was renamed --phase2_method" in result.stderr
+    result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "adapter_stage1")
+    assert result.returncode != 0
+    assert "--method adapter_stage1: the method was renamed adapter_phase1 (conf/tuning/adapter_phase1.yaml)" in (
+        result.stderr
+    )
+    assert "stage 5" not in result.stderr and not (recipe / "exp").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--two_stage_methods", "x"], "option --two_stage_methods was renamed --two_phase_methods"),
+        (["--stage_max_epoch", "1"], "option --stage_max_epoch was renamed --phase_max_epoch"),
+        (["--stage_iters_per_epoch", "1"], "option --stage_iters_per_epoch was renamed --phase_iters_per_epoch"),
+        (["--methods", "adapter_stage1"], "method adapter_stage1 was renamed adapter_phase1"),
+        (
+            ["--two_phase_methods", "adapter_stage1+adapter_ag_stage2"],
+            "method adapter_stage1 was renamed adapter_phase1",
+        ),
+    ],
+)
+def test_driver_refuses_renamed_options_and_methods(tmp_path, args, error):
+    """local/run_all_methods.sh names the new name of an old one before any work starts."""
+    driver = ROOT / "local" / "run_all_methods.sh"
+    result = subprocess.run([str(driver), "--recipe", "egs2/mini_cs/asr1", *args], capture_output=True, text=True)
+    assert result.returncode != 0 and error in result.stdout + result.stderr
+    assert "stages 1-3" not in result.stdout + result.stderr
+
+
 def test_missing_method_and_unknown_option_are_errors(recipe):
     result = run(recipe, "--stage", "12", "--stop_stage", "12", "--method", "")
     assert result.returncode != 0 and "stage 12 needs --method" in result.stderr
     result = run(recipe, "--stage", "6", "--stop_stage", "6")
-    assert result.returncode != 0 and "stage 6 needs --stage2_method" in result.stderr
+    assert result.returncode != 0 and "stage 6 needs --phase2_method" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "")
     assert result.returncode != 0 and "stage 5 needs --method" in result.stderr
-    for option in ("--method", "--stage2_method"):  # rejected before any stage runs
+    for option in ("--method", "--phase2_method"):  # rejected before any stage runs
         result = run(recipe, "--stage", "4", "--stop_stage", "6", "--method", "adapter", option, "nosuch")
         assert result.returncode != 0 and f"{option} nosuch: unknown method" in result.stderr
         assert "spt4asr" in result.stderr and "stage 4" not in result.stderr

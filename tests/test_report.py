@@ -132,6 +132,9 @@ def test_collect_reads_rows_and_names_what_it_cannot_report(tmp_path) -> None:
     old.write_text(json.dumps({k: v for k, v in json.loads(old.read_text()).items() if k != "per_utterance"}))
     with pytest.raises(ReportError, match=f"{old} holds no per-utterance counts: score it again"):
         collect(tmp_path)
+    old.write_text(score(REFS, ONE_ERROR_EACH).to_json().replace('"ref_units"', '"ref_tokens"'))
+    with pytest.raises(ReportError, match=f"{old} counts ref_tokens, renamed ref_units: score it again"):
+        collect(tmp_path)
     old.write_text(score(REFS, ONE_ERROR_EACH).to_json())
     info = tmp_path / "zeroshot_cs_guard/decode_test/decode_info.json"
     info.write_text(json.dumps({k: v for k, v in DECODING.items() if k != "guard"}))
@@ -150,7 +153,7 @@ def test_paired_comparisons() -> None:
             row("zeroshot_cs", wrong),  # compared with nothing
             row("adapter", wrong, TRAINED),
             row("adapter_ag", right, TRAINED),
-            row("adapter_stage1+adapter_ag_stage2", right, TRAINED),
+            row("adapter_phase1+adapter_ag_phase2", right, TRAINED),
             row("spt4asr", right, TRAINED),
             row("dpt", fewer, TRAINED),  # spt4asr against dpt: other utterances
         ],
@@ -163,8 +166,8 @@ def test_paired_comparisons() -> None:
     assert lines[7:] == [  # in the declared order; against adapter, every resample has 0 errors against 1 of 5
         "| test | `spt4asr` | `dpt` | 0.0 | 0.0 | +0.0 | — (not the same utterances) | — |",
         "| test | `adapter_ag` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
-        "| test | `adapter_stage1+adapter_ag_stage2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
-        "| test | `adapter_stage1+adapter_ag_stage2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
+        "| test | `adapter_phase1+adapter_ag_phase2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
+        "| test | `adapter_phase1+adapter_ag_phase2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
     ]
     assert paired_section({"test": tables["test"][:2]}) == []  # no declared pair present
 

@@ -12,7 +12,7 @@ import pytest
 
 from espnet_cs.scoring import rate_terms, score, score_dir
 from espnet_cs.splitting import file_sha256
-from espnet_cs.text import Language, infer_category, normalize_text, token_language, tokenize
+from espnet_cs.text import Language, infer_category, normalize_text, unit_language, units
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,7 +26,7 @@ def counts_of(ref: str, hyp: str) -> tuple[int, int, int, int, float]:
 def cs_counts(ref: str, hyp: str, metric: str) -> tuple[int, int, int, int, float | None]:
     """(ref tokens, sub, del, ins, rate) that ``metric`` (pier, switch_point_er) covers in a single-utterance scoring."""
     c = score({"u": ref}, {"u": hyp}).cs_counts(metric)
-    return c.ref_tokens, c.substitutions, c.deletions, c.insertions, c.error_rate
+    return c.ref_units, c.substitutions, c.deletions, c.insertions, c.error_rate
 
 
 def write_dir(root: Path, text: str, hyp: str, utt2category: str | None = None) -> tuple[Path, Path]:
@@ -64,9 +64,9 @@ def test_normalize_text():
 
 
 def test_tokenize_mixed_script():
-    assert tokenize("这个project的deadline") == ["这", "个", "project", "的", "deadline"]
-    assert tokenize("我don't知道2024年") == ["我", "don't", "知", "道", "2024", "年"]
-    assert tokenize("ｐｒｏｊｅｃｔ") == ["project"]
+    assert units("这个project的deadline") == ["这", "个", "project", "的", "deadline"]
+    assert units("我don't知道2024年") == ["我", "don't", "知", "道", "2024", "年"]
+    assert units("ｐｒｏｊｅｃｔ") == ["project"]
 
 
 def test_mixed_script_two_substitutions():
@@ -96,15 +96,15 @@ def test_punctuation_and_non_speech_markers_are_not_errors():
 
 
 def test_infer_category():
-    assert infer_category(tokenize("这个project")) == "cs"
-    assert infer_category(tokenize("我有3个苹果")) == "zh"  # digits are not English
-    assert infer_category(tokenize("see you 2 morrow")) == "en"
+    assert infer_category(units("这个project")) == "cs"
+    assert infer_category(units("我有3个苹果")) == "zh"  # digits are not English
+    assert infer_category(units("see you 2 morrow")) == "en"
     with pytest.raises(ValueError):
         infer_category([])
 
 
-def test_token_language():
-    assert [token_language(t) for t in ("我", "meeting", "don't", "café", "2024", "привет")] == [
+def test_unit_language():
+    assert [unit_language(t) for t in ("我", "meeting", "don't", "café", "2024", "привет")] == [
         Language.ZH,
         Language.EN,
         Language.EN,
@@ -183,7 +183,7 @@ def test_code_switching_metrics_aggregate_over_utterances():
     assert d["pier"] == pytest.approx(100 * 5 / 4)
     assert d["details"]["pier"] == {
         "error_rate": 125.0,
-        "ref_tokens": 4,
+        "ref_units": 4,
         "hits": 1,
         "substitutions": 3,
         "deletions": 0,
@@ -202,13 +202,13 @@ def test_code_switching_metrics_aggregate_over_utterances():
     }
     assert d["per_utterance"]["a"] == {
         "category": "cs",
-        "ref_tokens": 5,
+        "ref_units": 5,
         "hits": 4,
         "substitutions": 1,
         "deletions": 0,
         "insertions": 1,
-        "pier": {"ref_tokens": 1, "hits": 0, "substitutions": 1, "deletions": 0, "insertions": 1},
-        "switch_point": {"ref_tokens": 3, "hits": 2, "substitutions": 1, "deletions": 0, "insertions": 1},
+        "pier": {"ref_units": 1, "hits": 0, "substitutions": 1, "deletions": 0, "insertions": 1},
+        "switch_point": {"ref_units": 3, "hits": 2, "substitutions": 1, "deletions": 0, "insertions": 1},
         "language": {"pairs": 5, "matches": 5},
     }
     assert list(d["per_utterance"]) == ["a", "b", "c", "d"]
@@ -237,7 +237,7 @@ def test_per_category_aggregation_inferred_and_given():
         assert d["utterances"] == 3
         assert d["details"]["zh_cer"] == {
             "error_rate": 50.0,
-            "ref_tokens": 4,
+            "ref_units": 4,
             "hits": 3,
             "substitutions": 1,
             "deletions": 0,
@@ -245,7 +245,7 @@ def test_per_category_aggregation_inferred_and_given():
             "num_utts": 1,
         }
         overall = d["details"]["overall_mer"]
-        assert (overall["ref_tokens"], overall["num_utts"]) == (12, 3)
+        assert (overall["ref_units"], overall["num_utts"]) == (12, 3)
 
 
 def test_utt2category_overrides_inference():
@@ -329,7 +329,7 @@ def test_cli_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr
     # u2 missing -> 4 deletions; overall (1 + 4 + 1) / 12 = 50 %
     lines = proc.stdout.splitlines()
-    header = ["metric", "rate(%)", "utts", "ref_tokens", "hits", "sub", "del", "ins"]
+    header = ["metric", "rate(%)", "utts", "ref_units", "hits", "sub", "del", "ins"]
     assert lines[0].split() == header
     assert lines[2].split() == ["overall_mer", "50.00", "3", "12", "6", "1", "5", "0"]
     assert lines[4].split() == ["zh_cer", "100.00", "1", "4", "0", "0", "4", "0"]

@@ -3,7 +3,7 @@
 import pytest
 
 from espnet_cs.corpora.text_norm import normalize_transcript
-from espnet_cs.text import infer_category, tokenize
+from espnet_cs.text import infer_category, units
 from espnet_cs.tokenizer import CSTokenizer, Language, char_language
 
 ZH, EN, OTHER = Language.ZH, Language.EN, Language.OTHER
@@ -65,8 +65,8 @@ def test_tokenizer_scoring_and_corpora_agree_on_a_character(char, language):
     assert char_language(char) is language
     assert set(tok.language_tags(tok.encode(char))) == {language}
     # scoring: Mandarin makes a reference zh (a digit adds no language), English makes Mandarin cs
-    assert (infer_category(tokenize(f"{char} 1")) == "zh") == (language is ZH)
-    assert (infer_category(tokenize(f"中{char}")) == "cs") == (language is EN)
+    assert (infer_category(units(f"{char} 1")) == "zh") == (language is ZH)
+    assert (infer_category(units(f"中{char}")) == "cs") == (language is EN)
     # corpora: only Mandarin is written next to Mandarin without a space
     assert (len(normalize_transcript(f"中{char}")) == 2) == (language is ZH)
 

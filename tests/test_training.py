@@ -273,7 +273,7 @@ def test_unreadable_checkpoint_is_a_clear_error(tmp_path):
         average.main(["--exp_dir", str(tmp_path)])
 
 
-def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
+def test_two_phase_attention_guided_training(monkeypatch, tiny_whisper_path, data_dir, tmp_path):
     from espnet_cs.bin import select_heads
 
     select_heads.main(
@@ -289,13 +289,13 @@ def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, dat
         ]
     )
     assert (tmp_path / "heads" / "heads.png").stat().st_size > 0
-    _, stage1 = train(monkeypatch, train_args("adapter_stage1", tiny_whisper_path, data_dir, tmp_path / "s1"))
-    assert stage1.decoder.adapters is None and stage1.encoder.adapters is not None
+    _, phase1 = train(monkeypatch, train_args("adapter_phase1", tiny_whisper_path, data_dir, tmp_path / "s1"))
+    assert phase1.decoder.adapters is None and phase1.encoder.adapters is not None
     guidance = f"{{guidance: {{lid_heads: {tmp_path / 'heads' / 'lid_heads.json'}, weight: 1.0, target: 0.5}}}}"
-    before, stage2 = train(
+    before, phase2 = train(
         monkeypatch,
         train_args(
-            "adapter_ag_stage2",
+            "adapter_ag_phase2",
             tiny_whisper_path,
             data_dir,
             tmp_path / "s2",
@@ -309,9 +309,9 @@ def test_two_stage_attention_guided_training(monkeypatch, tiny_whisper_path, dat
     assert {k for k in averaged if k.startswith("encoder.adapters")}
     for key, value in averaged.items():
         if key.startswith("encoder.adapters"):
-            assert torch.equal(before[key], value), f"{key} does not start from stage 1's averaged model"
+            assert torch.equal(before[key], value), f"{key} does not start from phase 1's averaged model"
     assert not torch.equal(
-        dict(stage2.named_parameters())["decoder.adapters.0.attn.up.weight"],
+        dict(phase2.named_parameters())["decoder.adapters.0.attn.up.weight"],
         before["decoder.adapters.0.attn.up.weight"],
     )
     log = tmp_path / "s2" / "checkpoint.pth"

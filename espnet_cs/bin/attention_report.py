@@ -7,7 +7,7 @@ code-switched utterance, the LID-column attention of the guided heads beside the
 
     python -m espnet_cs.bin.attention_report --data_dir dump/raw/test --lid_heads exp/lid_heads/lid_heads.json \\
         --selection top --share 0.6 --system backbone --system adapter=exp/adapter \\
-        --system guided=exp/adapter_stage1+adapter_ag_stage2 --plot backbone --plot guided --out_dir exp/attention
+        --system guided=exp/adapter_phase1+adapter_ag_phase2 --plot backbone --plot guided --out_dir exp/attention
 
 The heads measured are one selection (``--selection``, ``--share``) of stage 4's LID heads, the
 same for every system.

@@ -3,8 +3,8 @@
 Written transcripts follow the repo's convention (as ``espnet_cs.synth`` writes them): lowercase,
 Mandarin characters unspaced, one space between English words and at every Mandarin-English
 boundary, no punctuation (``这个 project 的 deadline``). That is how Whisper writes, so it is what
-training teaches; scoring splits Mandarin into characters itself (:func:`espnet_cs.text.tokenize`),
-and a written transcript scores exactly as the tokens it was made from.
+training teaches; scoring splits Mandarin into characters itself (:func:`espnet_cs.text.units`),
+and a written transcript scores exactly as the units it was made from.
 
 :func:`normalize_transcript` does, in order:
 
@@ -14,7 +14,7 @@ and a written transcript scores exactly as the tokens it was made from.
    ``<v-noise>``, ``[S]``, ``{...}``); a bracket left without its partner becomes a space, so an
    unbalanced bracket never swallows words;
 3. :func:`to_words`: punctuation and symbols become spaces (apostrophes inside words stay:
-   ``don't``), and the scoring tokens are joined as above.
+   ``don't``), and the scoring units are joined as above.
 
 Corpus-specific conventions (SEAME's bracketed discourse particles, stray noise words) are
 handled by the corpus modules before step 2.
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 
-from espnet_cs.text import canonical, infer_category, is_ideograph, tokenize
+from espnet_cs.text import canonical, infer_category, is_ideograph, units
 
 _MARKER = re.compile(r"\([^()]*\)|\[[^\[\]]*\]|<[^<>]*>|\{[^{}]*\}")
 _BRACKET = re.compile(r"[()\[\]<>{}]")
@@ -35,19 +35,19 @@ def remove_markers(text: str) -> str:
     return _BRACKET.sub(" ", _MARKER.sub(" ", text))
 
 
-def join_tokens(tokens: list[str]) -> str:
-    """Join scoring tokens: no space between two Mandarin characters, one space elsewhere."""
+def join_units(units: list[str]) -> str:
+    """Join scoring units: no space between two Mandarin characters, one space elsewhere."""
     pieces = []
-    for previous, token in zip([""] + tokens, tokens):
-        if previous and not (is_ideograph(previous) and is_ideograph(token)):
+    for previous, unit in zip([""] + units, units):
+        if previous and not (is_ideograph(previous) and is_ideograph(unit)):
             pieces.append(" ")
-        pieces.append(token)
+        pieces.append(unit)
     return "".join(pieces)
 
 
 def to_words(text: str) -> str:
-    """Punctuation and symbols out, tokens joined by the corpus convention."""
-    return join_tokens(tokenize(text))
+    """Punctuation and symbols out, units joined by the corpus convention."""
+    return join_units(units(text))
 
 
 def normalize_transcript(text: str) -> str:
@@ -57,4 +57,4 @@ def normalize_transcript(text: str) -> str:
 
 def category(text: str) -> str:
     """``cs``, ``zh`` or ``en`` of a non-empty normalized transcript (as scoring infers it)."""
-    return infer_category(tokenize(text))
+    return infer_category(units(text))

@@ -56,6 +56,8 @@ def read_row(decode_dir: Path, trainings: dict[Path, dict]) -> Row:
     scores, info = json.loads(scores_file.read_text()), json.loads(info_file.read_text())
     if "per_utterance" not in scores:
         raise ReportError(f"{scores_file} holds no per-utterance counts: score it again (stage 9)")
+    if any("ref_tokens" in counts for counts in scores["per_utterance"].values()):
+        raise ReportError(f"{scores_file} counts ref_tokens, renamed ref_units: score it again (stage 9)")
     missing = [key for key in DECODING_KEYS if key not in info]
     if missing:
         raise ReportError(f"{info_file} lacks {', '.join(missing)}: decode {decode_dir.parent.name} again")

@@ -29,18 +29,18 @@ SWITCH_RATES = (
     Rate(
         "pier",
         "PIER",
-        "error rate on the English words of Mandarin-matrix utterances (more Mandarin than English tokens), "
+        "error rate on the English words of Mandarin-matrix utterances (more Mandarin than English units), "
         "insertions next to them included",
     ),
     Rate(
         "switch_point_er",
         "switch ER",
-        "error rate on the two tokens at each Mandarin-English switch, insertions next to them included",
+        "error rate on the two units at each Mandarin-English switch, insertions next to them included",
     ),
     Rate(
         "language_accuracy",
         "lang. acc.",
-        "share of aligned (correct or substituted) hypothesis tokens in the language of their reference token",
+        "share of aligned (correct or substituted) hypothesis units in the language of their reference unit",
     ),
 )
 RATES = ERROR_RATES + SWITCH_RATES
@@ -48,9 +48,9 @@ OTHER_COLUMNS = {
     "decoding": "the LID prompt (task tokens `single`: `<|zh|>`, `cs`: `<|zh|><|en|>`), whether the repetition "
     "guard cut the hypotheses (`<system>_guard`: the same decoding, cut) and the audio padding",
     "trainable": "trainable parameters, counted for the backbone the system was trained on",
-    "epochs": "finished training epochs (two-stage systems: `stage 5+stage 6`)",
+    "epochs": "finished training epochs (two-phase systems: `stage 5+stage 6`)",
     "training": "the training and validation time of the finished epochs that ESPnet's reporter records in "
-    "`checkpoint.pth` (both stages of a two-stage system; start-up, checkpoint saving and averaging not included)",
+    "`checkpoint.pth` (both phases of a two-phase system; start-up, checkpoint saving and averaging not included)",
     "utts": "utterances scored",
     "ins.": "the share of all errors that are insertions (looping hypotheses show up here)",
     "RTF": "decoding seconds per audio second, summed over the decoding jobs, on the machine that decoded",
@@ -62,10 +62,10 @@ def legend() -> list[str]:
     """What the cells and columns of the results tables mean."""
     lines = [
         "Rates in percent after normalization (OpenCC t2s, NFKC, lowercase, punctuation and non-speech markers "
-        "removed), over CJK characters and English words, each written `rate [low, high] (n)`: its 95% bootstrap "
+        "removed), over units (every CJK character, every English word), each written `rate [low, high] (n)`: its 95% bootstrap "
         f"interval over utterances (percentiles of {RESAMPLES} resamples with replacement, numpy "
         f"`default_rng({SEED})`) and the n utterances it covers (those of its category; for PIER, switch ER and "
-        "lang. acc., those with such tokens). Columns:",
+        "lang. acc., those with such units). Columns:",
         "",
     ]
     meanings = {**{r.header: r.meaning for r in RATES}, **OTHER_COLUMNS}

@@ -35,10 +35,10 @@ head_min_fraction=0.1   # an LID head is one at least at this fraction of the tr
 head_batch_size=8       # utterances per teacher-forced pass of head selection
 # Training
 method=""               # conf/tuning/<method>.yaml for stages 5, 7, 8 (empty: no training)
-stage2_method=""        # conf/tuning/<method>.yaml of stage 6, initialized from stage 5's model
+phase2_method=""        # conf/tuning/<method>.yaml of the second training phase (stage 6), initialized from stage 5's model
 train_opts=""           # extra options of espnet_cs.bin.train, e.g. "--max_epoch 2"
-exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag> (two-stage: of the final model's dir)
-stage1_exp_tag=""       # two-stage: suffix of stage 1's dir exp/<method><stage1_exp_tag> (stage-2 sweeps share one)
+exp_tag=""              # suffix of the experiment dir exp/<method><exp_tag> (two-phase: of the final model's dir)
+phase1_exp_tag=""       # two-phase: suffix of phase 1's dir exp/<method><phase1_exp_tag> (phase-2 sweeps share one)
 ngpu=0                  # GPUs per node for training (more than one: ESPnet's distributed data parallel)
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
@@ -63,7 +63,7 @@ Stages:
      (--nj jobs, merged); each guided method's YAML selects its heads from that file
      (model_conf.guidance: selection, share), so this stage has no selection option
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
-  6  training of --stage2_method, initialized from stage 5's averaged model
+  6  training of --phase2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir (each one it can; those it cannot are listed at the end)
@@ -83,8 +83,8 @@ Options (default):
   --zeroshot_lid_prompts ("${zeroshot_lid_prompts}") --pad_to_30s (${pad_to_30s})
   --decode_batch_size (${decode_batch_size}) --beam_size (${beam_size}) --decode_opts ("${decode_opts}")
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
-  --method ("${method}") --stage2_method ("${stage2_method}") --train_opts ("${train_opts}")
-  --exp_tag ("${exp_tag}") --stage1_exp_tag ("${stage1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
+  --method ("${method}") --phase2_method ("${phase2_method}") --train_opts ("${train_opts}")
+  --exp_tag ("${exp_tag}") --phase1_exp_tag ("${phase1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
   --results (${results}) --results_archive ("${results_archive}") --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
   --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_share (${attention_share})
@@ -120,10 +120,10 @@ run_stage() {  # true if stage $1 is within --stage .. --stop_stage
 
 data_sets="${train_set} ${valid_set} ${test_sets}"
 asr_exp="exp/${method}${exp_tag}"
-stage1_exp="${asr_exp}"
-if [ -n "${stage2_method}" ]; then
-    stage1_exp="exp/${method}${stage1_exp_tag}"
-    asr_exp="exp/${method}+${stage2_method}${exp_tag}"  # the final model's dir
+phase1_exp="${asr_exp}"
+if [ -n "${phase2_method}" ]; then
+    phase1_exp="exp/${method}${phase1_exp_tag}"
+    asr_exp="exp/${method}+${phase2_method}${exp_tag}"  # the final model's dir
 fi
 needs_method() {  # stage, method, option naming it
     if [ -z "$2" ]; then
@@ -132,10 +132,16 @@ needs_method() {  # stage, method, option naming it
     fi
 }
 # Checked before any stage runs: the methods exist, and each data set is one name.
-for option in method stage2_method; do
+renamed_names="$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../conf/renamed.txt"  # old new
+for option in method phase2_method; do
     name="${!option}"
     if [ -n "${name}" ] && [ ! -f "conf/tuning/${name}.yaml" ]; then
-        log "--${option} ${name}: unknown method, no conf/tuning/${name}.yaml (methods: $(method_names))"
+        renamed="$(awk -v old="${name}" '$1 == old { print $2 }' "${renamed_names}" || true)"
+        if [ -n "${renamed}" ]; then
+            log "--${option} ${name}: the method was renamed ${renamed} (conf/tuning/${renamed}.yaml)"
+        else
+            log "--${option} ${name}: unknown method, no conf/tuning/${name}.yaml (methods: $(method_names))"
+        fi
         exit 1
     fi
 done
@@ -305,16 +311,16 @@ fi
 
 if run_stage 5 && { [ -n "${method}" ] || [ "${stage}" -eq 5 ]; }; then
     needs_method 5 "${method}"
-    log "stage 5: training ${method} -> ${stage1_exp} (log: ${stage1_exp}/train.log)"
-    train "${method}" "${stage1_exp}"
+    log "stage 5: training ${method} -> ${phase1_exp} (log: ${phase1_exp}/train.log)"
+    train "${method}" "${phase1_exp}"
 fi
 
-if run_stage 6 && { [ -n "${stage2_method}" ] || [ "${stage}" -eq 6 ]; }; then
-    needs_method 6 "${stage2_method}" --stage2_method
-    init="${stage1_exp}/valid.loss.ave.pth"
+if run_stage 6 && { [ -n "${phase2_method}" ] || [ "${stage}" -eq 6 ]; }; then
+    needs_method 6 "${phase2_method}" --phase2_method
+    init="${phase1_exp}/valid.loss.ave.pth"
     [ -f "${init}" ] || { log "stage 6 starts from ${init}, which does not exist: run stage 5 first"; exit 1; }
-    log "stage 6: training ${stage2_method} from ${init} -> ${asr_exp} (log: ${asr_exp}/train.log)"
-    train "${stage2_method}" "${asr_exp}" --init_param "${init}"
+    log "stage 6: training ${phase2_method} from ${init} -> ${asr_exp} (log: ${asr_exp}/train.log)"
+    train "${phase2_method}" "${asr_exp}" --init_param "${init}"
 fi
 
 if run_stage 7 && { [ -n "${method}" ] || [ "${stage}" -eq 7 ]; }; then

@@ -9,7 +9,7 @@
 # --help; paths must not contain spaces). A forgetting set it prepares (--aishell_dir: aishell_test,
 # --librispeech_dir: librispeech_test_clean) is decoded and reported when --test_sets names it.
 # The method's YAML (conf/tuning/<method>.yaml) holds the paper's schedule (SPT: 10 epochs; AG:
-# 15 epochs per stage; batch 8), which this recipe keeps; --train_opts "--max_epoch 3" overrides
+# 15 epochs per phase; batch 8), which this recipe keeps; --train_opts "--max_epoch 3" overrides
 # it, as does every option given. Stages and options: ./asr.sh --help
 set -euo pipefail
 

@@ -7,10 +7,10 @@
 # SPT4ASR on the benchmark's budget (1 epoch of the 1200 training utterances: 150 steps of 8),
 # decodes, scores and writes RESULTS.md from results/ (the results archive: stage 11 copies each
 # scored system of exp/ there, so the report keeps the runs of earlier clones; commit it with
-# RESULTS.md). Every method on the same budget (a two-stage method: 75 steps per stage), from the
+# RESULTS.md). Every method on the same budget (a two-phase method: 75 steps per phase), from the
 # repository root:
 #   local/run_all_methods.sh --recipe egs2/cs_bench/asr1 --max_epoch 1 --adapter_max_epoch 1 \
-#       --stage_max_epoch 1 --stage_iters_per_epoch 75 --padding_comparison false
+#       --phase_max_epoch 1 --phase_iters_per_epoch 75 --padding_comparison false
 # Corpus options: local/data.sh --help (through --local_data_opts). Stages: ./asr.sh --help
 set -euo pipefail
 
@@ -22,5 +22,5 @@ set -euo pipefail
     --method spt4asr \
     --train_opts "--max_epoch 1" \
     --results_archive results \
-    --attention_plot "backbone adapter adapter_stage1+adapter_ag_stage2" \
+    --attention_plot "backbone adapter adapter_phase1+adapter_ag_phase2" \
     "$@"

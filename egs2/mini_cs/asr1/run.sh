@@ -5,7 +5,7 @@
 # conf/tuning/spt4asr.yaml), decodes and scores it, and writes RESULTS.md.
 # Every method: local/run_all_methods.sh at the repository root. Stages and options: ./asr.sh --help
 # The attention figure of stage 10 draws what the paper's Figure 3 does: the backbone, adapters
-# without guidance and the two-stage guided model (those of them trained).
+# without guidance and the two-phase guided model (those of them trained).
 set -euo pipefail
 
 ./asr.sh \
@@ -15,5 +15,5 @@ set -euo pipefail
     --whisper_model whisper-base \
     --method spt4asr \
     --train_opts "--max_epoch 3" \
-    --attention_plot "backbone adapter adapter_stage1+adapter_ag_stage2" \
+    --attention_plot "backbone adapter adapter_phase1+adapter_ag_phase2" \
     "$@"

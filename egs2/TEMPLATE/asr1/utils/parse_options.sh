@@ -2,7 +2,8 @@
 # Kaldi-style option parsing, sourced by scripts: `--some-option value` or `--some_option value`
 # sets the shell variable `some_option`, which the script must have defined (with its default)
 # before sourcing this file. `--help` prints the script's `help_message` and exits.
-# Positional arguments are left in "$@".
+# Positional arguments are left in "$@". An option renamed in this release (conf/renamed.txt) fails
+# with an error naming its new name.
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -16,6 +17,12 @@ while [ $# -gt 0 ]; do
             name="${1#--}"
             name="${name//-/_}"
             if [ -z "${!name+set}" ] || ! [[ "${name}" =~ ^[a-zA-Z_][a-zA-Z0-9_]*$ ]]; then
+                renamed="$(awk -v old="--${name}" '$1 == old { print $2 }' \
+                    "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../../conf/renamed.txt" 2>/dev/null || true)"
+                if [ -n "${renamed}" ]; then
+                    echo "$0: option $1 was renamed ${renamed}" >&2
+                    exit 1
+                fi
                 echo "$0: unknown option $1 (see $0 --help)" >&2
                 exit 1
             fi
@@ -35,4 +42,4 @@ while [ $# -gt 0 ]; do
             break ;;
     esac
 done
-unset name
+unset name renamed
