@@ -20,7 +20,6 @@ weights, with the number of utterances whose tokens are the same.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import statistics
 import tempfile
 import time
@@ -31,10 +30,19 @@ import numpy as np
 import torch
 import whisper
 
-from benchmarks.harness import LID_HEADS, TEXT, Table, build, common_options, report, synchronize, training_options
+from benchmarks.harness import (
+    LID_HEADS,
+    TEXT,
+    Table,
+    build,
+    common_options,
+    report,
+    stand_in_lid_heads,
+    synchronize,
+    training_options,
+)
 from espnet_cs.backbone import embedded_installed, load_whisper, whisper_dims
 from espnet_cs.decoding import DecodingConfig, Transcriber
-from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.model import CSWhisperModel
 
 
@@ -61,22 +69,7 @@ def lid_heads(whisper_model: str, size: str) -> Path:
     checkpoint = Path(whisper_model)
     dims = whisper_dims(size)
     layers, heads = dims.n_text_layer, dims.n_text_head
-    path = checkpoint.with_suffix(".lid_heads.json")
-    LidHeads(
-        backbone=str(checkpoint),
-        backbone_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
-        n_layers=layers,
-        n_heads=heads,
-        ranked=[(1, h) for h in range(heads)],
-        counts=[[int(layer == 1)] * heads for layer in range(layers)],
-        mean_lid_attention=[[0.5] * heads for _ in range(layers)],
-        n_sentences=1,
-        sentences_with_words=1,
-        word_tokens=1,
-        min_fraction=0.0,
-        own_language_share=0.5,
-    ).save(path)
-    return path
+    return stand_in_lid_heads(checkpoint, layers, heads, checkpoint.with_suffix(".lid_heads.json"))
 
 
 def training(model: CSWhisperModel, amp_name: str, args: argparse.Namespace) -> tuple[float, float | None]:

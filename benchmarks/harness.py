@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import os
 import platform
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.methods import method_config, one_phase
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,6 +58,26 @@ def build(method: str, whisper_model: str, lid_heads: Path = LID_HEADS, **conf: 
     if "guidance" in args.model_conf:
         args.model_conf = {**args.model_conf, "guidance": {**args.model_conf["guidance"], "lid_heads": str(lid_heads)}}
     return build_trainable_model(args).train()
+
+
+def stand_in_lid_heads(checkpoint: Path, n_layers: int, n_heads: int, path: Path) -> Path:
+    """Write, at ``path``, an ``lid_heads.json`` for the Whisper checkpoint ``checkpoint`` that ranks
+    every head of decoder layer 1: a stand-in where no LID heads were measured (random weights)."""
+    LidHeads(
+        backbone=str(checkpoint),
+        backbone_sha256=hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+        n_layers=n_layers,
+        n_heads=n_heads,
+        ranked=[(1, h) for h in range(n_heads)],
+        counts=[[int(layer == 1)] * n_heads for layer in range(n_layers)],
+        mean_lid_attention=[[0.5] * n_heads for _ in range(n_layers)],
+        n_sentences=1,
+        sentences_with_words=1,
+        word_tokens=1,
+        min_fraction=0.0,
+        own_language_share=0.5,
+    ).save(path)
+    return path
 
 
 def measure_in_child(module: str, argv: Sequence[str], env: dict[str, str] | None = None) -> dict:

@@ -8,7 +8,6 @@ the last encoder and decoder blocks check that the model computes in the dtype i
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -19,9 +18,9 @@ import soundfile as sf
 import torch
 import whisper
 
+from benchmarks.harness import stand_in_lid_heads
 from espnet_cs.attention_analysis import attention_passes, collect_head_statistics
 from espnet_cs.decoding import DecodingConfig, Transcriber
-from espnet_cs.guidance.heads import LidHeads
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.task import CSASRTask, build_trainable_model
 
@@ -48,23 +47,7 @@ BF16 = "bf16 autocast"
 def lid_heads_file(whisper_path: Path, directory: Path) -> Path:
     """An ``lid_heads.json`` ranking every head of decoder layer 1 of the checkpoint at ``whisper_path``."""
     dims = torch.load(whisper_path)["dims"]
-    layers, heads = dims["n_text_layer"], dims["n_text_head"]
-    path = directory / "lid_heads.json"
-    LidHeads(
-        backbone=str(whisper_path),
-        backbone_sha256=hashlib.sha256(whisper_path.read_bytes()).hexdigest(),
-        n_layers=layers,
-        n_heads=heads,
-        ranked=[(1, h) for h in range(heads)],
-        counts=[[int(layer == 1)] * heads for layer in range(layers)],
-        mean_lid_attention=[[0.5] * heads for _ in range(layers)],
-        n_sentences=1,
-        sentences_with_words=1,
-        word_tokens=1,
-        min_fraction=0.0,
-        own_language_share=0.5,
-    ).save(path)
-    return path
+    return stand_in_lid_heads(whisper_path, dims["n_text_layer"], dims["n_text_head"], directory / "lid_heads.json")
 
 
 def build(method: str, whisper_path: Path, lid_heads: Path) -> CSWhisperModel:

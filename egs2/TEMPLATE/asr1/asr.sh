@@ -104,16 +104,8 @@ EOF
 . utils/parse_options.sh  # before path.sh: --help installs nothing
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
-how_it_ended() {  # exit status of a command: how it ended, with the likely cause
-    if [ "$1" -gt 128 ]; then
-        local name
-        name="$(kill -l "$(( $1 - 128 ))" 2>/dev/null || echo "$(( $1 - 128 ))")"
-        echo -n "was killed by SIG${name}"
-        [ "${name}" != KILL ] || echo -n " (most often the out-of-memory killer: see dmesg, or use fewer jobs)"
-    else
-        echo -n "failed (exit status $1)"
-    fi
-}
+. utils/exit_status.sh  # how_it_ended
+
 run_stage() {  # true if stage $1 is within --stage .. --stop_stage
     [ "${stage}" -le "$1" ] && [ "${stop_stage}" -ge "$1" ]
 }

@@ -57,16 +57,7 @@ job_pids=("${pids[@]%%:*}")
 ( while kill -0 "${caller}" 2> /dev/null; do sleep 1; done; kill "${job_pids[@]}" 2> /dev/null ) > /dev/null 2>&1 &
 watcher=$!
 
-how_it_ended() {  # exit status of a job: how it ended, with the likely cause
-    if [ "$1" -gt 128 ]; then
-        local name
-        name="$(kill -l "$(( $1 - 128 ))" 2> /dev/null || echo "$(( $1 - 128 ))")"
-        echo -n "was killed by SIG${name}"
-        [ "${name}" != KILL ] || echo -n " (most often the out-of-memory killer: see dmesg, or use fewer jobs)"
-    else
-        echo -n "failed (exit status $1)"
-    fi
-}
+. "$(dirname "${BASH_SOURCE[0]}")/exit_status.sh"  # how_it_ended
 
 failed=0
 for entry in "${pids[@]}"; do
