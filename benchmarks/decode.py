@@ -94,7 +94,7 @@ def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
     from espnet_cs.model import CSWhisperModel
 
     serve_from_heap()  # as espnet_cs.bin.decode does on CPU
-    model = CSWhisperModel.from_backbone("whisper-base", lid_prompt="single", pad_to_30s=True)
+    model = CSWhisperModel.from_backbone("whisper-base", task_tokens="zh", pad_to_30s=True)
     transcriber = Transcriber.from_model(model, DecodingConfig(drop_finished=drop_finished))
     if int8:
         from espnet_cs.quantization import quantize_linear_int8
@@ -185,7 +185,7 @@ def espnet_beam_search(threads: int) -> Decoder:
         decoder = OpenAIWhisperDecoder(vocab_size=model.dims.n_vocab, encoder_output_size=512, whisper_model="base")
     finally:
         whisper.load_model = official_loader
-    tokenizer = CSTokenizer("single")
+    tokenizer = CSTokenizer("zh")
     search = BeamSearch(
         {"decoder": decoder.eval()},
         {"decoder": 1.0},

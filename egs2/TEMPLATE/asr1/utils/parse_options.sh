@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Kaldi-style option parsing, sourced by scripts: `--some-option value` or `--some_option value`
 # sets the shell variable `some_option`, which the script must have defined (with its default)
-# before sourcing this file. `--help` prints the script's `help_message` and exits.
+# before sourcing this file. `--help` prints the script's `help_message` and exits. An option the
+# script lists in its associative array `renamed_options` (old name -> new name) is refused with
+# one line naming the new option.
 # Positional arguments are left in "$@".
 
 while [ $# -gt 0 ]; do
@@ -15,6 +17,11 @@ while [ $# -gt 0 ]; do
         --*)
             name="${1#--}"
             name="${name//-/_}"
+            if [[ "${name}" =~ ^[a-zA-Z_][a-zA-Z0-9_]*$ ]] && declare -p renamed_options &>/dev/null \
+                && [ -n "${renamed_options[${name}]+set}" ]; then
+                echo "$0: option $1 was renamed to --${renamed_options[${name}]}" >&2
+                exit 1
+            fi
             if [ -z "${!name+set}" ] || ! [[ "${name}" =~ ^[a-zA-Z_][a-zA-Z0-9_]*$ ]]; then
                 echo "$0: unknown option $1 (see $0 --help)" >&2
                 exit 1
