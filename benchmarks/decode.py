@@ -15,7 +15,7 @@ options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memo
   quantization; opt-in, its hypotheses differ);
 - ``openai-whisper``: ``whisper.decode`` (greedy, KV cache, the same options), which must give
   the same tokens as ``espnet-cs``;
-- ``faster-whisper batch`` (float32, int8): faster-whisper's model, features and prompt, the batch
+- ``faster-whisper batch`` (float32, int8): faster-whisper's model, features and task tokens, the batch
   through CTranslate2's ``generate`` as faster-whisper's batched pipeline calls it;
 - ``faster-whisper transcribe``: its public ``WhisperModel.transcribe`` one utterance at a time
   (what a user of faster-whisper writes for a list of files), float32.
@@ -127,15 +127,15 @@ def faster_whisper_batch(compute_type: str, threads: int) -> Decoder:
 
     model = WhisperModel(str(ctranslate2_dir()), device="cpu", compute_type=compute_type, cpu_threads=threads)
     tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="zh")
-    prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
-    max_length = len(prompt) + 224  # whisper.decode's sample_len: half the text context
+    task_tokens = model.get_prompt(tokenizer, [], without_timestamps=True)
+    max_length = len(task_tokens) + 224  # whisper.decode's sample_len: half the text context
 
     def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
         features = np.stack([model.feature_extractor(np.pad(a, (0, N_SAMPLES - len(a))), padding=0) for a in audios])
         encoded = model.encode(features[..., : model.feature_extractor.nb_max_frames])
         results = model.model.generate(
             encoded,
-            [prompt] * len(audios),
+            [task_tokens] * len(audios),
             beam_size=1,
             max_length=max_length,
             suppress_blank=True,

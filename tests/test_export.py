@@ -64,17 +64,17 @@ def test_exported_model_decodes_alike_in_transformers_and_ctranslate2(tiny_whisp
     ours = greedy(model)
     transcriber = Transcriber.from_model(model, DecodingConfig(max_new_tokens=16))
     mel = transcriber.encoder.log_mel(torch.from_numpy(AUDIO)[None], torch.tensor([len(AUDIO)]), N_SAMPLES)
-    prompt = list(transcriber.tokenizer.sot_sequence)
+    task_tokens = list(transcriber.tokenizer.sot_sequence)
 
     hf = WhisperForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
     with torch.no_grad():
-        theirs = model.decoder.decoders(torch.tensor([prompt]), model.encoder.encoders(mel))
-        logits = hf(input_features=mel, decoder_input_ids=torch.tensor([prompt])).logits
+        theirs = model.decoder.decoders(torch.tensor([task_tokens]), model.encoder.encoders(mel))
+        logits = hf(input_features=mel, decoder_input_ids=torch.tensor([task_tokens])).logits
     torch.testing.assert_close(logits, theirs, atol=1e-4, rtol=1e-4)
 
     runtime = ctranslate2.models.Whisper(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
     result = runtime.generate(
-        ctranslate2.StorageView.from_array(mel.numpy()), [prompt], beam_size=1, max_length=len(prompt) + 16
+        ctranslate2.StorageView.from_array(mel.numpy()), [task_tokens], beam_size=1, max_length=len(task_tokens) + 16
     )[0]  # faster-whisper's greedy call: suppress_blank and the config's suppress_ids, as openai-whisper
     assert result.sequences_ids[0] == [t for t in ours if t != 50257][: len(result.sequences_ids[0])]
     assert len(result.sequences_ids[0]) >= min(len(ours), 4)

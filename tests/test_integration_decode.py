@@ -30,7 +30,7 @@ def audios() -> list[np.ndarray]:
 def openai_whisper_decode(
     model: whisper.model.Whisper, audios: list[np.ndarray], tokenizer: CSTokenizer, **options
 ) -> list[list[int]]:
-    """openai-whisper's own decoding with ``tokenizer``'s prompt (it has no two-LID option): its
+    """openai-whisper's own decoding with ``tokenizer``'s task tokens (it has no two-LID option): its
     task's initial tokens, blank filter position and key/value cache inference (which its beam
     search decoder holds too) are replaced. With a beam, one audio at a time: its batched beam
     search cannot share one audio row among beams."""

@@ -65,7 +65,7 @@ def test_monolingual_language() -> None:
     assert monolingual_language(row("s", scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2)))) is None
 
 
-def test_forgetting_pairs_prompt_and_guard() -> None:
+def test_forgetting_pairs_task_tokens_and_guard() -> None:
     mixed = scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))
     tables = {
         "aishell_test": [
