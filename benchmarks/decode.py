@@ -15,7 +15,7 @@ options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memo
   quantization; opt-in, its hypotheses differ);
 - ``openai-whisper``: ``whisper.decode`` (greedy, KV cache, the same options), which must give
   the same tokens as ``espnet-cs``;
-- ``faster-whisper batch`` (float32, int8): faster-whisper's model, features and prompt, the batch
+- ``faster-whisper batch`` (float32, int8): faster-whisper's model, features and task tokens, the batch
   through CTranslate2's ``generate`` as faster-whisper's batched pipeline calls it;
 - ``faster-whisper transcribe``: its public ``WhisperModel.transcribe`` one utterance at a time
   (what a user of faster-whisper writes for a list of files), float32.
@@ -94,7 +94,7 @@ def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
     from espnet_cs.model import CSWhisperModel
 
     serve_from_heap()  # as espnet_cs.bin.decode does on CPU
-    model = CSWhisperModel.from_backbone("whisper-base", lid_prompt="single", pad_to_30s=True)
+    model = CSWhisperModel.from_backbone("whisper-base", task_tokens="zh", pad_to_30s=True)
     transcriber = Transcriber.from_model(model, DecodingConfig(drop_finished=drop_finished))
     if int8:
         from espnet_cs.quantization import quantize_linear_int8
@@ -127,15 +127,15 @@ def faster_whisper_batch(compute_type: str, threads: int) -> Decoder:
 
     model = WhisperModel(str(ctranslate2_dir()), device="cpu", compute_type=compute_type, cpu_threads=threads)
     tokenizer = Tokenizer(model.hf_tokenizer, True, task="transcribe", language="zh")
-    prompt = model.get_prompt(tokenizer, [], without_timestamps=True)
-    max_length = len(prompt) + 224  # whisper.decode's sample_len: half the text context
+    task_tokens = model.get_prompt(tokenizer, [], without_timestamps=True)
+    max_length = len(task_tokens) + 224  # whisper.decode's sample_len: half the text context
 
     def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
         features = np.stack([model.feature_extractor(np.pad(a, (0, N_SAMPLES - len(a))), padding=0) for a in audios])
         encoded = model.encode(features[..., : model.feature_extractor.nb_max_frames])
         results = model.model.generate(
             encoded,
-            [prompt] * len(audios),
+            [task_tokens] * len(audios),
             beam_size=1,
             max_length=max_length,
             suppress_blank=True,
@@ -185,7 +185,7 @@ def espnet_beam_search(threads: int) -> Decoder:
         decoder = OpenAIWhisperDecoder(vocab_size=model.dims.n_vocab, encoder_output_size=512, whisper_model="base")
     finally:
         whisper.load_model = official_loader
-    tokenizer = CSTokenizer("single")
+    tokenizer = CSTokenizer("zh")
     search = BeamSearch(
         {"decoder": decoder.eval()},
         {"decoder": 1.0},

@@ -3,7 +3,7 @@
 Utterances of a stage-2 data dir (cs_bench's test set by default) are grouped by duration; each
 group of ``--per_bin`` utterances is decoded greedily in batches of ``--batch`` by a trained
 system (true length, its own padding policy) and by zero-shot Whisper-base (30-s windows, the
-``single`` prompt), with ``--threads`` threads; then the trained system decodes 1x, 2x and 4x
+``zh`` task tokens), with ``--threads`` threads; then the trained system decodes 1x, 2x and 4x
 ``--per_bin`` utterances of the whole set. It prints seconds per utterance and the real-time
 factor of each.
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     seconds = {u: len(a) / 16000 for u, a in audios.items()}
     model_file = next(p for p in (args.exp / "valid.loss.ave.pth", args.exp / "valid.loss.best.pth") if p.is_file())
     trained = Transcriber.from_trained(str(args.exp / "config.yaml"), str(model_file))
-    zero_shot = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "single", pad_to_30s=True))
+    zero_shot = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "zh", pad_to_30s=True))
 
     by_length = Table(
         [

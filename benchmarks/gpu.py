@@ -126,7 +126,7 @@ def zero_shot_against_openai_whisper(whisper_model: str, args: argparse.Namespac
     ``<|zh|><|transcribe|><|notimestamps|>``, by espnet-cs and by openai-whisper's ``whisper.decode``
     (its key/value cache, the same options) on the same device and weights: the real-time factor
     of each and how many utterances got the same tokens."""
-    model = CSWhisperModel.from_backbone(whisper_model, lid_prompt="single", pad_to_30s=True).eval()
+    model = CSWhisperModel.from_backbone(whisper_model, task_tokens="zh", pad_to_30s=True).eval()
     transcriber = Transcriber.from_model(model, DecodingConfig(), args.device)
     reference, _ = load_whisper(whisper_model, device=args.device)
     reference.eval()

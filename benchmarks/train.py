@@ -113,7 +113,7 @@ def transformers_route(method: str, sets: dict[str, Path], epochs: int, out: Pat
 
     torch.set_num_threads(threads)
     config = load_yaml(CONF / f"{method}.yaml")
-    tokenizer = CSTokenizer(config.get("lid_prompt", "cs"))
+    tokenizer = CSTokenizer(config.get("task_tokens", "zh_en"))
     model = WhisperForConditionalGeneration.from_pretrained(hf_checkpoint(out.parent))
     if config.get("adapter") == "lora":
         from peft import LoraConfig, get_peft_model
@@ -204,7 +204,7 @@ def transformers_route(method: str, sets: dict[str, Path], epochs: int, out: Pat
     return {
         "epoch_seconds": timer.seconds,
         "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "model": {"hf_dir": str(out / "model"), "lid_prompt": tokenizer.lid_prompt},
+        "model": {"hf_dir": str(out / "model"), "task_tokens": tokenizer.task_tokens},
     }
 
 
@@ -220,7 +220,7 @@ def test_errors(model: dict, test_set: Path, threads: int) -> dict[str, list[int
 
     torch.set_num_threads(threads)
     if "hf_dir" in model:
-        transcriber = Transcriber.from_model(CSWhisperModel.from_backbone(model["hf_dir"], model["lid_prompt"]))
+        transcriber = Transcriber.from_model(CSWhisperModel.from_backbone(model["hf_dir"], model["task_tokens"]))
     else:
         transcriber = Transcriber.from_trained(model["config"], model["file"])
     wavs = read_kaldi_map(test_set / "wav.scp")

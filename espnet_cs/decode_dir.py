@@ -1,7 +1,7 @@
 """Decode dirs: hypotheses (``token``, ``token_lang``, ``text``) and ``decode_info.json``; merging the dirs of split jobs.
 
 ``text`` is removed first and written last, so a dir with ``text`` is complete. ``decode_info.json``
-holds the decode's settings (data, model, prompt, padding, guard, batch size, ...) and its cost
+holds the decode's settings (data, model, task tokens, padding, guard, batch size, ...) and its cost
 (utterances, audio and decoding seconds). The settings identify what the hypotheses were made
 from: the audio (stage 2's digests, :func:`espnet_cs.splitting.audio_sha256`), the model file's and
 backbone's sha256 and the decoding options. A complete dir with the settings a decode would use

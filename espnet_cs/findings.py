@@ -54,7 +54,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         "SPT",
         "full fine-tuning forgets: worse than the backbone and than SPT4ASR and LoRA on monolingual sets",
-        (("zeroshot_cs", "fft"), ("spt4asr", "fft"), ("lora", "fft")),
+        (("zeroshot_zh_en", "fft"), ("spt4asr", "fft"), ("lora", "fft")),
         forgetting=True,
     ),
     Claim("AG", "attention guidance beats plain adapters", (("adapter_ag", "adapter"), (TWO_PHASE, "adapter"))),

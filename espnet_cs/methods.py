@@ -105,7 +105,7 @@ def method_config(name: str, conf_dir: Path = CONF) -> Path:
     if config.is_file():
         return config
     if name in RENAMED:
-        raise ValueError(f"method {name} was renamed {RENAMED[name]} ({conf_dir / RENAMED[name]}.yaml)")
+        raise ValueError(f"method {name} was renamed to {RENAMED[name]} ({conf_dir / RENAMED[name]}.yaml)")
     raise ValueError(f"unknown method {name}: no {config} (methods: {' '.join(methods(conf_dir))})")
 
 

@@ -21,7 +21,7 @@ from espnet_cs.backbone import one_load_per_backbone
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.encoder import CSWhisperEncoder
 from espnet_cs.guidance.loss import AttentionGuidance, GuidanceConfig
-from espnet_cs.tokenizer import CSTokenizer, LidPrompt
+from espnet_cs.tokenizer import CSTokenizer, TaskTokens
 
 IGNORE_ID = -1
 BACKBONE_PREFIXES = ("encoder.encoders.", "decoder.decoders.")
@@ -38,18 +38,18 @@ class CSWhisperModel(AbsESPnetModel):
     Args:
         encoder: Whisper encoder (with its soft prompts and adapters, if any).
         decoder: Whisper decoder (with its soft prompts and adapters, if any).
-        lid_prompt: decoder task tokens, ``single`` (``<|zh|>``) or ``cs`` (``<|zh|><|en|>``).
+        task_tokens: decoder task tokens, ``zh`` (``<|zh|>``) or ``zh_en`` (``<|zh|><|en|>``).
         lsm_weight: label smoothing.
         length_normalized_loss: normalize the loss by tokens instead of utterances.
         guidance: attention guidance options (:class:`espnet_cs.guidance.loss.GuidanceConfig`;
-            needs ``lid_prompt: cs``): the loss is cross-entropy + weight * guidance.
+            needs ``task_tokens: zh_en``): the loss is cross-entropy + weight * guidance.
     """
 
     def __init__(
         self,
         encoder: CSWhisperEncoder,
         decoder: CSWhisperDecoder,
-        lid_prompt: LidPrompt = "cs",
+        task_tokens: TaskTokens = "zh_en",
         lsm_weight: float = 0.0,
         length_normalized_loss: bool = False,
         guidance: dict | None = None,
@@ -60,7 +60,7 @@ class CSWhisperModel(AbsESPnetModel):
         self.encoder = encoder
         self.decoder = decoder
         dims = encoder.backbone_identity.dims
-        self.tokenizer = CSTokenizer.for_vocab(dims["n_vocab"], lid_prompt)
+        self.tokenizer = CSTokenizer.for_vocab(dims["n_vocab"], task_tokens)
         self.criterion = LabelSmoothingLoss(
             self.tokenizer.vocab_size, IGNORE_ID, lsm_weight, normalize_length=length_normalized_loss
         )
@@ -88,7 +88,7 @@ class CSWhisperModel(AbsESPnetModel):
     def from_backbone(
         cls,
         whisper_model: str = "whisper-base",
-        lid_prompt: LidPrompt = "cs",
+        task_tokens: TaskTokens = "zh_en",
         pad_to_30s: bool = True,
         cache_dir: str | None = None,
     ) -> CSWhisperModel:
@@ -99,7 +99,7 @@ class CSWhisperModel(AbsESPnetModel):
             decoder = CSWhisperDecoder(
                 vocab_size, encoder.output_size(), whisper_model=whisper_model, cache_dir=cache_dir
             )
-        return cls(encoder, decoder, lid_prompt=lid_prompt)
+        return cls(encoder, decoder, task_tokens=task_tokens)
 
     def teacher_forcing(self, text: torch.Tensor, text_lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decoder inputs and targets.

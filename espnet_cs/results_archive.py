@@ -9,7 +9,7 @@ a tracked directory (cs_bench: ``results/``), for each ``exp/<system>/decode_<se
 stage 10's ``attention/<set>/attention.{json,png}``. A decode dir in ``exp`` replaces its copy; what
 only the archive holds stays, so the report built from the archive covers the runs of every clone.
 Attention is kept per system too: a new ``attention.json`` keeps the archived systems it did not
-measure where both measured the same heads (``selection``, ``share``, ``heads``), else replaces them.
+measure where both measured the same heads (``selection``, ``fraction``, ``heads``), else replaces them.
 
 Rows of one set are compared utterance by utterance, so they must be decoded from the same audio:
 :func:`archive` refuses, before it writes anything, a decode whose ``audio_sha256`` differs from
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from espnet_cs.config_yaml import load_yaml
 from espnet_cs.kaldi_dir import write_atomic
+from espnet_cs.renamed import refuse_renamed_training_options
 from espnet_cs.task import count_trainable
 from espnet_cs.trainer import load_checkpoint
 
@@ -32,7 +33,7 @@ DECODE_FILES = ("scores.json", "decode_info.json")
 TRAINING_FILE = "training.json"
 STAGE_FILES = ("lid_heads/lid_heads.json", "lid_heads/heads.png", "attention/*/attention.png")
 ATTENTION_FILES = "attention/*/attention.json"
-SAME_MEASUREMENT = ("selection", "share", "heads")  # attention.json keys: systems measured alike
+SAME_MEASUREMENT = ("selection", "fraction", "heads")  # attention.json keys: systems measured alike
 
 
 def training_summary(exp: Path) -> dict:
@@ -45,7 +46,9 @@ def training_summary(exp: Path) -> dict:
     config = exp / "config.yaml"
     if not config.exists():
         return {}
-    args = argparse.Namespace(**load_yaml(config))  # as ESPnet reads a run's config
+    conf = load_yaml(config)
+    refuse_renamed_training_options(conf, str(config))
+    args = argparse.Namespace(**conf)  # as ESPnet reads a run's config
     try:
         trainable, _ = count_trainable(args, args.whisper_model)
     except ValueError:

@@ -39,7 +39,8 @@ from espnet_cs.host_memory import allocator_in_use, fix_mmap_threshold
 from espnet_cs.methods import FAMILIES
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.options import check_options
-from espnet_cs.tokenizer import LID_PROMPTS, CSTokenizer
+from espnet_cs.renamed import RENAMED_OPTIONS, add_renamed_options, refuse_renamed_training_options, task_tokens_type
+from espnet_cs.tokenizer import TASK_TOKEN_LANGUAGES, CSTokenizer
 from espnet_cs.trainer import CSTrainer
 
 encoder_choices = ClassChoices(
@@ -99,12 +100,13 @@ class CSASRTask(AbsTask):
         )
         group.add_argument("--whisper_cache_dir", type=str_or_none, default=None, help="cache of converted backbones")
         group.add_argument(
-            "--lid_prompt",
-            type=str,
-            default="cs",
-            choices=sorted(LID_PROMPTS),
-            help="language tokens of the decoder's task tokens: single = <|zh|>, cs = <|zh|><|en|>",
+            "--task_tokens",
+            type=task_tokens_type,
+            default="zh_en",
+            choices=sorted(TASK_TOKEN_LANGUAGES),
+            help="the decoder's task tokens, by their language tokens: zh = <|zh|>, zh_en = <|zh|><|en|>",
         )
+        add_renamed_options(group, RENAMED_OPTIONS)
         group.add_argument(
             "--lr_by_prefix",
             action=NestedDictAction,
@@ -140,7 +142,7 @@ class CSASRTask(AbsTask):
     @classmethod
     def build_preprocess_fn(cls, args: argparse.Namespace, train: bool) -> CSPreprocessor:
         # Whisper samples at most half its text context; one of those is <|endoftext|>.
-        return CSPreprocessor(train, CSTokenizer(args.lid_prompt), WHISPER_TEXT_CTX // 2 - 1)
+        return CSPreprocessor(train, CSTokenizer(args.task_tokens), WHISPER_TEXT_CTX // 2 - 1)
 
     @classmethod
     def required_data_names(cls, train: bool = True, inference: bool = False) -> tuple[str, ...]:
@@ -165,8 +167,10 @@ class CSASRTask(AbsTask):
     @classmethod
     def build_model_from_file(cls, config_file=None, model_file=None, device: str = "cpu"):
         """ESPnet's loading, with LoRA layers that use their loaded weights (see :func:`keep_lora_unmerged`),
-        of a config file read strictly first (:func:`espnet_cs.config_yaml.load_yaml`: no repeated key)."""
-        load_yaml_mapping(config_file if config_file is not None else Path(model_file).parent / "config.yaml")
+        of a config file read strictly first (:func:`espnet_cs.config_yaml.load_yaml`: no repeated key, and no
+        renamed option: :mod:`espnet_cs.renamed`)."""
+        path = config_file if config_file is not None else Path(model_file).parent / "config.yaml"
+        refuse_renamed_training_options(load_yaml_mapping(path), str(path))
         model, args = super().build_model_from_file(config_file, model_file, device)
         keep_lora_unmerged(model)
         return model, args
@@ -176,6 +180,7 @@ class CSASRTask(AbsTask):
         """:meth:`build_model_from_file` without the training loss's attention guidance: decoding
         neither uses it nor reads its LID-head file, which a later stage 4 may have rewritten."""
         config = load_yaml_mapping(config_file)
+        refuse_renamed_training_options(config, str(config_file))
         if not (config.get("model_conf") or {}).get("guidance"):
             return cls.build_model_from_file(config_file, model_file, device)
         config["model_conf"] = {k: v for k, v in config["model_conf"].items() if k != "guidance"}
@@ -185,7 +190,9 @@ class CSASRTask(AbsTask):
 
     @classmethod
     def build_model(cls, args: argparse.Namespace) -> CSWhisperModel:
-        """The model of ``args``; an error of its options (:class:`ConfigError`) names the config file."""
+        """The model of ``args``; an error of its options (:class:`ConfigError`), a renamed one
+        included (:mod:`espnet_cs.renamed`), names the config file."""
+        refuse_renamed_training_options(vars(args), getattr(args, "config", None) or "training options")
         try:
             return cls._build_model(args)
         except ConfigError as e:
@@ -197,7 +204,7 @@ class CSASRTask(AbsTask):
         backbone = dict(whisper_model=args.whisper_model, cache_dir=args.whisper_cache_dir)
         with one_load_per_backbone():  # the encoder and the decoder take their halves of one load
             encoder = _build("encoder", encoder_choices.get_class(args.encoder), {**args.encoder_conf, **backbone})
-            tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.lid_prompt)
+            tokenizer = CSTokenizer.for_vocab(encoder.backbone_identity.dims["n_vocab"], args.task_tokens)
             decoder = _build(
                 "decoder",
                 decoder_choices.get_class(args.decoder),
@@ -211,7 +218,7 @@ class CSASRTask(AbsTask):
         return _build(
             "model",
             model_choices.get_class(args.model),
-            {**args.model_conf, "encoder": encoder, "decoder": decoder, "lid_prompt": args.lid_prompt},
+            {**args.model_conf, "encoder": encoder, "decoder": decoder, "task_tokens": args.task_tokens},
         )
 
 

@@ -1,9 +1,9 @@
 """Whisper's multilingual tokenizer with the code-switching task tokens and per-token language tags.
 
-The decoder input starts with task tokens; their language tokens are the *LID prompt*:
+The decoder input starts with the *task tokens*, named by their language tokens:
 
-* ``single``: Whisper's own ``<|startoftranscript|><|zh|><|transcribe|><|notimestamps|>``
-* ``cs``: the two-LID code-switching tokens
+* ``zh``: Whisper's own ``<|startoftranscript|><|zh|><|transcribe|><|notimestamps|>``
+* ``zh_en``: the two-LID code-switching tokens
   ``<|startoftranscript|><|zh|><|en|><|transcribe|><|notimestamps|>``
 
 Every token also gets a language tag (:class:`Language`, from :mod:`espnet_cs.text`): ``ZH``
@@ -23,10 +23,11 @@ from typing import Literal
 
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
+from espnet_cs.renamed import refuse_renamed_task_tokens
 from espnet_cs.text import Language, char_language
 
-LidPrompt = Literal["single", "cs"]
-LID_PROMPTS: dict[str, tuple[str, ...]] = {"single": ("zh",), "cs": ("zh", "en")}  # its languages
+TaskTokens = Literal["zh", "zh_en"]
+TASK_TOKEN_LANGUAGES: dict[str, tuple[str, ...]] = {"zh": ("zh",), "zh_en": ("zh", "en")}
 
 
 def _byte_languages(text: str) -> list[Language]:
@@ -36,29 +37,30 @@ def _byte_languages(text: str) -> list[Language]:
 
 @dataclass(frozen=True)
 class CSTokenizer:
-    """Whisper multilingual tokenizer with a configurable (single or code-switching) LID prompt.
+    """Whisper multilingual tokenizer with configurable task tokens (one language or code-switching).
 
     Args:
-        lid_prompt: ``"single"`` (``<|zh|>`` only) or ``"cs"`` (``<|zh|><|en|>``).
+        task_tokens: ``"zh"`` (``<|zh|>`` only) or ``"zh_en"`` (``<|zh|><|en|>``).
         num_languages: languages of the Whisper vocabulary (99, or 100 for large-v3).
     """
 
-    lid_prompt: LidPrompt = "cs"
+    task_tokens: TaskTokens = "zh_en"
     num_languages: int = 99
     whisper: Tokenizer = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.lid_prompt not in LID_PROMPTS:
-            raise ValueError(f"unknown lid_prompt {self.lid_prompt!r}: choose from {sorted(LID_PROMPTS)}")
+        refuse_renamed_task_tokens(self.task_tokens, "CSTokenizer")
+        if self.task_tokens not in TASK_TOKEN_LANGUAGES:
+            raise ValueError(f"unknown task_tokens {self.task_tokens!r}: choose from {sorted(TASK_TOKEN_LANGUAGES)}")
         tokenizer = get_tokenizer(multilingual=True, num_languages=self.num_languages, language="zh", task="transcribe")
         object.__setattr__(self, "whisper", tokenizer)
 
     @classmethod
-    def for_vocab(cls, n_vocab: int, lid_prompt: LidPrompt = "cs") -> CSTokenizer:
+    def for_vocab(cls, n_vocab: int, task_tokens: TaskTokens = "zh_en") -> CSTokenizer:
         """The tokenizer of a Whisper model with ``n_vocab`` embeddings (as ``Whisper.num_languages``)."""
         if n_vocab < 51865:
             raise ValueError(f"n_vocab={n_vocab} is an English-only Whisper: it has no <|zh|> token")
-        return cls(lid_prompt, num_languages=n_vocab - 51765 - 1)
+        return cls(task_tokens, num_languages=n_vocab - 51765 - 1)
 
     @property
     def eot(self) -> int:
@@ -80,13 +82,13 @@ class CSTokenizer:
 
     @cached_property
     def sot_sequence(self) -> tuple[int, ...]:
-        """The task tokens: sot, the LID prompt's language token(s), transcribe, notimestamps."""
-        languages = [self.language_token_ids[lang] for lang in LID_PROMPTS[self.lid_prompt]]
+        """The task tokens: sot, their language token(s), transcribe, notimestamps."""
+        languages = [self.language_token_ids[lang] for lang in TASK_TOKEN_LANGUAGES[self.task_tokens]]
         return (self.sot, *languages, self.whisper.transcribe, self.whisper.no_timestamps)
 
     @cached_property
     def lid_positions(self) -> dict[str, int]:
-        """Position of each language token of the LID prompt inside :attr:`sot_sequence`."""
+        """Position of each language token of the task tokens inside :attr:`sot_sequence`."""
         return {
             lang: self.sot_sequence.index(token)
             for lang, token in self.language_token_ids.items()

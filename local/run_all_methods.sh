@@ -55,7 +55,7 @@ cd "${recipe}"
 for method in ${methods} ${adapter_methods} ${two_phase_methods//+/ }; do  # all known before any work starts
     if [ ! -f "conf/tuning/${method}.yaml" ]; then
         renamed="$(awk -v old="${method}" '$1 == old { print $2 }' "${root}/conf/renamed.txt" || true)"
-        [ -z "${renamed}" ] || log "Error: method ${method} was renamed ${renamed} (conf/tuning/${renamed}.yaml)"
+        [ -z "${renamed}" ] || log "Error: method ${method} was renamed to ${renamed} (conf/tuning/${renamed}.yaml)"
         [ -n "${renamed}" ] || log "Error: unknown method ${method}: no conf/tuning/${method}.yaml in ${recipe}"
         exit 2
     fi

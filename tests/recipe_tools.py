@@ -44,7 +44,7 @@ def prepared_recipe(path: Path, data_opts: str = TINY_DATA) -> Path:
 
 
 def zeroshot_args(whisper: Path, nj: int) -> list[str]:
-    """Stage 3 with one prompt on true-length audio, in batches of 2 (2 batches of the 4 test utterances)."""
+    """Stage 3 with the zh_en task tokens only, on true-length audio, in batches of 2 (2 batches of the 4 test utterances)."""
     return [
         "--stage",
         "3",
@@ -54,8 +54,8 @@ def zeroshot_args(whisper: Path, nj: int) -> list[str]:
         str(nj),
         "--whisper_model",
         str(whisper),
-        "--zeroshot_lid_prompts",
-        "cs",
+        "--zeroshot_task_tokens",
+        "zh_en",
         "--pad_to_30s",
         "false",
         "--decode_batch_size",

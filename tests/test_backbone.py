@@ -105,11 +105,11 @@ def test_ctranslate2_runtime_agrees_with_test_writer(tiny, tiny_dir, inputs):
     """The C++ runtime reads the written model as the PyTorch model computes: the writer is right."""
     mel, _ = inputs
     runtime = ctranslate2.models.Whisper(str(tiny_dir), device="cpu", compute_type="float32")
-    prompt = [50258, 50259, 50359, 50363]
+    task_tokens = [50258, 50259, 50359, 50363]
     features = ctranslate2.StorageView.from_array(mel.numpy())
     result = runtime.generate(
         features,
-        [prompt],
+        [task_tokens],
         beam_size=1,
         max_length=12,
         return_logits_vocab=True,
@@ -117,8 +117,8 @@ def test_ctranslate2_runtime_agrees_with_test_writer(tiny, tiny_dir, inputs):
         suppress_tokens=[],
     )[0]
     steps = np.stack([np.asarray(step) for step in result.logits[0]])  # (n_generated, n_vocab)
-    tokens = torch.tensor([prompt + result.sequences_ids[0]])
-    expected = _logits(tiny, (mel, tokens))[0, len(prompt) - 1 : -1].numpy()
+    tokens = torch.tensor([task_tokens + result.sequences_ids[0]])
+    expected = _logits(tiny, (mel, tokens))[0, len(task_tokens) - 1 : -1].numpy()
     assert steps.shape == expected.shape and len(steps) >= 5
     np.testing.assert_allclose(steps, expected, atol=2e-4, rtol=1e-4)
 

@@ -255,14 +255,14 @@ def run(recipe: Path, *args: str, script: str = "./run.sh") -> subprocess.Comple
     )
 
 
-FAST_DECODING = ("--whisper_model", "whisper-base", "--zeroshot_lid_prompts", "cs", "--decode_batch_size", "4")
+FAST_DECODING = ("--whisper_model", "whisper-base", "--zeroshot_task_tokens", "zh_en", "--decode_batch_size", "4")
 
 
 def assert_scored(recipe: Path, sets: dict[str, int]) -> None:
     """Stage 3 decoded and stage 9 scored every set with the expected number of utterances."""
     for name, count in sets.items():
         assert len(read_kaldi_map(recipe / "dump" / "raw" / name / "text")) == count
-        scores = json.loads((recipe / f"exp/zeroshot_cs/decode_{name}/scores.json").read_text())
+        scores = json.loads((recipe / f"exp/zeroshot_zh_en/decode_{name}/scores.json").read_text())
         assert scores["utterances"] == count and scores["missing_hypotheses"] == []
 
 

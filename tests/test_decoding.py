@@ -91,17 +91,17 @@ def test_batch_score_states_continue_prefixes(parts):
     torch.testing.assert_close(one, expected[0], atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.parametrize("prompt", ["single", "cs"])
-def test_greedy_equals_openai_whisper_decode(parts, prompt):
+@pytest.mark.parametrize("task_tokens", ["zh", "zh_en"])
+def test_greedy_equals_openai_whisper_decode(parts, task_tokens):
     encoder, decoder, reference = parts
     audios = audio_batch((1.0, 2.5, 0.7))
-    tok = CSTokenizer(prompt)
+    tok = CSTokenizer(task_tokens)
     memory, _, _ = encoder(*padded(audios))
     # 64 new tokens (not 224): the random model never ends, and 64 steps show the cache works.
     ours = [d.tokens for d in greedy_decode(decoder, memory, tok, DecodingConfig(max_new_tokens=64))]
     options = DecodingOptions(language="zh", without_timestamps=True, fp16=False, sample_len=64)
     task = DecodingTask(reference, options)
-    # openai-whisper has no two-LID prompt option: give its decoding task our prompt.
+    # openai-whisper has no two-LID task tokens option: give its decoding task ours.
     task.initial_tokens = tok.sot_sequence
     task.sample_begin = task.logit_filters[0].sample_begin = len(tok.sot_sequence)
     task.inference = PyTorchInference(reference, len(tok.sot_sequence))
@@ -139,7 +139,7 @@ def test_guarded_decoding_is_a_prefix_of_unguarded(parts):
 def test_dropping_finished_utterances_keeps_every_hypothesis(parts):
     """Utterances leave the batch (and the cache) when they end; the others decode on unchanged."""
     encoder, decoder, _ = parts
-    tok = CSTokenizer("single")
+    tok = CSTokenizer("zh")
     audios = [a * gain for a, gain in zip(audio_batch((1.0, 2.5, 0.7, 1.6)), (0.1, 1.0, 5.0, 20.0))]
     memory, _, _ = encoder(*padded(audios))
     seconds = [len(a) / 16000 for a in audios]
@@ -159,7 +159,7 @@ def test_dropping_finished_utterances_keeps_every_hypothesis(parts):
 
 def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
     transcriber = Transcriber.from_model(
-        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs"), DecodingConfig(max_new_tokens=5)
+        CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh_en"), DecodingConfig(max_new_tokens=5)
     )
     hyps = transcriber(audio_batch())
     assert len(hyps) == 2
@@ -171,7 +171,8 @@ def test_transcriber_returns_text_and_language_tags(tiny_whisper_path):
 def test_true_length_hypotheses_do_not_depend_on_batch_mates(tiny_whisper_path):
     """Batched and one-by-one decoding agree (the encoder's padding policy: tests/test_encoder.py)."""
     transcriber = Transcriber.from_model(
-        CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", pad_to_30s=False), DecodingConfig(max_new_tokens=8)
+        CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh_en", pad_to_30s=False),
+        DecodingConfig(max_new_tokens=8),
     )
     audios = audio_batch((0.7, 2.3, 2.9, 1.0))
     together = transcriber(audios)

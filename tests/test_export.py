@@ -45,7 +45,7 @@ def greedy(model: CSWhisperModel) -> list[int]:
 def test_merged_lora_computes_what_the_lora_model_computes(tiny_whisper_path):
     model = lora_model(tiny_whisper_path)
     dims, state = whisper_state(model)
-    plain = CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", True)
+    plain = CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh_en", True)
     plain.encoder.encoders.load_state_dict(
         {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
     )
@@ -55,7 +55,7 @@ def test_merged_lora_computes_what_the_lora_model_computes(tiny_whisper_path):
     assert not any(name.endswith(("lora_A", "lora_B")) for name in state) and dims.n_vocab == 51865
     tokens = greedy(model)
     assert greedy(plain) == tokens and len(tokens) > 3
-    assert greedy(CSWhisperModel.from_backbone(str(tiny_whisper_path), "cs", True)) != tokens  # LoRA changed it
+    assert greedy(CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh_en", True)) != tokens  # LoRA changed it
 
 
 def test_exported_model_decodes_alike_in_transformers_and_ctranslate2(tiny_whisper_path, tmp_path):
@@ -64,17 +64,17 @@ def test_exported_model_decodes_alike_in_transformers_and_ctranslate2(tiny_whisp
     ours = greedy(model)
     transcriber = Transcriber.from_model(model, DecodingConfig(max_new_tokens=16))
     mel = transcriber.encoder.log_mel(torch.from_numpy(AUDIO)[None], torch.tensor([len(AUDIO)]), N_SAMPLES)
-    prompt = list(transcriber.tokenizer.sot_sequence)
+    task_tokens = list(transcriber.tokenizer.sot_sequence)
 
     hf = WhisperForConditionalGeneration.from_pretrained(tmp_path / "hf").eval()
     with torch.no_grad():
-        theirs = model.decoder.decoders(torch.tensor([prompt]), model.encoder.encoders(mel))
-        logits = hf(input_features=mel, decoder_input_ids=torch.tensor([prompt])).logits
+        theirs = model.decoder.decoders(torch.tensor([task_tokens]), model.encoder.encoders(mel))
+        logits = hf(input_features=mel, decoder_input_ids=torch.tensor([task_tokens])).logits
     torch.testing.assert_close(logits, theirs, atol=1e-4, rtol=1e-4)
 
     runtime = ctranslate2.models.Whisper(str(tmp_path / "ct2"), device="cpu", compute_type="float32")
     result = runtime.generate(
-        ctranslate2.StorageView.from_array(mel.numpy()), [prompt], beam_size=1, max_length=len(prompt) + 16
+        ctranslate2.StorageView.from_array(mel.numpy()), [task_tokens], beam_size=1, max_length=len(task_tokens) + 16
     )[0]  # faster-whisper's greedy call: suppress_blank and the config's suppress_ids, as openai-whisper
     assert result.sequences_ids[0] == [t for t in ours if t != 50257][: len(result.sequences_ids[0])]
     assert len(result.sequences_ids[0]) >= min(len(ours), 4)
@@ -109,7 +109,7 @@ def test_faster_whisper_transcribes_a_trained_export_as_we_decode_it(tiny_whispe
     main(["--exp_dir", str(exp), "--out_dir", str(tmp_path / "out")])
     trained = Transcriber.from_trained(str(exp / "config.yaml"), str(exp / "valid.loss.ave.pth"))
     # faster-whisper prompts one language and decodes 30-s windows: decode ours the same way
-    trained.tokenizer, trained.encoder.pad_to_30s = CSTokenizer("single"), True
+    trained.tokenizer, trained.encoder.pad_to_30s = CSTokenizer("zh"), True
     ours = trained([AUDIO])[0].tokens
 
     served = WhisperModel(str(tmp_path / "out/ctranslate2"), device="cpu", compute_type="float32")

@@ -6,6 +6,7 @@ import pytest
 import torch
 from test_dtypes import CONF, batch, lid_heads_file
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.guidance.capture import capture_attention
 from espnet_cs.guidance.heads import (
@@ -57,7 +58,7 @@ def test_word_rows_skip_tokens_of_neither_language():
 
 
 def test_word_rows_of_targets_skip_soft_prompts_and_task_tokens():
-    tok = CSTokenizer("cs")
+    tok = CSTokenizer("zh_en")
     ids = tok.encode(" ok 你好")
     text = torch.tensor([ids + [-1], [ids[0]] + [-1] * len(ids)])
     words = WordRows.of_targets(tok, text, torch.tensor([len(ids), 1]), n_soft_prompts=3)
@@ -67,7 +68,7 @@ def test_word_rows_of_targets_skip_soft_prompts_and_task_tokens():
     expected = [(0, 7 + i, int(t)) for i, t in enumerate(tags) if t != Language.OTHER] + [(1, 7, int(tags[0]))]
     assert list(zip(words.batch.tolist(), words.rows.tolist(), words.languages.tolist())) == expected
     with pytest.raises(ValueError, match="two-LID task tokens"):
-        WordRows.of_targets(CSTokenizer("single"), text, torch.tensor([1, 1]), 0)
+        WordRows.of_targets(CSTokenizer("zh"), text, torch.tensor([1, 1]), 0)
 
 
 def test_guidance_loss_by_hand():
@@ -117,11 +118,11 @@ def test_every_selection_returns_distinct_guidable_heads(name):
     """The extension point: a registered selection is a ``selection:`` of the guidance options."""
     assert GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "selection": name}).selection == name
     attention = {layer: torch.rand(1, 3, 5, 5).softmax(-1).requires_grad_() for layer in range(3)}
-    for share, seed in ((0.01, 0), (0.5, 0), (0.5, 1), (1.0, 0)):
-        heads = select(RANKED, name, share, 3, 3, seed)
+    for fraction, seed in ((0.01, 0), (0.5, 0), (0.5, 1), (1.0, 0)):
+        heads = select(RANKED, name, fraction, 3, 3, seed)
         assert heads and len(set(heads)) == len(heads)
         assert all(FIRST_GUIDABLE_LAYER <= layer < 3 and 0 <= h < 3 for layer, h in heads)
-        assert heads == select(RANKED, name, share, 3, 3, seed), "the same options select the same heads"
+        assert heads == select(RANKED, name, fraction, 3, 3, seed), "the same options select the same heads"
         assert torch.isfinite(guidance_loss(attention, heads, WORDS, 0.5, 1))
 
 
@@ -153,7 +154,7 @@ def test_a_registered_selection_and_loss_are_options_of_the_guidance(monkeypatch
     monkeypatch.setitem(LOSSES, "absolute_error", None)
 
     @register_selection("last")
-    def last(ranked, share, n_layers, n_heads, seed):
+    def last(ranked, fraction, n_layers, n_heads, seed):
         return list(ranked[-1:])
 
     @register_loss("absolute_error")
@@ -161,9 +162,15 @@ def test_a_registered_selection_and_loss_are_options_of_the_guidance(monkeypatch
         return (lid - torch.nn.functional.one_hot(languages, 2)[:, None].to(lid) * target).abs().sum(-1)
 
     config = GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "selection": "last", "loss": "absolute_error"})
-    assert select(RANKED, config.selection, config.share, 3, 3) == [(2, 2)]
+    assert select(RANKED, config.selection, config.fraction, 3, 3) == [(2, 2)]
     # head 0: zh token |0.6 - 0.5| + 0.1, en token 0.2 + |0.3 - 0.5|
     assert guidance_loss(ATTENTION, [(0, 0)], WORDS, 0.5, 1, config.loss).item() == pytest.approx(0.6)
+
+
+def test_the_renamed_share_names_fraction():
+    with pytest.raises(ConfigError, match=r"^model_conf.guidance: key 'share' was renamed to 'fraction'$"):
+        GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "share": 0.6})
+    assert GuidanceConfig.from_dict({"lid_heads": "lid_heads.json", "fraction": 0.5}).fraction == 0.5
 
 
 def lid_heads(ranked, sha="ab" * 32):

@@ -30,7 +30,7 @@ def audios() -> list[np.ndarray]:
 def openai_whisper_decode(
     model: whisper.model.Whisper, audios: list[np.ndarray], tokenizer: CSTokenizer, **options
 ) -> list[list[int]]:
-    """openai-whisper's own decoding with ``tokenizer``'s prompt (it has no two-LID option): its
+    """openai-whisper's own decoding with ``tokenizer``'s task tokens (it has no two-LID option): its
     task's initial tokens, blank filter position and key/value cache inference (which its beam
     search decoder holds too) are replaced. With a beam, one audio at a time: its batched beam
     search cannot share one audio row among beams."""
@@ -48,24 +48,24 @@ def openai_whisper_decode(
     return run(mels)
 
 
-@pytest.mark.parametrize("prompt", ["single", "cs"])
-def test_equals_openai_whisper_greedy(audios, prompt):
-    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", prompt))
+@pytest.mark.parametrize("task_tokens", ["zh", "zh_en"])
+def test_equals_openai_whisper_greedy(audios, task_tokens):
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", task_tokens))
     ours = transcriber(audios)
     model, _ = load_whisper("whisper-base")
     assert [h.tokens for h in ours] == openai_whisper_decode(model.eval(), audios, transcriber.tokenizer)
-    if prompt == "single":  # the original prompt transcribes the English sentence
+    if task_tokens == "zh":  # Whisper's own task tokens transcribe the English sentence
         assert "schedule" in ours[2].text.lower()
 
 
 @pytest.mark.parametrize(
-    "prompt, beam_size, patience, length_penalty",
-    [("single", 5, None, None), ("cs", 5, 2.0, 0.5), ("cs", 3, None, None)],
+    "task_tokens, beam_size, patience, length_penalty",
+    [("zh", 5, None, None), ("zh_en", 5, 2.0, 0.5), ("zh_en", 3, None, None)],
 )
-def test_beam_search_equals_openai_whisper(audios, prompt, beam_size, patience, length_penalty):
+def test_beam_search_equals_openai_whisper(audios, task_tokens, beam_size, patience, length_penalty):
     """``whisper.decode(beam_size=..., patience=..., length_penalty=...)`` with the same task tokens."""
     config = DecodingConfig(beam_size=beam_size, patience=patience, length_penalty=length_penalty)
-    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", prompt), config)
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", task_tokens), config)
     ours = transcriber(audios)
     model, _ = load_whisper("whisper-base")
     options = dict(beam_size=beam_size, patience=patience, length_penalty=length_penalty)
@@ -73,7 +73,7 @@ def test_beam_search_equals_openai_whisper(audios, prompt, beam_size, patience, 
 
 
 def test_guard_shortens_only_looping_hypotheses(audios):
-    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "cs"))
+    transcriber = Transcriber.from_model(CSWhisperModel.from_backbone("whisper-base", "zh_en"))
     guard = RepetitionGuard()
     free = transcriber(audios)
     transcriber.config = DecodingConfig(guard=guard)

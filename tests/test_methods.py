@@ -112,7 +112,7 @@ def test_renamed_methods_name_their_new_yaml():
     assert renamed_methods["adapter_stage1"] == "adapter_phase1"
     for old, new in renamed_methods.items():
         assert new in methods() and old not in methods()
-        with pytest.raises(ValueError, match=f"method {old} was renamed {new} "):
+        with pytest.raises(ValueError, match=f"method {old} was renamed to {new} "):
             method_config(old)
     assert method_config("adapter_phase1") == CONF / "adapter_phase1.yaml"
     with pytest.raises(ValueError, match="unknown method nosuch"):

@@ -30,7 +30,7 @@ from espnet_cs.task import CSASRTask
 from espnet_cs.tokenizer import CSTokenizer
 
 METHODS = ["spt4asr", "lora", "adapter_ag"]  # deep+residual+language prompts; LoRA; adapters with guidance
-FORCED = [*CSTokenizer("cs").sot_sequence, 1, 2, 3]  # the CS prompt + text tokens
+FORCED = [*CSTokenizer("zh_en").sot_sequence, 1, 2, 3]  # the zh_en task tokens + text tokens
 DECODING = DecodingConfig(max_new_tokens=16)  # enough to compare, fast on a shared CPU
 
 
@@ -256,7 +256,7 @@ def test_not_a_packed_model_names_the_path_and_stage_12(runs, tmp_path):
 
 
 def test_result_pairs_each_token_with_its_language():
-    tokenizer = CSTokenizer("cs")
+    tokenizer = CSTokenizer("zh_en")
     ids = tokenizer.encode(" check 一下吃饭")
     result = Hypothesis.from_tokens(ids, tokenizer)
     assert result.text == "check 一下吃饭" and result.tokens == ids

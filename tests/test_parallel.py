@@ -58,7 +58,7 @@ def test_split_dirs_carry_every_file_and_stale_splits_go(tmp_path):
 def fake_decode(out_dir: Path, utts: list[str], **settings) -> None:
     info = {
         "data_dir": str(out_dir),
-        "prompt": "cs",
+        "task_tokens": "zh_en",
         **settings,
         "utterances": len(utts),
         "audio_samples": SAMPLE_RATE * len(utts),
@@ -89,8 +89,8 @@ def test_merge_keeps_hypotheses_byte_for_byte_and_names_bad_splits(tmp_path):
     assert info["utterances"] == 3 and info["decode_seconds"] == 2.0 and info["jobs"] == 2
     assert info["audio_seconds"] == 3.0 and info["data_dir"] == str(data)
 
-    fake_decode(tmp_path / "s2", ["u2"], prompt="single")
-    with pytest.raises(ValueError, match=r"s2 was decoded with other settings .*\['prompt'\]"):
+    fake_decode(tmp_path / "s2", ["u2"], task_tokens="zh")
+    with pytest.raises(ValueError, match=r"s2 was decoded with other settings .*\['task_tokens'\]"):
         merge_decode_dirs([tmp_path / "s1", tmp_path / "s2"], data, tmp_path / "merged")
     fake_decode(tmp_path / "s2", ["u1"])
     with pytest.raises(ValueError, match="decoded by another split too"):
@@ -106,7 +106,7 @@ def test_staleness_names_what_changed(tmp_path):
     settings = {"audio_sha256": "a", "model_file_sha256": "m", "batch_size": 2}
     assert decode_staleness(tmp_path / "d", settings) == f"{tmp_path / 'd'} holds no complete decode"
     fake_decode(tmp_path / "d", ["u1"], **settings)
-    recorded = {**settings, "data_dir": str(tmp_path / "d"), "prompt": "cs"}
+    recorded = {**settings, "data_dir": str(tmp_path / "d"), "task_tokens": "zh_en"}
     assert decode_staleness(tmp_path / "d", recorded) is None
     assert decode_staleness(tmp_path / "d", {**recorded, "audio_sha256": "b", "model_file_sha256": "n"}) == (
         f"changed since {tmp_path / 'd'} was decoded: audio_sha256, model_file_sha256"
@@ -122,7 +122,7 @@ def tiny_recipe(tmp_path_factory) -> Path:
 
 def assert_same_decodes(a: Path, b: Path) -> None:
     """Same hypotheses and settings in both recipes' stage-3 outputs (cost figures aside)."""
-    for system in ("zeroshot_cs", "zeroshot_cs_guard"):
+    for system in ("zeroshot_zh_en", "zeroshot_zh_en_guard"):
         dirs = [recipe / f"exp/{system}/decode_test" for recipe in (a, b)]
         for name in DECODE_FILES:
             assert (dirs[0] / name).read_bytes() == (dirs[1] / name).read_bytes(), name
@@ -136,14 +136,14 @@ def test_decoding_in_two_jobs_equals_one_and_rerun_redoes_only_unfinished(tiny_r
     for recipe, nj in ((one, 1), (two, 2)):
         result = run_recipe(recipe, *zeroshot_args(tiny_whisper_path, nj))
         assert result.returncode == 0, result.stderr[-3000:]
-    logdir = two / "exp/zeroshot_cs/decode_test/logdir"
+    logdir = two / "exp/zeroshot_zh_en/decode_test/logdir"
     assert sorted(p.name for p in (logdir / "split2").iterdir()) == ["1", "2"]
-    assert json.loads((two / "exp/zeroshot_cs/decode_test/decode_info.json").read_text())["jobs"] == 2
+    assert json.loads((two / "exp/zeroshot_zh_en/decode_test/decode_info.json").read_text())["jobs"] == 2
     assert_same_decodes(one, two)
 
     # a job that did not finish: only it runs again, the merge is the same
     shutil.rmtree(logdir / "output.2")
-    (two / "exp/zeroshot_cs/decode_test/text").unlink()
+    (two / "exp/zeroshot_zh_en/decode_test/text").unlink()
     first = (logdir / "output.1/text").stat().st_mtime_ns
     result = run_recipe(two, *zeroshot_args(tiny_whisper_path, 2))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -10,8 +10,8 @@ from espnet_cs.tokenizer import CSTokenizer
 
 
 def test_every_linear_layer_is_int8_and_logits_stay_close(tiny_whisper_path):
-    model = CSWhisperModel.from_backbone(str(tiny_whisper_path), "single").eval()
-    tokens = torch.tensor([[*CSTokenizer("single").sot_sequence, 1, 2, 3]] * 2)
+    model = CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh").eval()
+    tokens = torch.tensor([[*CSTokenizer("zh").sot_sequence, 1, 2, 3]] * 2)
     with torch.no_grad():
         memory, _, _ = model.encoder(*padded(audio_batch()))
         reference = model.decoder(memory, None, tokens, None)[0]
@@ -28,7 +28,7 @@ def test_every_linear_layer_is_int8_and_logits_stay_close(tiny_whisper_path):
 
 def test_int8_greedy_decoding_with_the_cache_equals_recomputing(tiny_whisper_path):
     """The key/value cache hooks work on quantized projections: cached steps equal full recomputation."""
-    model = quantize_linear_int8(CSWhisperModel.from_backbone(str(tiny_whisper_path), "single").eval())
+    model = quantize_linear_int8(CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh").eval())
     transcriber = Transcriber.from_model(model, DecodingConfig(max_new_tokens=6))
     hyps = transcriber(audio_batch())
     with torch.no_grad():
@@ -58,7 +58,7 @@ def test_decode_cli_int8_is_a_setting_of_its_own(tiny_whisper_path, tmp_path, ca
         sf.write(tmp_path / f"u{i}.wav", audio, 16000, subtype="PCM_16")
     (data / "wav.scp").write_text("".join(f"u{i} {tmp_path / f'u{i}.wav'}\n" for i in range(2)))
     (data / "utt2sha256").write_text("u0 00\nu1 11\n")
-    argv = ["--data_dir", str(data), "--whisper_model", str(tiny_whisper_path), "--lid_prompt", "single"]
+    argv = ["--data_dir", str(data), "--whisper_model", str(tiny_whisper_path), "--task_tokens", "zh"]
     decode.main([*argv, "--out_dir", str(tmp_path / "int8"), "--int8", "true"])
     decode.main([*argv, "--out_dir", str(tmp_path / "float")])
     int8_info = json.loads((tmp_path / "int8" / "decode_info.json").read_text())
@@ -77,7 +77,7 @@ def test_lora_layers_are_quantized_with_their_update(tiny_whisper_path):
 
     from espnet_cs.task import keep_lora_unmerged
 
-    model = CSWhisperModel.from_backbone(str(tiny_whisper_path), "single")
+    model = CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh")
     create_adapter(model, "lora", {"rank": 4, "alpha": 8, "target_modules": ["query", "value"]})
     keep_lora_unmerged(model)
     torch.manual_seed(0)
@@ -85,11 +85,11 @@ def test_lora_layers_are_quantized_with_their_update(tiny_whisper_path):
         if "lora_B" in name:
             torch.nn.init.normal_(parameter, std=0.5)  # a trained update: B is no longer zero
     model.eval()
-    tokens = torch.tensor([[*CSTokenizer("single").sot_sequence, 1, 2, 3]] * 2)
+    tokens = torch.tensor([[*CSTokenizer("zh").sot_sequence, 1, 2, 3]] * 2)
     with torch.no_grad():
         memory, _, _ = model.encoder(*padded(audio_batch()))
         reference = model.decoder(memory, None, tokens, None)[0]
-        bare = CSWhisperModel.from_backbone(str(tiny_whisper_path), "single").eval()
+        bare = CSWhisperModel.from_backbone(str(tiny_whisper_path), "zh").eval()
         bare_logits = bare.decoder(bare.encoder(*padded(audio_batch()))[0], None, tokens, None)[0]
         quantize_linear_int8(model)
         logits = model.decoder(model.encoder(*padded(audio_batch()))[0], None, tokens, None)[0]

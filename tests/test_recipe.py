@@ -41,10 +41,10 @@ def test_demo_stages_write_scores_and_results(recipe):
     assert (recipe / "exp/spt4asr/valid.loss.ave.pth").exists()  # the demo trains SPT4ASR
     assert (recipe / "exp/spt4asr/packed.zip").stat().st_size > 0  # and packs it
     for system in (
-        "zeroshot_single",
-        "zeroshot_cs",
-        "zeroshot_single_guard",
-        "zeroshot_cs_guard",
+        "zeroshot_zh",
+        "zeroshot_zh_en",
+        "zeroshot_zh_guard",
+        "zeroshot_zh_en_guard",
         "spt4asr",
         "spt4asr_guard",
     ):
@@ -53,18 +53,18 @@ def test_demo_stages_write_scores_and_results(recipe):
         assert {"overall_mer", "cs_mer", "zh_cer", "en_wer"} <= scores.keys()
         assert (recipe / f"exp/{system}/decode_test/alignments.txt").exists()
     results = (recipe / "RESULTS.md").read_text()
-    assert "| `zeroshot_cs` | LID prompt `cs`, no guard, 30-s padding | 0 | — | — | 4 |" in results
-    assert "| `spt4asr` | LID prompt `cs`, no guard, true length | 2.055M | 3 |" in results
+    assert "| `zeroshot_zh_en` | task tokens `zh_en`, no guard, 30-s padding | 0 | — | — | 4 |" in results
+    assert "| `spt4asr` | task tokens `zh_en`, no guard, true length | 2.055M | 3 |" in results
     assert "## LID heads" in results
     assert json.loads((recipe / "RESULTS.json").read_text())["test"]["spt4asr"].keys() >= {"overall_mer", "pier"}
-    # stage 10 measures by default every trained model with the cs LID prompt (spt4asr: language prompts too)
+    # stage 10 measures by default every trained model with the zh_en task tokens (spt4asr: language prompts too)
     attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
     assert list(attention["systems"]) == ["backbone", "spt4asr"] and "## Attention of the guided heads" in results
     result = run(recipe, "--stage", "5", "--stop_stage", "11", "--method", "adapter", "--train_opts", "--max_epoch 1")
     assert result.returncode == 0, result.stderr[-3000:]
     attention = json.loads((recipe / "exp/attention/test/attention.json").read_text())
     assert list(attention["systems"]) == ["backbone", "adapter", "spt4asr"]  # asr.sh names no method
-    assert (attention["selection"], attention["share"], attention["lid_heads"]) == (
+    assert (attention["selection"], attention["fraction"], attention["lid_heads"]) == (
         "top",
         0.6,
         "exp/lid_heads/lid_heads.json",
@@ -94,7 +94,7 @@ def test_demo_stages_write_scores_and_results(recipe):
     # rerunning stage 3 skips finished decodes, and says why
     again = run(recipe, "--stage", "3", "--stop_stage", "3", "--decode_batch_size", "4")  # the same options
     assert again.returncode == 0
-    log = (recipe / "exp/zeroshot_cs/decode_test/logdir/decode.1.log").read_text()
+    log = (recipe / "exp/zeroshot_zh_en/decode_test/logdir/decode.1.log").read_text()
     assert "(same audio, model and settings) complete already, skipped" in log
     # --results_archive: stage 11 reports from a copy of what the report reads, which outlives exp/
     result = run(recipe, "--stage", "11", "--stop_stage", "11", "--results_archive", "results")
@@ -111,10 +111,10 @@ def test_demo_stages_write_scores_and_results(recipe):
 def test_renamed_options_and_methods_fail_naming_the_new_name(recipe):
     """An option or method renamed in this release (conf/renamed.txt) fails before any stage runs."""
     result = run(recipe, "--stage", "5", "--stop_stage", "6", "--method", "adapter_phase1", "--stage2_method", "x")
-    assert result.returncode != 0 and "option --stage2_method was renamed --phase2_method" in result.stderr
+    assert result.returncode != 0 and "option --stage2_method was renamed to --phase2_method" in result.stderr
     result = run(recipe, "--stage", "5", "--stop_stage", "5", "--method", "adapter_stage1")
     assert result.returncode != 0
-    assert "--method adapter_stage1: the method was renamed adapter_phase1 (conf/tuning/adapter_phase1.yaml)" in (
+    assert "--method adapter_stage1: the method was renamed to adapter_phase1 (conf/tuning/adapter_phase1.yaml)" in (
         result.stderr
     )
     assert "stage 5" not in result.stderr and not (recipe / "exp").exists()
@@ -123,13 +123,13 @@ def test_renamed_options_and_methods_fail_naming_the_new_name(recipe):
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        (["--two_stage_methods", "x"], "option --two_stage_methods was renamed --two_phase_methods"),
-        (["--stage_max_epoch", "1"], "option --stage_max_epoch was renamed --phase_max_epoch"),
-        (["--stage_iters_per_epoch", "1"], "option --stage_iters_per_epoch was renamed --phase_iters_per_epoch"),
-        (["--methods", "adapter_stage1"], "method adapter_stage1 was renamed adapter_phase1"),
+        (["--two_stage_methods", "x"], "option --two_stage_methods was renamed to --two_phase_methods"),
+        (["--stage_max_epoch", "1"], "option --stage_max_epoch was renamed to --phase_max_epoch"),
+        (["--stage_iters_per_epoch", "1"], "option --stage_iters_per_epoch was renamed to --phase_iters_per_epoch"),
+        (["--methods", "adapter_stage1"], "method adapter_stage1 was renamed to adapter_phase1"),
         (
             ["--two_phase_methods", "adapter_stage1+adapter_ag_stage2"],
-            "method adapter_stage1 was renamed adapter_phase1",
+            "method adapter_stage1 was renamed to adapter_phase1",
         ),
     ],
 )
@@ -165,6 +165,21 @@ def test_missing_method_and_unknown_option_are_errors(recipe):
     assert result.returncode != 0 and "unknown option --no_such_option" in result.stderr
     result = run(recipe, "--pad_to_30s", "maybe")
     assert result.returncode != 0 and "takes true or false" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "option, value, message",
+    [
+        ("--zeroshot_lid_prompts", "cs", "option --zeroshot_lid_prompts was renamed to --zeroshot_task_tokens"),
+        ("--attention_share", "0.6", "option --attention_share was renamed to --attention_fraction"),
+        ("--zeroshot_task_tokens", "single", "--zeroshot_task_tokens: 'single' was renamed to 'zh'"),
+        ("--zeroshot_task_tokens", "zh cs", "--zeroshot_task_tokens: 'cs' was renamed to 'zh_en'"),
+    ],
+)
+def test_renamed_options_and_values_name_the_new_ones_before_any_stage(recipe, option, value, message):
+    result = run(recipe, option, value)
+    assert result.returncode == 1 and result.stderr.rstrip().endswith(message) and len(result.stderr.splitlines()) == 1
+    assert not (recipe / "data").exists()
 
 
 def test_set_names_are_words_and_refused_before_anything_is_made(recipe):
@@ -277,7 +292,7 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     stages = zeroshot_args(tiny_whisper_path, 2)[4:]  # the stage-3 options, without --stage/--stop_stage
     result = run_recipe(recipe, "--stage", "3", "--stop_stage", "3", *stages)
     assert result.returncode == 0, result.stderr[-3000:]
-    decode = recipe / "exp/zeroshot_cs/decode_test"
+    decode = recipe / "exp/zeroshot_zh_en/decode_test"
     before = read_kaldi_map(decode / "text", verbatim=True)
     wav_scp = read_kaldi_map(recipe / "data/test/wav.scp")
     changed, donor = sorted(wav_scp)[:2]
@@ -293,7 +308,7 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     ) in result.stderr
     assert "dump/raw/train was made from data/train as it is now" in result.stderr  # unchanged sets are kept
     logs = "".join(p.read_text() for p in sorted((decode / "logdir").glob("decode.*.log")))
-    assert "changed since exp/zeroshot_cs/decode_test/logdir/output." in logs and "audio_sha256" in logs
+    assert "changed since exp/zeroshot_zh_en/decode_test/logdir/output." in logs and "audio_sha256" in logs
     after = read_kaldi_map(decode / "text", verbatim=True)
     assert after[changed] == before[donor]  # the same audio gives the same hypothesis, whatever the batch
     assert {u: h for u, h in after.items() if u != changed} == {u: h for u, h in before.items() if u != changed}
@@ -315,7 +330,7 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     (recipe / "exp/unfinished/decode_test").mkdir(parents=True)
     result = run_recipe(recipe, "--stage", "9", "--stop_stage", "9")
     assert result.returncode != 0
-    assert "stage 9: exp/zeroshot_cs/decode_test" in result.stderr and (decode / "scores.json").exists()
+    assert "stage 9: exp/zeroshot_zh_en/decode_test" in result.stderr and (decode / "scores.json").exists()
     listed = result.stderr.split("could not score 2 decode dir(s):", 1)[1]
     assert "exp/broken/decode_test: " in listed and "not_an_utterance" in listed
     assert "exp/unfinished/decode_test: no hypotheses" in listed

@@ -23,13 +23,13 @@ ONE_ERROR_EACH = {"u1": "我们开 meetings 吧", "u2": "他们开 parties 吧"}
 DECODING = {
     "data_dir": "dump/raw/test",
     "audio_sha256": "a" * 64,
-    "lid_prompt": "cs",
+    "task_tokens": "zh_en",
     "guard": False,
     "pad_to_30s": False,
     "real_time_factor": 0.0123,
 }
 TRAINED = {"trainable": 2_055_000, "epochs": 3, "seconds": 60}
-ROW_START = ["`sys`", "LID prompt `cs`, no guard, true length", "0", "—", "—", "2"]
+ROW_START = ["`sys`", "task tokens `zh_en`, no guard, true length", "0", "—", "—", "2"]
 
 
 def scored(hyps: dict[str, str], refs: dict[str, str] = REFS) -> dict:
@@ -65,28 +65,28 @@ def test_monolingual_language() -> None:
     assert monolingual_language(row("s", scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2)))) is None
 
 
-def test_forgetting_pairs_prompt_and_guard() -> None:
+def test_forgetting_pairs_task_tokens_and_guard() -> None:
     mixed = scores(3, cs_mer=(9.0, 1), zh_cer=(10.0, 2))
     tables = {
         "aishell_test": [
-            row("zeroshot_cs", scores(2, zh_cer=(10.0, 2))),
-            row("zeroshot_cs_guard", scores(2, zh_cer=(8.0, 2)), guard=True),
-            row("zeroshot_single", scores(2, zh_cer=(7.0, 2)), lid_prompt="single"),
+            row("zeroshot_zh_en", scores(2, zh_cer=(10.0, 2))),
+            row("zeroshot_zh_en_guard", scores(2, zh_cer=(8.0, 2)), guard=True),
+            row("zeroshot_zh", scores(2, zh_cer=(7.0, 2)), task_tokens="zh"),
             row("spt4asr", scores(2, zh_cer=(12.5, 2)), TRAINED),
             row("spt4asr_guard", scores(2, zh_cer=(6.0, 2)), TRAINED, guard=True),
         ],
         "librispeech_test_clean": [
-            row("zeroshot_cs", scores(2, en_wer=(20.0, 2))),
+            row("zeroshot_zh_en", scores(2, en_wer=(20.0, 2))),
             row("lora", scores(2, en_wer=(25.0, 2)), TRAINED),
         ],
-        "devman": [row("zeroshot_cs", mixed), row("spt4asr", mixed, TRAINED)],
+        "devman": [row("zeroshot_zh_en", mixed), row("spt4asr", mixed, TRAINED)],
     }
     lines = forgetting_section(tables)
     assert lines[1] == "## Forgetting on monolingual sets"
     assert lines[-3:] == [
-        "| aishell_test | ZH CER | `spt4asr` | 10.0 (`zeroshot_cs`) | 12.5 | +2.5 |",
-        "| aishell_test | ZH CER | `spt4asr_guard` | 8.0 (`zeroshot_cs_guard`) | 6.0 | -2.0 |",
-        "| librispeech_test_clean | EN WER | `lora` | 20.0 (`zeroshot_cs`) | 25.0 | +5.0 |",
+        "| aishell_test | ZH CER | `spt4asr` | 10.0 (`zeroshot_zh_en`) | 12.5 | +2.5 |",
+        "| aishell_test | ZH CER | `spt4asr_guard` | 8.0 (`zeroshot_zh_en_guard`) | 6.0 | -2.0 |",
+        "| librispeech_test_clean | EN WER | `lora` | 20.0 (`zeroshot_zh_en`) | 25.0 | +5.0 |",
     ]
     assert forgetting_section({"devman": tables["devman"]}) == []  # no monolingual set, no table
 
@@ -121,14 +121,14 @@ def test_each_table_names_its_data() -> None:
 
 
 def test_collect_reads_rows_and_names_what_it_cannot_report(tmp_path) -> None:
-    decode_dir(tmp_path, "zeroshot_cs", "test", ONE_ERROR_EACH)
-    decode_dir(tmp_path, "zeroshot_cs_guard", "test", REFS, guard=True)
+    decode_dir(tmp_path, "zeroshot_zh_en", "test", ONE_ERROR_EACH)
+    decode_dir(tmp_path, "zeroshot_zh_en_guard", "test", REFS, guard=True)
     tables = collect(tmp_path)
-    assert [r.system for r in tables["test"]] == ["zeroshot_cs", "zeroshot_cs_guard"]
+    assert [r.system for r in tables["test"]] == ["zeroshot_zh_en", "zeroshot_zh_en_guard"]
     assert tables["test"][0].scores["overall_mer"] == 20.0 and not tables["test"][0].trained
     assert tables["test"][1].decoding["guard"] is True
 
-    old = tmp_path / "zeroshot_cs/decode_test/scores.json"
+    old = tmp_path / "zeroshot_zh_en/decode_test/scores.json"
     old.write_text(json.dumps({k: v for k, v in json.loads(old.read_text()).items() if k != "per_utterance"}))
     with pytest.raises(ReportError, match=f"{old} holds no per-utterance counts: score it again"):
         collect(tmp_path)
@@ -136,9 +136,9 @@ def test_collect_reads_rows_and_names_what_it_cannot_report(tmp_path) -> None:
     with pytest.raises(ReportError, match=f"{old} counts ref_tokens, renamed ref_units: score it again"):
         collect(tmp_path)
     old.write_text(score(REFS, ONE_ERROR_EACH).to_json())
-    info = tmp_path / "zeroshot_cs_guard/decode_test/decode_info.json"
+    info = tmp_path / "zeroshot_zh_en_guard/decode_test/decode_info.json"
     info.write_text(json.dumps({k: v for k, v in DECODING.items() if k != "guard"}))
-    with pytest.raises(ReportError, match=f"{info} lacks guard: decode zeroshot_cs_guard again"):
+    with pytest.raises(ReportError, match=f"{info} lacks guard: decode zeroshot_zh_en_guard again"):
         collect(tmp_path)
     info.unlink()
     with pytest.raises(ReportError, match=f"{info} does not exist"):
@@ -150,7 +150,7 @@ def test_paired_comparisons() -> None:
     fewer = scored({"u1": "我们开 meeting 吧"}, {"u1": REFS["u1"]})
     tables = {
         "test": [
-            row("zeroshot_cs", wrong),  # compared with nothing
+            row("zeroshot_zh_en", wrong),  # compared with nothing
             row("adapter", wrong, TRAINED),
             row("adapter_ag", right, TRAINED),
             row("adapter_phase1+adapter_ag_phase2", right, TRAINED),
@@ -205,17 +205,17 @@ def test_previous_results_side_by_side() -> None:
 
 def test_report_writes_its_rates_and_takes_them_as_previous(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    decode_dir(Path("exp"), "zeroshot_cs", "test", ONE_ERROR_EACH)
+    decode_dir(Path("exp"), "zeroshot_zh_en", "test", ONE_ERROR_EACH)
     report.main(["--exp_dir", "exp", "--out", "before/RESULTS.md"])
-    assert json.loads(Path("before/RESULTS.json").read_text())["test"]["zeroshot_cs"]["overall_mer"] == 20.0
-    (Path("exp/zeroshot_cs/decode_test/scores.json")).write_text(score(REFS, REFS).to_json())
+    assert json.loads(Path("before/RESULTS.json").read_text())["test"]["zeroshot_zh_en"]["overall_mer"] == 20.0
+    (Path("exp/zeroshot_zh_en/decode_test/scores.json")).write_text(score(REFS, REFS).to_json())
     report.main(["--exp_dir", "exp", "--previous", "before/RESULTS.json", "--previous_label", "before"])
     text = Path("RESULTS.md").read_text()
     assert "Made by `python -m espnet_cs.bin.report --exp_dir exp --previous before/RESULTS.json" in text
-    assert text.endswith("| `zeroshot_cs` | 20.0 → 0.0 | 20.0 → 0.0 | — → — | — → — |\n")
+    assert text.endswith("| `zeroshot_zh_en` | 20.0 → 0.0 | 20.0 → 0.0 | — → — | — → — |\n")
     Path("before/RESULTS.json").write_text("| not json")
     with pytest.raises(SystemExit, match="report.py: before/RESULTS.json cannot be read as the RESULTS.json"):
         report.main(["--exp_dir", "exp", "--previous", "before/RESULTS.json"])
     assert read_rates(Path("RESULTS.json")) == {
-        "test": {"zeroshot_cs": rates(collect(Path("exp")))["test"]["zeroshot_cs"]}
+        "test": {"zeroshot_zh_en": rates(collect(Path("exp")))["test"]["zeroshot_zh_en"]}
     }

@@ -60,7 +60,7 @@ def test_training_time_is_every_finished_epoch_of_every_stage(tmp_path, monkeypa
     assert training_summary(Path("exp/resumed")) == {"trainable": 1000, "epochs": 4, "seconds": 200}
     Path("exp/resumed/checkpoint.pth").unlink()  # no checkpoint: epochs and time unknown
     assert training_summary(Path("exp/resumed")) == {"trainable": 1000, "epochs": None, "seconds": None}
-    assert training_summary(Path("exp/zeroshot_cs")) == {}
+    assert training_summary(Path("exp/zeroshot_zh_en")) == {}
 
 
 def decoded(exp: Path, system: str, test_set: str, hyps: dict[str, str], audio: str = "a" * 64, **info) -> Path:
@@ -69,7 +69,7 @@ def decoded(exp: Path, system: str, test_set: str, hyps: dict[str, str], audio: 
     decode_dir.mkdir(parents=True)
     (decode_dir / "scores.json").write_text(score(REFS, hyps).to_json())
     info = {"data_dir": f"dump/raw/{test_set}", "audio_sha256": audio, "real_time_factor": 0.01, **info}
-    info = {"lid_prompt": "cs", "guard": False, "pad_to_30s": False, **info}
+    info = {"task_tokens": "zh_en", "guard": False, "pad_to_30s": False, **info}
     (decode_dir / "decode_info.json").write_text(json.dumps(info))
     (decode_dir / "text").write_text("".join(f"{u} {h}\n" for u, h in hyps.items()))
     return decode_dir
@@ -81,16 +81,16 @@ def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> No
     trained_run(exp / "dpt", [(40, 10)])
     decoded(exp, "dpt", "test", {"u1": "我们开 meetings 吧", "u2": "他们开 party 吧"})
     decoded(exp, "dpt_guard", "test", REFS, guard=True, derived_from="exp/dpt/decode_test")
-    decoded(exp, "zeroshot_cs", "test", REFS)
+    decoded(exp, "zeroshot_zh_en", "test", REFS)
     (exp / "lid_heads").mkdir()
     (exp / "lid_heads/lid_heads.json").write_text("{}")
     copied = archive(exp, kept)
-    assert [d.parent.name for d in copied] == ["dpt", "dpt_guard", "zeroshot_cs"]
+    assert [d.parent.name for d in copied] == ["dpt", "dpt_guard", "zeroshot_zh_en"]
     assert sorted(p.name for p in (kept / "dpt/decode_test").iterdir()) == ["decode_info.json", "scores.json"]
     dpt = {"trainable": 1000, "epochs": 1, "seconds": 50}
     assert json.loads((kept / "dpt/training.json").read_text()) == dpt
     assert json.loads((kept / "dpt_guard/training.json").read_text()) == dpt  # the training it was cut from
-    assert json.loads((kept / "zeroshot_cs/training.json").read_text()) == {}
+    assert json.loads((kept / "zeroshot_zh_en/training.json").read_text()) == {}
     assert (kept / "lid_heads/lid_heads.json").exists()
 
     # a new clone: exp holds only the run made in it; the archive keeps the others and the report shows all
@@ -101,7 +101,7 @@ def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> No
     decoded(exp2, "dpt", "test", REFS)
     archive(exp2, kept)
     tables = collect(kept)
-    assert [row.system for row in tables["test"]] == ["zeroshot_cs", "dpt", "dpt_guard", "lpt"]  # zero-shot first
+    assert [row.system for row in tables["test"]] == ["zeroshot_zh_en", "dpt", "dpt_guard", "lpt"]  # zero-shot first
     rows = {row.system: row for row in tables["test"]}
     assert rows["dpt"].scores["overall_mer"] == 0.0
     assert rows["dpt"].training == {"trainable": 1000, "epochs": 1, "seconds": 40}
@@ -130,14 +130,14 @@ def test_archive_refuses_other_audio_and_writes_nothing(tmp_path, monkeypatch, c
 
 def test_report_from_the_archive(tmp_path, monkeypatch, counted) -> None:
     monkeypatch.chdir(tmp_path)
-    decoded(Path("exp"), "zeroshot_cs", "test", {"u1": "我们开 meetings 吧", "u2": "他们开 party 吧"})
+    decoded(Path("exp"), "zeroshot_zh_en", "test", {"u1": "我们开 meetings 吧", "u2": "他们开 party 吧"})
     archive(Path("exp"), Path("results"))
     trained_run(Path("exp2/lora"), [(40, 10)])
     decoded(Path("exp2"), "lora", "test", REFS)
     report.main(["--exp_dir", "exp2", "--archive", "results", "--out", "RESULTS.md"])
     text = Path("RESULTS.md").read_text()
-    assert "| `zeroshot_cs` | LID prompt `cs`, no guard, true length | 0 | — | — | 2 | 10.0" in text
-    assert "| `lora` | LID prompt `cs`, no guard, true length | 0.001M | 1 | 0.8 min | 2 | 0.0" in text
+    assert "| `zeroshot_zh_en` | task tokens `zh_en`, no guard, true length | 0 | — | — | 2 | 10.0" in text
+    assert "| `lora` | task tokens `zh_en`, no guard, true length | 0.001M | 1 | 0.8 min | 2 | 0.0" in text
     assert (tmp_path / "results/lora/training.json").exists()
     decoded(Path("exp3"), "lpt", "test", REFS, audio="b" * 64)
     with pytest.raises(SystemExit, match="report.py: exp3/lpt/decode_test was decoded from other audio"):
@@ -158,7 +158,7 @@ def test_report_names_a_truncated_checkpoint_and_writes_nothing(tmp_path, monkey
 
 def test_attention_keeps_the_archived_systems_measured_alike(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    measured = {"lid_heads": "exp/lid_heads/lid_heads.json", "selection": "top", "share": 0.6, "heads": [[1, 2]]}
+    measured = {"lid_heads": "exp/lid_heads/lid_heads.json", "selection": "top", "fraction": 0.6, "heads": [[1, 2]]}
 
     def attention(exp: str, **systems: float) -> None:
         path = Path(exp, "attention/valid/attention.json")

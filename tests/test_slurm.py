@@ -56,7 +56,7 @@ def local_decodes(tiny_recipe, tiny_whisper_path, tmp_path_factory) -> Path:
 
 
 def assert_same_as_local(exp: Path, local: Path) -> None:
-    for system in ("zeroshot_cs", "zeroshot_cs_guard"):
+    for system in ("zeroshot_zh_en", "zeroshot_zh_en_guard"):
         for name in DECODE_FILES:
             assert (exp / system / "decode_test" / name).read_bytes() == (
                 local / system / "decode_test" / name
@@ -78,7 +78,7 @@ def test_decoding_through_slurm_equals_local(slurm_cluster, tiny_recipe, tiny_wh
     recipe = recipe_copy(tmp_path / "slurm", data_from=tiny_recipe)
     result = run_recipe(recipe, *zeroshot_args(tiny_whisper_path, 2), "--cmd_backend", "slurm")
     assert result.returncode == 0, result.stderr[-3000:]
-    log = (recipe / "exp/zeroshot_cs/decode_test/logdir/decode.2.log").read_text()
+    log = (recipe / "exp/zeroshot_zh_en/decode_test/logdir/decode.2.log").read_text()
     assert ", Slurm job " in log and log.rstrip().endswith("exit code 0")
     assert_same_as_local(recipe / "exp", local_decodes)
 
@@ -95,7 +95,7 @@ def test_failed_array_task_is_named_and_rerun_alone(
     wav.write_bytes(b"RIFF, but not audio")
 
     result = run_recipe(recipe, *zeroshot_args(tiny_whisper_path, 2), "--cmd_backend", "slurm")
-    logdir = recipe / "exp/zeroshot_cs/decode_test/logdir"
+    logdir = recipe / "exp/zeroshot_zh_en/decode_test/logdir"
     assert result.returncode != 0
     assert (
         "job 2 (Slurm job " in result.stderr

@@ -1,4 +1,4 @@
-"""The CS tokenizer: prompts and per-token language tags; the one character classifier behind them."""
+"""The CS tokenizer: task tokens and per-token language tags; the one character classifier behind them."""
 
 import pytest
 
@@ -9,19 +9,22 @@ from espnet_cs.tokenizer import CSTokenizer, Language, char_language
 ZH, EN, OTHER = Language.ZH, Language.EN, Language.OTHER
 
 
-def test_prompts_match_whisper_special_tokens():
-    cs, single = CSTokenizer("cs"), CSTokenizer("single")
-    special = cs.whisper.special_tokens
+def test_task_tokens_match_whisper_special_tokens():
+    zh_en, zh = CSTokenizer("zh_en"), CSTokenizer("zh")
+    special = zh_en.whisper.special_tokens
     expected = ["<|startoftranscript|>", "<|zh|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>"]
-    assert cs.sot_sequence == tuple(special[t] for t in expected)
-    assert single.sot_sequence == tuple(special[t] for t in expected if t != "<|en|>")
-    assert cs.lid_positions == {"zh": 1, "en": 2}
-    assert single.lid_positions == {"zh": 1}
+    assert zh_en.sot_sequence == tuple(special[t] for t in expected)
+    assert zh.sot_sequence == tuple(special[t] for t in expected if t != "<|en|>")
+    assert zh_en.lid_positions == {"zh": 1, "en": 2}
+    assert zh.lid_positions == {"zh": 1}
 
 
-def test_unknown_prompt_and_english_only_vocab_are_errors():
-    with pytest.raises(ValueError, match="unknown lid_prompt"):
+def test_unknown_or_renamed_task_tokens_and_english_only_vocab_are_errors():
+    with pytest.raises(ValueError, match="unknown task_tokens 'both'"):
         CSTokenizer("both")
+    for old, new in (("single", "zh"), ("cs", "zh_en")):
+        with pytest.raises(ValueError, match=f"^CSTokenizer: task tokens '{old}' were renamed to '{new}'$"):
+            CSTokenizer(old)
     with pytest.raises(ValueError, match="English-only"):
         CSTokenizer.for_vocab(51864)
     assert CSTokenizer.for_vocab(51866).num_languages == 100

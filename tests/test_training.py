@@ -323,7 +323,7 @@ def test_two_phase_attention_guided_training(monkeypatch, tiny_whisper_path, dat
     assert transcriber.decoder.adapters is not None and len(transcriber([np.zeros(8000, np.float32)])) == 1
 
 
-def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_dir, tmp_path):
+def test_guidance_needs_lid_heads_and_the_zh_en_task_tokens(tiny_whisper_path, data_dir, tmp_path):
     def build(*extra):
         return CSASRTask.build_model(
             CSASRTask.get_parser().parse_args(train_args("adapter_ag", tiny_whisper_path, data_dir, tmp_path, *extra))
@@ -340,7 +340,7 @@ def test_guidance_needs_lid_heads_and_the_cs_lid_prompt(tiny_whisper_path, data_
     with pytest.raises(ValueError, match="unknown selection 'best'"):
         build("--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}, selection: best}}}}")
     with pytest.raises(ValueError, match="two-LID task tokens"):
-        build("--lid_prompt", "single", "--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")
+        build("--task_tokens", "zh", "--model_conf", f"{{guidance: {{lid_heads: {tmp_path / 'none.json'}}}}}")
 
 
 @pytest.mark.parametrize("method", ["spt4asr", "lora", "adapter"])

@@ -6,10 +6,10 @@ code-switched utterance, the LID-column attention of the guided heads beside the
 (``attention.png``, like Figure 3 of the attention-guidance paper).
 
     python -m espnet_cs.bin.attention_report --data_dir dump/raw/test --lid_heads exp/lid_heads/lid_heads.json \\
-        --selection top --share 0.6 --system backbone --system adapter=exp/adapter \\
+        --selection top --fraction 0.6 --system backbone --system adapter=exp/adapter \\
         --system guided=exp/adapter_phase1+adapter_ag_phase2 --plot backbone --plot guided --out_dir exp/attention
 
-The heads measured are one selection (``--selection``, ``--share``) of stage 4's LID heads, the
+The heads measured are one selection (``--selection``, ``--fraction``) of stage 4's LID heads, the
 same for every system.
 """
 
@@ -29,12 +29,13 @@ from espnet_cs.figures import plt
 from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, own_language_share
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
 from espnet_cs.model import CSWhisperModel
+from espnet_cs.renamed import RENAMED_GUIDANCE_OPTIONS, add_renamed_options
 
 
 def load_system(spec: str, whisper_model: str, device: str = "cpu") -> tuple[str, CSWhisperModel]:
     """``backbone`` or ``name=exp_dir`` (its config.yaml and valid.loss.ave.pth), on ``device``."""
     if spec == "backbone":
-        return spec, CSWhisperModel.from_backbone(whisper_model, "cs", pad_to_30s=False).to(device)
+        return spec, CSWhisperModel.from_backbone(whisper_model, "zh_en", pad_to_30s=False).to(device)
     name, _, exp = spec.partition("=")
     from espnet_cs.task import CSASRTask
 
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data_dir", type=Path, required=True)
     parser.add_argument("--lid_heads", type=Path, required=True, help="stage 4's lid_heads.json")
     parser.add_argument("--selection", choices=SELECTIONS, default="top", help="which of the LID heads to measure")
-    parser.add_argument("--share", type=float, default=0.6, help="of the selection (top: of the LID heads)")
+    parser.add_argument("--fraction", type=float, default=0.6, help="of the selection (top: of the LID heads)")
+    add_renamed_options(parser, RENAMED_GUIDANCE_OPTIONS)
     parser.add_argument("--system", action="append", required=True, help="backbone or name=exp_dir; repeatable")
     parser.add_argument("--whisper_model", default="whisper-base")
     parser.add_argument("--utt", help="the utterance to plot (default: the first code-switched one)")
@@ -111,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             heads = LidHeads.load(
                 args.lid_heads, identity.sha256, identity.dims["n_text_layer"], identity.dims["n_text_head"]
-            ).select(args.selection, args.share)
+            ).select(args.selection, args.fraction)
         except (FileNotFoundError, ValueError) as e:
             raise SystemExit(f"attention_report.py: {name}: {e}") from e
         hits = pairs = 0
@@ -134,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             {
                 "lid_heads": str(args.lid_heads),
                 "selection": args.selection,
-                "share": args.share,
+                "fraction": args.fraction,
                 "heads": [list(head) for head in heads],
                 "utt": utt,
                 "systems": shares,

@@ -1,5 +1,5 @@
 """Decode a Kaldi data dir: a trained model (``--asr_train_config``, ``--asr_model_file``) or,
-without them, the zero-shot Whisper backbone (``--whisper_model``, ``--lid_prompt``).
+without them, the zero-shot Whisper backbone (``--whisper_model``, ``--task_tokens``).
 
 Greedy by default; ``--beam_size`` > 1 searches as openai-whisper's beam search (``--patience``,
 ``--length_penalty``). Loop control, each off by default: ``--temperature_fallback`` (openai-whisper's
@@ -41,8 +41,9 @@ from espnet_cs.host_memory import serve_from_heap
 from espnet_cs.loop_control import Fallback
 from espnet_cs.model import CSWhisperModel
 from espnet_cs.quantization import quantize_linear_int8
+from espnet_cs.renamed import RENAMED_OPTIONS, add_renamed_options, task_tokens_type
 from espnet_cs.splitting import audio_sha256, file_sha256, longest_first
-from espnet_cs.tokenizer import LID_PROMPTS
+from espnet_cs.tokenizer import TASK_TOKEN_LANGUAGES
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -55,11 +56,13 @@ def get_parser() -> argparse.ArgumentParser:
         "--whisper_model", default="whisper-base", help="zero-shot backbone spec (see espnet_cs.backbone)"
     )
     parser.add_argument(
-        "--lid_prompt",
-        choices=sorted(LID_PROMPTS),
-        default="cs",
-        help="language tokens of the zero-shot task tokens: single = <|zh|>, cs = <|zh|><|en|>",
+        "--task_tokens",
+        type=task_tokens_type,
+        choices=sorted(TASK_TOKEN_LANGUAGES),
+        default="zh_en",
+        help="the zero-shot decoder's task tokens, by their language tokens: zh = <|zh|>, zh_en = <|zh|><|en|>",
     )
+    add_renamed_options(parser, RENAMED_OPTIONS)
     parser.add_argument("--pad_to_30s", type=str2bool, default=True, help="pad audio to Whisper's 30-s window")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--beam_size", type=int, default=1, help="beams per utterance (1: greedy)")
@@ -174,7 +177,7 @@ def load_transcriber(args: argparse.Namespace, config: DecodingConfig) -> Transc
         transcriber = Transcriber.from_trained(args.asr_train_config, args.asr_model_file, config, device)
     else:
         transcriber = Transcriber.from_model(
-            CSWhisperModel.from_backbone(args.whisper_model, args.lid_prompt, args.pad_to_30s, args.cache_dir),
+            CSWhisperModel.from_backbone(args.whisper_model, args.task_tokens, args.pad_to_30s, args.cache_dir),
             config,
             device,
         )
@@ -194,8 +197,8 @@ def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
         "model_file_sha256": file_sha256(Path(args.asr_model_file)) if args.asr_model_file else None,
         "backbone": identity.spec,
         "backbone_sha256": identity.sha256,
-        "lid_prompt": transcriber.tokenizer.lid_prompt,
-        "task_tokens": list(transcriber.tokenizer.sot_sequence),
+        "task_tokens": transcriber.tokenizer.task_tokens,
+        "task_token_ids": list(transcriber.tokenizer.sot_sequence),
         "pad_to_30s": transcriber.encoder.pad_to_30s,
         "guard": args.guard,
         "batch_size": args.batch_size,

@@ -6,7 +6,7 @@ tokens counts, for every layer and head, the word tokens at which it is an LID h
 
 * ``lid_heads.json``: the LID heads ranked, with the per-head counts
   (:class:`espnet_cs.guidance.heads.LidHeads`); a model's ``model_conf.guidance`` names this file
-  and says which of them it guides (``selection: top``, ``share: 0.6``, ...);
+  and says which of them it guides (``selection: top``, ``fraction: 0.6``, ...);
 * ``heads.png``: a layer x head heat map of the counts, the LID heads marked.
 
 Split over parallel jobs (:mod:`espnet_cs.bin.split_data`), each job writes only its raw
@@ -89,7 +89,7 @@ def collect_statistics(args: argparse.Namespace) -> HeadStatistics | None:
         device = checked_device(args.device)
     except ValueError as error:
         raise SystemExit(f"select_heads.py: {error}") from error
-    model = CSWhisperModel.from_backbone(args.whisper_model, "cs", args.pad_to_30s).to(device)
+    model = CSWhisperModel.from_backbone(args.whisper_model, "zh_en", args.pad_to_30s).to(device)
     identity = model.encoder.backbone_identity
     settings = {
         "data_dir": str(args.data_dir),

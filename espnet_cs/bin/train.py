@@ -1,12 +1,12 @@
 """Train a model with ESPnet's trainer: ``python -m espnet_cs.bin.train --config conf/tuning/<method>.yaml ...``.
 
 All options of ESPnet's ``AbsTask`` apply (``--help`` lists them); the espnet-cs ones are
-``--whisper_model``, ``--lid_prompt``, ``--lr_by_prefix``, ``--return_freed_memory``,
+``--whisper_model``, ``--task_tokens``, ``--lr_by_prefix``, ``--return_freed_memory``,
 ``--encoder_conf``, ``--decoder_conf`` and ``--model_conf``.
 
 The ``--config`` file is read strictly (:mod:`espnet_cs.config_yaml`: a repeated key is an
 error) and its keys, and those of its ``encoder_conf``, ``decoder_conf`` and ``model_conf``,
-are checked before ESPnet starts. A configuration error (:class:`ConfigError`, also one found
+are checked before ESPnet starts; so are the names this release renamed (:mod:`espnet_cs.renamed`). A configuration error (:class:`ConfigError`, also one found
 while the model is built) ends the run with one line naming the file and the key, exit status
 1; ``--verbose`` (taken off before ESPnet parses the rest) shows its traceback instead.
 """
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from espnet_cs.config_yaml import ConfigError, load_yaml_mapping
 from espnet_cs.options import check_options
+from espnet_cs.renamed import refuse_renamed_training_options
 from espnet_cs.task import CSASRTask
 
 VERBOSE = "--verbose"
@@ -44,6 +45,7 @@ def check_config(path: str) -> None:
     if not Path(path).is_file():
         raise ConfigError(f"{path}: no such config file")
     config = load_yaml_mapping(path)
+    refuse_renamed_training_options(config, path)
     known = {action.dest for action in CSASRTask.get_parser()._actions}
     unknown = [key for key in config if key not in known]
     if unknown:

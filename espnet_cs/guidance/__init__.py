@@ -7,7 +7,7 @@ Modules: :mod:`~espnet_cs.guidance.rows` (where word tokens and LID columns are)
 merged exactly), :mod:`~espnet_cs.guidance.loss` (the loss the model adds). Teacher-forced passes over a data dir
 are above the model, in :mod:`espnet_cs.attention_analysis`.
 
-Positions. With the two-LID prompt the teacher-forced decoder input is
+Positions. With the two-LID task tokens (``zh_en``) the teacher-forced decoder input is
 ``[soft prompts] <|sot|> <|zh|> <|en|> <|transcribe|> <|notimestamps|> y1 y2 ...``. Target token
 ``y_i`` is *output* at the position just before it; that position's row of a self-attention map
 is "the attention of ``y_i``". Its ``<|zh|>`` and ``<|en|>`` columns are the LID columns. Word
@@ -26,7 +26,7 @@ tells them apart (a run's counts: its ``lid_heads.json``; mini_cs's and cs_bench
 Heads of decoder layer 0 are left out: their attention is computed from frozen embeddings alone,
 which no adapter can change (``FIRST_GUIDABLE_LAYER``). Stage 4 writes the ranking
 (``lid_heads.json``); a model's guidance config selects from it with a registered selection
-(:data:`~espnet_cs.guidance.heads.SELECTIONS`): a top share of them, all, or a random share of all
+(:data:`~espnet_cs.guidance.heads.SELECTIONS`): a top fraction of them, all, or a random fraction of all
 heads (ablation).
 
 Guidance loss. For every selected head and word token, the two LID-column attentions are

@@ -101,7 +101,7 @@ def rank_lid_heads(
 
 
 Selection = Callable[[Sequence[Head], float, int, int, int], list[Head]]
-"""``(ranked LID heads, share, n_layers, n_heads, seed) -> heads to guide``."""
+"""``(ranked LID heads, fraction, n_layers, n_heads, seed) -> heads to guide``."""
 
 # guidance selection name -> Selection
 SELECTIONS: dict[str, Selection] = {}
@@ -118,29 +118,31 @@ def register_selection(name: str) -> Callable[[Selection], Selection]:
 
 
 @register_selection("top")
-def top_share(ranked: Sequence[Head], share: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
-    """The ``share`` of the ranked LID heads first in rank (at least one)."""
-    return list(ranked[: max(1, round(share * len(ranked)))]) if ranked else []
+def top_fraction(ranked: Sequence[Head], fraction: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
+    """The ``fraction`` of the ranked LID heads first in rank (at least one)."""
+    return list(ranked[: max(1, round(fraction * len(ranked)))]) if ranked else []
 
 
 @register_selection("all")
-def every_lid_head(ranked: Sequence[Head], share: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
+def every_lid_head(ranked: Sequence[Head], fraction: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
     """Every LID head."""
     return list(ranked)
 
 
 @register_selection("random")
-def random_share(ranked: Sequence[Head], share: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
-    """A random ``share`` of all :func:`guidable_heads`, LID heads or not (the ablation)."""
+def random_fraction(ranked: Sequence[Head], fraction: float, n_layers: int, n_heads: int, seed: int) -> list[Head]:
+    """A random ``fraction`` of all :func:`guidable_heads`, LID heads or not (the ablation)."""
     everyone = guidable_heads(n_layers, n_heads)
-    return sorted(random.Random(seed).sample(everyone, max(1, round(share * len(everyone)))))
+    return sorted(random.Random(seed).sample(everyone, max(1, round(fraction * len(everyone)))))
 
 
-def select(ranked: Sequence[Head], mode: str, share: float, n_layers: int, n_heads: int, seed: int = 0) -> list[Head]:
+def select(
+    ranked: Sequence[Head], mode: str, fraction: float, n_layers: int, n_heads: int, seed: int = 0
+) -> list[Head]:
     """Heads to guide: the registered selection ``mode`` (:data:`SELECTIONS`) of the ranked LID heads."""
     if mode not in SELECTIONS:
         raise ValueError(f"unknown head selection {mode!r}: choose from {list(SELECTIONS)}")
-    return SELECTIONS[mode](ranked, share, n_layers, n_heads, seed)
+    return SELECTIONS[mode](ranked, fraction, n_layers, n_heads, seed)
 
 
 @dataclass
@@ -173,9 +175,9 @@ class LidHeads:
     min_fraction: float
     own_language_share: float
 
-    def select(self, mode: str, share: float, seed: int = 0) -> list[Head]:
+    def select(self, mode: str, fraction: float, seed: int = 0) -> list[Head]:
         """Heads to guide (:func:`select`); never empty."""
-        heads = select(self.ranked, mode, share, self.n_layers, self.n_heads, seed)
+        heads = select(self.ranked, mode, fraction, self.n_layers, self.n_heads, seed)
         if not heads:
             raise ValueError(f"no LID heads to select from (min_fraction {self.min_fraction}): lower it in stage 4")
         return heads

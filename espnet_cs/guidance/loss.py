@@ -14,6 +14,7 @@ from espnet_cs.guidance.capture import CapturedAttention, capture_attention
 from espnet_cs.guidance.heads import SELECTIONS, Head, LidHeads, selected_lid_attention
 from espnet_cs.guidance.rows import WordRows
 from espnet_cs.options import check_options
+from espnet_cs.renamed import RENAMED_GUIDANCE_OPTIONS, refuse_renamed_keys
 from espnet_cs.tokenizer import CSTokenizer
 
 TokenHeadLoss = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
@@ -51,9 +52,9 @@ class GuidanceConfig:
     Attributes:
         lid_heads: stage 4's ``lid_heads.json`` (the ranked LID heads of the backbone).
         selection: a registered selection (:data:`~espnet_cs.guidance.heads.SELECTIONS`): ``top``
-            (the ``share`` of the LID heads ranked first; the paper's best is 0.6), ``all`` (every
-            LID head) or ``random`` (a random ``share`` of all heads, the ablation).
-        share: see ``selection``.
+            (the ``fraction`` of the LID heads ranked first; the paper's best is 0.6), ``all`` (every
+            LID head) or ``random`` (a random ``fraction`` of all heads, the ablation).
+        fraction: see ``selection``.
         seed: of the ``random`` selection.
         weight: lambda: the loss is cross-entropy + weight * guidance.
         target: c, the attention the guided heads should put on the LID column of each word
@@ -63,7 +64,7 @@ class GuidanceConfig:
 
     lid_heads: str
     selection: str = "top"
-    share: float = 0.6
+    fraction: float = 0.6
     seed: int = 0
     weight: float = 1.0
     target: float = 0.5
@@ -71,6 +72,7 @@ class GuidanceConfig:
 
     @classmethod
     def from_dict(cls, conf: dict) -> GuidanceConfig:
+        refuse_renamed_keys(conf, RENAMED_GUIDANCE_OPTIONS, "model_conf.guidance")
         check_options(cls, conf, "model_conf.guidance")
         if "lid_heads" not in conf:
             raise ConfigError(
@@ -116,12 +118,12 @@ class AttentionGuidance:
     def __init__(
         self, config: GuidanceConfig, tokenizer: CSTokenizer, backbone_sha256: str, n_layers: int, n_heads: int
     ) -> None:
-        if tokenizer.lid_prompt != "cs":
-            raise ConfigError("attention guidance needs the two-LID task tokens (lid_prompt: cs)")
+        if tokenizer.task_tokens != "zh_en":
+            raise ConfigError("attention guidance needs the two-LID task tokens (task_tokens: zh_en)")
         self.config = config
         self.tokenizer = tokenizer
         self.heads = LidHeads.load(config.lid_heads, backbone_sha256, n_layers, n_heads).select(
-            config.selection, config.share, config.seed
+            config.selection, config.fraction, config.seed
         )
 
     def capture(self, decoder: CSWhisperDecoder) -> AbstractContextManager[CapturedAttention]:

@@ -48,8 +48,8 @@ class WordRows:
         cls, tokenizer: CSTokenizer, text: torch.Tensor, text_lengths: torch.Tensor, n_soft_prompts: int
     ) -> WordRows:
         """The word tokens of target ids ``text`` (batch, length), decoded after ``n_soft_prompts`` soft prompts."""
-        if tokenizer.lid_prompt != "cs":
-            raise ValueError("LID columns need the two-LID task tokens (lid_prompt: cs)")
+        if tokenizer.task_tokens != "zh_en":
+            raise ValueError("LID columns need the two-LID task tokens (task_tokens: zh_en)")
         tags = [tokenizer.language_tags(t[:n].tolist()) for t, n in zip(text, text_lengths)]
         lid = tokenizer.lid_positions
         first_target_row = n_soft_prompts + len(tokenizer.sot_sequence) - 1

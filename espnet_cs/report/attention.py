@@ -35,7 +35,7 @@ def attention_sections(source: Path, out: Path) -> list[str]:
         figure = os.path.relpath(report.with_suffix(".png"), out.parent)
         note = (
             "Share of (word token, guided head) pairs whose larger LID-column attention is on the token's own "
-            f"language (heads: {data['selection']} {data['share']:g} of `{data['lid_heads']}`); figure for "
+            f"language (heads: {data['selection']} {data['fraction']:g} of `{data['lid_heads']}`); figure for "
             f"`{data['utt']}`: `{figure}`."
         )
         rows = [

@@ -17,8 +17,8 @@ def monolingual_language(row: Row) -> str | None:
 
 
 def zero_shot_baseline(rows: list[Row], row: Row) -> Row | None:
-    """The zero-shot row decoded with the LID prompt and guard setting of ``row``."""
-    same = ("lid_prompt", "guard")
+    """The zero-shot row decoded with the task tokens and guard setting of ``row``."""
+    same = ("task_tokens", "guard")
     return next(
         (r for r in rows if not r.trained and all(r.decoding[k] == row.decoding[k] for k in same)),
         None,
@@ -51,7 +51,7 @@ def forgetting_section(tables: Tables) -> list[str]:
     if not cells:
         return []
     note = (
-        "Each trained system against the zero-shot backbone decoded with the same LID prompt and guard setting, "
+        "Each trained system against the zero-shot backbone decoded with the same task tokens and guard setting, "
         "on the sets whose utterances are all Mandarin (ZH CER) or all English (EN WER); change in points, "
         "positive = worse after adaptation."
     )

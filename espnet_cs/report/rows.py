@@ -10,7 +10,7 @@ from pathlib import Path
 from espnet_cs.results_archive import system_training, trained_dir
 from espnet_cs.scoring import rate_terms
 
-DECODING_KEYS = ("data_dir", "audio_sha256", "lid_prompt", "guard", "pad_to_30s", "real_time_factor")
+DECODING_KEYS = ("data_dir", "audio_sha256", "task_tokens", "guard", "pad_to_30s", "real_time_factor")
 
 
 class ReportError(ValueError):

@@ -45,7 +45,7 @@ SWITCH_RATES = (
 )
 RATES = ERROR_RATES + SWITCH_RATES
 OTHER_COLUMNS = {
-    "decoding": "the LID prompt (task tokens `single`: `<|zh|>`, `cs`: `<|zh|><|en|>`), whether the repetition "
+    "decoding": "the task tokens (`zh`: `<|zh|>`, `zh_en`: `<|zh|><|en|>`), whether the repetition "
     "guard cut the hypotheses (`<system>_guard`: the same decoding, cut) and the audio padding",
     "trainable": "trainable parameters, counted for the backbone the system was trained on",
     "epochs": "finished training epochs (two-phase systems: `stage 5+stage 6`)",
@@ -74,7 +74,7 @@ def legend() -> list[str]:
 
 def decoding_cell(decoding: dict) -> str:
     padding = "30-s padding" if decoding["pad_to_30s"] else "true length"
-    return f"LID prompt `{decoding['lid_prompt']}`, {'guard on' if decoding['guard'] else 'no guard'}, {padding}"
+    return f"task tokens `{decoding['task_tokens']}`, {'guard on' if decoding['guard'] else 'no guard'}, {padding}"
 
 
 def training_cells(training: dict) -> list[str]:

@@ -25,7 +25,7 @@ valid_set=valid
 test_sets="test"        # data dirs under data/ to decode and score
 # Backbone and decoding
 whisper_model=whisper-base  # backbone spec: whisper-base (PyPI), an openai-whisper name, a .pt file or a CTranslate2 dir
-zeroshot_lid_prompts="single cs"  # stage 3 decodes with the task tokens of each: single = <|zh|>, cs = <|zh|><|en|>
+zeroshot_task_tokens="zh zh_en"  # stage 3 decodes with each of these task tokens: zh = <|zh|>, zh_en = <|zh|><|en|>
 pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
 beam_size=1             # stages 3 and 8: beams per utterance (1: greedy), openai-whisper's beam search
@@ -47,29 +47,29 @@ results_archive=""      # stage 11: copy every scored system of exp/ into this t
                         # so the report keeps the runs of earlier clones (espnet_cs.results_archive; empty: exp/)
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
-                        # has lid_prompt: cs)
+                        # has task_tokens: zh_en)
 attention_sets=""       # data sets under dump/raw to measure on (empty: --test_sets)
 attention_plot=""       # of the measured systems (and backbone), those drawn in attention.png (empty: every one)
 attention_selection=top # which of the LID heads of exp/lid_heads/lid_heads.json: top, all or random
-attention_share=0.6     # share of that selection (top: of the LID heads; random: of all heads)
+attention_fraction=0.6  # fraction of that selection (top: of the LID heads; random: of all heads)
 
 help_message=$(cat <<EOF
 Usage: $0 [options]
 Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
-  3  zero-shot decoding of --test_sets with each of --zeroshot_lid_prompts (--nj jobs, merged)
+  3  zero-shot decoding of --test_sets with each of --zeroshot_task_tokens (--nj jobs, merged)
   4  LID heads of the frozen backbone on --train_set, ranked -> exp/lid_heads/lid_heads.json and heads.png
      (--nj jobs, merged); each guided method's YAML selects its heads from that file
-     (model_conf.guidance: selection, share), so this stage has no selection option
+     (model_conf.guidance: selection, fraction), so this stage has no selection option
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training of --phase2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
   8  decoding of --test_sets with the averaged model (--nj jobs, merged)
   9  scoring of every decode dir (each one it can; those it cannot are listed at the end)
   10 attention analysis, if stage 4 ran: the attention of one selection of its LID heads
-     (--attention_selection, --attention_share) for the backbone and --attention_systems (empty: every
-     exp/<name> with valid.loss.ave.pth whose config.yaml has lid_prompt: cs)
+     (--attention_selection, --attention_fraction) for the backbone and --attention_systems (empty: every
+     exp/<name> with valid.loss.ave.pth whose config.yaml has task_tokens: zh_en)
      on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
      --attention_plot of them (empty: every one)
   11 report -> ${results} and its rates in ${results%.*}.json (with --results_archive: made from that dir
@@ -80,14 +80,14 @@ Options (default):
   --decode_threads (${decode_threads}) --gpu_inference (${gpu_inference})
   --local_data_opts ("${local_data_opts}") --train_set (${train_set}) --valid_set (${valid_set})
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
-  --zeroshot_lid_prompts ("${zeroshot_lid_prompts}") --pad_to_30s (${pad_to_30s})
+  --zeroshot_task_tokens ("${zeroshot_task_tokens}") --pad_to_30s (${pad_to_30s})
   --decode_batch_size (${decode_batch_size}) --beam_size (${beam_size}) --decode_opts ("${decode_opts}")
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --phase2_method ("${phase2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --phase1_exp_tag ("${phase1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
   --results (${results}) --results_archive ("${results_archive}") --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
   --attention_plot ("${attention_plot}")
-  --attention_selection (${attention_selection}) --attention_share (${attention_share})
+  --attention_selection (${attention_selection}) --attention_fraction (${attention_fraction})
 GPUs: --ngpu for training (5, 6); --gpu_inference true runs stages 3, 4, 8 and 10 on one GPU per job.
 Jobs: cmd.sh launches \${train_cmd} and \${decode_cmd} with utils/run_local.sh or, with
   --cmd_backend slurm, utils/run_slurm.sh (resources: conf/slurm.yaml). Stages 3, 4 and 8 split
@@ -101,6 +101,7 @@ Methods: $(method_names)
 EOF
 )
 
+# options renamed in this release: refused for one release, naming the new option (utils/parse_options.sh)
 . utils/parse_options.sh  # before path.sh: --help installs nothing
 [ $# -eq 0 ] || { log "unexpected arguments: $*"; exit 1; }
 
@@ -130,12 +131,20 @@ for option in method phase2_method; do
     if [ -n "${name}" ] && [ ! -f "conf/tuning/${name}.yaml" ]; then
         renamed="$(awk -v old="${name}" '$1 == old { print $2 }' "${renamed_names}" || true)"
         if [ -n "${renamed}" ]; then
-            log "--${option} ${name}: the method was renamed ${renamed} (conf/tuning/${renamed}.yaml)"
+            log "--${option} ${name}: the method was renamed to ${renamed} (conf/tuning/${renamed}.yaml)"
         else
             log "--${option} ${name}: unknown method, no conf/tuning/${name}.yaml (methods: $(method_names))"
         fi
         exit 1
     fi
+done
+for task_tokens in ${zeroshot_task_tokens}; do
+    case "${task_tokens}" in
+        zh|zh_en) ;;
+        single) log "--zeroshot_task_tokens: 'single' was renamed to 'zh'"; exit 1 ;;
+        cs) log "--zeroshot_task_tokens: 'cs' was renamed to 'zh_en'"; exit 1 ;;
+        *) log "--zeroshot_task_tokens: unknown task tokens '${task_tokens}' (zh, zh_en)"; exit 1 ;;
+    esac
 done
 set_name='^[A-Za-z0-9_.+-]+$'  # a data set is one name under data/ and dump/raw: no space, slash or shell character
 for option in train_set valid_set; do
@@ -236,8 +245,8 @@ decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of es
         "${guarded_outputs[@]}"
 }
 measured_by_default() {  # exp dir: true if stage 10 measures it without --attention_systems
-    # a trained model whose task tokens hold both LID tokens (ESPnet writes lid_prompt: cs in its config.yaml)
-    [ -f "$1/valid.loss.ave.pth" ] && grep -qx "lid_prompt: cs" "$1/config.yaml" 2>/dev/null
+    # a trained model whose task tokens hold both LID tokens (ESPnet writes task_tokens: zh_en in its config.yaml)
+    [ -f "$1/valid.loss.ave.pth" ] && grep -qx "task_tokens: zh_en" "$1/config.yaml" 2>/dev/null
 }
 
 if run_stage 1; then
@@ -275,14 +284,14 @@ fi
 
 if run_stage 3; then
     check_sets_exist dump/raw test_sets
-    for lid_prompt in ${zeroshot_lid_prompts}; do
+    for task_tokens in ${zeroshot_task_tokens}; do
         for dset in ${test_sets}; do
-            dir="exp/zeroshot_${lid_prompt}/decode_${dset}"
-            guarded="exp/zeroshot_${lid_prompt}_guard/decode_${dset}"
+            dir="exp/zeroshot_${task_tokens}/decode_${dset}"
+            guarded="exp/zeroshot_${task_tokens}_guard/decode_${dset}"
             # each job skips if its output was made from the same audio, backbone and options
-            log "stage 3: zero-shot decoding of ${dset} with the ${lid_prompt} LID prompt -> ${dir} (logs: ${dir}/logdir)"
+            log "stage 3: zero-shot decoding of ${dset} with the ${task_tokens} task tokens -> ${dir} (logs: ${dir}/logdir)"
             decode "dump/raw/${dset}" "${dir}" "${guarded}" \
-                --whisper_model "${whisper_model}" --lid_prompt "${lid_prompt}" --pad_to_30s "${pad_to_30s}"
+                --whisper_model "${whisper_model}" --task_tokens "${task_tokens}" --pad_to_30s "${pad_to_30s}"
         done
     done
 fi
@@ -382,7 +391,7 @@ if run_stage 10; then
     plots=()
     for name in ${attention_plot}; do plots+=(--plot "${name}"); done
     if [ -f "${heads}" ] && [ ${#systems[@]} -gt 0 ]; then
-        log "stage 10: attention of the ${attention_selection} ${attention_share} LID heads of ${heads}:" \
+        log "stage 10: attention of the ${attention_selection} ${attention_fraction} LID heads of ${heads}:" \
             "backbone ${attention_systems} -> exp/attention"
         for dset in ${attention_sets:-${test_sets}}; do
             if [ ! -f "dump/raw/${dset}/text" ]; then
@@ -390,7 +399,7 @@ if run_stage 10; then
                 exit 1
             fi
             python -m espnet_cs.bin.attention_report --data_dir "dump/raw/${dset}" --lid_heads "${heads}" \
-                --selection "${attention_selection}" --share "${attention_share}" \
+                --selection "${attention_selection}" --fraction "${attention_fraction}" \
                 --whisper_model "${whisper_model}" --system backbone "${systems[@]}" --out_dir "exp/attention/${dset}" \
                 --device "${device}" \
                 "${plots[@]}"

@@ -20,7 +20,7 @@ while [ $# -gt 0 ]; do
                 renamed="$(awk -v old="--${name}" '$1 == old { print $2 }' \
                     "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/../../../../conf/renamed.txt" 2>/dev/null || true)"
                 if [ -n "${renamed}" ]; then
-                    echo "$0: option $1 was renamed ${renamed}" >&2
+                    echo "$0: option $1 was renamed to ${renamed}" >&2
                     exit 1
                 fi
                 echo "$0: unknown option $1 (see $0 --help)" >&2
