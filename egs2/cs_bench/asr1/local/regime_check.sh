@@ -2,9 +2,9 @@
 # The regime check of a synthesizer: zero-shot Whisper on a small held-out cs_bench test set.
 # Generates --num_per_category code-switched, Mandarin-only and English-only test utterances with
 # local/data.sh's acoustic conditions (the other sets get one utterance each), formats them as
-# stage 2 does, decodes them greedily with <|zh|> (single) and <|zh|><|en|> (cs), each also with
-# the repetition guard, and scores every decode. The regime's numbers: Mandarin CER of single,
-# English WER of cs, code-switched MER of cs with the guard (scores.json under --dir).
+# stage 2 does, decodes them greedily with the task tokens zh (<|zh|>) and zh_en (<|zh|><|en|>), each also with
+# the repetition guard, and scores every decode. The regime's numbers: Mandarin CER with zh,
+# English WER with zh_en, code-switched MER with zh_en and the guard (scores.json under --dir).
 set -euo pipefail
 
 log() {
@@ -47,13 +47,13 @@ python3 -m espnet_cs.bin.synth_bench \
 log "generation: $((SECONDS - start)) s"
 python3 -m espnet_cs.bin.format_data --src "${dir}/data/test" --dst "${dir}/dump/test" --nj "${nj}"
 
-for lid_prompt in single cs; do
+for task_tokens in zh zh_en; do
     start=${SECONDS}
     python3 -m espnet_cs.bin.decode --data_dir "${dir}/dump/test" --whisper_model "${whisper_model}" \
-        --lid_prompt "${lid_prompt}" --threads "${threads}" \
-        --out_dir "${dir}/${lid_prompt}" --guarded_out_dir "${dir}/${lid_prompt}_guard"
-    log "decoding with ${lid_prompt}: $((SECONDS - start)) s"
-    for out in "${dir}/${lid_prompt}" "${dir}/${lid_prompt}_guard"; do
+        --task_tokens "${task_tokens}" --threads "${threads}" \
+        --out_dir "${dir}/${task_tokens}" --guarded_out_dir "${dir}/${task_tokens}_guard"
+    log "decoding with ${task_tokens}: $((SECONDS - start)) s"
+    for out in "${dir}/${task_tokens}" "${dir}/${task_tokens}_guard"; do
         log "scores of ${out}:"
         python3 -m espnet_cs.bin.score --data_dir "${dir}/dump/test" --hyp "${out}/text" --out_dir "${out}"
     done
