@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,9 +29,11 @@ def clone(to: Path) -> Path:
 
 
 def imported_espnet_cs(checkout: Path) -> subprocess.CompletedProcess:
-    """Which espnet_cs the python of a recipe of ``checkout`` imports after its path.sh (the
-    environment of ESPNET_CS_VENV, no PYTHONPATH of the caller's)."""
+    """Which espnet_cs the python of a recipe of ``checkout`` imports after its path.sh, with the
+    environment running these tests as ESPNET_CS_VENV (one environment for every clone) and no
+    PYTHONPATH of the caller's."""
     env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    env["ESPNET_CS_VENV"] = sys.prefix
     return subprocess.run(
         ["bash", "-c", ". ./path.sh && python -c 'import espnet_cs; print(espnet_cs.__file__)'"],
         cwd=checkout / "egs2" / "mini_cs" / "asr1",
