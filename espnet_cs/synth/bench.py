@@ -27,7 +27,8 @@ import hashlib
 import logging
 import os
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,7 @@ SYNTHESIZERS = ("espeak-ng", "kokoro")
 KOKORO_SPEED = (0.85, 1.15)  # range of a Kokoro voice's speed
 MIN_BLEND_DISTANCE = 0.3  # L1 distance of a Kokoro voice's blend weights from those of earlier voices
 MIN_BLEND_WEIGHT = 0.1
+BABBLE_POOL = 24  # Kokoro babble talkers of a set, each spoken once and mixed into many utterances
 
 
 def variant_pools() -> dict[str, tuple[str, ...]]:
@@ -169,6 +171,23 @@ def sentence(set_name: str, category: str, rng: random.Random) -> str:
     return make_utterance(category, set_name, rng)
 
 
+def babble_pool(set_name: str, seed: int, speakers: Sequence[Voice]) -> tuple[tuple[str, Voice], ...]:
+    """The ``BABBLE_POOL`` talkers (sentence, voice) a Kokoro set's babble is mixed from, the voices in turn.
+
+    A neural voice costs about as much to speak as the utterance itself, so babble reuses a fixed
+    pool, as babble noise recorded from a fixed group of talkers does.
+    """
+    rng = random.Random(f"cs_bench/{seed}/{set_name}/babble")
+    forget = set_name.startswith("forget")
+    return tuple(
+        (
+            sentence(set_name, set_name.removeprefix("forget_") if forget else rng.choice(CATEGORIES), rng),
+            speakers[i % len(speakers)],
+        )
+        for i in range(BABBLE_POOL)
+    )
+
+
 def plan(
     set_name: str,
     num: int,
@@ -187,6 +206,7 @@ def plan(
         categories = [c for c, n in zip(CATEGORIES, category_counts(num, mix)) for _ in range(n)]
         rng.shuffle(categories)
     speakers = speakers_of(set_name, seed, synthesizer)
+    pool = babble_pool(set_name, seed, speakers) if synthesizer == "kokoro" else ()
     seen: set[str] = set()
     utterances = []
     for i, category in enumerate(categories):
@@ -197,29 +217,42 @@ def plan(
         seen.add(text)
         speaker = speakers[i % len(speakers)]
         condition = acoustics.draw_condition(rng, ranges)
-        others = [s for s in speakers if s != speaker]
-        babble = tuple(
-            (
-                sentence(set_name, category if set_name.startswith("forget") else rng.choice(CATEGORIES), rng),
-                rng.choice(others),
+        talkers = condition.babble_talkers if condition.noise == "babble" else 0
+        if pool:
+            babble = tuple(rng.sample([talker for talker in pool if talker[1] != speaker], talkers))
+        else:
+            others = [s for s in speakers if s != speaker]
+            babble = tuple(
+                (
+                    sentence(set_name, category if set_name.startswith("forget") else rng.choice(CATEGORIES), rng),
+                    rng.choice(others),
+                )
+                for _ in range(talkers)
             )
-            for _ in range(condition.babble_talkers if condition.noise == "babble" else 0)
-        )
         utterances.append(
             BenchUtterance(f"{speaker.name}-{category}-{i:06d}", speaker, category, text, condition, babble)
         )
     return sorted(utterances, key=lambda u: u.utt_id)
 
 
-def render(utterance: BenchUtterance, rirs: Sequence[np.ndarray]) -> np.ndarray:
-    """The 16-bit audio of a planned utterance: speech, speed, room, noise, level."""
+Talker = tuple[str, Speaker | Voice]  # a babble talker: sentence and speaker
+
+
+def render(
+    utterance: BenchUtterance, rirs: Sequence[np.ndarray], spoken: Mapping[Talker, np.ndarray] | None = None
+) -> np.ndarray:
+    """The 16-bit audio of a planned utterance: speech, speed, room, noise, level.
+
+    ``spoken`` holds babble talkers' speech already synthesized (the rest are synthesized here).
+    """
+    spoken = spoken or {}
     condition = utterance.condition
     audio = acoustics.change_speed(speak(utterance.text, utterance.speaker), condition.speed)
     if condition.room >= 0:
         audio = acoustics.reverberate(audio, rirs[condition.room])
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(utterance.wav_name.encode()).digest(), "big"))
     if condition.noise == "babble":
-        talkers = [speak(text, speaker) for text, speaker in utterance.babble]
+        talkers = [spoken[talker] if talker in spoken else speak(*talker) for talker in utterance.babble]
         noise = acoustics.babble(talkers, len(audio), rng)
     elif condition.noise != "none":
         noise = acoustics.coloured_noise(len(audio), acoustics.NOISE_EXPONENTS[condition.noise], rng)
@@ -248,12 +281,36 @@ def rooms_of(
     return [rir for rir, _ in rooms], [rt60 for _, rt60 in rooms]
 
 
+def shared_talkers(
+    set_name: str, utterances: Sequence[BenchUtterance], cache: Path, pool: Executor | None = None
+) -> dict[Talker, np.ndarray]:
+    """The speech of the babble talkers that several utterances of a set share, cached in ``cache``.
+
+    They are synthesized once, in ``pool`` (here when None), instead of once per utterance.
+    """
+    counts = Counter(talker for u in utterances for talker in u.babble)
+    talkers = sorted((t for t, n in counts.items() if n > 1), key=repr)
+    if not talkers:
+        return {}
+    key = hashlib.sha256(repr((VERSION, talkers, SAMPLE_RATE)).encode()).hexdigest()[:10]
+    path = cache / f"babble_{set_name}_{key}.npz"
+    if path.exists():
+        with np.load(path) as stored:
+            return {talker: stored[f"talker{i}"] for i, talker in enumerate(talkers)}
+    speech = list((pool.map if pool else map)(speak, *zip(*talkers)))
+    tmp = path.with_name(f".{path.name}.tmp.npz")
+    np.savez(tmp, **{f"talker{i}": audio for i, audio in enumerate(speech)})
+    os.replace(tmp, path)
+    return dict(zip(talkers, speech))
+
+
 _ROOMS: list[np.ndarray] = []  # the rooms of the set a worker renders
+_SPOKEN: dict[Talker, np.ndarray] = {}  # its shared babble talkers
 
 
-def _use_rooms(rirs: list[np.ndarray]) -> None:
-    global _ROOMS
-    _ROOMS = rirs
+def _use_set(rirs: list[np.ndarray], spoken: dict[Talker, np.ndarray]) -> None:
+    global _ROOMS, _SPOKEN
+    _ROOMS, _SPOKEN = rirs, spoken
 
 
 def render_to(job: tuple[BenchUtterance, Path]) -> float:
@@ -261,7 +318,7 @@ def render_to(job: tuple[BenchUtterance, Path]) -> float:
     utterance, path = job
     if not path.exists():
         tmp = path.with_name(f".{path.name}.tmp")
-        sf.write(tmp, render(utterance, _ROOMS), SAMPLE_RATE, subtype="PCM_16", format="WAV")
+        sf.write(tmp, render(utterance, _ROOMS, _SPOKEN), SAMPLE_RATE, subtype="PCM_16", format="WAV")
         os.replace(tmp, path)
     return sf.info(path).duration
 
@@ -289,10 +346,12 @@ def make_bench(
     for set_name, num in sizes.items():
         utterances = plan(set_name, num, seed, mix, ranges, synthesizer)
         (wav_dir / set_name).mkdir(parents=True, exist_ok=True)
+        wavs = [wav_dir / set_name / u.wav_name for u in utterances]
+        missing = not all(wav.exists() for wav in wavs)
         with ProcessPoolExecutor(nj) as pool:
             rirs, rt60s = rooms_of(set_name, seed, ranges, wav_dir, pool)
-        wavs = [wav_dir / set_name / u.wav_name for u in utterances]
-        with ProcessPoolExecutor(nj, initializer=_use_rooms, initargs=(rirs,)) as pool:
+            spoken = shared_talkers(set_name, utterances, wav_dir, pool) if missing else {}
+        with ProcessPoolExecutor(nj, initializer=_use_set, initargs=(rirs, spoken)) as pool:
             jobs = pool.map(render_to, zip(utterances, wavs), chunksize=4)
             durations = np.array(list(tqdm(jobs, total=num, desc=f"cs_bench {set_name}", unit="utt")))
         conditions = {u.utt_id: u.condition.describe(rt60s) for u in utterances}
