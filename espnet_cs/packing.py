@@ -40,7 +40,7 @@ from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 from espnet_cs.backbone import load_whisper
 from espnet_cs.config_yaml import ConfigError, load_yaml
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
+from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS, options_of
 from espnet_cs.task import CSASRTask, freeze
 
 logger = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _folded_config(config: dict, model: CSWhisperModel) -> dict:
         conf = (config.get(section) or {}).get("soft_prompts")
         for key in REPARAMETERIZATIONS if conf else ():
             conf[key] = getattr(stack.soft_prompts.config, key)
-            for option in getattr(REPARAMETERIZATIONS[key], "options", ()):
+            for option in options_of(key):
                 if option in conf:  # back at its default, as the folded prompts have no reparameterization
                     conf[option] = getattr(stack.soft_prompts.config, option)
     return config

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 from espnet_cs.config_yaml import ConfigError
 from espnet_cs.options import check_options
-from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS, RESIDUAL_STARTS
+from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS, RESIDUAL_STARTS, options_of
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class PromptConfig:
             raise ConfigError(f"{where}: deep/{'/'.join(sizes)}/language/init_text prompts need length > 0")
         if len(on) > 1:
             raise ConfigError(f"{where}: choose one reparameterization, not {on}")
-        for key, reparameterization in REPARAMETERIZATIONS.items():
-            changed = [o for o in getattr(reparameterization, "options", ()) if getattr(config, o) != _DEFAULTS[o]]
+        for key in REPARAMETERIZATIONS:
+            changed = [o for o in options_of(key) if getattr(config, o) != _DEFAULTS[o]]
             if changed and not sizes[key]:
                 raise ConfigError(f"{where}: {changed} only apply with {key} > 0")
         if config.residual_start not in RESIDUAL_STARTS:
@@ -61,7 +61,7 @@ class PromptConfig:
 
     def reparameterization_options(self, key: str) -> dict[str, object]:
         """The settings the reparameterization of ``key`` names in its ``options``, by name."""
-        return {o: getattr(self, o) for o in getattr(REPARAMETERIZATIONS[key], "options", ())}
+        return {o: getattr(self, o) for o in options_of(key)}
 
     def without_reparameterization(self) -> PromptConfig:
         """The same prompts with no reparameterization, its settings back at their defaults (after folding)."""

@@ -29,6 +29,11 @@ def register(config_key: str) -> Callable[[type[nn.Module]], type[nn.Module]]:
     return add
 
 
+def options_of(config_key: str) -> tuple[str, ...]:
+    """The ``PromptConfig`` fields holding the settings of the reparameterization of ``config_key``."""
+    return getattr(REPARAMETERIZATIONS[config_key], "options", ())
+
+
 # How the residual MLP starts as the identity (``residual_start``).
 RESIDUAL_STARTS = ("zero_gain", "zero_last")
 
