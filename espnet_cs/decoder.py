@@ -69,7 +69,7 @@ class CSWhisperDecoder(AbsDecoder, BatchScorerInterface):
         # Whisper samples at most half its context: prompts must leave room for that and the task tokens.
         max_prompts = self.n_ctx - len(tokenizer.sot_sequence) - self.max_new_tokens
         self.soft_prompts = SoftPrompts.for_decoder(
-            soft_prompts, self.decoders, tokenizer.whisper.sot_prev, self.lid_tokens, max_prompts
+            soft_prompts, self.decoders, tokenizer.whisper, self.lid_tokens, max_prompts
         )
         adapter_config = AdapterConfig.from_dict(adapters, "decoder adapters", allowed=DECODER_SUBLAYERS)
         self.adapters = attach_adapters(self.decoders.blocks, adapter_config, model.dims.n_text_state)

@@ -14,8 +14,9 @@ Its members, for ``exp_dir = exp/<name>``::
 The backbone's weights are not in the zip: the public Whisper is resolved from its spec as
 :func:`espnet_cs.backbone.load_whisper` resolves it, and must have the recorded sha256.
 Prompt reparameterizations are folded (:meth:`espnet_cs.prompts.SoftPrompts.fold`): the zip holds
-the vectors the residual MLP computes and the config says ``residual_bottleneck: 0``, so the
-unpacked model has no MLP and computes exactly what the trained one computed.
+the vectors the residual MLP computes and the config says ``residual_bottleneck: 0`` (with
+``residual_start`` at its default), so the unpacked model has no MLP and computes exactly what the
+trained one computed.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from espnet2.utils.yaml_no_alias_safe_dump import yaml_no_alias_safe_dump
 from espnet_cs.backbone import load_whisper
 from espnet_cs.config_yaml import ConfigError, load_yaml
 from espnet_cs.model import CSWhisperModel
-from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
+from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS, options_of
 from espnet_cs.task import CSASRTask, freeze
 
 logger = logging.getLogger(__name__)
@@ -160,6 +161,9 @@ def _folded_config(config: dict, model: CSWhisperModel) -> dict:
         conf = (config.get(section) or {}).get("soft_prompts")
         for key in REPARAMETERIZATIONS if conf else ():
             conf[key] = getattr(stack.soft_prompts.config, key)
+            for option in options_of(key):
+                if option in conf:  # back at its default, as the folded prompts have no reparameterization
+                    conf[option] = getattr(stack.soft_prompts.config, option)
     return config
 
 

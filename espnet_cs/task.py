@@ -11,6 +11,7 @@ import argparse
 import logging
 import tempfile
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import yaml
 from espnet2.asr.decoder.abs_decoder import AbsDecoder
 from espnet2.asr.encoder.abs_encoder import AbsEncoder
 from espnet2.layers.create_adapter import create_adapter
+from espnet2.optimizers.optim_groups import add_optimizer_hooks
 from espnet2.tasks.abs_task import AbsTask, optim_classes
 from espnet2.train.abs_espnet_model import AbsESPnetModel
 from espnet2.train.class_choices import ClassChoices
@@ -155,8 +157,18 @@ class CSASRTask(AbsTask):
     @classmethod
     def build_optimizers(cls, args: argparse.Namespace, model: torch.nn.Module) -> list[torch.optim.Optimizer]:
         """ESPnet's optimizers, once :func:`freeze` has run again over the adapted model; with
-        ``--lr_by_prefix``, ESPnet's optimizer class over :func:`parameter_groups`."""
+        ``--lr_by_prefix``, ESPnet's optimizer class over :func:`parameter_groups`.
+
+        ESPnet's ``--exclude_weight_decay true`` trains the soft prompt vectors (marked
+        ``_no_weight_decay``), and by ``--exclude_weight_decay_conf``'s defaults biases and
+        normalization parameters too, with weight decay 0; the rest keep ``optim_conf``'s. Its
+        conf is checked against what ESPnet takes.
+        """
         freeze(model, args.freeze_param)
+        if args.exclude_weight_decay:
+            check_options(
+                partial(add_optimizer_hooks, model), args.exclude_weight_decay_conf, "exclude_weight_decay_conf"
+            )
         if not args.lr_by_prefix:
             return super().build_optimizers(args, model)
         if args.sharded_ddp or args.exclude_weight_decay:

@@ -25,6 +25,9 @@ TRAINABLE = {
     "lpt": (197_184, 295_744),
     "respt": (1_708_544, 2_562_048),
     "spt4asr": (2_055_184, 3_773_200),
+    "spt4asr_init_text": (2_055_184, 3_773_200),  # SPT4ASR's, started or trained otherwise
+    "spt4asr_no_prompt_decay": (2_055_184, 3_773_200),
+    "spt4asr_zero_last": (2_055_184, 3_773_200),
     "spt_both": (131_072, 196_608),
     "spt_dec": (65_536, 98_304),
     "spt_enc": (65_536, 98_304),

@@ -30,6 +30,7 @@ from espnet_cs.task import CSASRTask
 from espnet_cs.tokenizer import CSTokenizer
 
 METHODS = ["spt4asr", "lora", "adapter_ag"]  # deep+residual+language prompts; LoRA; adapters with guidance
+METHODS += ["spt4asr_zero_last"]  # a residual MLP with a setting of its own (residual_start)
 FORCED = [*CSTokenizer("zh_en").sot_sequence, 1, 2, 3]  # the zh_en task tokens + text tokens
 DECODING = DecodingConfig(max_new_tokens=16)  # enough to compare, fast on a shared CPU
 
@@ -136,8 +137,9 @@ def test_zip_holds_the_trainable_tensors_and_no_backbone(method, runs, backbone)
         assert config["model_conf"]["guidance"]["lid_heads"] == f"{directory}/lid_heads.json"
 
 
-def test_residual_prompts_are_folded(runs):
-    run = runs["spt4asr"]
+@pytest.mark.parametrize("method", ["spt4asr", "spt4asr_zero_last"])
+def test_residual_prompts_are_folded(method, runs):
+    run = runs[method]
     _, config, state, _ = read_zip(run.zip)
     checkpoint = torch.load(run.exp_dir / "valid.loss.ave.pth")
     assert {k for k in checkpoint if ".reparameterization." in k} and not {
@@ -146,6 +148,7 @@ def test_residual_prompts_are_folded(runs):
     assert set(state) == {k for k in checkpoint if ".reparameterization." not in k}
     for stack in ("encoder", "decoder"):
         assert config[f"{stack}_conf"]["soft_prompts"]["residual_bottleneck"] == 0
+        assert config[f"{stack}_conf"]["soft_prompts"].get("residual_start", "zero_gain") == "zero_gain"
         key = f"{stack}.soft_prompts.vectors"
         assert not torch.equal(state[key], checkpoint[key]), "the trained MLP changes the prompts"
     # test_unpacked_model_decodes_as_the_trained_one: the same tokens and logits without the MLP

@@ -3,12 +3,16 @@
 import pytest
 import torch
 
+from espnet_cs.config_yaml import ConfigError
 from espnet_cs.decoder import CSWhisperDecoder
 from espnet_cs.decoding import greedy_decode
 from espnet_cs.encoder import CSWhisperEncoder
+from espnet_cs.methods import methods
 from espnet_cs.prompts import PromptConfig, SoftPrompts
+from espnet_cs.prompts.initialization import previous_text_states
 from espnet_cs.prompts.language import detect_language
 from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
+from espnet_cs.task import CSASRTask, build_trainable_model
 from espnet_cs.tokenizer import CSTokenizer
 
 D_MODEL, LAYERS = 64, 2
@@ -58,6 +62,26 @@ def test_every_reparameterization_starts_as_identity_and_folds_exactly(key):
     assert sum(p.numel() for p in prompts.parameters()) == LAYERS * 5 * D_MODEL < n_before
 
 
+# Which parameters of the residual MLP the first backward reaches (nonzero gradient), by how it starts.
+FIRST_GRADIENTS = {
+    "zero_gain": {"norm.weight", "norm.bias"},
+    "zero_last": {"mlp.2.weight", "mlp.2.bias", "norm.bias"},
+}
+
+
+@pytest.mark.parametrize("start", sorted(FIRST_GRADIENTS))
+def test_residual_start_is_the_identity_and_decides_where_the_first_gradient_goes(start):
+    conf = {"length": 5, "deep": True, "residual_bottleneck": 8, "residual_start": start}
+    prompts = SoftPrompts(PromptConfig.from_dict(conf, "test"), LAYERS, D_MODEL)
+    out = prompts(2)
+    torch.testing.assert_close(out, prompts.vectors.unsqueeze(1).expand(-1, 2, -1, -1), rtol=0, atol=0)
+    (out * torch.randn_like(out)).sum().backward()
+    reached = {n for n, p in prompts.reparameterization.named_parameters() if p.grad.abs().sum() > 0}
+    assert reached == FIRST_GRADIENTS[start] and prompts.vectors.grad.abs().sum() > 0
+    prompts.fold()
+    assert prompts.config.residual_start == "zero_gain" and prompts.config.residual_bottleneck == 0
+
+
 def test_language_encoder_shifts_by_language_and_starts_neutral():
     embeddings = torch.randn(2, D_MODEL)
     prompts = SoftPrompts(
@@ -78,6 +102,9 @@ def test_language_encoder_shifts_by_language_and_starts_neutral():
         ({"deep": True}, "need length > 0"),
         ({"size": 3}, "unknown option"),
         ({"length": 2, "residual_bottleneck": -1}, ">= 0"),
+        ({"length": 2, "residual_start": "zero_last"}, r"\['residual_start'\] only apply with residual_bottleneck > 0"),
+        ({"length": 2, "residual_bottleneck": 4, "residual_start": "zero"}, "residual_start must be one of"),
+        ({"init_text": "你好 hello"}, "init_text prompts need length > 0"),
     ],
 )
 def test_bad_prompt_config(bad, message):
@@ -175,3 +202,60 @@ def test_language_detection_is_a_zh_en_distribution(tiny_whisper_path):
     lid = detect_language(decoder.decoders, memory, decoder.sot, decoder.lid_tokens)
     assert lid.shape == (3, 2)
     torch.testing.assert_close(lid.sum(-1), torch.ones(3))
+
+
+# A code-switched previous text (spt4asr_init_text.yaml takes two of the text generator's training utterances).
+PREVIOUS_TEXT = "等我 sign 完这个设计再说 lor i have to rename my document before the briefing"
+
+
+def test_decoder_prompts_start_as_the_given_previous_text(tiny_whisper_path):
+    """``init_text``: <|startofprev|> and the text's last length - 1 tokens, whatever the seed; by default
+    random frequent tokens, which follow the seed."""
+    conf = {"length": 6, "deep": True, "init_text": PREVIOUS_TEXT, "init_std": 0.0}
+    _, decoder = parts(tiny_whisper_path, None, conf)
+    whisper_tokenizer = CSTokenizer().whisper
+    tokens = torch.tensor([whisper_tokenizer.sot_prev, *whisper_tokenizer.encode(" " + PREVIOUS_TEXT)[-5:]])
+    vectors = decoder.soft_prompts.vectors
+    assert vectors.shape == (LAYERS, 6, D_MODEL)
+    torch.testing.assert_close(vectors[0], decoder.decoders.token_embedding.weight[tokens], rtol=0, atol=0)
+    torch.testing.assert_close(vectors, previous_text_states(decoder.decoders, tokens), rtol=0, atol=0)
+    torch.manual_seed(1)
+    again = CSWhisperDecoder(51865, D_MODEL, whisper_model=str(tiny_whisper_path), soft_prompts=conf)
+    torch.testing.assert_close(again.soft_prompts.vectors, vectors, rtol=0, atol=0)
+    frequent = {**conf, "init_text": ""}
+    first, second = (parts(tiny_whisper_path, None, frequent)[1] for _ in range(2))
+    torch.testing.assert_close(first.soft_prompts.vectors, second.soft_prompts.vectors, rtol=0, atol=0)
+    torch.manual_seed(1)
+    other_seed = CSWhisperDecoder(51865, D_MODEL, whisper_model=str(tiny_whisper_path), soft_prompts=frequent)
+    assert not torch.equal(other_seed.soft_prompts.vectors, first.soft_prompts.vectors)
+    with pytest.raises(ConfigError, match="init_text has 1 tokens, length 6 needs 5"):
+        parts(tiny_whisper_path, None, {**conf, "init_text": "hello"})
+    with pytest.raises(ConfigError, match="init_text is decoder-only"):
+        parts(tiny_whisper_path, {"length": 2, "init_text": PREVIOUS_TEXT})
+
+
+def weight_decay_of_trainable(name, tiny_whisper_path, *options):
+    """{parameter name: weight decay} of what the optimizer of the method YAML ``name`` trains."""
+    argv = ["--config", str(methods()[name].config), "--whisper_model", str(tiny_whisper_path), *options]
+    args = CSASRTask.get_parser().parse_args(argv)
+    model = build_trainable_model(args)
+    (optimizer,) = CSASRTask.build_optimizers(args, model)
+    decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    return {n: decay[id(p)] for n, p in model.named_parameters() if p.requires_grad}
+
+
+def test_prompt_vectors_alone_train_without_weight_decay(tiny_whisper_path):
+    default = torch.optim.AdamW([torch.zeros(1)]).defaults["weight_decay"]
+    assert set(weight_decay_of_trainable("spt4asr", tiny_whisper_path).values()) == {default}
+    decay = weight_decay_of_trainable("spt4asr_no_prompt_decay", tiny_whisper_path)
+    exempt = {n for n, d in decay.items() if d == 0.0}
+    assert exempt == {"encoder.soft_prompts.vectors", "decoder.soft_prompts.vectors"}
+    assert {decay[n] for n in decay.keys() - exempt} == {default}
+    usual = weight_decay_of_trainable(  # ESPnet's defaults: biases and normalization parameters too
+        "spt4asr_no_prompt_decay", tiny_whisper_path, "--exclude_weight_decay_conf", "bias_weight_decay=false"
+    )
+    assert {n for n, d in usual.items() if d == 0.0} == exempt | {n for n in usual if n.endswith("bias")}
+    with pytest.raises(ConfigError, match=r"exclude_weight_decay_conf: unknown option\(s\) \['bias_decay'\]"):
+        weight_decay_of_trainable(
+            "spt4asr_no_prompt_decay", tiny_whisper_path, "--exclude_weight_decay_conf", "bias_decay=false"
+        )

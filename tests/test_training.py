@@ -23,6 +23,7 @@ from espnet_cs.trainer import CheckpointError, CSTrainer, restore_epoch_file
 
 RECIPE_CONF = Path(__file__).resolve().parents[1] / "conf" / "tuning"  # every recipe's conf/tuning links here
 PE_METHODS = ["spt_enc", "spt_dec", "spt_both", "dpt", "respt", "lpt", "spt4asr", "lora"]
+PE_METHODS += ["spt4asr_zero_last", "spt4asr_init_text", "spt4asr_no_prompt_decay"]  # SPT4ASR started otherwise
 TEXTS = ["这个 project 的 deadline", "我们去吃饭", "can you check it", "你 can 帮我 check 一下吗"]
 
 

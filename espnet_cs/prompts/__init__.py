@@ -15,7 +15,8 @@ Where they go (:meth:`SoftPrompts.enter`): encoder prompts are prepended to the 
 after the convolutional front and carry no positional embedding; decoder prompts take Whisper's
 previous-text slot, positions ``0..length-1``, and the task tokens follow them. How they start
 (:mod:`espnet_cs.prompts.initialization`): as states the backbone already reads as trailing
-silence (encoder) or as previous text (decoder). With ``length == 0`` a stack is exactly Whisper's.
+silence (encoder) or as previous text (decoder: random frequent tokens, or ``init_text``). With
+``length == 0`` a stack is exactly Whisper's.
 """
 
 from espnet_cs.prompts.config import PromptConfig

@@ -1,7 +1,9 @@
 """Where soft prompts start: vectors the frozen backbone already knows how to read.
 
 Random prompts would make the model at step 0 far worse than Whisper; these start it close to
-Whisper itself (``docs/methods.md``, "How soft prompts meet Whisper").
+Whisper itself (``docs/methods.md``, "How soft prompts meet Whisper"). Decoder prompts start as a
+previous-text context: ``<|startofprev|>`` and random frequent tokens (:func:`frequent_tokens`), or
+the end of a given previous text (:func:`text_tokens`, ``init_text``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import torch.nn.functional as F
 import whisper
 from whisper.audio import N_SAMPLES
 from whisper.model import AudioEncoder, TextDecoder
+from whisper.tokenizer import Tokenizer
+
+from espnet_cs.config_yaml import ConfigError
 
 # Byte-level BPE ranks merges by frequency: the first ids are the most frequent tokens.
 FREQUENT_TOKENS = 5000
@@ -37,16 +42,33 @@ def silence_states(encoder: AudioEncoder, n_mels: int, n: int) -> torch.Tensor:
     return torch.stack(states)
 
 
-@torch.no_grad()
-def previous_text_states(decoder: TextDecoder, sot_prev: int, n: int) -> torch.Tensor:
-    """(n_layers, n, d_model) a previous-text context Whisper can read, block by block.
+def frequent_tokens(sot_prev: int, n: int) -> torch.Tensor:
+    """(n,) ``<|startofprev|>`` and ``n - 1`` tokens drawn from the most frequent BPE merges
+    (vocabulary initialization, Lester et al. 2021), from torch's random generator."""
+    return torch.cat([torch.tensor([sot_prev]), torch.randint(0, FREQUENT_TOKENS, (n - 1,))])
 
-    The context is ``<|startofprev|>`` and ``n - 1`` tokens drawn from the most frequent BPE
-    merges (vocabulary initialization, Lester et al. 2021). Set 0 is their token embeddings
-    (the decoder adds positions when it inserts them); set ``i`` is what block ``i`` receives
-    for them when the audio is uninformative (all-zero encoder states).
+
+def text_tokens(tokenizer: Tokenizer, text: str, n: int) -> torch.Tensor:
+    """(n,) ``<|startofprev|>`` and the last ``n - 1`` tokens of the previous text ``text``,
+    encoded as Whisper encodes a prompt (``" " + text``; Whisper also keeps a long prompt's end).
+
+    Raises:
+        ConfigError: ``text`` has fewer than ``n - 1`` tokens.
     """
-    tokens = torch.cat([torch.tensor([sot_prev]), torch.randint(0, FREQUENT_TOKENS, (n - 1,))])
+    tokens = tokenizer.encode(" " + text.strip())
+    if len(tokens) < n - 1:
+        raise ConfigError(f"decoder soft_prompts: init_text has {len(tokens)} tokens, length {n} needs {n - 1}")
+    return torch.tensor([tokenizer.sot_prev, *tokens[len(tokens) - (n - 1) :]])
+
+
+@torch.no_grad()
+def previous_text_states(decoder: TextDecoder, tokens: torch.Tensor) -> torch.Tensor:
+    """(n_layers, n, d_model) the previous-text context ``tokens`` (n,) as Whisper reads it, block by block.
+
+    Set 0 is their token embeddings (the decoder adds positions when it inserts them); set ``i``
+    is what block ``i`` receives for them when the audio is uninformative (all-zero encoder states).
+    """
+    n = tokens.numel()
     embeddings = decoder.token_embedding.weight[tokens.to(decoder.token_embedding.weight.device)]
     x = (embeddings + decoder.positional_embedding[:n])[None]
     silence = x.new_zeros(1, 1, x.size(-1))

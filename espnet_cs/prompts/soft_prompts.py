@@ -5,10 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 from whisper.model import AudioEncoder, TextDecoder
+from whisper.tokenizer import Tokenizer
 
 from espnet_cs.config_yaml import ConfigError
 from espnet_cs.prompts.config import PromptConfig
-from espnet_cs.prompts.initialization import previous_text_states, silence_states
+from espnet_cs.prompts.initialization import frequent_tokens, previous_text_states, silence_states, text_tokens
 from espnet_cs.prompts.language import LanguageEncoder
 from espnet_cs.prompts.reparameterization import REPARAMETERIZATIONS
 
@@ -23,6 +24,9 @@ class SoftPrompts(nn.Module):
         init: (length, d_model), or (n_layers, length, d_model) one per block: where the prompts
             start (:mod:`espnet_cs.prompts.initialization`), plus N(0, init_std) noise.
         language_embeddings: (2, d_model) ``<|zh|>``/``<|en|>`` embeddings, for language prompts.
+
+    The vectors are marked ``_no_weight_decay``: ESPnet's ``--exclude_weight_decay true`` trains
+    them without weight decay (:meth:`espnet_cs.task.CSASRTask.build_optimizers`).
     """
 
     def __init__(
@@ -45,9 +49,10 @@ class SoftPrompts(nn.Module):
         init = init.expand(n_layers, -1, -1) if init.dim() == 2 else init
         noise = torch.randn(n_sets, config.length, d_model) * config.init_std
         self.vectors = nn.Parameter(init[:n_sets].to(noise) + noise)
+        self.vectors._no_weight_decay = True
         if config.reparameterization:
             key, size = config.reparameterization
-            self.reparameterization = REPARAMETERIZATIONS[key](d_model, size)
+            self.reparameterization = REPARAMETERIZATIONS[key](d_model, size, **config.reparameterization_options(key))
         if config.language:
             if language_embeddings is None:
                 raise ValueError("language prompts need Whisper's language token embeddings")
@@ -62,17 +67,21 @@ class SoftPrompts(nn.Module):
                 "encoder soft_prompts: language prompts are decoder-only "
                 "(the language is detected from the encoder output)"
             )
+        if config.init_text:
+            raise ConfigError("encoder soft_prompts: init_text is decoder-only (encoder prompts start as silence)")
         n_layers, d_model = len(encoder.blocks), encoder.ln_post.normalized_shape[-1]
         init = silence_states(encoder, n_mels, config.length) if config.length else None
         return cls(config, n_layers, d_model, init)
 
     @classmethod
     def for_decoder(
-        cls, conf: dict | None, decoder: TextDecoder, sot_prev: int, lid_tokens: list[int], max_length: int
+        cls, conf: dict | None, decoder: TextDecoder, tokenizer: Tokenizer, lid_tokens: list[int], max_length: int
     ) -> SoftPrompts:
-        """Decoder prompts (``decoder_conf.soft_prompts``), starting as a previous-text context.
+        """Decoder prompts (``decoder_conf.soft_prompts``), starting as a previous-text context:
+        ``<|startofprev|>`` and random frequent tokens, or the end of ``init_text``.
 
         Args:
+            tokenizer: Whisper's tokenizer of ``decoder``'s vocabulary.
             max_length: the most prompt positions the text context leaves (see the decoder).
         """
         config = PromptConfig.from_dict(conf, "decoder soft_prompts")
@@ -82,7 +91,14 @@ class SoftPrompts(nn.Module):
                 f"{decoder.positional_embedding.size(0)} with the task tokens and the output tokens (at most {max_length})"
             )
         n_layers, d_model = len(decoder.blocks), decoder.ln.normalized_shape[-1]
-        init = previous_text_states(decoder, sot_prev, config.length) if config.length else None
+        init = None
+        if config.length:
+            tokens = (
+                text_tokens(tokenizer, config.init_text, config.length)
+                if config.init_text
+                else frequent_tokens(tokenizer.sot_prev, config.length)
+            )
+            init = previous_text_states(decoder, tokens)
         language = decoder.token_embedding.weight[lid_tokens] if config.language else None
         return cls(config, n_layers, d_model, init, language)
 
@@ -152,6 +168,5 @@ class SoftPrompts(nn.Module):
         """Bake the reparameterization into the vectors (same outputs, fewer parameters) for packing."""
         if self.reparameterization is not None:
             self.vectors.copy_(self.reparameterization(self.vectors))
-            key, _ = self.config.reparameterization
             self.reparameterization = None
-            self.config = PromptConfig(**{**self.config.__dict__, key: 0})
+            self.config = self.config.without_reparameterization()
