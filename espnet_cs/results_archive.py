@@ -158,8 +158,8 @@ def conditions_to_archive(data_root: Path, decode_dirs: list[Path]) -> dict[str,
         if test_set in found or not source.exists() or not info_file.exists():
             continue
         info = json.loads(info_file.read_text())
-        audio, stage2 = info.get("audio_sha256"), Path(info.get("data_dir", ""))
-        if audio is None or not (stage2 / AUDIO_DIGESTS).exists() or audio_sha256(stage2) != audio:
+        audio, stage2 = info.get("audio_sha256"), Path(info["data_dir"]) if "data_dir" in info else None
+        if audio is None or stage2 is None or not (stage2 / AUDIO_DIGESTS).exists() or audio_sha256(stage2) != audio:
             continue
         described = read_condition_classes(source).keys()
         decoded = json.loads((decode_dir / "scores.json").read_text()).get("per_utterance", {}).keys()
