@@ -10,6 +10,9 @@ stage 10's ``attention/<set>/attention.{json,png}``. A decode dir in ``exp`` rep
 only the archive holds stays, so the report built from the archive covers the runs of every clone.
 Attention is kept per system too: a new ``attention.json`` keeps the archived systems it did not
 measure where both measured the same heads (``selection``, ``fraction``, ``heads``), else replaces them.
+Given the corpus's data dirs (``data_root``), it copies a set's ``utt2condition`` (the acoustic condition
+of each utterance of a synthetic corpus) to ``data/<set>/utt2condition`` with the digest of the audio it
+describes in ``data/<set>/audio_sha256`` (:func:`conditions_to_archive`).
 
 Rows of one set are compared utterance by utterance, so they must be decoded from the same audio:
 :func:`archive` refuses, before it writes anything, a decode whose ``audio_sha256`` differs from
@@ -23,9 +26,11 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
+from espnet_cs.conditions import read_condition_classes
 from espnet_cs.config_yaml import load_yaml
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.renamed import refuse_renamed_training_options
+from espnet_cs.splitting import AUDIO_DIGESTS, audio_sha256
 from espnet_cs.task import count_trainable
 from espnet_cs.trainer import load_checkpoint
 
@@ -34,6 +39,7 @@ TRAINING_FILE = "training.json"
 STAGE_FILES = ("lid_heads/lid_heads.json", "lid_heads/heads.png", "attention/*/attention.png")
 ATTENTION_FILES = "attention/*/attention.json"
 SAME_MEASUREMENT = ("selection", "fraction", "heads")  # attention.json keys: systems measured alike
+CONDITIONS, CONDITIONS_AUDIO = "utt2condition", "audio_sha256"  # in <archive>/data/<set>/
 
 
 def training_summary(exp: Path) -> dict:
@@ -124,10 +130,54 @@ def check_same_audio(archive_dir: Path, decode_dirs: list[Path]) -> None:
             )
 
 
-def archive(exp_dir: Path, archive_dir: Path) -> list[Path]:
-    """Copy what the report reads of ``exp_dir`` into ``archive_dir`` (module docstring); the decode dirs copied."""
+def conditions_dir(archive_dir: Path, test_set: str) -> Path:
+    """Where the archive keeps the ``utt2condition`` of ``test_set`` and the digest of its audio."""
+    return archive_dir / "data" / test_set
+
+
+def archived_conditions(archive_dir: Path, test_set: str) -> tuple[Path, str] | None:
+    """The archived ``utt2condition`` of ``test_set`` and the ``audio_sha256`` of the audio it describes, if any."""
+    directory = conditions_dir(archive_dir, test_set)
+    if not (directory / CONDITIONS).exists() or not (directory / CONDITIONS_AUDIO).exists():
+        return None
+    return directory / CONDITIONS, (directory / CONDITIONS_AUDIO).read_text().strip()
+
+
+def conditions_to_archive(data_root: Path, decode_dirs: list[Path]) -> dict[str, tuple[bytes, str]]:
+    """``{set: (utt2condition, audio_sha256)}`` for each set of ``decode_dirs`` whose ``data_root/<set>/utt2condition``
+    describes the audio they were decoded from: the stage-2 dir a decode names (``data_dir``) still holds that audio.
+
+    Raises:
+        ValueError: an ``utt2condition`` is malformed or describes other utterances than those decoded.
+    """
+    found: dict[str, tuple[bytes, str]] = {}
+    for decode_dir in decode_dirs:
+        test_set = decode_dir.name.removeprefix("decode_")
+        source = data_root / test_set / CONDITIONS
+        info_file = decode_dir / "decode_info.json"
+        if test_set in found or not source.exists() or not info_file.exists():
+            continue
+        info = json.loads(info_file.read_text())
+        audio, stage2 = info.get("audio_sha256"), Path(info["data_dir"]) if "data_dir" in info else None
+        if audio is None or stage2 is None or not (stage2 / AUDIO_DIGESTS).exists() or audio_sha256(stage2) != audio:
+            continue
+        described = read_condition_classes(source).keys()
+        decoded = json.loads((decode_dir / "scores.json").read_text()).get("per_utterance", {}).keys()
+        if described != decoded:
+            raise ValueError(
+                f"{source} describes {len(described)} utterances, {len(described & decoded)} of the {len(decoded)} "
+                f"that {decode_dir} decoded from {stage2}: regenerate {data_root / test_set} as its audio was made"
+            )
+        found[test_set] = (source.read_bytes(), audio)
+    return found
+
+
+def archive(exp_dir: Path, archive_dir: Path, data_root: Path | None = None) -> list[Path]:
+    """Copy what the report reads of ``exp_dir`` into ``archive_dir`` (module docstring), with the acoustic
+    conditions of ``data_root``'s sets (:func:`conditions_to_archive`) if given; the decode dirs copied."""
     decode_dirs = sorted(scores.parent for scores in exp_dir.glob("*/decode_*/scores.json"))
     check_same_audio(archive_dir, decode_dirs)
+    conditions = conditions_to_archive(data_root, decode_dirs) if data_root is not None else {}
     # Every checkpoint is read before anything is copied: an unreadable one leaves the archive as it was.
     summaries: dict[Path, dict] = {}
     trained_dirs = []
@@ -142,6 +192,9 @@ def archive(exp_dir: Path, archive_dir: Path) -> list[Path]:
             if (decode_dir / name).exists():
                 write_atomic(system_dir / decode_dir.name / name, (decode_dir / name).read_bytes())
         write_atomic(system_dir / TRAINING_FILE, json.dumps(summaries[trained], indent=2) + "\n")
+    for test_set, (described, audio) in conditions.items():
+        write_atomic(conditions_dir(archive_dir, test_set) / CONDITIONS, described)
+        write_atomic(conditions_dir(archive_dir, test_set) / CONDITIONS_AUDIO, audio + "\n")
     for pattern in STAGE_FILES:
         for source in exp_dir.glob(pattern):
             write_atomic(archive_dir / source.relative_to(exp_dir), source.read_bytes())

@@ -34,6 +34,10 @@ neighbours are).
 ``pier`` and ``switch_point``; ``pairs`` and ``matches`` under ``language``), so intervals over
 utterances (:mod:`espnet_cs.bootstrap`) need only ``scores.json`` (:func:`rate_terms`).
 
+With an ``utt2condition`` (:mod:`espnet_cs.conditions`), ``by_condition`` holds, for each acoustic
+condition class with utterances, their number and the rates of :data:`METRICS` over them (those
+whose category it has); ``result.txt`` gets the same as a table.
+
 Edge cases: an empty hypothesis scores all reference units as deletions; an utterance without
 a hypothesis is scored as an empty hypothesis, logged as a warning and listed in
 ``missing_hypotheses``; a hypothesis for an utterance not in the reference, a reference that is
@@ -54,6 +58,7 @@ from typing import TypeVar
 
 import jiwer
 
+from espnet_cs.conditions import CLASSES, read_condition_classes
 from espnet_cs.kaldi_dir import read_kaldi_map, write_atomic
 from espnet_cs.text import CATEGORIES, Language, infer_category, unit_language, units
 
@@ -240,10 +245,12 @@ def align(ref: list[str], hyp: list[str]) -> list[tuple[str, str | None, str | N
 
 @dataclass
 class ScoreReport:
-    """Per-utterance alignments and the metrics aggregated from them."""
+    """Per-utterance alignments and the metrics aggregated from them; ``conditions``: the acoustic
+    condition class of every utterance (:data:`espnet_cs.conditions.CLASSES`), if known."""
 
     utts: list[UttScore]
     missing_hypotheses: list[str]
+    conditions: dict[str, str] | None = None
 
     def counts(self, category: str | None = None) -> ErrorCounts:
         """Counts over the utterances of ``category`` (all utterances for ``None``)."""
@@ -256,11 +263,27 @@ class ScoreReport:
     def language_counts(self) -> LanguageCounts:
         return sum((u.language for u in self.utts), LanguageCounts())
 
+    def by_condition(self) -> dict[str, dict[str, float | int]]:
+        """``{class: {"utterances": n, metric: rate}}`` for each condition class with utterances, the
+        rates of :data:`METRICS` whose category the class has; empty without ``conditions``."""
+        if self.conditions is None:
+            return {}
+        by_class = {}
+        for condition in CLASSES:
+            report = ScoreReport([u for u in self.utts if self.conditions[u.utt_id] == condition], [])
+            if report.utts:
+                rates = {name: report.counts(category).error_rate for name, category in METRICS.items()}
+                by_class[condition] = {
+                    "utterances": len(report.utts),
+                    **{name: rate for name, rate in rates.items() if rate is not None},
+                }
+        return by_class
+
     def to_dict(self) -> dict:
         details = {name: self.counts(category) for name, category in METRICS.items()}
         details |= {name: self.cs_counts(name) for name in CS_METRICS}
         language = self.language_counts()
-        return {
+        scores = {
             **{name: c.error_rate for name, c in details.items()},
             "language_accuracy": language.accuracy,
             "utterances": len(self.utts),
@@ -268,6 +291,7 @@ class ScoreReport:
             "missing_hypotheses": self.missing_hypotheses,
             "per_utterance": {u.utt_id: u.to_dict() for u in self.utts},
         }
+        return scores | {"by_condition": self.by_condition()} if self.conditions is not None else scores
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
@@ -287,7 +311,19 @@ class ScoreReport:
         accuracy = "n/a" if language.accuracy is None else f"{language.accuracy:.2f}%"
         lines.append(f"language accuracy: {accuracy} of {language.pairs} aligned pairs")
         lines.append(f"missing hypotheses: {len(self.missing_hypotheses)}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + self.condition_summary()) + "\n"
+
+    def condition_summary(self) -> list[str]:
+        """The lines of the rates by condition class in ``result.txt`` (none without ``conditions``)."""
+        if self.conditions is None:
+            return []
+        header = f"{'condition':<19}{'utts':>6}" + "".join(f"{name:>13}" for name in METRICS)
+        lines = ["", "by acoustic condition (rate %)", header, "-" * len(header)]
+        for condition, values in self.by_condition().items():
+            rates = (values.get(name) for name in METRICS)
+            cells = "".join(f"{'n/a' if rate is None else f'{rate:.2f}':>13}" for rate in rates)
+            lines.append(f"{condition:<19}{values['utterances']:>6}{cells}")
+        return lines
 
     def alignments(self) -> str:
         """Per-utterance alignments (``alignments.txt``)."""
@@ -349,14 +385,24 @@ def score(refs: dict[str, str], hyps: dict[str, str], categories: dict[str, str]
     return ScoreReport(utts, missing)
 
 
-def score_dir(data_dir: Path, hyp_file: Path, out_dir: Path) -> ScoreReport:
+def score_dir(data_dir: Path, hyp_file: Path, out_dir: Path, conditions: Path | None = None) -> ScoreReport:
     """Score a Kaldi-format hypothesis file against ``data_dir/text`` (categories from
     ``data_dir/utt2category`` if present) and write ``scores.json``, ``result.txt`` and
-    ``alignments.txt`` into ``out_dir``."""
+    ``alignments.txt`` into ``out_dir``; with ``conditions`` (an ``utt2condition`` covering every
+    reference utterance), the rates by acoustic condition class too.
+
+    Raises:
+        ValueError: ``conditions`` is malformed or misses a reference utterance, naming them.
+    """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     category_file = data_dir / "utt2category"
     categories = read_kaldi_map(category_file) if category_file.exists() else None
     report = score(read_kaldi_map(data_dir / "text"), read_kaldi_map(Path(hyp_file)), categories)
+    if conditions is not None:
+        report.conditions = read_condition_classes(conditions)
+        unknown = sorted(u.utt_id for u in report.utts if u.utt_id not in report.conditions)
+        if unknown:
+            raise ValueError(f"{conditions} has no condition for {len(unknown)} utterances: {_first_ids(unknown)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(out_dir / "scores.json", report.to_json() + "\n")
     write_atomic(out_dir / "result.txt", report.summary())

@@ -1,6 +1,7 @@
 """The results archive: training summaries, copies that replace and keep, the same-audio check, the report made from it."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from espnet_cs.bin import report
 from espnet_cs.report.rows import collect
 from espnet_cs.results_archive import archive, training_summary
 from espnet_cs.scoring import score
+from espnet_cs.splitting import file_sha256
 
 REFS = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
 
@@ -181,3 +183,54 @@ def test_attention_keeps_the_archived_systems_measured_alike(tmp_path, monkeypat
     archive(Path("exp3"), Path("results"))
     kept = json.loads(Path("results/attention/valid/attention.json").read_text())
     assert list(kept["systems"]) == ["backbone"] and kept["heads"] == [[1, 2], [3, 4]]
+
+
+def test_archive_keeps_the_conditions_of_the_decoded_audio_and_the_report_breaks_mer_down(
+    tmp_path, monkeypatch, counted
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    stage2, data = Path("dump/raw/test"), Path("data/test")
+    stage2.mkdir(parents=True)
+    (stage2 / "utt2sha256").write_text("u1 a1\nu2 b2\n")
+    audio = file_sha256(stage2 / "utt2sha256")
+    data.mkdir(parents=True)
+    conditions = (
+        "u1 speed=1.0 rt60=dry noise=none level=-20.0\nu2 speed=0.9 rt60=0.52 noise=babble/3 snr=9.1 level=-30.0\n"
+    )
+    (data / "utt2condition").write_text(conditions)
+    decoded(Path("exp"), "zeroshot_zh_en", "test", {"u1": "我们开 meetings 吧", "u2": "他们开 party 吧"}, audio=audio)
+    decoded(Path("exp"), "zeroshot_zh_en", "forget_en", REFS, audio=audio)  # no data/forget_en/utt2condition
+    report.main(["--exp_dir", "exp", "--archive", "results", "--out", "RESULTS.md"])
+    assert Path("results/data/test/utt2condition").read_text() == conditions
+    assert Path("results/data/test/audio_sha256").read_text() == audio + "\n"
+    assert not Path("results/data/forget_en").exists()
+    text = Path("RESULTS.md").read_text()
+    assert "## By acoustic condition" in text
+    header = "| set | system | clean | reverberant | noisy | reverberant+noisy |"
+    # u1 (clean): 1 substitution of 5 units; u2 (reverberant+noisy): none
+    assert (
+        f"{header}\n|---|---|---|---|---|---|\n| test | `zeroshot_zh_en` | 20.0 [20.0, 20.0] (1) | — | — | 0.0 [0.0, 0.0] (1) |\n"
+        in text
+    )
+
+    # rows of other audio than the archived conditions describe get no row in the section
+    decoded(Path("exp2"), "lora", "test", REFS, audio="b" * 64)
+    shutil.rmtree("results/zeroshot_zh_en/decode_test")
+    report.main(["--exp_dir", "exp2", "--archive", "results", "--out", "RESULTS.md"])
+    assert "## By acoustic condition" not in Path("RESULTS.md").read_text()
+
+    # conditions of the decoded audio, but of other utterances, and malformed conditions: refused, nothing written
+    shutil.rmtree("results")
+    (data / "utt2condition").write_text(conditions.splitlines()[0] + "\n")
+    with pytest.raises(SystemExit, match=f"{data}/utt2condition describes 1 utterances, 1 of the 2 that exp/"):
+        report.main(["--exp_dir", "exp", "--archive", "results", "--out", "RESULTS.md"])
+    (data / "utt2condition").write_text(conditions.replace("rt60=0.52", "rt60"))
+    with pytest.raises(SystemExit, match=f"{data}/utt2condition:2: utterance u2: field 'rt60' is not key=value"):
+        report.main(["--exp_dir", "exp", "--archive", "results", "--out", "RESULTS.md"])
+    assert not Path("results").exists()
+
+    # stage 2 reformatted other audio since the decode: the conditions no longer describe it, and are not archived
+    (data / "utt2condition").write_text(conditions)
+    (stage2 / "utt2sha256").write_text("u1 a1\nu2 new\n")
+    report.main(["--exp_dir", "exp", "--archive", "results", "--out", "RESULTS.md"])
+    assert not Path("results/data").exists()

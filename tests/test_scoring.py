@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from espnet_cs.bin.score import main as score_main
 from espnet_cs.scoring import rate_terms, score, score_dir
 from espnet_cs.splitting import file_sha256
 from espnet_cs.text import Language, infer_category, normalize_text, unit_language, units
@@ -370,3 +371,36 @@ def test_hypotheses_of_other_audio_are_refused_and_their_scores_removed(tmp_path
     (decode / "decode_info.json").write_text("{}")  # written before decodes recorded their audio
     proc = subprocess.run(cmd + [str(decode)], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 1 and "decoded by an older version of espnet_cs" in proc.stderr
+
+
+def test_cli_rates_by_condition(tmp_path, capsys):
+    data, hyp = write_dir(tmp_path, THREE_TEXT, THREE_HYP, THREE_CATS)
+    conditions = tmp_path / "utt2condition"
+    conditions.write_text(
+        "u1 speed=1.0 rt60=dry noise=none level=-20.0\n"
+        "u2 speed=1.1 rt60=0.31 noise=none level=-25.0\n"
+        "u3 speed=0.9 rt60=dry noise=none level=-30.0\n"
+    )
+    out = tmp_path / "decode"
+    score_main(["--data_dir", str(data), "--hyp", str(hyp), "--out_dir", str(out), "--conditions", str(conditions)])
+    scores = json.loads((out / "scores.json").read_text(encoding="utf-8"))
+    plain = score_dir(data, hyp, tmp_path / "plain").to_dict()
+    assert {k: v for k, v in scores.items() if k != "by_condition"} == plain  # the other keys as without the flag
+    # clean: u1 (1 S of 5) and u3 (1 D of 3); reverberant: u2 (1 S, 1 I of 4)
+    assert scores["by_condition"] == {
+        "clean": {"utterances": 2, "overall_mer": 25.0, "cs_mer": 20.0, "en_wer": 100 / 3},
+        "reverberant": {"utterances": 1, "overall_mer": 50.0, "zh_cer": 50.0},
+    }
+    result = (out / "result.txt").read_text(encoding="utf-8")
+    assert capsys.readouterr().out == result
+    table = result.split("by acoustic condition (rate %)\n")[1].splitlines()
+    assert table[0].split() == ["condition", "utts", "overall_mer", "cs_mer", "zh_cer", "en_wer"]
+    assert table[2].split() == ["clean", "2", "25.00", "20.00", "n/a", "33.33"]
+    assert table[3].split() == ["reverberant", "1", "50.00", "n/a", "50.00", "n/a"]
+
+    conditions.write_text("u1 speed=1.0 rt60=dry noise=none\nu2 speed=1.0 rt60=dry noise=rain\n")
+    with pytest.raises(SystemExit, match=f"{conditions}:2: utterance u2: noise=rain is none of"):
+        score_main(["--data_dir", str(data), "--hyp", str(hyp), "--out_dir", str(out), "--conditions", str(conditions)])
+    conditions.write_text("u1 speed=1.0 rt60=dry noise=none\n")
+    with pytest.raises(SystemExit, match=f"{conditions} has no condition for 2 utterances: u2, u3"):
+        score_main(["--data_dir", str(data), "--hyp", str(hyp), "--out_dir", str(out), "--conditions", str(conditions)])

@@ -96,6 +96,20 @@ def test_rerun_resumes_and_rewrites_only_what_is_missing(corpus):
     assert all(w.stat().st_mtime_ns == stamps[w] for w in wavs[1:])
 
 
+def test_conditions_only_writes_the_generated_utt2condition_without_speech(corpus, tmp_path):
+    cached = tmp_path / "from_cache"  # the rooms read from the corpus's cache
+    main(["--data_dir", str(cached), "--wav_dir", str(corpus / "wav"), "--conditions_only", *TINY])
+    for name in SETS:
+        assert [p.name for p in (cached / name).iterdir()] == ["utt2condition"]
+        assert (cached / name / "utt2condition").read_text() == (corpus / "data" / name / "utt2condition").read_text()
+    simulated = tmp_path / "simulated"  # the rooms simulated again, of one set
+    wav_dir = tmp_path / "wav"
+    main(["--data_dir", str(simulated), "--wav_dir", str(wav_dir), "--conditions_only", "--sets", "test", *TINY])
+    assert [p.name for p in simulated.iterdir()] == ["test"]
+    assert (simulated / "test/utt2condition").read_text() == (corpus / "data/test/utt2condition").read_text()
+    assert [p.name for p in wav_dir.iterdir()] == [next((corpus / "wav").glob("rooms_test_*.npz")).name]
+
+
 @pytest.mark.integration
 def test_recipe_generates_and_formats_every_set(tmp_path):
     for name in ("run.sh", "asr.sh", "path.sh", "cmd.sh", "utils", "local", "conf"):

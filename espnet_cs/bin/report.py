@@ -27,6 +27,13 @@ def get_parser() -> argparse.ArgumentParser:
         type=Path,
         help="a results archive (espnet_cs.results_archive) to copy --exp_dir's scored systems into and report from",
     )
+    parser.add_argument(
+        "--data_root",
+        type=Path,
+        default=Path("data"),
+        help="the corpus's Kaldi data dirs: with --archive, each decoded set's <data_root>/<set>/utt2condition "
+        "(acoustic conditions) is archived if it describes the decoded audio",
+    )
     parser.add_argument("--out", type=Path, default=Path("RESULTS.md"), help="the report; its rates go to *.json")
     parser.add_argument(
         "--notes", type=Path, help="hand-written notes (how each table's rows were made), after the title"
@@ -43,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         previous = Previous(read_rates(args.previous), args.previous_label) if args.previous else None
         if args.archive:
-            archive(args.exp_dir, args.archive)
+            archive(args.exp_dir, args.archive, args.data_root)
         source = args.archive or args.exp_dir
         tables = collect(source)
     except (ValueError, CheckpointError) as error:  # espnet_cs.report.rows.ReportError is a ValueError

@@ -7,7 +7,7 @@ changed audio, the old hypotheses are refused (rerun the decoding) and the score
 removed, so no table shows them as scores of the new data.
 
     python -m espnet_cs.bin.score --data_dir data/test \\
-        --hyp exp/x/decode_test/text --out_dir exp/x/decode_test
+        --hyp exp/x/decode_test/text --out_dir exp/x/decode_test [--conditions data/test/utt2condition]
 """
 
 from __future__ import annotations
@@ -59,6 +59,12 @@ def get_parser() -> argparse.ArgumentParser:
         required=True,
         help="where scores.json, result.txt and alignments.txt are written",
     )
+    parser.add_argument(
+        "--conditions",
+        type=Path,
+        help="an utt2condition (a synthetic corpus's acoustic condition per utterance): the rates by condition "
+        "class (clean, reverberant, noisy, reverberant+noisy) go to result.txt and to scores.json's by_condition",
+    )
     return parser
 
 
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     try:
         check_decoded_audio(args.data_dir, args.hyp, args.out_dir)
-        report = score_dir(args.data_dir, args.hyp, args.out_dir)
+        report = score_dir(args.data_dir, args.hyp, args.out_dir, args.conditions)
     except (OSError, ValueError) as e:
         sys.exit(f"score.py: error: {e}")
     print(report.summary(), end="")

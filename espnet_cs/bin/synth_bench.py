@@ -5,6 +5,9 @@ utt2spk spk2utt utt2category utt2condition``) and 16 kHz wavs under ``<wav_dir>/
 espeak-ng or Kokoro-82M (``--synthesizer``). Output is deterministic for a seed and independent of
 ``--nj``; rerunning resumes an interrupted run.
 The conditions are those of ``espnet_cs.synth.acoustics.ConditionRanges`` with the ranges below.
+With ``--conditions_only``, only each set's ``utt2condition`` is written, from the plan and the rooms
+(simulated, or read from the rooms cache in ``--wav_dir``), without speech: the conditions of a corpus
+generated with the same options.
 
 Example:
     python -m espnet_cs.bin.synth_bench --data_dir data --num_train 1200 --num_test 600 --nj 2
@@ -15,11 +18,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from espnet_cs.bin.synth import positive_int
+from espnet_cs.kaldi_dir import write_kaldi_map
 from espnet_cs.synth.acoustics import ConditionRanges
-from espnet_cs.synth.bench import SYNTHESIZERS, make_bench
+from espnet_cs.synth.bench import SETS, SYNTHESIZERS, make_bench, plan, rooms_of
 from espnet_cs.synth.corpus import DEFAULT_MIX
 
 
@@ -70,7 +76,36 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rooms", type=positive_int, default=defaults.rooms, help="simulated rooms of each set")
     parser.add_argument("--synthesizer", choices=SYNTHESIZERS, default="espeak-ng", help="text-to-speech engine")
+    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS), help="the sets to generate")
+    parser.add_argument(
+        "--conditions_only",
+        action="store_true",
+        help="write only <data_dir>/<set>/utt2condition (no speech; the rooms are simulated or read from their cache)",
+    )
     return parser
+
+
+def write_conditions(
+    data_dir: Path,
+    wav_dir: Path,
+    sizes: dict[str, int],
+    seed: int,
+    nj: int,
+    mix: Sequence[float],
+    ranges: ConditionRanges,
+    synthesizer: str,
+) -> None:
+    """Write the ``utt2condition`` that :func:`espnet_cs.synth.bench.make_bench` writes for each set, without speech."""
+    for set_name, num in sizes.items():
+        utterances = plan(set_name, num, seed, mix, ranges, synthesizer)
+        wav_dir.mkdir(parents=True, exist_ok=True)
+        with ProcessPoolExecutor(nj) as pool:
+            _, rt60s = rooms_of(set_name, seed, ranges, wav_dir, pool)
+        (data_dir / set_name).mkdir(parents=True, exist_ok=True)
+        write_kaldi_map(
+            data_dir / set_name / "utt2condition", {u.utt_id: u.condition.describe(rt60s) for u in utterances}
+        )
+        logging.info(f"{data_dir / set_name}/utt2condition: {num} utterances")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -78,15 +113,11 @@ def main(argv: list[str] | None = None) -> None:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s (%(module)s:%(lineno)d) %(levelname)s: %(message)s")
     ranges = ConditionRanges(snr_db=args.snr_db, rt60=args.rt60, reverb_share=args.reverb_share, rooms=args.rooms)
-    sizes = {
-        "train": args.num_train,
-        "valid": args.num_valid,
-        "test": args.num_test,
-        "forget_en": args.num_forget,
-        "forget_zh": args.num_forget,
-    }
+    nums = {"train": args.num_train, "valid": args.num_valid, "test": args.num_test}
+    sizes = {set_name: nums.get(set_name, args.num_forget) for set_name in SETS if set_name in args.sets}
     wav_dir = args.wav_dir or args.data_dir.absolute().parent / "downloads/cs_bench/wav"
-    make_bench(args.data_dir, wav_dir, sizes, args.seed, args.nj, args.mix, ranges, args.synthesizer)
+    generate = write_conditions if args.conditions_only else make_bench
+    generate(args.data_dir, wav_dir, sizes, args.seed, args.nj, args.mix, ranges, args.synthesizer)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.report.attention import attention_sections, lid_heads_section
 from espnet_cs.report.cells import section
 from espnet_cs.report.comparisons import findings_section, paired_section
+from espnet_cs.report.conditions import conditions_section
 from espnet_cs.report.forgetting import forgetting_section
 from espnet_cs.report.previous import Rates, comparison_section, rates
 from espnet_cs.report.rows import Tables
@@ -54,6 +55,7 @@ def render(
     lines += how_made_section(command, out)
     for test_set, rows in sorted(tables.items()):
         lines += set_section(test_set, rows)
+    lines += conditions_section(tables, source)
     lines += paired_section(tables) + forgetting_section(tables) + findings_section(tables, source)
     lines += lid_heads_section(source, out) + attention_sections(source, out)
     if previous is not None:
