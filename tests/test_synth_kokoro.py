@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -79,10 +80,35 @@ def test_plan_speaks_each_utterance_with_one_kokoro_voice():
     assert all(isinstance(u.speaker, Voice) for u in utterances)
     assert all(isinstance(s, Voice) for u in utterances for _, s in u.babble)
     espeak = plan("test", 20, seed=0)
-    assert [u.text for u in utterances] == [u.text for u in espeak]
+    assert sorted(u.category for u in utterances) == sorted(u.category for u in espeak)
     assert not {u.wav_name for u in utterances} & {u.wav_name for u in espeak}
     with pytest.raises(ValueError, match="unknown synthesizer 'festival'"):
         plan("test", 2, seed=0, synthesizer="festival")
+
+
+def test_kokoro_babble_mixes_other_voices_of_a_fixed_pool():
+    pool = bench.babble_pool("test", 0, draw_voices("test", 0))
+    assert len(set(pool)) == bench.BABBLE_POOL
+    babbled = [u for u in plan("test", 60, seed=0, synthesizer="kokoro") if u.babble]
+    assert babbled and all(set(u.babble) <= set(pool) and len(set(u.babble)) == len(u.babble) for u in babbled)
+    assert all(u.speaker not in {voice for _, voice in u.babble} for u in babbled)
+
+
+def test_shared_babble_talkers_are_spoken_once_and_cached(tmp_path, monkeypatch):
+    spoken_texts = []
+
+    def speak(text: str, voice: Voice) -> np.ndarray:
+        spoken_texts.append(text)
+        return np.full(10, float(len(text)))
+
+    monkeypatch.setattr(bench, "speak", speak)
+    utterances = plan("test", 60, seed=0, synthesizer="kokoro")
+    spoken = bench.shared_talkers("test", utterances, tmp_path)
+    counts = Counter(talker for u in utterances for talker in u.babble)
+    assert set(spoken) == {talker for talker, n in counts.items() if n > 1} and len(spoken_texts) == len(spoken)
+    again = bench.shared_talkers("test", utterances, tmp_path)
+    assert len(spoken_texts) == len(spoken) and all(np.array_equal(again[t], spoken[t]) for t in spoken)
+    assert bench.shared_talkers("test", plan("test", 20, seed=0), tmp_path / "espeak") == {}
 
 
 def test_the_cli_offers_the_synthesizers_and_keeps_espeak_ng_the_default():
@@ -129,7 +155,9 @@ def test_out_of_vocabulary_phonemes_are_dropped():
 @pytest.mark.integration
 @needs_kokoro
 def test_a_planned_kokoro_utterance_renders_deterministically():
-    utterance = next(u for u in plan("valid", 6, seed=0, synthesizer="kokoro") if u.condition.room < 0)
+    utterance = next(
+        u for u in plan("valid", 20, seed=0, synthesizer="kokoro") if u.condition.room < 0 and not u.babble
+    )
     audio = render(utterance, [])
     assert audio.dtype == np.int16 and len(audio) > SAMPLE_RATE
     assert np.array_equal(audio, render(utterance, []))
