@@ -42,7 +42,8 @@ phase1_exp_tag=""       # two-phase: suffix of phase 1's dir exp/<method><phase1
 ngpu=0                  # GPUs per node for training (more than one: ESPnet's distributed data parallel)
 num_nodes=1             # nodes for training (more than one: cmd_backend=slurm)
 nbest_average=3         # stage 7 averages this many best checkpoints by valid loss
-results=RESULTS.md      # stage 11 writes the tables here (and their rates to <name>.json beside it)
+results=RESULTS.md      # stage 11 writes the tables here (their rates to <name>.json beside it), after the notes
+                        # local/<name>.notes.md if it exists
 results_archive=""      # stage 11: copy every scored system of exp/ into this tracked dir and report from it,
                         # so the report keeps the runs of earlier clones (espnet_cs.results_archive; empty: exp/)
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
@@ -72,8 +73,8 @@ Stages:
      exp/<name> with valid.loss.ave.pth whose config.yaml has task_tokens: zh_en)
      on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
      --attention_plot of them (empty: every one)
-  11 report -> ${results} and its rates in ${results%.*}.json (with --results_archive: made from that dir
-     after exp/'s scored systems are copied into it)
+  11 report -> ${results} and its rates in ${results%.*}.json, with the notes local/<name>.notes.md (with
+     --results_archive: made from that dir after exp/'s scored systems are copied into it)
   12 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
@@ -410,7 +411,7 @@ fi
 if run_stage 11; then
     log "stage 11: report -> ${results}${results_archive:+ (from ${results_archive})}"
     python -m espnet_cs.bin.report --exp_dir exp ${results_archive:+--archive "${results_archive}"} \
-        --out "${results}" --notes local/RESULTS.notes.md
+        --out "${results}" --notes "local/$(basename "${results%.*}").notes.md"
     cat "${results}"
 fi
 
