@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# cs_bench: the embedded benchmark. Conversational Mandarin-English code-switching text (particles,
-# fillers, repetitions, restarts, intra- and inter-sentential switches), many espeak-ng speakers,
-# simulated rooms, noise and speed perturbation; a 600-utterance test set from frames and voices
-# unseen in training, and monolingual English and Mandarin forgetting sets of another domain.
+# cs_bench, version 2: the embedded benchmark. Conversational Mandarin-English code-switching text
+# (particles, fillers, repetitions, restarts, intra- and inter-sentential switches), spoken by many
+# Kokoro-82M voices, simulated rooms, noise at 15-35 dB SNR and speed perturbation; a 600-utterance
+# test set from frames and voices unseen in training, and monolingual English and Mandarin forgetting
+# sets of another domain. Version 1 (espeak-ng speech, SNR 5-25 dB) is kept in RESULTS_v1.md and
+# results_v1/ (README.md, "Versions").
 # `./run.sh` generates it (stage 1), decodes every test set zero-shot with Whisper-base, trains
 # SPT4ASR on the benchmark's budget (1 epoch of the 1200 training utterances: 150 steps of 8),
 # decodes, scores and writes RESULTS.md from results/ (the results archive: stage 11 copies each

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Stage 1 of cs_bench: generate the benchmark (python -m espnet_cs.bin.synth_bench) into
 # data/{train,valid,test,forget_en,forget_zh}, audio in downloads/cs_bench/wav. Conversational
-# code-switching text, espeak-ng voices with random speed, pitch and vocal-tract scale (or, with
-# --synthesizer kokoro, Kokoro-82M voices: blends of its styles with a random speed), simulated
+# code-switching text, Kokoro-82M voices (blends of its styles with a random speed; with
+# --synthesizer espeak-ng, espeak-ng voices with random speed, pitch and vocal-tract scale), simulated
 # rooms (pyroomacoustics), noise (coloured or babble) and speed perturbation, drawn per utterance
 # and written to utt2condition. Deterministic for a seed, independent of --nj; a rerun resumes.
+# The defaults make version 2 of cs_bench; version 1 (RESULTS_v1.md): --synthesizer espeak-ng --snr_db 5,25.
 set -euo pipefail
 
 log() {
@@ -18,11 +19,11 @@ num_valid=100
 num_test=600
 num_forget=150      # utterances of each forgetting set (forget_en, forget_zh)
 mix=0.6,0.2,0.2     # shares of code-switched, Mandarin-only and English-only utterances
-snr_db=5,25         # SNR range (dB) of the noisy utterances
+snr_db=15,35        # SNR range (dB) of the noisy utterances
 rt60=0.2,0.7        # RT60 range (s) of the rooms
 reverb_share=0.7    # share of utterances in a room
 rooms=40            # simulated rooms of each set
-synthesizer=espeak-ng  # text-to-speech engine: espeak-ng or kokoro
+synthesizer=kokoro  # text-to-speech engine: kokoro or espeak-ng
 data_dir=data
 wav_dir=downloads/cs_bench/wav
 
@@ -31,7 +32,7 @@ Options (default):
   --nj (${nj}) --seed (${seed}) --num_train (${num_train}) --num_valid (${num_valid})
   --num_test (${num_test}) --num_forget (${num_forget}) --mix (${mix}: cs,zh,en)
   --snr_db (${snr_db}) --rt60 (${rt60}) --reverb_share (${reverb_share}) --rooms (${rooms})
-  --synthesizer (${synthesizer}: espeak-ng or kokoro)
+  --synthesizer (${synthesizer}: kokoro or espeak-ng)
   --data_dir (${data_dir}) --wav_dir (${wav_dir})
 Every set has its own voices, speakers and rooms; test frames are unseen in training."
 
