@@ -28,7 +28,7 @@ from espnet_cs.methods import method_config, one_phase
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "benchmarks" / "work"  # synthesized audio, converted models, training runs (git-ignored)
 RECORDS = ROOT / "benchmarks" / "records"
-LID_HEADS = ROOT / "egs2" / "cs_bench" / "asr1" / "results" / "lid_heads" / "lid_heads.json"  # of whisper-base
+LID_HEADS = ROOT / "egs2" / "cs_bench" / "asr1" / "results_v1" / "lid_heads" / "lid_heads.json"  # of whisper-base
 TEXT = "这个 project 的 deadline 是下个星期 我们 tomorrow 再 check 一下"  # a code-switched training target
 
 

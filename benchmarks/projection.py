@@ -5,7 +5,7 @@ Two sources of measured runs:
 - ``recipe`` (positional): every ``exp/*/checkpoint.pth`` of a recipe (ESPnet's reporter keeps each
   finished epoch's training time) and the training set's ``speech_shape``; per run the fastest
   recorded epoch (the least disturbed by other jobs on the machine);
-- ``--archive DIR``: a results archive (``espnet_cs.results_archive``, cs_bench's ``results/``):
+- ``--archive DIR``: a results archive (``espnet_cs.results_archive``, cs_bench's ``results_v1/``):
   each system's ``training.json`` (training and validation seconds of its whole run) with
   ``--passes`` passes over the recipe's training set, and each ``decode_<set>/decode_info.json``
   (decoding seconds of every set, summed over its jobs), for how decoding grows with the number
@@ -16,7 +16,7 @@ For training it prints the throughput in hours of audio per hour and the project
 it assumes time grows linearly with audio (true-length batches of similar lengths).
 
     python -m benchmarks.projection egs2/mini_cs/asr1 [--hours 100 --epochs 10] [--record]
-    python -m benchmarks.projection egs2/cs_bench/asr1 --archive egs2/cs_bench/asr1/results
+    python -m benchmarks.projection egs2/cs_bench/asr1 --archive egs2/cs_bench/asr1/results_v1
 """
 
 from __future__ import annotations

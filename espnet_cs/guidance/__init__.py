@@ -21,7 +21,7 @@ at which they are LID heads; those that are LID heads at least at ``min_fraction
 tokens are *the LID heads*; ties in the ranking go to the head with more LID-column attention.
 Counted per token, not per sentence: a count of sentences stops at their number for every head
 that dominates in all of them, leaving their ranking to the tie-break; a count of tokens still
-tells them apart (a run's counts: its ``lid_heads.json``; mini_cs's and cs_bench's RESULTS.md,
+tells them apart (a run's counts: its ``lid_heads.json``; mini_cs's RESULTS.md and cs_bench's RESULTS_v1.md,
 "LID heads").
 Heads of decoder layer 0 are left out: their attention is computed from frozen embeddings alone,
 which no adapter can change (``FIRST_GUIDABLE_LAYER``). Stage 4 writes the ranking
