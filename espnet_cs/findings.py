@@ -13,7 +13,8 @@ A claim is confirmed when all its comparisons are, contradicted when any is, and
 resolved; a claim none of whose systems were scored is left out. Each claim is tested on the
 hypotheses as decoded and, where both systems have them, on those cut by the repetition guard
 (``<system>_guard``, :data:`HYPOTHESES`): a verdict that holds only as decoded may rest on one
-system's looping hypotheses rather than on what it recognizes.
+system's looping hypotheses rather than on what it recognizes. A report can set each verdict beside
+that of the same claim, set and hypotheses in another benchmark regime (:func:`agreement_cells`).
 """
 
 from __future__ import annotations
@@ -86,26 +87,66 @@ def claim_verdict(verdicts: Sequence[str]) -> str:
 Compare = Callable[[str, str, str], PairedDifference | None]  # (test set, better, worse) -> paired result
 
 
-def findings_rows(claims: Sequence[Claim], test_sets: dict[str, bool], compare: Compare) -> list[str]:
-    """Markdown rows ``| paper | claim | set | hypotheses | comparisons | verdict |`` of the claims with
-    results, for each of :data:`HYPOTHESES`.
+@dataclass(frozen=True)
+class Finding:
+    """A claim tested on one set with one kind of hypotheses (a cell of :data:`HYPOTHESES`).
+
+    ``cells`` describe the comparisons run (``better − worse: difference [interval]``), ``run`` of
+    the claim's; ``verdict`` is :func:`claim_verdict` of theirs.
+    """
+
+    claim: Claim
+    test_set: str
+    hypotheses: str
+    cells: tuple[str, ...]
+    verdict: str
+    run: int
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """What the same finding shares in another report: claim, set and hypotheses."""
+        return self.claim.text, self.test_set, self.hypotheses
+
+    @property
+    def verdict_cell(self) -> str:
+        """The verdict, with how many comparisons it rests on where some were not run."""
+        total = len(self.claim.comparisons)
+        return self.verdict if self.run == total else f"{self.verdict} ({self.run} of its {total} comparisons run)"
+
+    def row(self, *extra: str) -> str:
+        """``| paper | claim | set | hypotheses | comparisons | verdict | *extra |``"""
+        cells = [self.claim.paper, self.claim.text, self.test_set, self.hypotheses, "; ".join(self.cells)]
+        return "| " + " | ".join([*cells, self.verdict_cell, *extra]) + " |"
+
+
+def findings(claims: Sequence[Claim], test_sets: dict[str, bool], compare: Compare) -> list[Finding]:
+    """The claims with results, on each set of their kind, for each of :data:`HYPOTHESES`.
 
     ``test_sets``: ``{set: monolingual}``; ``compare`` gives the paired result of two systems on a
     set, or None when either lacks per-utterance scores there.
     """
-    rows = []
+    found = []
     for claim in claims:
         for test_set, monolingual in sorted(test_sets.items()):
             if monolingual == claim.forgetting:
-                rows += [
-                    row
+                found += [
+                    finding
                     for hypotheses, suffix in HYPOTHESES
-                    if (row := _claim_row(claim, test_set, hypotheses, suffix, compare)) is not None
+                    if (finding := _finding(claim, test_set, hypotheses, suffix, compare)) is not None
                 ]
-    return rows
+    return found
 
 
-def _claim_row(claim: Claim, test_set: str, hypotheses: str, suffix: str, compare: Compare) -> str | None:
+def agreement_cells(finding: Finding, other: dict[tuple[str, str, str], Finding]) -> tuple[str, str]:
+    """The verdict of the same finding in another report (``other``, by :attr:`Finding.key`) and whether
+    it agrees (the same verdict, however many comparisons each rests on); ``—`` where it was not tested there."""
+    theirs = other.get(finding.key)
+    if theirs is None:
+        return "—", "—"
+    return theirs.verdict_cell, "yes" if theirs.verdict == finding.verdict else "no"
+
+
+def _finding(claim: Claim, test_set: str, hypotheses: str, suffix: str, compare: Compare) -> Finding | None:
     cells, verdicts = [], []
     for better, worse in claim.comparisons:
         better, worse = better + suffix, worse + suffix
@@ -118,7 +159,4 @@ def _claim_row(claim: Claim, test_set: str, hypotheses: str, suffix: str, compar
         )
     if not verdicts:
         return None
-    verdict = claim_verdict(verdicts)
-    if len(verdicts) < len(claim.comparisons):
-        verdict += f" ({len(verdicts)} of its {len(claim.comparisons)} comparisons run)"
-    return f"| {claim.paper} | {claim.text} | {test_set} | {hypotheses} | {'; '.join(cells)} | {verdict} |"
+    return Finding(claim, test_set, hypotheses, tuple(cells), claim_verdict(verdicts), len(verdicts))

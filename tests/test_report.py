@@ -219,3 +219,28 @@ def test_report_writes_its_rates_and_takes_them_as_previous(tmp_path, monkeypatc
     assert read_rates(Path("RESULTS.json")) == {
         "test": {"zeroshot_zh_en": rates(collect(Path("exp")))["test"]["zeroshot_zh_en"]}
     }
+
+
+def test_report_compares_its_findings_with_another_regimes_archive(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    decode_dir(Path("exp"), "adapter", "test", ONE_ERROR_EACH)
+    decode_dir(Path("exp"), "adapter_ag", "test", REFS)
+    decode_dir(Path("results_v1"), "adapter", "test", REFS)
+    decode_dir(Path("results_v1"), "adapter_ag", "test", REFS)
+    report.main(
+        ["--exp_dir", "exp", "--archive", "results", "--compare_archive", "results_v1", "--compare_label", "v1"]
+    )
+    findings = [line for line in Path("RESULTS.md").read_text().splitlines() if line.startswith("| AG |")]
+    assert findings == [
+        "| AG | attention guidance beats plain adapters | test | as decoded | `adapter_ag` − `adapter`: -20.0 "
+        "[-20.0, -20.0] | confirmed (1 of its 2 comparisons run) | not resolved (1 of its 2 comparisons run) | no |"
+    ]
+    report.main(["--exp_dir", "exp", "--compare_archive", "results_v1"])
+    assert "| verdict | verdict in `results_v1` | agrees |" in Path("RESULTS.md").read_text()
+    for argv, message in (
+        (["--archive", "results", "--compare_archive", "results/"], "--compare_archive results is what this report"),
+        (["--compare_archive", "exp"], "--compare_archive exp is what this report is made from"),
+        (["--compare_archive", "nothing"], "--compare_archive nothing holds no"),
+    ):
+        with pytest.raises(SystemExit, match=message):
+            report.main(["--exp_dir", "exp", *argv])

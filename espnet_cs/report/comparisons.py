@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from espnet_cs.bootstrap import RESAMPLES, SEED, PairedDifference, paired_difference
-from espnet_cs.findings import CLAIMS, findings_rows
+from espnet_cs.findings import CLAIMS, Finding, agreement_cells, findings
 from espnet_cs.report.cells import markdown_table, percent, section
 from espnet_cs.report.forgetting import monolingual_language
 from espnet_cs.report.rows import Row, Tables, columns
@@ -63,10 +64,17 @@ def paired_section(tables: Tables) -> list[str]:
     return section("Paired comparisons", note, table=markdown_table(header, rows))
 
 
-def findings_section(tables: Tables, source: Path) -> list[str]:
-    """The papers' claims (:data:`espnet_cs.findings.CLAIMS`) tested with the systems of ``tables``, and
-    the attention of the guided heads (stage 10, ``<source>/attention/<set>/attention.json``) as the
-    evidence of the AG claims."""
+@dataclass(frozen=True)
+class Regime:
+    """Another benchmark regime's rows (read from its results archive, ``source``) and what it is."""
+
+    tables: Tables
+    source: Path
+    label: str
+
+
+def claim_findings(tables: Tables) -> list[Finding]:
+    """The papers' claims (:data:`espnet_cs.findings.CLAIMS`) tested with the systems of ``tables``."""
     by_system = {test_set: {row.system: row for row in rows} for test_set, rows in tables.items()}
     monolingual = {test_set: monolingual_language(rows[0]) is not None for test_set, rows in tables.items()}
 
@@ -74,8 +82,15 @@ def findings_section(tables: Tables, source: Path) -> list[str]:
         systems = by_system[test_set]
         return paired_result(systems[better], systems[worse]) if better in systems and worse in systems else None
 
-    rows = findings_rows(CLAIMS, monolingual, compare)
-    if not rows:
+    return findings(CLAIMS, monolingual, compare)
+
+
+def findings_section(tables: Tables, source: Path, other: Regime | None = None) -> list[str]:
+    """The papers' claims tested with the systems of ``tables`` (:func:`claim_findings`), with the verdicts
+    of ``other`` beside them if given, and the attention of the guided heads (stage 10,
+    ``<source>/attention/<set>/attention.json``) as the evidence of the AG claims."""
+    found = claim_findings(tables)
+    if not found:
         return []
     note = (
         "Each claim of the two papers tested with the systems scored here: for every comparison, the MER "
@@ -87,6 +102,16 @@ def findings_section(tables: Tables, source: Path) -> list[str]:
         "guard (`<system>_guard`): a verdict that holds only as decoded may rest on looping hypotheses."
     )
     header = ["paper", "claim", "set", "hypotheses", "comparisons (better − worse [95% interval])", "verdict"]
+    rows = [finding.row() for finding in found]
+    if other is not None:
+        theirs = {finding.key: finding for finding in claim_findings(other.tables)}
+        note += (
+            f" The last two columns: the verdict of the same claim, set and hypotheses in {other.label}, made the "
+            f"same way from its results (`{other.source}`), and whether the two verdicts agree (— where it was not "
+            "tested there)."
+        )
+        header += [f"verdict in {other.label}", "agrees"]
+        rows = [finding.row(*agreement_cells(finding, theirs)) for finding in found]
     lines = section("Findings", note, table=[*markdown_table(header, []), *rows])
     for report in sorted(source.glob("attention/*/attention.json")):
         systems = json.loads(report.read_text())["systems"]

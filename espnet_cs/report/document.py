@@ -11,7 +11,7 @@ from pathlib import Path
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.report.attention import attention_sections, lid_heads_section
 from espnet_cs.report.cells import section
-from espnet_cs.report.comparisons import findings_section, paired_section
+from espnet_cs.report.comparisons import Regime, findings_section, paired_section
 from espnet_cs.report.conditions import conditions_section
 from espnet_cs.report.forgetting import forgetting_section
 from espnet_cs.report.previous import Rates, comparison_section, rates
@@ -43,11 +43,18 @@ def how_made_section(command: str, out: Path) -> list[str]:
 
 
 def render(
-    tables: Tables, source: Path, out: Path, command: str, notes: str | None = None, previous: Previous | None = None
+    tables: Tables,
+    source: Path,
+    out: Path,
+    command: str,
+    notes: str | None = None,
+    previous: Previous | None = None,
+    other: Regime | None = None,
 ) -> str:
     """RESULTS.md of ``tables`` read from ``source`` (exp/ or a results archive), to be written to ``out``.
 
-    ``notes``: the recipe's hand-written notes (how each table's rows were made), put after the title.
+    ``notes``: the recipe's hand-written notes (how each table's rows were made), put after the title;
+    ``other``: another benchmark regime whose verdicts the findings are set beside.
     """
     lines = ["# RESULTS"]
     if notes:
@@ -56,7 +63,7 @@ def render(
     for test_set, rows in sorted(tables.items()):
         lines += set_section(test_set, rows)
     lines += conditions_section(tables, source)
-    lines += paired_section(tables) + forgetting_section(tables) + findings_section(tables, source)
+    lines += paired_section(tables) + forgetting_section(tables) + findings_section(tables, source, other)
     lines += lid_heads_section(source, out) + attention_sections(source, out)
     if previous is not None:
         lines += comparison_section(tables, previous.rates, previous.label)

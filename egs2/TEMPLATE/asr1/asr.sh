@@ -46,6 +46,9 @@ results=RESULTS.md      # stage 11 writes the tables here (their rates to <name>
                         # local/<name>.notes.md if it exists
 results_archive=""      # stage 11: copy every scored system of exp/ into this tracked dir and report from it,
                         # so the report keeps the runs of earlier clones (espnet_cs.results_archive; empty: exp/)
+results_compare_archive=""  # stage 11: another benchmark regime's results archive; each verdict of the findings
+                            # gets that regime's verdict of the same claim and whether they agree (empty: none)
+results_compare_label=""    # what --results_compare_archive is (empty: its path)
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
                         # has task_tokens: zh_en)
@@ -74,7 +77,8 @@ Stages:
      on --attention_sets (empty: --test_sets) -> exp/attention/<set>, the figure drawing
      --attention_plot of them (empty: every one)
   11 report -> ${results} and its rates in ${results%.*}.json, with the notes local/<name>.notes.md (with
-     --results_archive: made from that dir after exp/'s scored systems are copied into it)
+     --results_archive: made from that dir after exp/'s scored systems are copied into it; with
+     --results_compare_archive, the findings set each verdict beside that regime's)
   12 packing of the averaged model -> exp/<method>/packed.zip (espnet_cs.api.Speech2Text loads it)
 Options (default):
   --stage (${stage}) --stop_stage (${stop_stage}) --nj (${nj}) --cmd_backend (${cmd_backend}: local|slurm)
@@ -86,7 +90,9 @@ Options (default):
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --phase2_method ("${phase2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --phase1_exp_tag ("${phase1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
-  --results (${results}) --results_archive ("${results_archive}") --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
+  --results (${results}) --results_archive ("${results_archive}")
+  --results_compare_archive ("${results_compare_archive}") --results_compare_label ("${results_compare_label}")
+  --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
   --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_fraction (${attention_fraction})
 GPUs: --ngpu for training (5, 6); --gpu_inference true runs stages 3, 4, 8 and 10 on one GPU per job.
@@ -410,7 +416,11 @@ fi
 
 if run_stage 11; then
     log "stage 11: report -> ${results}${results_archive:+ (from ${results_archive})}"
-    python -m espnet_cs.bin.report --exp_dir exp ${results_archive:+--archive "${results_archive}"} \
+    compare=()
+    if [ -n "${results_compare_archive}" ]; then
+        compare=(--compare_archive "${results_compare_archive}" ${results_compare_label:+--compare_label "${results_compare_label}"})
+    fi
+    python -m espnet_cs.bin.report --exp_dir exp ${results_archive:+--archive "${results_archive}"} "${compare[@]}" \
         --out "${results}" --notes "local/$(basename "${results%.*}").notes.md"
     cat "${results}"
 fi

@@ -9,7 +9,7 @@
 # SPT4ASR on the benchmark's budget (1 epoch of the 1200 training utterances: 150 steps of 8),
 # decodes, scores and writes RESULTS.md from results/ (the results archive: stage 11 copies each
 # scored system of exp/ there, so the report keeps the runs of earlier clones; commit it with
-# RESULTS.md). Every method on the same budget (a two-phase method: 75 steps per phase), from the
+# RESULTS.md), its findings beside version 1's verdicts. Every method on the same budget (a two-phase method: 75 steps per phase), from the
 # repository root:
 #   local/run_all_methods.sh --recipe egs2/cs_bench/asr1 --max_epoch 1 --adapter_max_epoch 1 \
 #       --phase_max_epoch 1 --phase_iters_per_epoch 75 --padding_comparison false
@@ -24,5 +24,7 @@ set -euo pipefail
     --method spt4asr \
     --train_opts "--max_epoch 1" \
     --results_archive results \
+    --results_compare_archive results_v1 \
+    --results_compare_label "version 1 (espeak-ng)" \
     --attention_plot "backbone adapter adapter_phase1+adapter_ag_phase2" \
     "$@"
