@@ -9,8 +9,8 @@
 # SPT4ASR on the benchmark's budget (1 epoch of the 1200 training utterances: 150 steps of 8),
 # decodes, scores and writes RESULTS.md from results/ (the results archive: stage 11 copies each
 # scored system of exp/ there, so the report keeps the runs of earlier clones; commit it with
-# RESULTS.md), its findings beside version 1's verdicts. Every method on the same budget (a two-phase method: 75 steps per phase), from the
-# repository root:
+# RESULTS.md), its findings beside version 1's verdicts. Every method on the same budget (a
+# two-phase method: 75 steps per phase), from the repository root:
 #   local/run_all_methods.sh --recipe egs2/cs_bench/asr1 --max_epoch 1 --adapter_max_epoch 1 \
 #       --phase_max_epoch 1 --phase_iters_per_epoch 75 --padding_comparison false
 # Corpus options: local/data.sh --help (through --local_data_opts). Stages: ./asr.sh --help
