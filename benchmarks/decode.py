@@ -402,17 +402,24 @@ def main(argv: list[str] | None = None) -> None:
         f"Whisper-base, {len(utterances)} synthetic utterances ({audio_seconds / 60:.1f} min of audio), "
         f"batch {args.batch}, {args.threads} threads, <|zh|>, greedy or beam search (column beam); "
         f"30-s windows except trained models; each decoder in its own process; seconds: median of "
-        f"{args.rounds} alternating round(s); ratios and tokens against the peer searching with the same beam"
+        f"{args.rounds} alternating round(s); tokens: of all hypotheses; ratios and token agreement against the "
+        "peer searching with the same beam"
     )
     peers = [p for p in COUNTERPARTS if any(counterpart(p, r["beam"]) for r in results.values())]
-    columns = ["decoder", "beam", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers)]
+    columns = ["decoder", "beam", "tokens", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers)]
     table = Table([*columns, "same tokens as openai-whisper"])
     for name, r in results.items():
         references = [counterpart(p, r["beam"]) for p in peers]
         ratios = [f"{r['seconds'] / results[ref]['seconds']:.2f}" if ref else "" for ref in references]
         reference = counterpart("openai-whisper", r["beam"])
         same = "{}/{}".format(*same_tokens(name, reference)) if reference else ""
-        cells = [name, str(r["beam"]), f"{r['seconds']:.1f}", " ".join(f"{t:.1f}" for t in r["runs"])]
+        cells = [
+            name,
+            str(r["beam"]),
+            str(sum(map(len, r["hyps"]))),
+            f"{r['seconds']:.1f}",
+            " ".join(f"{t:.1f}" for t in r["runs"]),
+        ]
         table.rows.append([*cells, f"{r['seconds'] / audio_seconds:.3f}", *ratios, same])
 
     targets = Table(["target", "measured", "met"], title="Targets:")
