@@ -57,6 +57,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -443,7 +444,10 @@ def main(argv: list[str] | None = None) -> None:
             )
             if diagnosis := differences(ours, theirs, results, utterances):
                 tables.append(diagnosis)
-    report("decode", setup, [t for t in tables if t.rows], args.record, argv=argv)
+    versions = ", ".join(
+        f"{package} {version(package)}" for package in ("torch", "openai-whisper", "faster-whisper", "ctranslate2")
+    )
+    report("decode", setup, [t for t in tables if t.rows], args.record, argv=argv, notes=[f"Versions: {versions}."])
 
 
 @dataclass(frozen=True)
