@@ -1,8 +1,8 @@
 """Decoding benchmark: espnet-cs against openai-whisper and faster-whisper on the same weights and data.
 
-Zero-shot greedy decoding of synthetic code-switching utterances (espeak-ng, ``espnet_cs.synth``),
-each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|><|transcribe|>
-<|notimestamps|>``, batches of ``--batch``, ``--threads`` CPU threads for every decoder:
+Zero-shot decoding, greedy and beam search, of synthetic code-switching utterances (espeak-ng,
+``espnet_cs.synth``), each padded to Whisper's 30-s window, task tokens ``<|startoftranscript|><|zh|>
+<|transcribe|><|notimestamps|>``, batches of ``--batch``, ``--threads`` CPU threads for every decoder:
 
 Every decoder runs in its own process, as its users run it: the espnet-cs ones with malloc's
 options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memory.serve_from_heap`).
@@ -13,10 +13,14 @@ options as ``espnet_cs.bin.decode`` sets them on CPU (:func:`espnet_cs.host_memo
 - ``espnet-cs keep-batch``: the same with ``drop_finished=False`` (what the optimization buys);
 - ``espnet-cs int8``: the same with the linear layers quantized to int8 (``torch.ao`` dynamic
   quantization; opt-in, its hypotheses differ);
+- ``espnet-cs beam 5``: the same with ``beam_size=5`` (:mod:`espnet_cs.beam_search`);
 - ``openai-whisper``: ``whisper.decode`` (greedy, KV cache, the same options), which must give
   the same tokens as ``espnet-cs``;
-- ``faster-whisper batch`` (float32, int8): faster-whisper's model, features and task tokens, the batch
-  through CTranslate2's ``generate`` as faster-whisper's batched pipeline calls it;
+- ``openai-whisper beam 5``: ``whisper.decode`` with ``beam_size=5``, one audio at a time (its
+  batched beam search does not repeat an audio's encoder states for the audio's beams);
+- ``faster-whisper batch`` (float32, int8; ``beam 5``: float32 with ``beam_size=5``): faster-whisper's
+  model, features and task tokens, the batch through CTranslate2's ``generate`` as faster-whisper's
+  batched pipeline calls it;
 - ``faster-whisper transcribe``: its public ``WhisperModel.transcribe`` one utterance at a time
   (what a user of faster-whisper writes for a list of files), float32.
 
@@ -36,7 +40,10 @@ same audio, with its real-time factor (no peer can decode soft prompts or adapte
         [--trained egs2/mini_cs/asr1/exp/spt4asr ...] [--record]
 
 With ``--rounds N`` every peer decodes the set N times, the peers alternating, and the table gives
-the median and every round.
+the median and every round. Ratios and token agreement compare peers searching with the same beam
+size; a table of targets follows (:data:`SPEED_TARGETS`, :data:`TOKEN_TARGETS`), and, for the
+utterances where espnet-cs's tokens differ from openai-whisper's, both hypotheses as
+openai-whisper scores them (:func:`differences`).
 """
 
 from __future__ import annotations
@@ -48,6 +55,9 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -88,14 +98,14 @@ def ctranslate2_dir() -> Path:
 Decoder = Callable[[Sequence[np.ndarray]], list[list[int]]]
 
 
-def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
+def espnet_cs(threads: int, beam_size: int, drop_finished: bool = True, int8: bool = False) -> Decoder:
     from espnet_cs.decoding import DecodingConfig, Transcriber
     from espnet_cs.host_memory import serve_from_heap
     from espnet_cs.model import CSWhisperModel
 
     serve_from_heap()  # as espnet_cs.bin.decode does on CPU
     model = CSWhisperModel.from_backbone("whisper-base", task_tokens="zh", pad_to_30s=True)
-    transcriber = Transcriber.from_model(model, DecodingConfig(drop_finished=drop_finished))
+    transcriber = Transcriber.from_model(model, DecodingConfig(drop_finished=drop_finished, beam_size=beam_size))
     if int8:
         from espnet_cs.quantization import quantize_linear_int8
 
@@ -104,23 +114,32 @@ def espnet_cs(drop_finished: bool = True, int8: bool = False) -> Decoder:
     return lambda audios: [h.tokens for h in transcriber(audios)]
 
 
-def openai_whisper() -> Decoder:
+def openai_whisper(threads: int, beam_size: int) -> Decoder:
+    """``whisper.decode``: the batch at once greedily; with a beam, one audio at a time (its batched
+    beam search does not repeat an audio's encoder states for its beams)."""
     import whisper
 
     from espnet_cs.backbone import load_whisper
 
     model, _ = load_whisper("whisper-base")
     model.eval()
-    options = whisper.DecodingOptions(language="zh", without_timestamps=True, temperature=0.0, fp16=False)
+    options = whisper.DecodingOptions(
+        language="zh",
+        without_timestamps=True,
+        temperature=0.0,
+        fp16=False,
+        beam_size=beam_size if beam_size > 1 else None,
+    )
 
     def decode(audios: Sequence[np.ndarray]) -> list[list[int]]:
         mel = torch.stack([whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(a))) for a in audios])
-        return [r.tokens for r in whisper.decode(model, mel, options)]
+        batches = mel.split(1) if beam_size > 1 else [mel]
+        return [r.tokens for batch in batches for r in whisper.decode(model, batch, options)]
 
     return decode
 
 
-def faster_whisper_batch(compute_type: str, threads: int) -> Decoder:
+def faster_whisper_batch(compute_type: str, threads: int, beam_size: int) -> Decoder:
     from faster_whisper import WhisperModel
     from faster_whisper.tokenizer import Tokenizer
     from whisper.audio import N_SAMPLES
@@ -136,7 +155,9 @@ def faster_whisper_batch(compute_type: str, threads: int) -> Decoder:
         results = model.model.generate(
             encoded,
             [task_tokens] * len(audios),
-            beam_size=1,
+            beam_size=beam_size,
+            patience=1,  # faster-whisper's defaults; length_penalty 1: the log-probability over the length
+            length_penalty=1,
             max_length=max_length,
             suppress_blank=True,
             suppress_tokens=[-1],
@@ -146,7 +167,7 @@ def faster_whisper_batch(compute_type: str, threads: int) -> Decoder:
     return decode
 
 
-def faster_whisper_transcribe(threads: int) -> Decoder:
+def faster_whisper_transcribe(threads: int, beam_size: int) -> Decoder:
     from faster_whisper import WhisperModel
 
     model = WhisperModel(str(ctranslate2_dir()), device="cpu", compute_type="float32", cpu_threads=threads)
@@ -157,7 +178,7 @@ def faster_whisper_transcribe(threads: int) -> Decoder:
             segments, _ = model.transcribe(
                 audio,
                 language="zh",
-                beam_size=1,
+                beam_size=beam_size,
                 temperature=0.0,
                 without_timestamps=True,
                 condition_on_previous_text=False,
@@ -169,7 +190,7 @@ def faster_whisper_transcribe(threads: int) -> Decoder:
     return decode
 
 
-def espnet_beam_search(threads: int) -> Decoder:
+def espnet_beam_search(threads: int, beam_size: int) -> Decoder:
     import whisper
     from espnet.nets.beam_search import BeamSearch
     from espnet2.asr.decoder.whisper_decoder import OpenAIWhisperDecoder
@@ -189,7 +210,7 @@ def espnet_beam_search(threads: int) -> Decoder:
     search = BeamSearch(
         {"decoder": decoder.eval()},
         {"decoder": 1.0},
-        beam_size=1,
+        beam_size=beam_size,
         vocab_size=model.dims.n_vocab,
         sos=tokenizer.sot,
         eos=tokenizer.eot,
@@ -231,7 +252,10 @@ def run(decode: Decoder, utterances: list[tuple[str, np.ndarray]], batch: int) -
 
 def measure(name: str, utterances: list[tuple[str, np.ndarray]], args: argparse.Namespace) -> dict:
     """Seconds for ``name`` to decode ``utterances`` (scaled from the subset ESPnet's search decodes) and its tokens."""
-    decode = trained(Path(name.removeprefix("trained "))) if name.startswith("trained ") else PEERS[name](args.threads)
+    if name.startswith("trained "):
+        decode = trained(Path(name.removeprefix("trained ")))
+    else:
+        decode = PEERS[name].build(threads=args.threads, beam_size=PEERS[name].beam_size)
     subset = utterances[: args.espnet_utterances] if name == "espnet beam 1" else utterances
     seconds, hyps = run(decode, subset, args.batch)
     return {"seconds": seconds * len(utterances) / len(subset), "hyps": hyps, "allocator": allocator_in_use()}
@@ -243,11 +267,87 @@ def measure_peer(name: str, args: argparse.Namespace) -> tuple[float, list[list[
     argv = ["--one", name]
     for option in ("utterances", "seed", "batch", "threads", "espnet_utterances"):
         argv += [f"--{option}", str(getattr(args, option))]
-    allocator = PRELOADED.get(name, "glibc")
+    allocator = PEERS[name].allocator if name in PEERS else "glibc"
     result = measure_in_child("benchmarks.decode", argv, environment_for(allocator))
     if result["allocator"] != allocator:
         raise RuntimeError(f"{name} ran on {result['allocator']}'s malloc")
     return result["seconds"], result["hyps"]
+
+
+def openai_whisper_logprobs() -> Callable[[np.ndarray, Sequence[list[int]]], list[list[float]]]:
+    """A scorer of hypotheses as openai-whisper's search scores them: for an audio and its
+    hypotheses (tokens without task tokens and end of text), each token's log-probability and the
+    end of text's last, from Whisper-base's log-softmax after ``whisper.decode``'s logit filters
+    (blank and non-speech tokens suppressed), each hypothesis teacher-forced after the task tokens."""
+    import whisper
+    from whisper.decoding import DecodingTask
+
+    from espnet_cs.backbone import load_whisper
+
+    model, _ = load_whisper("whisper-base")
+    model.eval()
+    task = DecodingTask(model, whisper.DecodingOptions(language="zh", without_timestamps=True, fp16=False, beam_size=5))
+    begin, eot = task.sample_begin, task.tokenizer.eot
+
+    @torch.no_grad()
+    def score(audio: np.ndarray, hyps: Sequence[list[int]]) -> list[list[float]]:
+        features = model.encoder(whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(audio)))[None])
+        scored = []
+        for hyp in hyps:
+            sequence = torch.tensor([[*task.initial_tokens, *hyp, eot]])
+            logits = model.decoder(sequence[:, :-1], features)[0, begin - 1 :]
+            logprobs = []
+            for step, target in enumerate(sequence[0, begin:].tolist()):
+                step_logits = logits[step : step + 1].clone()
+                for logit_filter in task.logit_filters:
+                    logit_filter.apply(step_logits, sequence[:, : begin + step])
+                logprobs.append(torch.log_softmax(step_logits.float(), dim=-1)[0, target].item())
+            scored.append(logprobs)
+        return scored
+
+    return score
+
+
+def differences(
+    ours: str, reference: str, results: dict[str, dict], utterances: list[tuple[str, np.ndarray]]
+) -> Table | None:
+    """The utterances whose tokens from ``ours`` differ from ``reference``'s, each with both hypotheses
+    scored as openai-whisper scores (:func:`openai_whisper_logprobs`): a floating-point tie shows as a
+    log-probability difference near zero where the hypotheses part, a rule difference does not."""
+    differing = [i for i, (a, b) in enumerate(zip(results[ours]["hyps"], results[reference]["hyps"])) if a != b]
+    if not differing:
+        return None
+    score = openai_whisper_logprobs()
+    table = Table(
+        [
+            "utterance",
+            "tokens (ours, theirs)",
+            "first differing token",
+            "its log p: ours - theirs",
+            "sum log p: ours",
+            "sum log p: theirs",
+            "sum log p / length: ours - theirs",
+        ],
+        title=f"Utterances whose {ours} tokens differ from {reference}'s, scored by openai-whisper:",
+    )
+    for i in differing:
+        hyps = results[ours]["hyps"][i], results[reference]["hyps"][i]
+        logprobs = score(utterances[i][1], hyps)
+        part = next(k for k, (a, b) in enumerate(zip([*hyps[0], None], [*hyps[1], None])) if a != b)
+        sums = [sum(lp) for lp in logprobs]
+        ranked = [total / len(hyp) if hyp else float("-inf") for total, hyp in zip(sums, hyps)]  # openai's ranking
+        table.rows.append(
+            [
+                utterances[i][0],
+                f"{len(hyps[0])}, {len(hyps[1])}",
+                str(part),
+                f"{logprobs[0][part] - logprobs[1][part]:.2e}",
+                f"{sums[0]:.4f}",
+                f"{sums[1]:.4f}",
+                f"{ranked[0] - ranked[1]:.2e}",
+            ]
+        )
+    return table
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -281,41 +381,112 @@ def main(argv: list[str] | None = None) -> None:
         label = f"trained {Path(name.removeprefix('trained ')).name}" if name.startswith("trained ") else name
         if name == "espnet beam 1" and args.espnet_utterances < len(utterances):
             label = f"{name} ({args.espnet_utterances} utterances, time scaled to {len(utterances)})"
-        results[label] = {"seconds": statistics.median(times[name]), "runs": times[name], "hyps": hyps_of[name]}
+        beam_size = PEERS[name].beam_size if name in PEERS else 1
+        results[label] = {
+            "seconds": statistics.median(times[name]),
+            "runs": times[name],
+            "hyps": hyps_of[name],
+            "beam": beam_size,
+        }
 
-    reference = results.get("openai-whisper")
+    def counterpart(peer: str, beam_size: int) -> str | None:
+        """The measured peer of ``COUNTERPARTS[peer]`` that searches with ``beam_size``, if any."""
+        name = COUNTERPARTS[peer].get(beam_size)
+        return name if name in results else None
+
+    def same_tokens(name: str, reference: str) -> tuple[int, int]:
+        """Utterances with the same tokens from ``name`` and ``reference``, and utterances."""
+        pairs = list(zip(results[name]["hyps"], results[reference]["hyps"]))
+        return sum(a == b for a, b in pairs), len(pairs)
+
     setup = (
         f"Whisper-base, {len(utterances)} synthetic utterances ({audio_seconds / 60:.1f} min of audio), "
-        f"batch {args.batch}, {args.threads} threads, greedy, <|zh|>; 30-s windows except trained models; "
-        f"each decoder in its own process; seconds: median of {args.rounds} alternating round(s)"
+        f"batch {args.batch}, {args.threads} threads, <|zh|>, greedy or beam search (column beam); "
+        f"30-s windows except trained models; each decoder in its own process; seconds: median of "
+        f"{args.rounds} alternating round(s); tokens: of all hypotheses; ratios and token agreement against the "
+        "peer searching with the same beam"
     )
-    peers = [p for p in ("openai-whisper", "faster-whisper batch float32", "faster-whisper transcribe") if p in results]
-    table = Table(["decoder", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers), "same tokens as openai-whisper"])
+    peers = [p for p in COUNTERPARTS if any(counterpart(p, r["beam"]) for r in results.values())]
+    columns = ["decoder", "beam", "tokens", "seconds", "rounds", "RTF", *(f"/ {p}" for p in peers)]
+    table = Table([*columns, "same tokens as openai-whisper"])
     for name, r in results.items():
-        same = (
-            "" if reference is None else f"{sum(a == b for a, b in zip(r['hyps'], reference['hyps']))}/{len(r['hyps'])}"
-        )
-        cells = [name, f"{r['seconds']:.1f}", " ".join(f"{t:.1f}" for t in r["runs"])]
-        cells += [
-            f"{r['seconds'] / audio_seconds:.3f}",
-            *(f"{r['seconds'] / results[p]['seconds']:.2f}" for p in peers),
+        references = [counterpart(p, r["beam"]) for p in peers]
+        ratios = [f"{r['seconds'] / results[ref]['seconds']:.2f}" if ref else "" for ref in references]
+        reference = counterpart("openai-whisper", r["beam"])
+        same = "{}/{}".format(*same_tokens(name, reference)) if reference else ""
+        cells = [
+            name,
+            str(r["beam"]),
+            str(sum(map(len, r["hyps"]))),
+            f"{r['seconds']:.1f}",
+            " ".join(f"{t:.1f}" for t in r["runs"]),
         ]
-        table.rows.append([*cells, same])
-    report("decode", setup, [table], args.record, argv=argv)
+        table.rows.append([*cells, f"{r['seconds'] / audio_seconds:.3f}", *ratios, same])
+
+    targets = Table(["target", "measured", "met"], title="Targets:")
+    for ours, theirs, bound in SPEED_TARGETS:
+        if ours in results and theirs in results:
+            ratio = results[ours]["seconds"] / results[theirs]["seconds"]
+            targets.rows.append(
+                [f"{ours} / {theirs} <= {bound:.2f}", f"{ratio:.2f}", "yes" if ratio <= bound else "no"]
+            )
+    tables = [table, targets]
+    for ours, theirs, bound in TOKEN_TARGETS:
+        if ours in results and theirs in results:
+            same, total = same_tokens(ours, theirs)
+            share = same / total
+            targets.rows.append(
+                [
+                    f"{ours} tokens = {theirs}'s on >= {bound:.0%}",
+                    f"{same}/{total} ({share:.0%})",
+                    "yes" if share >= bound else "no",
+                ]
+            )
+            if diagnosis := differences(ours, theirs, results, utterances):
+                tables.append(diagnosis)
+    versions = ", ".join(
+        f"{package} {version(package)}" for package in ("torch", "openai-whisper", "faster-whisper", "ctranslate2")
+    )
+    report("decode", setup, [t for t in tables if t.rows], args.record, argv=argv, notes=[f"Versions: {versions}."])
 
 
-PEERS: dict[str, Callable[[int], Decoder]] = {
-    "espnet-cs": lambda threads: espnet_cs(),
-    "espnet-cs tcmalloc": lambda threads: espnet_cs(),
-    "espnet-cs keep-batch": lambda threads: espnet_cs(drop_finished=False),
-    "espnet-cs int8": lambda threads: espnet_cs(int8=True),
-    "openai-whisper": lambda threads: openai_whisper(),
-    "faster-whisper batch float32": lambda threads: faster_whisper_batch("float32", threads),
-    "faster-whisper batch int8": lambda threads: faster_whisper_batch("int8", threads),
-    "faster-whisper transcribe": faster_whisper_transcribe,
-    "espnet beam 1": espnet_beam_search,
+@dataclass(frozen=True)
+class Peer:
+    """A decoder of the table: ``build(threads=..., beam_size=...)`` makes it; ``allocator``: the malloc of its process."""
+
+    build: Callable[..., Decoder]
+    beam_size: int = 1
+    allocator: str = "glibc"
+
+
+PEERS: dict[str, Peer] = {
+    "espnet-cs": Peer(espnet_cs),
+    "espnet-cs tcmalloc": Peer(espnet_cs, allocator="tcmalloc"),
+    "espnet-cs keep-batch": Peer(partial(espnet_cs, drop_finished=False)),
+    "espnet-cs int8": Peer(partial(espnet_cs, int8=True)),
+    "espnet-cs beam 5": Peer(espnet_cs, beam_size=5),
+    "openai-whisper": Peer(openai_whisper),
+    "openai-whisper beam 5": Peer(openai_whisper, beam_size=5),
+    "faster-whisper batch float32": Peer(partial(faster_whisper_batch, "float32")),
+    "faster-whisper batch int8": Peer(partial(faster_whisper_batch, "int8")),
+    "faster-whisper batch beam 5 float32": Peer(partial(faster_whisper_batch, "float32"), beam_size=5),
+    "faster-whisper transcribe": Peer(faster_whisper_transcribe),
+    "espnet beam 1": Peer(espnet_beam_search),
 }
-PRELOADED = {"espnet-cs tcmalloc": "tcmalloc"}  # peers whose process runs another malloc than glibc's
+COUNTERPARTS = {  # the peers the ratio columns divide by, by beam size
+    "openai-whisper": {1: "openai-whisper", 5: "openai-whisper beam 5"},
+    "faster-whisper batch float32": {1: "faster-whisper batch float32", 5: "faster-whisper batch beam 5 float32"},
+    "faster-whisper transcribe": {1: "faster-whisper transcribe"},
+}
+SPEED_TARGETS = [  # (decoder, peer, highest ratio of their seconds)
+    ("espnet-cs beam 5", "faster-whisper batch beam 5 float32", 1.0),
+    ("espnet-cs beam 5", "openai-whisper beam 5", 0.6),
+    ("espnet-cs", "faster-whisper batch float32", 0.8),
+]
+TOKEN_TARGETS = [  # (decoder, peer, lowest share of utterances with the same tokens)
+    ("espnet-cs beam 5", "openai-whisper beam 5", 0.95),
+    ("espnet-cs", "openai-whisper", 1.0),
+]
 
 if __name__ == "__main__":
     main()

@@ -97,7 +97,7 @@ def beam_search_decode(
                 memory = memory[torch.tensor(groups, device=device)]
                 for module in cache.keys() - set(self_attention):
                     cache[module] = keep_rows_(cache[module], groups)
-            if sources != list(range(len(sources))):
+            if sources != list(range(len(beams))):  # beams forked, or utterances left
                 index = torch.tensor(sources, device=device)
                 for module in self_attention:
                     cache[module] = cache[module][index]

@@ -120,6 +120,33 @@ def test_finished_utterances_leave_the_batch(parts):
         assert t.sum_logprob == pytest.approx(a.sum_logprob, abs=1e-4)
 
 
+def test_an_utterance_leaving_after_its_batch_mates_takes_its_cache_rows(parts, monkeypatch):
+    """The last utterance ends while the first one's beams keep their rows: its rows leave the cache."""
+    encoder, decoder, _ = parts
+    tok = CSTokenizer()
+    memory, _, _ = encoder(*padded(audio_batch((1.0, 2.5))))
+    ending = memory[1, 0, 0]
+    real_logits = decoder.logits
+
+    def steered(tokens, memory, prompts, cache, beams=1):
+        """Tokens 1000, 1001, ... ranked apart (five beams at the first step, each beam keeping its own
+        best later); the ending utterance's end of text far ahead after the first step."""
+        logits = real_logits(tokens, memory, prompts, cache, beams=beams)
+        gap = 1.0 if tokens.size(1) > 1 else 20.0
+        logits[...] = -100.0
+        logits[..., 1000:1010] = -gap * torch.arange(10.0)
+        if tokens.size(1) == 1:
+            logits[(memory[:, 0, 0] == ending).repeat_interleave(beams), :, tok.eot] = 20.0
+        return logits
+
+    monkeypatch.setattr(decoder, "logits", steered)
+    config = DecodingConfig(max_new_tokens=6, beam_size=5, suppress_tokens=False)
+    together = beam_search_decode(decoder, memory, tok, config)
+    alone = [beam_search_decode(decoder, memory[i : i + 1], tok, config)[0] for i in range(2)]
+    assert [d.tokens for d in together] == [d.tokens for d in alone]
+    assert len(together[1].tokens) == 1 and len(together[0].tokens) == 6
+
+
 def test_best_candidate_is_openai_whispers_ranking():
     short, long = Decoded([1, 2], -2.0), Decoded([1, 2, 3, 4, 5, 6], -4.5)
     assert best_candidate([short, long], None) is long  # -0.75 per token against -1.0
