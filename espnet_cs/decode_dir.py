@@ -6,12 +6,15 @@ holds the decode's settings (data, model, task tokens, padding, guard, batch siz
 from: the audio (stage 2's digests, :func:`espnet_cs.splitting.audio_sha256`), the model file's and
 backbone's sha256 and the decoding options. A complete dir with the settings a decode would use
 need not be decoded again (:func:`decode_staleness` says why otherwise): a rerun redoes what changed,
-and a rerun of split jobs only the failed ones.
+and a rerun of split jobs only the failed ones. A decode variant (``decode_variant``, asr.sh
+``--decode_variant``) names a set of decoding options: its dir never takes a decode made with other
+options (:func:`variant_conflict`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +34,23 @@ COST_KEYS = (
     "hypotheses_cut",
 )
 SETTINGS_PER_DECODE_SPLIT = ("data_dir", "audio_sha256", "derived_from")  # differ between the splits of one decode
+# settings that say what was decoded (data, model, task tokens, padding) or how it was batched; the rest are the
+# decoding options (search, loop control, int8) that a decode variant names
+INPUT_KEYS = (
+    "data_dir",
+    "audio_sha256",
+    "model_file",
+    "model_file_sha256",
+    "backbone",
+    "backbone_sha256",
+    "task_tokens",
+    "task_token_ids",
+    "pad_to_30s",
+    "batch_size",
+    "derived_from",
+    "decode_variant",
+)
+VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*")
 
 
 def settings_of(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -51,6 +71,43 @@ def decode_staleness(out_dir: Path, settings: Mapping[str, Any]) -> str | None:
     return f"changed since {out_dir} was decoded: {', '.join(changed)}" if changed else None
 
 
+def check_variant_name(name: str) -> None:
+    """Raise ValueError unless ``name`` can name a decode variant: one word (letters, digits, ``_ . + -``)
+    that does not end in ``_guard`` (the suffix of the guarded hypotheses' systems)."""
+    if not VARIANT_NAME.fullmatch(name):
+        raise ValueError(f"decode variant {name!r}: not one word of letters, digits, _ . + - (e.g. beam5)")
+    if name == "guard" or name.endswith("_guard"):
+        raise ValueError(f"decode variant {name!r}: <system>_guard names the guarded hypotheses; choose another name")
+
+
+def decoding_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The decoding options among a decode's settings: all but :data:`INPUT_KEYS`."""
+    return {key: value for key, value in settings.items() if key not in INPUT_KEYS}
+
+
+def variant_conflict(out_dir: Path, settings: Mapping[str, Any]) -> str | None:
+    """Why ``out_dir`` may not take a decode with ``settings``: it holds a complete decode of the same
+    decode variant made with other decoding options (None if not, or if ``settings`` name no variant)."""
+    variant = settings.get("decode_variant")
+    if not variant or not (out_dir / "text").exists() or not (out_dir / "decode_info.json").exists():
+        return None
+    before = read_info(out_dir)
+    if before.get("decode_variant") != variant:
+        return None
+    old, new = decoding_options(settings_of(before)), decoding_options(settings)
+    changed = [
+        f"{key} {old.get(key)} -> {new.get(key)}"
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    ]
+    if not changed:
+        return None
+    return (
+        f"{out_dir} holds decode variant {variant} made with other decoding options ({'; '.join(changed)}): "
+        f"name these options another decode variant, or remove {out_dir} to decode {variant} again"
+    )
+
+
 def write_decode_dir(out_dir: Path, info: Mapping[str, Any], hypotheses: Mapping[str, Mapping[str, str]]) -> None:
     """Write ``decode_info.json`` and the ``HYPOTHESIS_FILES`` (``{file: {utt: value}}``), ``text`` last."""
     (out_dir / "text").unlink(missing_ok=True)
@@ -68,8 +125,9 @@ def merge_decode_dirs(
     figures are summed (``decode_seconds`` is then the decoding time of all jobs together).
 
     Raises:
-        ValueError: a split is incomplete, the splits differ in their settings, or they do not
-            cover the utterances of ``data_dir`` exactly once.
+        ValueError: a split is incomplete, the splits differ in their settings, they do not
+            cover the utterances of ``data_dir`` exactly once, or ``out_dir`` holds their decode
+            variant made with other decoding options (:func:`variant_conflict`).
     """
     infos: list[dict[str, Any]] = []
     hypotheses: dict[str, dict[str, str]] = {name: {} for name in HYPOTHESIS_FILES}
@@ -105,6 +163,9 @@ def merge_decode_dirs(
     merged = {**infos[0], "data_dir": str(data_dir), "audio_sha256": audio_sha256(data_dir)}
     if derived_from is not None:
         merged["derived_from"] = derived_from
+    conflict = variant_conflict(out_dir, settings_of(merged))
+    if conflict:
+        raise ValueError(conflict)
     for key in ("utterances", "audio_samples", "hypotheses_cut"):
         if key in merged:
             merged[key] = sum(info[key] for info in infos)

@@ -90,7 +90,10 @@ def epoch_seconds(reporter: dict) -> int | None:
 
 
 def trained_dir(decode_dir: Path, info: dict) -> Path:
-    """The experiment whose training a decode dir reports: that of the dir guarded hypotheses are cut from."""
+    """The experiment whose training a decode dir reports: that of the model file of a decode variant
+    (``exp/<system>_<variant>`` holds no training), else that of the dir guarded hypotheses are cut from."""
+    if info.get("decode_variant") and info.get("model_file"):
+        return Path(info["model_file"]).parent
     return Path(info["derived_from"]).parent if "derived_from" in info else decode_dir.parent
 
 

@@ -258,6 +258,29 @@ def test_decode_cli_records_the_search_and_loop_control(ending_whisper_path, tmp
     assert "beam_size" not in json.loads((tmp_path / "out" / "decode_info.json").read_text())
 
 
+def test_decode_cli_keeps_a_decode_variant_to_its_options(ending_whisper_path, tmp_path):
+    """A decode variant's dir is redone when its audio changes, never with other decoding options."""
+    data = tmp_path / "data"
+    data.mkdir()
+    sf.write(tmp_path / "u0.wav", varied_audios()[0] / 25, 16000, subtype="PCM_16")
+    (data / "wav.scp").write_text(f"u0 {tmp_path / 'u0.wav'}\n")
+    (data / "utt2sha256").write_text("u0 00\n")
+    argv = ["--data_dir", str(data), "--whisper_model", str(ending_whisper_path), "--out_dir", str(tmp_path / "out")]
+    argv += ["--guarded_out_dir", str(tmp_path / "guarded"), "--decode_variant", "beam2"]
+    decode.main([*argv, "--beam_size", "2"])
+    for out in ("out", "guarded"):
+        info = json.loads((tmp_path / out / "decode_info.json").read_text())
+        assert info["decode_variant"] == "beam2" and info["beam_size"] == 2
+    (data / "utt2sha256").write_text("u0 01\n")  # other audio: redone
+    decode.main([*argv, "--beam_size", "2"])
+    with pytest.raises(
+        SystemExit, match=r"out holds decode variant beam2 made with other decoding options \(beam_size 2 -> 3\)"
+    ):
+        decode.main([*argv, "--beam_size", "3"])
+    with pytest.raises(SystemExit, match="decode variant 'beam2_guard': <system>_guard names the guarded hypotheses"):
+        decode.main([*argv[:-1], "beam2_guard"])
+
+
 @pytest.mark.parametrize(
     "options, message",
     [

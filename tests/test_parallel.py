@@ -18,7 +18,14 @@ from espnet2.train.distributed_utils import free_port
 from recipe_tools import DECODE_FILES, ROOT, prepared_recipe, recipe_copy, run_recipe, zeroshot_args
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.decode_dir import decode_staleness, merge_decode_dirs, settings_of, write_decode_dir
+from espnet_cs.decode_dir import (
+    check_variant_name,
+    decode_staleness,
+    merge_decode_dirs,
+    settings_of,
+    variant_conflict,
+    write_decode_dir,
+)
 from espnet_cs.splitting import longest_first, make_batches, split_batches, write_splits
 
 LENGTHS = {"a": 5, "b": 9, "c": 5, "d": 1, "e": 7, "f": 9, "g": 3}
@@ -113,6 +120,41 @@ def test_staleness_names_what_changed(tmp_path):
     )
     (tmp_path / "d/text").unlink()  # removed first when a decode starts: incomplete
     assert decode_staleness(tmp_path / "d", recorded) == f"{tmp_path / 'd'} holds no complete decode"
+
+
+def test_a_decode_variant_never_holds_decodes_of_other_options(tmp_path):
+    beam5 = {"audio_sha256": "a", "batch_size": 2, "decode_variant": "beam5", "beam_size": 5, "patience": 1.0}
+    assert variant_conflict(tmp_path / "d", beam5) is None  # nothing decoded yet
+    fake_decode(tmp_path / "d", ["u1"], **beam5)
+    recorded = settings_of(json.loads((tmp_path / "d/decode_info.json").read_text()))
+    assert variant_conflict(tmp_path / "d", recorded) is None
+    # other audio, model or batch size: redone (decode_staleness), the options are the variant's still
+    assert variant_conflict(tmp_path / "d", {**recorded, "audio_sha256": "b", "batch_size": 4}) is None
+    greedy = {k: v for k, v in recorded.items() if k not in ("beam_size", "patience")}
+    assert variant_conflict(tmp_path / "d", {**greedy, "fallback": {"best_of": 5}}) == (
+        f"{tmp_path / 'd'} holds decode variant beam5 made with other decoding options (beam_size 5 -> None; "
+        "fallback None -> {'best_of': 5}; patience 1.0 -> None): name these options another decode variant, "
+        f"or remove {tmp_path / 'd'} to decode beam5 again"
+    )
+    assert variant_conflict(tmp_path / "d", {**greedy, "decode_variant": "greedy"}) is None  # another variant's
+    assert variant_conflict(tmp_path / "d", greedy | {"decode_variant": ""}) is None  # no variant: as before
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wav.scp").write_text("u1 1.wav\n")
+    (data / "utt2sha256").write_text("u1 1a\n")
+    fake_decode(tmp_path / "s1", ["u1"], **{**beam5, "beam_size": 3})
+    with pytest.raises(
+        ValueError, match=r"d holds decode variant beam5 made with other decoding options \(beam_size 5 -> 3\)"
+    ):
+        merge_decode_dirs([tmp_path / "s1"], data, tmp_path / "d")
+
+
+@pytest.mark.parametrize("name", ["beam 5", "", "-beam5", "beam5/x", "guard", "beam5_guard", "$(x)"])
+def test_decode_variant_names_are_words_without_the_guard_suffix(name):
+    with pytest.raises(ValueError, match=f"decode variant {re.escape(repr(name))}: "):
+        check_variant_name(name)
+    check_variant_name("beam5_fallback")
 
 
 @pytest.fixture(scope="module")

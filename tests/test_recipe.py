@@ -334,3 +334,47 @@ def test_rerun_redoes_what_changed_and_says_why(tmp_path, tiny_whisper_path):
     listed = result.stderr.split("could not score 2 decode dir(s):", 1)[1]
     assert "exp/broken/decode_test: " in listed and "not_an_utterance" in listed
     assert "exp/unfinished/decode_test: no hypotheses" in listed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--decode_variant", "beam 5"], "--decode_variant 'beam 5': not one word of letters, digits"),
+        (["--decode_variant", "beam5_guard"], "--decode_variant beam5_guard: <system>_guard names the guarded"),
+        (["--decode_variant", "en"], "exp/zeroshot_zh_en is the dir of the system zeroshot_zh_en"),
+        (["--method", "adapter", "--decode_variant", "ag"], "exp/adapter_ag is the dir of the system adapter_ag"),
+        (["--results_guarded", "some"], "--results_guarded some: one of tables, all, none"),
+    ],
+)
+def test_bad_decode_variants_are_refused_before_any_stage(recipe, args, message):
+    result = run(recipe, *args)
+    assert result.returncode == 1 and message in result.stderr and not (recipe / "data").exists()
+
+
+def test_a_decode_variant_decodes_beside_greedy_and_the_report_compares_them(tmp_path, tiny_whisper_path):
+    recipe = prepared_recipe(tmp_path / "recipe")
+    stage3 = zeroshot_args(tiny_whisper_path, 1)
+    assert run_recipe(recipe, *stage3).returncode == 0
+    greedy = recipe / "exp/zeroshot_zh_en/decode_test"
+    before = (greedy / "text").stat().st_mtime_ns
+    result = run_recipe(recipe, *stage3, "--decode_variant", "beam2", "--beam_size", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (greedy / "text").stat().st_mtime_ns == before and "beam_size" not in (
+        greedy / "decode_info.json"
+    ).read_text()
+    for system in ("zeroshot_zh_en_beam2", "zeroshot_zh_en_beam2_guard"):
+        info = json.loads((recipe / f"exp/{system}/decode_test/decode_info.json").read_text())
+        assert info["decode_variant"] == "beam2" and info["beam_size"] == 2
+    result = run_recipe(recipe, *stage3, "--decode_variant", "beam2", "--beam_size", "3")
+    assert result.returncode != 0
+    assert "holds decode variant beam2 made with other decoding options (beam_size 2 -> 3)" in result.stderr
+    result = run_recipe(recipe, "--stage", "9", "--stop_stage", "11", "--results_guarded", "all")
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = (recipe / "RESULTS.md").read_text()
+    assert "## Decoding: greedy, beam search, fallback" in results
+    assert (
+        "| test | `zeroshot_zh_en` | — | greedy |" in results
+        and "| test | `zeroshot_zh_en` | `beam2` | beam 2 |" in results
+    )
+    assert "| test | `zeroshot_zh_en` | `beam2` | beam 2, guard |" in results
+    assert "| `zeroshot_zh_en_beam2` |" not in results  # not a row of the results table

@@ -1,5 +1,5 @@
-"""The report: rows read from decode dirs, the results tables, paired comparisons, forgetting, RESULTS.json
-(the findings section: tests/test_findings.py)."""
+"""The report: rows read from decode dirs, the results tables, decode variants, paired comparisons, forgetting,
+RESULTS.json (the findings section: tests/test_findings.py)."""
 
 import json
 from pathlib import Path
@@ -12,8 +12,9 @@ from espnet_cs.report.comparisons import paired_section
 from espnet_cs.report.document import Previous, render
 from espnet_cs.report.forgetting import forgetting_section, monolingual_language
 from espnet_cs.report.previous import comparison_section, rates, read_rates
-from espnet_cs.report.rows import ReportError, Row, collect
+from espnet_cs.report.rows import ReportError, Row, collect, main_tables
 from espnet_cs.report.tables import row_cells, set_section
+from espnet_cs.report.variants import variants_section
 from espnet_cs.scoring import score
 
 # two code-switched utterances with one substitution each, so every resample has each rate: MER 1
@@ -244,3 +245,75 @@ def test_report_compares_its_findings_with_another_regimes_archive(tmp_path, mon
     ):
         with pytest.raises(SystemExit, match=message):
             report.main(["--exp_dir", "exp", *argv])
+
+
+BEAM5 = {"beam_size": 5, "patience": 1.0, "decode_variant": "beam5"}
+FALLBACK = {**BEAM5, "decode_variant": "beam5_fallback", "fallback": {"temperatures": [0.2], "best_of": 5}}
+LOOPING = {"u1": "我们开 meeting 吧 吧 吧 吧", "u2": "他们开 parties 吧"}  # u1: 3 insertions, u2: 1 substitution
+
+
+def variant_tables() -> dict:
+    derived = {"guard": True, "derived_from": "exp/x/decode_test"}
+    return {
+        "test": [
+            row("zeroshot_zh_en", scored(LOOPING)),
+            row("zeroshot_zh_en_beam5", scored(REFS), **BEAM5),
+            row("lora", scored(REFS), TRAINED),  # no variant: not in the section
+            row("spt4asr", scored(ONE_ERROR_EACH), TRAINED),
+            row("spt4asr_guard", scored(ONE_ERROR_EACH), TRAINED, **derived),
+            row("spt4asr_beam5", scored(REFS), TRAINED, **BEAM5),
+            row("spt4asr_beam5_guard", scored(REFS), TRAINED, **BEAM5, **derived),
+            row("spt4asr_beam5_fallback", scored(LOOPING), TRAINED, **FALLBACK),
+        ]
+    }
+
+
+def test_variants_section_compares_each_variant_with_its_greedy_decode() -> None:
+    lines = variants_section(variant_tables())
+    assert lines[1] == "## Decoding: greedy, beam search, fallback"
+    assert "paired-bootstrap interval (1000 resamples" in lines[3] and "inserted units per reference unit" in lines[3]
+    assert lines[5:] == [
+        "| set | system | decode variant | decoding | MER | difference | 95% interval | p | insertions |",
+        "|---|---|---|---|---|---|---|---|---|",
+        "| test | `zeroshot_zh_en` | — | greedy | 40.0 [20.0, 60.0] (2) | — | — | — | 30.0 [0.0, 60.0] |",
+        "| test | `zeroshot_zh_en` | `beam5` | beam 5 | 0.0 [0.0, 0.0] (2) | -40.0 | [-60.0, -20.0] | < 0.001 "
+        "| 0.0 [0.0, 0.0] |",
+        "| test | `spt4asr` | — | greedy | 20.0 [20.0, 20.0] (2) | — | — | — | 0.0 [0.0, 0.0] |",
+        "| test | `spt4asr` | `beam5` | beam 5 | 0.0 [0.0, 0.0] (2) | -20.0 | [-20.0, -20.0] | < 0.001 | 0.0 [0.0, 0.0] |",
+        "| test | `spt4asr` | `beam5_fallback` | beam 5, temperature fallback | 40.0 [20.0, 60.0] (2) | +20.0 "
+        "| [+0.0, +40.0] | 0.520 | 30.0 [0.0, 60.0] |",
+    ]
+    guarded = variants_section(variant_tables(), guarded=True)
+    assert (
+        "| test | `spt4asr` | — | greedy, guard | 20.0 [20.0, 20.0] (2) | +0.0 | [+0.0, +0.0] | 1.000 |"
+        in "\n".join(guarded)
+    )
+    assert "| test | `spt4asr` | `beam5` | beam 5, guard |" in "\n".join(guarded)
+    assert variants_section({"test": variant_tables()["test"][2:5]}) == []  # no system with a variant
+
+
+@pytest.mark.parametrize(
+    ("guarded", "systems"),
+    [
+        ("tables", ["zeroshot_zh_en", "lora", "spt4asr", "spt4asr_guard"]),
+        ("all", ["zeroshot_zh_en", "lora", "spt4asr", "spt4asr_guard"]),
+        ("none", ["zeroshot_zh_en", "lora", "spt4asr"]),
+    ],
+)
+def test_results_tables_hold_the_decodes_without_a_variant(guarded, systems) -> None:
+    tables = variant_tables()
+    assert [r.system for r in main_tables(tables, guarded)["test"]] == systems
+    text = render(tables, Path("exp"), Path("RESULTS.md"), "cmd", guarded=guarded)
+    table = text.split("## test", 1)[1].split("\n## ", 1)[0]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table.splitlines()[6:]] == [f"`{s}`" for s in systems]
+    assert ("beam 5, guard" in text) == (guarded == "all") and "`beam5_fallback`" in text
+    assert [r.base_system for r in tables["test"]][-3:] == ["spt4asr", "spt4asr", "spt4asr"]
+
+
+def test_decoding_cell_names_the_search_beyond_greedy() -> None:
+    assert row_cells(row("sys", scored(REFS)))[1] == "task tokens `zh_en`, no guard, true length"
+    decoding = {**FALLBACK, "patience": 2.0, "no_repeat_ngram_size": 3, "length_penalty": 1.0, "int8": True}
+    assert row_cells(row("sys", scored(REFS), **decoding))[1] == (
+        "task tokens `zh_en`, no guard, true length, beam 5 (patience 2), length penalty 1, no repeated 3-grams, "
+        "temperature fallback, int8"
+    )

@@ -111,6 +111,27 @@ def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> No
     assert rows["lpt"].training == {"trainable": 1000, "epochs": 1, "seconds": 25}
 
 
+def test_a_decode_variant_reports_the_training_of_its_model(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    exp = Path("exp")
+    trained_run(exp / "dpt", [(40, 10)])
+    variant = {"decode_variant": "beam5", "beam_size": 5, "model_file": "exp/dpt/valid.loss.ave.pth"}
+    decoded(exp, "dpt_beam5", "test", REFS, **variant)
+    decoded(exp, "dpt_beam5_guard", "test", REFS, **variant, guard=True, derived_from="exp/dpt_beam5/decode_test")
+    decoded(exp, "zeroshot_zh_en_beam5", "test", REFS, decode_variant="beam5", beam_size=5, model_file=None)
+    archive(exp, Path("results"))
+    dpt = {"trainable": 1000, "epochs": 1, "seconds": 50}
+    for system in ("dpt_beam5", "dpt_beam5_guard"):
+        assert json.loads(Path(f"results/{system}/training.json").read_text()) == dpt
+    assert json.loads(Path("results/zeroshot_zh_en_beam5/training.json").read_text()) == {}
+    rows = collect(Path("results"))["test"]
+    assert [(row.system, row.base_system, row.trained) for row in rows] == [
+        ("zeroshot_zh_en_beam5", "zeroshot_zh_en", False),
+        ("dpt_beam5", "dpt", True),
+        ("dpt_beam5_guard", "dpt", True),
+    ]
+
+
 def test_archive_refuses_other_audio_and_writes_nothing(tmp_path, monkeypatch, counted) -> None:
     monkeypatch.chdir(tmp_path)
     decoded(Path("exp"), "dpt", "test", REFS)

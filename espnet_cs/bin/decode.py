@@ -13,6 +13,11 @@ that differ from greedy decoding's, and cost; see :mod:`espnet_cs.decode_dir`). 
 cuts a hypothesis as searched (greedy decoding is causal, so its guarded hypotheses are prefixes
 of the unguarded ones), so they cost nothing extra.
 
+``--decode_variant NAME`` records the name of these options in ``decode_info.json``; an out dir that
+holds a complete decode of that variant made with other decoding options is an error, before any
+audio is read (:func:`espnet_cs.decode_dir.variant_conflict`), so a variant's name never holds
+decodes of two sets of options.
+
 An ``--out_dir`` (and ``--guarded_out_dir``) that already holds a complete decode of the same
 audio (stage 2's per-utterance digests) with the same model file, backbone and settings is left as
 it is, and the log says so or what changed: a rerun redoes what its inputs changed, and rerunning
@@ -34,7 +39,7 @@ from espnet2.utils.types import str2bool
 from tqdm import tqdm
 
 from espnet_cs.audio import SAMPLE_RATE
-from espnet_cs.decode_dir import decode_staleness, write_decode_dir
+from espnet_cs.decode_dir import check_variant_name, decode_staleness, variant_conflict, write_decode_dir
 from espnet_cs.decoding import DecodingConfig, Hypothesis, RepetitionGuard, Transcriber, apply_guard
 from espnet_cs.device import checked_device
 from espnet_cs.host_memory import serve_from_heap
@@ -94,6 +99,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--guard", type=str2bool, default=False, help="cut looping hypotheses (the repetition guard)")
     parser.add_argument("--guarded_out_dir", type=Path, help="also write the guarded hypotheses here")
+    parser.add_argument(
+        "--decode_variant",
+        default="",
+        help="the name of these decoding options (recorded; an out dir holding this variant made with other "
+        "options is an error, not redone)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--cache_dir", help="cache of converted backbones")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (the same tokens on each)")
@@ -204,6 +215,7 @@ def decode_settings(args: argparse.Namespace, transcriber: Transcriber) -> dict:
         "batch_size": args.batch_size,
         **transcriber.config.settings(),  # absent when greedy: earlier decodes stay valid
         **({"int8": True} if args.int8 else {}),  # absent when off: float decodes stay valid
+        **({"decode_variant": args.decode_variant} if args.decode_variant else {}),
     }
 
 
@@ -214,6 +226,11 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.serve_from_heap and args.device.partition(":")[0] == "cpu":  # a bad name is load_transcriber's error
         serve_from_heap()
+    if args.decode_variant:
+        try:
+            check_variant_name(args.decode_variant)
+        except ValueError as error:
+            raise SystemExit(f"decode.py: {error}") from error
     config = decoding_config(args)
     transcriber = load_transcriber(args, config)
     try:
@@ -223,6 +240,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"decode.py: {error}") from error
     guard = config.guard or RepetitionGuard()
     guarded_settings = {**settings, "guard": True, "derived_from": str(args.out_dir)}
+    conflict = variant_conflict(args.out_dir, settings) or (
+        args.guarded_out_dir and variant_conflict(args.guarded_out_dir, guarded_settings)
+    )
+    if conflict:
+        raise SystemExit(f"decode.py: {conflict}")
     reason = decode_staleness(args.out_dir, settings) or (
         args.guarded_out_dir and decode_staleness(args.guarded_out_dir, guarded_settings)
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 from espnet_cs.report.comparisons import Regime
 from espnet_cs.report.document import Previous, render, write
 from espnet_cs.report.previous import read_rates
-from espnet_cs.report.rows import collect
+from espnet_cs.report.rows import GUARDED, collect, main_tables
 from espnet_cs.results_archive import archive
 from espnet_cs.trainer import CheckpointError
 
@@ -49,6 +49,14 @@ def get_parser() -> argparse.ArgumentParser:
         "claim there and whether it agrees",
     )
     parser.add_argument("--compare_label", help="what --compare_archive is (default: its path)")
+    parser.add_argument(
+        "--guarded",
+        choices=GUARDED,
+        default="tables",
+        help="where the guarded rows (<system>_guard, hypotheses cut by the repetition guard) go: tables (the "
+        "results tables and the sections made from them), all (also beside the decode variants), none (the "
+        "hypotheses as decoded only)",
+    )
     return parser
 
 
@@ -56,7 +64,7 @@ def other_regime(archive: Path, label: str | None, source: Path) -> Regime:
     """The rows of another regime's results ``archive``, to set its findings' verdicts beside those of ``source``'s."""
     if archive.resolve() == source.resolve():
         raise ValueError(f"--compare_archive {archive} is what this report is made from: name another regime's")
-    tables = collect(archive)
+    tables = main_tables(collect(archive))
     if not tables:
         raise ValueError(f"--compare_archive {archive} holds no */decode_*/scores.json")
     return Regime(tables, archive, label or f"`{archive}`")
@@ -78,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     if not tables:
         raise SystemExit(f"report.py: no {source}/*/decode_*/scores.json found: run the scoring stage (9) first")
     notes = args.notes.read_text(encoding="utf-8") if args.notes and args.notes.exists() else None
-    write(args.out, render(tables, source, args.out, command, notes, previous, other), tables)
+    text = render(tables, source, args.out, command, notes, previous, other, args.guarded)
+    write(args.out, text, tables, args.guarded)
 
 
 if __name__ == "__main__":

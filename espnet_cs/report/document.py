@@ -15,8 +15,9 @@ from espnet_cs.report.comparisons import Regime, findings_section, paired_sectio
 from espnet_cs.report.conditions import conditions_section
 from espnet_cs.report.forgetting import forgetting_section
 from espnet_cs.report.previous import Rates, comparison_section, rates
-from espnet_cs.report.rows import Tables
+from espnet_cs.report.rows import Tables, main_tables
 from espnet_cs.report.tables import legend, set_section
+from espnet_cs.report.variants import variants_section
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,17 @@ def render(
     notes: str | None = None,
     previous: Previous | None = None,
     other: Regime | None = None,
+    guarded: str = "tables",
 ) -> str:
     """RESULTS.md of ``tables`` read from ``source`` (exp/ or a results archive), to be written to ``out``.
 
     ``notes``: the recipe's hand-written notes (how each table's rows were made), put after the title;
-    ``other``: another benchmark regime whose verdicts the findings are set beside.
+    ``other``: another benchmark regime whose verdicts the findings are set beside; ``guarded``: where
+    the guarded rows go (:data:`espnet_cs.report.rows.GUARDED`). The decode variants' rows go in their
+    own section only.
     """
+    variants = variants_section(tables, guarded == "all")
+    tables = main_tables(tables, guarded)
     lines = ["# RESULTS"]
     if notes:
         lines += ["", notes.strip()]
@@ -63,14 +69,15 @@ def render(
     for test_set, rows in sorted(tables.items()):
         lines += set_section(test_set, rows)
     lines += conditions_section(tables, source)
-    lines += paired_section(tables) + forgetting_section(tables) + findings_section(tables, source, other)
+    lines += variants + paired_section(tables) + forgetting_section(tables) + findings_section(tables, source, other)
     lines += lid_heads_section(source, out) + attention_sections(source, out)
     if previous is not None:
         lines += comparison_section(tables, previous.rates, previous.label)
     return "\n".join(lines) + "\n"
 
 
-def write(out: Path, text: str, tables: Tables) -> None:
-    """Write the report ``text`` to ``out`` and the rates of ``tables`` beside it (:func:`rates_file`)."""
-    write_atomic(rates_file(out), json.dumps(rates(tables), indent=1, ensure_ascii=False) + "\n")
+def write(out: Path, text: str, tables: Tables, guarded: str = "tables") -> None:
+    """Write the report ``text`` to ``out`` and the rates of the results tables of ``tables`` beside it
+    (:func:`rates_file`)."""
+    write_atomic(rates_file(out), json.dumps(rates(main_tables(tables, guarded)), indent=1, ensure_ascii=False) + "\n")
     write_atomic(out, text)

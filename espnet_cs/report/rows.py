@@ -1,15 +1,22 @@
-"""The report's rows: one scored system on one test set, ``<source>/<system>/decode_<set>``."""
+"""The report's rows: one scored system on one test set, ``<source>/<system>/decode_<set>``.
+
+A system decoded under a decode variant (asr.sh ``--decode_variant``: ``<system>_<variant>``) is
+reported beside its decode without one (:mod:`espnet_cs.report.variants`); the results tables and
+the sections made from them hold the decodes without a variant (:func:`main_tables`).
+"""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from espnet_cs.results_archive import system_training, trained_dir
 from espnet_cs.scoring import rate_terms
 
+GUARDED = ("tables", "all", "none")  # where the guarded rows (<system>_guard) are reported: report --guarded
 DECODING_KEYS = ("data_dir", "audio_sha256", "task_tokens", "guard", "pad_to_30s", "real_time_factor")
 
 
@@ -34,6 +41,22 @@ class Row:
     @property
     def trained(self) -> bool:
         return bool(self.training)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether the row's hypotheses are those of another decode dir cut by the repetition guard (``<system>_guard``)."""
+        return "derived_from" in self.decoding
+
+    @property
+    def decode_variant(self) -> str:
+        """The name of the decoding options (asr.sh ``--decode_variant``), empty for a decode without one."""
+        return self.decoding.get("decode_variant", "")
+
+    @property
+    def base_system(self) -> str:
+        """The system without its decode variant and guard suffixes: ``spt4asr`` of ``spt4asr_beam5_guard``."""
+        name = self.system.removesuffix("_guard") if self.guarded else self.system
+        return name.removesuffix(f"_{self.decode_variant}") if self.decode_variant else name
 
     def terms(self, key: str) -> dict[str, tuple[int, int]]:
         """``utt_id -> (numerator, denominator)`` of a rate (:func:`espnet_cs.scoring.rate_terms`)."""
@@ -65,6 +88,20 @@ def read_row(decode_dir: Path, trainings: dict[Path, dict]) -> Row:
     if trained not in trainings:
         trainings[trained] = system_training(decode_dir.parent, decode_dir, info)
     return Row(decode_dir.parent.name, scores, info, trainings[trained])
+
+
+def select(tables: Tables, keep: Callable[[Row], bool]) -> Tables:
+    """The rows of ``tables`` that ``keep`` keeps; sets left without rows are dropped."""
+    kept = {test_set: [row for row in rows if keep(row)] for test_set, rows in tables.items()}
+    return {test_set: rows for test_set, rows in kept.items() if rows}
+
+
+def main_tables(tables: Tables, guarded: str = "tables") -> Tables:
+    """The rows of the results tables: decodes without a decode variant, the guarded ones unless
+    ``guarded`` is ``none`` (:data:`GUARDED`)."""
+    if guarded not in GUARDED:
+        raise ValueError(f"guarded rows go in {', '.join(GUARDED)}, not {guarded!r}")
+    return select(tables, lambda row: not row.decode_variant and (guarded != "none" or not row.guarded))
 
 
 def collect(source: Path) -> Tables:

@@ -46,7 +46,8 @@ SWITCH_RATES = (
 RATES = ERROR_RATES + SWITCH_RATES
 OTHER_COLUMNS = {
     "decoding": "the task tokens (`zh`: `<|zh|>`, `zh_en`: `<|zh|><|en|>`), whether the repetition "
-    "guard cut the hypotheses (`<system>_guard`: the same decoding, cut) and the audio padding",
+    "guard cut the hypotheses (`<system>_guard`: the same decoding, cut), the audio padding and the search "
+    "where it was not greedy (beam search, temperature fallback, n-gram blocking)",
     "trainable": "trainable parameters, counted for the backbone the system was trained on",
     "epochs": "finished training epochs (two-phase systems: `stage 5+stage 6`)",
     "training": "the training and validation time of the finished epochs that ESPnet's reporter records in "
@@ -72,9 +73,27 @@ def legend() -> list[str]:
     return lines + [f"- {name}: {meanings[name]}" for name in HEADER if name in meanings]
 
 
+def search_words(decoding: dict) -> list[str]:
+    """What a decode did beyond greedy decoding (the options ``decode_info.json`` records), e.g. ``beam 5``."""
+    words = []
+    if decoding.get("beam_size", 1) > 1:
+        patience = decoding.get("patience", 1.0)
+        words.append(f"beam {decoding['beam_size']}" + (f" (patience {patience:g})" if patience != 1.0 else ""))
+    if decoding.get("length_penalty") is not None:
+        words.append(f"length penalty {decoding['length_penalty']:g}")
+    if decoding.get("no_repeat_ngram_size"):
+        words.append(f"no repeated {decoding['no_repeat_ngram_size']}-grams")
+    if decoding.get("fallback"):
+        words.append("temperature fallback")
+    if decoding.get("int8"):
+        words.append("int8")
+    return words
+
+
 def decoding_cell(decoding: dict) -> str:
     padding = "30-s padding" if decoding["pad_to_30s"] else "true length"
-    return f"task tokens `{decoding['task_tokens']}`, {'guard on' if decoding['guard'] else 'no guard'}, {padding}"
+    guard = "guard on" if decoding["guard"] else "no guard"
+    return ", ".join([f"task tokens `{decoding['task_tokens']}`", guard, padding, *search_words(decoding)])
 
 
 def training_cells(training: dict) -> list[str]:

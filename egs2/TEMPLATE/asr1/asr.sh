@@ -30,6 +30,8 @@ pad_to_30s=true         # pad audio to Whisper's 30-s window
 decode_batch_size=16
 beam_size=1             # stages 3 and 8: beams per utterance (1: greedy), openai-whisper's beam search
 decode_opts=""          # stages 3 and 8: more options of espnet_cs.bin.decode, e.g. "--temperature_fallback true"
+decode_variant=""       # stages 3 and 8: a name for these decoding options, e.g. beam5: they decode into
+                        # exp/<system>_<variant> (and <system>_<variant>_guard), beside the decode without one
 # LID heads (stage 4 ranks them all; which of them a model guides is in its YAML's model_conf.guidance)
 head_min_fraction=0.1   # an LID head is one at least at this fraction of the training set's word tokens
 head_batch_size=8       # utterances per teacher-forced pass of head selection
@@ -49,6 +51,8 @@ results_archive=""      # stage 11: copy every scored system of exp/ into this t
 results_compare_archive=""  # stage 11: another benchmark regime's results archive; each verdict of the findings
                             # gets that regime's verdict of the same claim and whether they agree (empty: none)
 results_compare_label=""    # what --results_compare_archive is (empty: its path)
+results_guarded=tables  # stage 11: where the report has the guarded <system>_guard rows: tables (the results
+                        # tables and the sections made from them), all (also beside the decode variants), none
 # Attention of the LID heads (stage 10): the backbone and trained models, on one selection of stage 4's heads
 attention_systems=""    # exp/<name> dirs to measure (empty: every exp/* with valid.loss.ave.pth whose config.yaml
                         # has task_tokens: zh_en)
@@ -63,13 +67,14 @@ Stages:
   1  data preparation (local/data.sh)
   2  data validation and formatting (every file checked; 16-kHz mono wav in dump/raw)
   3  zero-shot decoding of --test_sets with each of --zeroshot_task_tokens (--nj jobs, merged)
+     -> exp/zeroshot_<task tokens>[_<decode variant>]/decode_<set>
   4  LID heads of the frozen backbone on --train_set, ranked -> exp/lid_heads/lid_heads.json and heads.png
      (--nj jobs, merged); each guided method's YAML selects its heads from that file
      (model_conf.guidance: selection, fraction), so this stage has no selection option
   5  training of --method (conf/tuning/<method>.yaml) with ESPnet's trainer
   6  training of --phase2_method, initialized from stage 5's averaged model
   7  averaging of the --nbest_average best checkpoints by valid loss (of stage 6 if any)
-  8  decoding of --test_sets with the averaged model (--nj jobs, merged)
+  8  decoding of --test_sets with the averaged model (--nj jobs, merged) -> exp/<system>[_<decode variant>]/decode_<set>
   9  scoring of every decode dir (each one it can; those it cannot are listed at the end)
   10 attention analysis, if stage 4 ran: the attention of one selection of its LID heads
      (--attention_selection, --attention_fraction) for the backbone and --attention_systems (empty: every
@@ -87,11 +92,13 @@ Options (default):
   --test_sets ("${test_sets}") --whisper_model (${whisper_model})
   --zeroshot_task_tokens ("${zeroshot_task_tokens}") --pad_to_30s (${pad_to_30s})
   --decode_batch_size (${decode_batch_size}) --beam_size (${beam_size}) --decode_opts ("${decode_opts}")
+  --decode_variant ("${decode_variant}")
   --head_min_fraction (${head_min_fraction}) --head_batch_size (${head_batch_size})
   --method ("${method}") --phase2_method ("${phase2_method}") --train_opts ("${train_opts}")
   --exp_tag ("${exp_tag}") --phase1_exp_tag ("${phase1_exp_tag}") --ngpu (${ngpu}) --num_nodes (${num_nodes}) --nbest_average (${nbest_average})
   --results (${results}) --results_archive ("${results_archive}")
   --results_compare_archive ("${results_compare_archive}") --results_compare_label ("${results_compare_label}")
+  --results_guarded (${results_guarded}: tables|all|none)
   --attention_systems ("${attention_systems}") --attention_sets ("${attention_sets}")
   --attention_plot ("${attention_plot}")
   --attention_selection (${attention_selection}) --attention_fraction (${attention_fraction})
@@ -125,6 +132,7 @@ if [ -n "${phase2_method}" ]; then
     phase1_exp="exp/${method}${phase1_exp_tag}"
     asr_exp="exp/${method}+${phase2_method}${exp_tag}"  # the final model's dir
 fi
+variant_suffix="${decode_variant:+_${decode_variant}}"  # of the systems stages 3 and 8 decode into
 needs_method() {  # stage, method, option naming it
     if [ -z "$2" ]; then
         log "stage $1 needs ${3:---method} (one of: $(method_names))"
@@ -153,6 +161,28 @@ for task_tokens in ${zeroshot_task_tokens}; do
         *) log "--zeroshot_task_tokens: unknown task tokens '${task_tokens}' (zh, zh_en)"; exit 1 ;;
     esac
 done
+# A decode variant is one word, not a guarded system's suffix, and its systems' names are no other system's.
+if [ -n "${decode_variant}" ]; then
+    if [[ ! "${decode_variant}" =~ ^[A-Za-z0-9][A-Za-z0-9_.+-]*$ ]]; then
+        log "--decode_variant '${decode_variant}': not one word of letters, digits, _ . + - (e.g. beam5)"
+        exit 1
+    elif [[ "${decode_variant}" == guard || "${decode_variant}" == *_guard ]]; then
+        log "--decode_variant ${decode_variant}: <system>_guard names the guarded hypotheses; choose another name"
+        exit 1
+    fi
+    for name in zeroshot_zh zeroshot_zh_en $(method_names); do
+        for base in zeroshot_zh zeroshot_zh_en ${method:+"${asr_exp#exp/}"}; do
+            if [ "${base}_${decode_variant}" = "${name}" ]; then
+                log "--decode_variant ${decode_variant}: exp/${base}_${decode_variant} is the dir of the system ${name}; choose another name"
+                exit 1
+            fi
+        done
+    done
+fi
+case "${results_guarded}" in
+    tables|all|none) ;;
+    *) log "--results_guarded ${results_guarded}: one of tables, all, none"; exit 1 ;;
+esac
 set_name='^[A-Za-z0-9_.+-]+$'  # a data set is one name under data/ and dump/raw: no space, slash or shell character
 for option in train_set valid_set; do
     if [[ "${!option}" =~ [[:space:]] || -z "${!option}" ]]; then
@@ -242,7 +272,8 @@ decode() {  # data dir, decode dir, dir of the guarded hypotheses, options of es
     OMP_NUM_THREADS="$(job_threads "${n}")" ${decode_cmd} "${inference_gpu[@]}" JOB=1:"${n}" "${logdir}/decode.JOB.log" \
         python -m espnet_cs.bin.decode --data_dir "${logdir}/split${nj}/JOB" --out_dir "${logdir}/output.JOB" \
             --guarded_out_dir "${logdir}/guarded.JOB" --batch_size "${decode_batch_size}" \
-            --threads "${decode_threads}" --device "${device}" --beam_size "${beam_size}" "$@" ${decode_opts} \
+            --threads "${decode_threads}" --device "${device}" --beam_size "${beam_size}" \
+            ${decode_variant:+--decode_variant "${decode_variant}"} "$@" ${decode_opts} \
         || { log "decoding ${data} failed; rerunning the stage redoes only the failed jobs"; exit 1; }
     for job in $(seq "${n}"); do
         outputs+=("${logdir}/output.${job}"); guarded_outputs+=("${logdir}/guarded.${job}")
@@ -293,8 +324,8 @@ if run_stage 3; then
     check_sets_exist dump/raw test_sets
     for task_tokens in ${zeroshot_task_tokens}; do
         for dset in ${test_sets}; do
-            dir="exp/zeroshot_${task_tokens}/decode_${dset}"
-            guarded="exp/zeroshot_${task_tokens}_guard/decode_${dset}"
+            dir="exp/zeroshot_${task_tokens}${variant_suffix}/decode_${dset}"
+            guarded="exp/zeroshot_${task_tokens}${variant_suffix}_guard/decode_${dset}"
             # each job skips if its output was made from the same audio, backbone and options
             log "stage 3: zero-shot decoding of ${dset} with the ${task_tokens} task tokens -> ${dir} (logs: ${dir}/logdir)"
             decode "dump/raw/${dset}" "${dir}" "${guarded}" \
@@ -345,9 +376,9 @@ if run_stage 8 && { [ -n "${method}" ] || [ "${stage}" -eq 8 ]; }; then
     fi
     check_sets_exist dump/raw test_sets
     for dset in ${test_sets}; do
-        dir="${asr_exp}/decode_${dset}"
+        dir="${asr_exp}${variant_suffix}/decode_${dset}"
         log "stage 8: decoding ${dset} with ${asr_exp}/valid.loss.ave.pth -> ${dir} (logs: ${dir}/logdir)"
-        decode "dump/raw/${dset}" "${dir}" "${asr_exp}_guard/decode_${dset}" \
+        decode "dump/raw/${dset}" "${dir}" "${asr_exp}${variant_suffix}_guard/decode_${dset}" \
             --asr_train_config "${asr_exp}/config.yaml" --asr_model_file "${asr_exp}/valid.loss.ave.pth"
     done
 fi
@@ -421,7 +452,7 @@ if run_stage 11; then
         compare=(--compare_archive "${results_compare_archive}" ${results_compare_label:+--compare_label "${results_compare_label}"})
     fi
     python -m espnet_cs.bin.report --exp_dir exp ${results_archive:+--archive "${results_archive}"} "${compare[@]}" \
-        --out "${results}" --notes "local/$(basename "${results%.*}").notes.md"
+        --guarded "${results_guarded}" --out "${results}" --notes "local/$(basename "${results%.*}").notes.md"
     cat "${results}"
 fi
 
