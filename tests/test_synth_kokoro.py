@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from espnet_cs.synth import bench, kokoro
 from espnet_cs.synth.bench import MIN_BLEND_DISTANCE, SETS, draw_voices, plan, render
 from espnet_cs.synth.kokoro import STYLES, Voice, parse_voice, require
 
-INSTALLED = all(importlib.util.find_spec(m) for m in ("onnxruntime", "misaki", kokoro.DATA_PACKAGE))
+INSTALLED = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "misaki", kokoro.DATA_PACKAGE))
 needs_kokoro = pytest.mark.skipif(not INSTALLED, reason="Kokoro's packages are not installed")
 TEXT = "这个 project 的 deadline 是下个星期"
 
@@ -116,6 +117,66 @@ def test_the_cli_offers_the_synthesizers_and_keeps_espeak_ng_the_default():
     assert get_parser().parse_args(["--synthesizer", "kokoro"]).synthesizer == "kokoro"
     with pytest.raises(SystemExit):
         get_parser().parse_args(["--synthesizer", "festival"])
+
+
+def conv_model(bias: bool) -> tuple[bytes, Callable[[np.ndarray], np.ndarray]]:
+    """A float ``Conv`` (4 -> 8 channels, kernel 3) as ONNX bytes, and its numpy reference on (1, 4, T)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight, offset = rng.standard_normal((8, 4, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    graph = helper.make_graph(
+        [helper.make_node("Conv", inputs, ["y"], pads=[1, 1])],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, "T"])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(offset, "b")][: len(inputs) - 1],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+    def reference(x: np.ndarray) -> np.ndarray:
+        padded = np.pad(x[0], ((0, 0), (1, 1)))
+        frames = np.stack([padded[:, t : t + 3] for t in range(x.shape[2])])  # (T, 4, 3)
+        return (np.einsum("tik,oik->ot", frames, weight) + (offset[:, None] if bias else 0))[None]
+
+    return model.SerializeToString(), reference
+
+
+@needs_kokoro
+@pytest.mark.parametrize("bias", [True, False])
+def test_dynamically_quantized_convolutions_become_float_convolutions(tmp_path, bias):
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import quantize_dynamic
+
+    model, reference = conv_model(bias)
+    (tmp_path / "float.onnx").write_bytes(model)
+    quantize_dynamic(tmp_path / "float.onnx", tmp_path / "int8.onnx")
+    quantized = (tmp_path / "int8.onnx").read_bytes()
+    assert "ConvInteger" in {node.op_type for node in onnx.load_from_string(quantized).graph.node}
+    converted = kokoro.float_convolutions(quantized)
+    operators = [node.op_type for node in onnx.load_from_string(converted).graph.node]
+    assert operators.count("Conv") == 1 and not {"ConvInteger", "DynamicQuantizeLinear"} & set(operators)
+    x = np.random.default_rng(1).standard_normal((1, 4, 50)).astype(np.float32)
+    y = onnxruntime.InferenceSession(converted, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert y.shape == (1, 8, 50)
+    np.testing.assert_allclose(y, reference(x), atol=0.1)
+
+
+@needs_kokoro
+def test_a_convinteger_outside_the_pattern_is_refused():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ConvInteger", ["x", "w"], ["y"], "bare")],
+        "bare",
+        [helper.make_tensor_value_info(name, TensorProto.UINT8, [1, 1, 4]) for name in ("x", "w")],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(ValueError, match="ConvInteger bare is not DynamicQuantizeLinear -> ConvInteger -> rescale"):
+        kokoro.float_convolutions(model)
 
 
 @pytest.mark.integration

