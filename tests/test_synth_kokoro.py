@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import sys
 from collections import Counter
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -119,49 +118,45 @@ def test_the_cli_offers_the_synthesizers_and_keeps_espeak_ng_the_default():
         get_parser().parse_args(["--synthesizer", "festival"])
 
 
-def conv_model(bias: bool) -> tuple[bytes, Callable[[np.ndarray], np.ndarray]]:
-    """A float ``Conv`` (4 -> 8 channels, kernel 3) as ONNX bytes, and its numpy reference on (1, 4, T)."""
+def conv_model(bias: bool, dilation: int, stride: int) -> bytes:
+    """A float ``Conv`` (4 -> 8 channels, kernel 3, input (1, 4, T), padded to keep T at stride 1) as ONNX."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(0)
     weight, offset = rng.standard_normal((8, 4, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
     inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    conv = helper.make_node("Conv", inputs, ["y"], pads=[dilation, dilation], dilations=[dilation], strides=[stride])
     graph = helper.make_graph(
-        [helper.make_node("Conv", inputs, ["y"], pads=[1, 1])],
+        [conv],
         "conv",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "T"])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, None])],
         [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(offset, "b")][: len(inputs) - 1],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-    def reference(x: np.ndarray) -> np.ndarray:
-        padded = np.pad(x[0], ((0, 0), (1, 1)))
-        frames = np.stack([padded[:, t : t + 3] for t in range(x.shape[2])])  # (T, 4, 3)
-        return (np.einsum("tik,oik->ot", frames, weight) + (offset[:, None] if bias else 0))[None]
-
-    return model.SerializeToString(), reference
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
 
 
 @needs_kokoro
-@pytest.mark.parametrize("bias", [True, False])
-def test_dynamically_quantized_convolutions_become_float_convolutions(tmp_path, bias):
+@pytest.mark.parametrize(("bias", "dilation", "stride"), [(True, 1, 1), (False, 3, 1), (True, 2, 2)])
+def test_integer_convolutions_become_matrix_products_with_the_same_output(tmp_path, bias, dilation, stride):
     import onnx
     import onnxruntime
-    from onnxruntime.quantization import quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    model, reference = conv_model(bias)
-    (tmp_path / "float.onnx").write_bytes(model)
-    quantize_dynamic(tmp_path / "float.onnx", tmp_path / "int8.onnx")
+    (tmp_path / "float.onnx").write_bytes(conv_model(bias, dilation, stride))
+    quantize_dynamic(tmp_path / "float.onnx", tmp_path / "int8.onnx", weight_type=QuantType.QUInt8)  # as Kokoro's
     quantized = (tmp_path / "int8.onnx").read_bytes()
+    converted = kokoro.convolutions_as_matmuls(quantized)
+    operators = {node.op_type for node in onnx.load_from_string(converted).graph.node}
     assert "ConvInteger" in {node.op_type for node in onnx.load_from_string(quantized).graph.node}
-    converted = kokoro.float_convolutions(quantized)
-    operators = [node.op_type for node in onnx.load_from_string(converted).graph.node]
-    assert operators.count("Conv") == 1 and not {"ConvInteger", "DynamicQuantizeLinear"} & set(operators)
-    x = np.random.default_rng(1).standard_normal((1, 4, 50)).astype(np.float32)
-    y = onnxruntime.InferenceSession(converted, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
-    assert y.shape == (1, 8, 50)
-    np.testing.assert_allclose(y, reference(x), atol=0.1)
+    assert "ConvInteger" not in operators and "MatMulInteger" in operators
+    x = {"x": np.random.default_rng(1).standard_normal((1, 4, 50)).astype(np.float32)}
+    expected, actual = (
+        onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, x)[0]
+        for model in (quantized, converted)
+    )
+    assert actual.shape == expected.shape == (1, 8, (50 - 1) // stride + 1)
+    assert np.array_equal(actual, expected)
 
 
 @needs_kokoro
@@ -175,8 +170,10 @@ def test_a_convinteger_outside_the_pattern_is_refused():
         [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1, 1])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
-    with pytest.raises(ValueError, match="ConvInteger bare is not DynamicQuantizeLinear -> ConvInteger -> rescale"):
-        kokoro.float_convolutions(model)
+    with pytest.raises(
+        ValueError, match="ConvInteger bare: not a 1-d, ungrouped convolution by constant uint8 weights"
+    ):
+        kokoro.convolutions_as_matmuls(model)
 
 
 @pytest.mark.integration
