@@ -167,8 +167,8 @@ def convolutions_as_matmuls(model: bytes) -> bytes:
     """The ONNX ``model`` with each 1-d ``ConvInteger`` computed as one ``MatMulInteger``, same integers out.
 
     onnxruntime's CPU ``ConvInteger`` multiplies uint8 by uint8 weights, a slow path of its integer
-    GEMM; ``MatMulInteger`` with int8 weights takes the fast one. No library function rewrites one
-    into the other, so this does by hand, for a convolution of input (N, C, T) by weights (O, C, K)
+    GEMM (with int8 weights it is slower still); ``MatMulInteger`` with int8 weights takes the fast
+    one. No library function rewrites one into the other, so this does it by hand, for a convolution of input (N, C, T) by weights (O, C, K)
     with zero point z: the quantized input is transposed to (N, T, C), padded with its own zero point,
     and its K dilated, strided taps are sliced and concatenated into columns (N, T', K * C); these
     times the weights as int8 (K * C, O) with zero point z - 128 (the same differences w - z) give
