@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from espnet_cs.bootstrap import rate_interval
 from espnet_cs.conditions import CLASSES, read_condition_classes
-from espnet_cs.report.cells import markdown_table, percent, section
+from espnet_cs.report.cells import markdown_table, pooled_rate_cell, section
 from espnet_cs.report.rows import ReportError, Row, Tables, columns
 from espnet_cs.results_archive import archived_conditions
 
@@ -17,9 +16,7 @@ def class_cell(row: Row, utts: list[str]) -> str:
     covered = [u for u in utts if u in terms]
     if not covered:
         return "—"
-    errors, units = columns(terms, covered)
-    interval = rate_interval(errors, units)
-    return f"{percent(100 * sum(errors) / sum(units))} [{interval.low:.1f}, {interval.high:.1f}] ({len(covered)})"
+    return f"{pooled_rate_cell(*columns(terms, covered))} ({len(covered)})"
 
 
 def condition_rows(test_set: str, rows: list[Row], conditions: Path, audio: str) -> list[list[str]]:

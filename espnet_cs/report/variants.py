@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from espnet_cs.bootstrap import RESAMPLES, rate_interval
-from espnet_cs.report.cells import markdown_table, percent, section
+from espnet_cs.bootstrap import RESAMPLES
+from espnet_cs.report.cells import markdown_table, pooled_rate_cell, section
 from espnet_cs.report.comparisons import BOOTSTRAP, paired_result
 from espnet_cs.report.rows import Row, Tables
 from espnet_cs.report.tables import rate_cell, search_words
@@ -19,9 +19,7 @@ def insertion_cell(row: Row) -> str:
     counts = [c for c in row.scores["per_utterance"].values() if c["ref_units"] > 0]
     if not counts:
         return "—"
-    insertions, units = [c["insertions"] for c in counts], [c["ref_units"] for c in counts]
-    interval = rate_interval(insertions, units)
-    return f"{percent(100 * sum(insertions) / sum(units))} [{interval.low:.1f}, {interval.high:.1f}]"
+    return pooled_rate_cell([c["insertions"] for c in counts], [c["ref_units"] for c in counts])
 
 
 def difference_cells(row: Row, base: Row | None) -> list[str]:
