@@ -52,6 +52,7 @@ CLAIMS: tuple[Claim, ...] = (
     ),
     Claim("SPT", "SPT4ASR is the best SPT", tuple(("spt4asr", v) for v in SINGLE_PROMPT_VARIANTS)),
     Claim("SPT", "LoRA is still ahead of SPT4ASR", (("lora", "spt4asr"),)),
+    Claim("SPT", "full fine-tuning with prompts beats full fine-tuning", (("fft_spt", "fft"),)),
     Claim(
         "SPT",
         "full fine-tuning forgets: worse than the backbone and than SPT4ASR and LoRA on monolingual sets",

@@ -5,7 +5,8 @@ behind the intervals and paired comparisons of the runs made before it. :func:`a
 a tracked directory (cs_bench: ``results/``), for each ``exp/<system>/decode_<set>``, its
 ``scores.json`` and ``decode_info.json``, and writes the system's training summary
 (:func:`training_summary`: what the report reads of ``config.yaml`` and ``checkpoint.pth``) to
-``<system>/training.json``; it copies stage 4's ``lid_heads/lid_heads.json`` and ``heads.png`` and
+``<system>/training.json``, with ESPnet's loss and accuracy plots of each training run it names
+(``<run>/images/``); it copies stage 4's ``lid_heads/lid_heads.json`` and ``heads.png`` and
 stage 10's ``attention/<set>/attention.{json,png}``. A decode dir in ``exp`` replaces its copy; what
 only the archive holds stays, so the report built from the archive covers the runs of every clone.
 Attention is kept per system too: a new ``attention.json`` keeps the archived systems it did not
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -37,17 +39,20 @@ from espnet_cs.trainer import load_checkpoint
 DECODE_FILES = ("scores.json", "decode_info.json")
 TRAINING_FILE = "training.json"
 STAGE_FILES = ("lid_heads/lid_heads.json", "lid_heads/heads.png", "attention/*/attention.png")
+CURVE_IMAGES = ("loss.png", "acc.png")  # ESPnet's plots of a training run, exp/<run>/images/
 ATTENTION_FILES = "attention/*/attention.json"
 SAME_MEASUREMENT = ("selection", "fraction", "heads")  # attention.json keys: systems measured alike
 CONDITIONS, CONDITIONS_AUDIO = "utt2condition", "audio_sha256"  # in <archive>/data/<set>/
 
 
 def training_summary(exp: Path) -> dict:
-    """``{"trainable", "epochs", "seconds"}`` of the run in ``exp`` (empty if it trained nothing).
+    """``{"trainable", "epochs", "seconds", "learning_rate", "curves"}`` of the run in ``exp`` (empty if it
+    trained nothing).
 
     ``trainable`` is None for a backbone given as a file (its dimensions are not known by name);
-    ``epochs`` and ``seconds`` (:func:`epoch_seconds`) are None without ``checkpoint.pth``. A second
-    phase (``init_param``) adds its first phase's: epochs ``"3+4"``, seconds summed.
+    ``epochs`` and ``seconds`` (:func:`epoch_seconds`) are None without ``checkpoint.pth``;
+    ``curves``: one :func:`loss_curve` per training run, first phase first (none without a checkpoint).
+    A second phase (``init_param``) adds its first phase's: epochs ``"3+4"``, seconds summed, its curve.
     """
     config = exp / "config.yaml"
     if not config.exists():
@@ -65,6 +70,8 @@ def training_summary(exp: Path) -> dict:
         "trainable": trainable,
         "epochs": reporter["epoch"] if reporter else None,
         "seconds": epoch_seconds(reporter) if reporter else None,
+        "learning_rate": (getattr(args, "optim_conf", None) or {}).get("lr"),
+        "curves": [loss_curve(exp.name, reporter)] if reporter else [],
     }
     for init in args.init_param or []:
         first = training_summary(Path(init.split(":")[0]).parent)
@@ -72,7 +79,20 @@ def training_summary(exp: Path) -> dict:
             info["epochs"] = f"{first['epochs'] or '?'}+{info['epochs'] or '?'}"
             if first["seconds"] is not None and info["seconds"] is not None:
                 info["seconds"] += first["seconds"]
+            info["curves"] = first["curves"] + info["curves"]
     return info
+
+
+def loss_curve(run: str, reporter: dict) -> dict:
+    """``{"run", "train_loss", "valid_loss"}``: the loss ESPnet's ``Reporter`` state records for each
+    finished epoch of the run in ``exp/<run>`` (None for an epoch without it)."""
+    stats = [reporter["stats"][epoch] for epoch in sorted(reporter["stats"])]
+
+    def losses(phase: str) -> list[float | None]:
+        values = [epoch.get(phase, {}).get("loss") for epoch in stats]
+        return [None if value is None or math.isnan(value) else round(float(value), 4) for value in values]
+
+    return {"run": run, "train_loss": losses("train"), "valid_loss": losses("valid")}
 
 
 def epoch_seconds(reporter: dict) -> int | None:
@@ -198,6 +218,10 @@ def archive(exp_dir: Path, archive_dir: Path, data_root: Path | None = None) -> 
     for test_set, (described, audio) in conditions.items():
         write_atomic(conditions_dir(archive_dir, test_set) / CONDITIONS, described)
         write_atomic(conditions_dir(archive_dir, test_set) / CONDITIONS_AUDIO, audio + "\n")
+    for run in sorted({curve["run"] for summary in summaries.values() for curve in summary.get("curves", [])}):
+        for name in CURVE_IMAGES:
+            if (exp_dir / run / "images" / name).exists():
+                write_atomic(archive_dir / run / "images" / name, (exp_dir / run / "images" / name).read_bytes())
     for pattern in STAGE_FILES:
         for source in exp_dir.glob(pattern):
             write_atomic(archive_dir / source.relative_to(exp_dir), source.read_bytes())

@@ -65,7 +65,7 @@ def test_agreement_compares_verdicts_of_the_same_claim_set_and_hypotheses():
 
 
 def test_every_claim_names_systems_and_the_report_section(tmp_path):
-    assert len(CLAIMS) == 8 and all(claim.comparisons for claim in CLAIMS)
+    assert len(CLAIMS) == 9 and all(claim.comparisons for claim in CLAIMS)
     refs = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
     right = json.loads(score(refs, refs).to_json())
     wrong = json.loads(score(refs, {"u1": "我们开 meetings 吧", "u2": "他们开 parties 吧"}).to_json())

@@ -8,6 +8,7 @@ import pytest
 
 from espnet_cs.bin import report
 from espnet_cs.report.attention import lid_heads_section
+from espnet_cs.report.choices import choices_section
 from espnet_cs.report.comparisons import paired_section
 from espnet_cs.report.document import Previous, render
 from espnet_cs.report.forgetting import forgetting_section, monolingual_language
@@ -157,6 +158,7 @@ def test_paired_comparisons() -> None:
             row("adapter_phase1+adapter_ag_phase2", right, TRAINED),
             row("spt4asr", right, TRAINED),
             row("dpt", fewer, TRAINED),  # spt4asr against dpt: other utterances
+            row("spt4asr_ag", wrong, TRAINED),  # guided soft prompts, no paper's, against spt4asr
         ],
         "other": [row("lpt", right, TRAINED)],  # dpt is on another set only
     }
@@ -169,8 +171,33 @@ def test_paired_comparisons() -> None:
         "| test | `adapter_ag` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
         "| test | `adapter_phase1+adapter_ag_phase2` | `adapter` | 0.0 | 20.0 | -20.0 | [-20.0, -20.0] | < 0.001 |",
         "| test | `adapter_phase1+adapter_ag_phase2` | `adapter_ag` | 0.0 | 0.0 | +0.0 | [+0.0, +0.0] | 1.000 |",
+        "| test | `spt4asr_ag` | `spt4asr` | 20.0 | 0.0 | +20.0 | [+20.0, +20.0] | < 0.001 |",
     ]
     assert paired_section({"test": tables["test"][:2]}) == []  # no declared pair present
+
+
+def test_choices_set_each_candidate_beside_its_default() -> None:
+    right, wrong = scored(REFS), scored(ONE_ERROR_EACH)
+    curve = {"run": "r", "train_loss": [3.0, 2.0], "valid_loss": [2.5, None, 2.25]}
+    tables = {
+        "valid": [
+            row("spt4asr", wrong, {**TRAINED, "learning_rate": 1e-3, "curves": [curve]}),
+            row("spt4asr_lr3e-3", right, {**TRAINED, "learning_rate": 3e-3}),
+            row("spt4asr_lr3e-3_guard", right, TRAINED, guard=True, derived_from="x"),  # guarded rows: not choices
+            row("dpt_lr3e-3", right, TRAINED),  # no dpt: its choice has no default
+        ],
+        "test": [row("spt4asr", wrong, TRAINED)],  # no candidate on test
+    }
+    lines = choices_section(tables)
+    assert lines[1] == "## Choices on the validation set"
+    header = "| choice | set | system | learning rate | best validation loss | MER | difference | 95% interval | p |"
+    assert lines[5] == header
+    assert lines[7:] == [
+        "| learning rate of SPT4ASR | valid | `spt4asr` | 0.001 | 2.25 (epoch 3) | 20.0 [20.0, 20.0] (2) | — | — | — |",
+        "| learning rate of SPT4ASR | valid | `spt4asr_lr3e-3` | 0.003 | — | 0.0 [0.0, 0.0] (2) | -20.0 | [-20.0, -20.0] "
+        "| < 0.001 |",
+    ]
+    assert choices_section({"test": tables["test"]}) == []
 
 
 def test_lid_heads_section_says_what_was_counted(tmp_path) -> None:

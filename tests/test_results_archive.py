@@ -18,9 +18,11 @@ from espnet_cs.splitting import file_sha256
 REFS = {"u1": "我们开 meeting 吧", "u2": "他们开 party 吧"}
 
 
-def reporter_state(seconds: list[tuple[float, float]], resumed_after: int = 0) -> dict:
-    """ESPnet's ``Reporter`` state after epochs of (train, valid) seconds; restored from its state
-    after epoch ``resumed_after`` (as ``--resume true`` does after a kill) if that is not 0."""
+def reporter_state(
+    seconds: list[tuple[float, float]], resumed_after: int = 0, losses: list[tuple[float, float]] | None = None
+) -> dict:
+    """ESPnet's ``Reporter`` state after epochs of (train, valid) seconds and losses (1.0 if not given);
+    restored from its state after epoch ``resumed_after`` (as ``--resume true`` does after a kill) if that is not 0."""
     from espnet2.train.reporter import Reporter
 
     reporter = Reporter()
@@ -29,9 +31,9 @@ def reporter_state(seconds: list[tuple[float, float]], resumed_after: int = 0) -
             state, reporter = reporter.state_dict(), Reporter()
             reporter.load_state_dict(state)
         reporter.set_epoch(epoch)
-        for phase, took in zip(("train", "valid"), phases):
+        for phase, took, loss in zip(("train", "valid"), phases, losses[epoch - 1] if losses else (1.0, 1.0)):
             sub = reporter.start_epoch(phase)
-            sub.register({"loss": 1.0})
+            sub.register({"loss": loss})
             sub.next()
             sub.start_time -= took  # as if the phase had taken that long
             reporter.finish_epoch(sub)
@@ -39,11 +41,17 @@ def reporter_state(seconds: list[tuple[float, float]], resumed_after: int = 0) -
 
 
 def trained_run(
-    exp: Path, seconds: list[tuple[float, float]], resumed_after: int = 0, init: list | None = None
+    exp: Path,
+    seconds: list[tuple[float, float]],
+    resumed_after: int = 0,
+    init: list | None = None,
+    losses: list[tuple[float, float]] | None = None,
+    lr: float | None = None,
 ) -> None:
     exp.mkdir(parents=True)
-    (exp / "config.yaml").write_text(yaml.safe_dump({"whisper_model": "whisper-base", "init_param": init or []}))
-    torch.save({"reporter": reporter_state(seconds, resumed_after)}, exp / "checkpoint.pth")
+    config = {"whisper_model": "whisper-base", "init_param": init or [], "optim_conf": {"lr": lr} if lr else {}}
+    (exp / "config.yaml").write_text(yaml.safe_dump(config))
+    torch.save({"reporter": reporter_state(seconds, resumed_after, losses)}, exp / "checkpoint.pth")
 
 
 @pytest.fixture
@@ -52,17 +60,53 @@ def counted(monkeypatch):
     monkeypatch.setattr(results_archive, "count_trainable", lambda args, whisper_model: (1000, None))
 
 
+def timing(summary: dict) -> dict:
+    """The size, epochs and time of a training summary (its curves: test_curves_...)."""
+    return {key: summary[key] for key in ("trainable", "epochs", "seconds")}
+
+
 def test_training_time_is_every_finished_epoch_of_every_stage(tmp_path, monkeypatch, counted) -> None:
     monkeypatch.chdir(tmp_path)
     trained_run(Path("exp/s1"), [(40, 10)] * 3)
     trained_run(Path("exp/s1+s2"), [(35, 7.5)] * 4, init=["exp/s1/valid.loss.ave.pth"])
     trained_run(Path("exp/resumed"), [(40, 10)] * 4, resumed_after=2)  # killed after epoch 2, resumed
-    assert training_summary(Path("exp/s1")) == {"trainable": 1000, "epochs": 3, "seconds": 150}
-    assert training_summary(Path("exp/s1+s2")) == {"trainable": 1000, "epochs": "3+4", "seconds": 320}
-    assert training_summary(Path("exp/resumed")) == {"trainable": 1000, "epochs": 4, "seconds": 200}
-    Path("exp/resumed/checkpoint.pth").unlink()  # no checkpoint: epochs and time unknown
-    assert training_summary(Path("exp/resumed")) == {"trainable": 1000, "epochs": None, "seconds": None}
+    assert timing(training_summary(Path("exp/s1"))) == {"trainable": 1000, "epochs": 3, "seconds": 150}
+    assert timing(training_summary(Path("exp/s1+s2"))) == {"trainable": 1000, "epochs": "3+4", "seconds": 320}
+    assert timing(training_summary(Path("exp/resumed"))) == {"trainable": 1000, "epochs": 4, "seconds": 200}
+    Path("exp/resumed/checkpoint.pth").unlink()  # no checkpoint: epochs, time and curves unknown
+    assert training_summary(Path("exp/resumed")) == {
+        "trainable": 1000,
+        "epochs": None,
+        "seconds": None,
+        "learning_rate": None,
+        "curves": [],
+    }
     assert training_summary(Path("exp/zeroshot_zh_en")) == {}
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice")  # ESPnet's Reporter averaging the NaN loss
+def test_curves_of_every_phase_with_the_plots_in_the_archive_and_the_report(tmp_path, monkeypatch, counted) -> None:
+    monkeypatch.chdir(tmp_path)
+    trained_run(Path("exp/s1"), [(40, 10)] * 2, losses=[(30.0, 20.0), (20.0, float("nan"))], lr=3e-3)
+    trained_run(Path("exp/s1+s2"), [(35, 7.5)] * 3, init=["exp/s1/valid.loss.ave.pth"], losses=[(9.0, 8.0)] * 3)
+    summary = training_summary(Path("exp/s1+s2"))
+    assert summary["curves"] == [
+        {"run": "s1", "train_loss": [30.0, 20.0], "valid_loss": [20.0, None]},  # NaN: not recorded
+        {"run": "s1+s2", "train_loss": [9.0] * 3, "valid_loss": [8.0] * 3},
+    ]
+    assert training_summary(Path("exp/s1"))["learning_rate"] == 3e-3 and summary["learning_rate"] is None
+    for run in ("s1", "s1+s2"):
+        (Path("exp") / run / "images").mkdir()
+        (Path("exp") / run / "images/loss.png").write_bytes(run.encode())
+    decoded(Path("exp"), "s1+s2", "test", REFS)
+    report.main(["--exp_dir", "exp", "--archive", "results", "--out", "RESULTS.md"])
+    assert Path("results/s1/images/loss.png").read_bytes() == b"s1"  # the first phase's plot too
+    assert Path("results/s1+s2/images/loss.png").read_bytes() == b"s1+s2"
+    assert not Path("results/s1/images/acc.png").exists()
+    assert (
+        "| `s1+s2` | — | 2+3 | phase 1: 20.00, —; phase 2: 8.00, 8.00, 8.00 | 1 | +0.0% | "
+        "[s1 loss](results/s1/images/loss.png), [s1+s2 loss](results/s1+s2/images/loss.png) |"
+    ) in Path("RESULTS.md").read_text()
 
 
 def decoded(exp: Path, system: str, test_set: str, hyps: dict[str, str], audio: str = "a" * 64, **info) -> Path:
@@ -89,7 +133,8 @@ def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> No
     copied = archive(exp, kept)
     assert [d.parent.name for d in copied] == ["dpt", "dpt_guard", "zeroshot_zh_en"]
     assert sorted(p.name for p in (kept / "dpt/decode_test").iterdir()) == ["decode_info.json", "scores.json"]
-    dpt = {"trainable": 1000, "epochs": 1, "seconds": 50}
+    dpt = training_summary(exp / "dpt")
+    assert timing(dpt) == {"trainable": 1000, "epochs": 1, "seconds": 50}
     assert json.loads((kept / "dpt/training.json").read_text()) == dpt
     assert json.loads((kept / "dpt_guard/training.json").read_text()) == dpt  # the training it was cut from
     assert json.loads((kept / "zeroshot_zh_en/training.json").read_text()) == {}
@@ -106,9 +151,9 @@ def test_archive_copies_replaces_and_keeps(tmp_path, monkeypatch, counted) -> No
     assert [row.system for row in tables["test"]] == ["zeroshot_zh_en", "dpt", "dpt_guard", "lpt"]  # zero-shot first
     rows = {row.system: row for row in tables["test"]}
     assert rows["dpt"].scores["overall_mer"] == 0.0
-    assert rows["dpt"].training == {"trainable": 1000, "epochs": 1, "seconds": 40}
+    assert timing(rows["dpt"].training) == {"trainable": 1000, "epochs": 1, "seconds": 40}
     assert rows["dpt_guard"].training == dpt  # kept from the first clone
-    assert rows["lpt"].training == {"trainable": 1000, "epochs": 1, "seconds": 25}
+    assert timing(rows["lpt"].training) == {"trainable": 1000, "epochs": 1, "seconds": 25}
 
 
 def test_a_decode_variant_reports_the_training_of_its_model(tmp_path, monkeypatch, counted) -> None:
@@ -120,7 +165,7 @@ def test_a_decode_variant_reports_the_training_of_its_model(tmp_path, monkeypatc
     decoded(exp, "dpt_beam5_guard", "test", REFS, **variant, guard=True, derived_from="exp/dpt_beam5/decode_test")
     decoded(exp, "zeroshot_zh_en_beam5", "test", REFS, decode_variant="beam5", beam_size=5, model_file=None)
     archive(exp, Path("results"))
-    dpt = {"trainable": 1000, "epochs": 1, "seconds": 50}
+    dpt = training_summary(exp / "dpt")
     for system in ("dpt_beam5", "dpt_beam5_guard"):
         assert json.loads(Path(f"results/{system}/training.json").read_text()) == dpt
     assert json.loads(Path("results/zeroshot_zh_en_beam5/training.json").read_text()) == {}

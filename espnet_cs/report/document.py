@@ -11,8 +11,10 @@ from pathlib import Path
 from espnet_cs.kaldi_dir import write_atomic
 from espnet_cs.report.attention import attention_sections, lid_heads_section
 from espnet_cs.report.cells import section
+from espnet_cs.report.choices import choices_section
 from espnet_cs.report.comparisons import Regime, findings_section, paired_section
 from espnet_cs.report.conditions import conditions_section
+from espnet_cs.report.curves import curves_section
 from espnet_cs.report.forgetting import forgetting_section
 from espnet_cs.report.previous import Rates, comparison_section, rates
 from espnet_cs.report.rows import Tables, main_tables
@@ -69,7 +71,8 @@ def render(
     for test_set, rows in sorted(tables.items()):
         lines += set_section(test_set, rows)
     lines += conditions_section(tables, source)
-    lines += variants + paired_section(tables) + forgetting_section(tables) + findings_section(tables, source, other)
+    lines += variants + choices_section(tables) + paired_section(tables) + forgetting_section(tables)
+    lines += findings_section(tables, source, other) + curves_section(tables, source, out)
     lines += lid_heads_section(source, out) + attention_sections(source, out)
     if previous is not None:
         lines += comparison_section(tables, previous.rates, previous.label)
