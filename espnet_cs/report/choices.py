@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from espnet_cs.report.cells import markdown_table, section
+from espnet_cs.report.curves import best_epoch
 from espnet_cs.report.rows import Row, Tables
 from espnet_cs.report.tables import rate_cell
 from espnet_cs.report.variants import difference_cells
@@ -34,13 +35,8 @@ CHOICES: tuple[Choice, ...] = (
 def best_loss_cell(row: Row) -> str:
     """The lowest validation loss of the last training run of ``row``, with its epoch."""
     curves = row.training.get("curves") or []
-    known = (
-        [(loss, epoch) for epoch, loss in enumerate(curves[-1]["valid_loss"], 1) if loss is not None] if curves else []
-    )
-    if not known:
-        return "—"
-    loss, epoch = min(known)
-    return f"{loss:.2f} (epoch {epoch})"
+    best = best_epoch(curves[-1]["valid_loss"]) if curves else None
+    return "—" if best is None else f"{best[1]:.2f} (epoch {best[0]})"
 
 
 def choice_cells(question: str, test_set: str, row: Row, default: Row) -> list[str]:

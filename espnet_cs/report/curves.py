@@ -16,16 +16,25 @@ def losses_cell(curves: list[dict]) -> str:
     return runs[0] if len(runs) == 1 else "; ".join(f"phase {i}: {run}" for i, run in enumerate(runs, start=1))
 
 
+def known_losses(valid_loss: list[float | None]) -> list[tuple[int, float]]:
+    """``(epoch, loss)`` of the epochs (from 1) whose validation loss was recorded."""
+    return [(epoch, loss) for epoch, loss in enumerate(valid_loss, start=1) if loss is not None]
+
+
+def best_epoch(valid_loss: list[float | None]) -> tuple[int, float] | None:
+    """``(epoch, loss)`` of the lowest recorded validation loss, None if none was."""
+    return min(known_losses(valid_loss), key=lambda pair: pair[1], default=None)
+
+
 def flattening_cells(valid_loss: list[float | None]) -> list[str]:
     """The best epoch by validation loss, and the last epoch's change against the one before, in percent."""
-    known = [(epoch, loss) for epoch, loss in enumerate(valid_loss, start=1) if loss is not None]
-    if not known:
+    known, best = known_losses(valid_loss), best_epoch(valid_loss)
+    if best is None:
         return ["—", "—"]
-    best = min(known, key=lambda pair: pair[1])[0]
     if len(known) < 2:
-        return [str(best), "—"]
+        return [str(best[0]), "—"]
     (_, before), (_, last) = known[-2:]
-    return [str(best), f"{100 * (last - before) / before:+.1f}%"]
+    return [str(best[0]), f"{100 * (last - before) / before:+.1f}%"]
 
 
 def plots_cell(curves: list[dict], source: Path, out: Path) -> str:
