@@ -183,6 +183,7 @@ def test_choices_set_each_candidate_beside_its_default() -> None:
         "valid": [
             row("spt4asr", wrong, {**TRAINED, "learning_rate": 1e-3, "curves": [curve]}),
             row("spt4asr_lr3e-3", right, {**TRAINED, "learning_rate": 3e-3}),
+            row("spt4asr_lr3e-3_beam5", right, TRAINED, decode_variant="beam5"),  # decode variants: not choices
             row("spt4asr_lr3e-3_guard", right, TRAINED, guard=True, derived_from="x"),  # guarded rows: not choices
             row("dpt_lr3e-3", right, TRAINED),  # no dpt: its choice has no default
         ],

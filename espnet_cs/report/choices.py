@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatch
 
 from espnet_cs.report.cells import markdown_table, section
 from espnet_cs.report.curves import best_epoch
@@ -13,16 +14,20 @@ from espnet_cs.report.variants import difference_cells
 
 @dataclass(frozen=True)
 class Choice:
-    """A setting decided by comparing ``candidates`` with ``default`` (system names: asr.sh ``--exp_tag`` or a YAML)."""
+    """A setting decided by comparing the systems ``candidates`` match (``fnmatch`` patterns of system names:
+    a YAML, or a run of asr.sh ``--exp_tag``) with ``default``, the system its YAML trains."""
 
     question: str
     default: str
     candidates: tuple[str, ...]
 
+    def matches(self, system: str) -> bool:
+        return any(fnmatch(system, pattern) for pattern in self.candidates)
+
 
 CHOICES: tuple[Choice, ...] = (
-    Choice("learning rate of SPT4ASR", "spt4asr", ("spt4asr_lr3e-3", "spt4asr_lr1e-2")),
-    Choice("learning rate of deep prompts", "dpt", ("dpt_lr3e-3", "dpt_lr1e-2")),
+    Choice("learning rate of SPT4ASR", "spt4asr", ("spt4asr_lr*",)),  # e.g. spt4asr_lr3e-3: --exp_tag _lr3e-3
+    Choice("learning rate of deep prompts", "dpt", ("dpt_lr*",)),
     Choice(
         "residual MLP start: LayerNorm gain 0, or identity with a zero last layer", "spt4asr", ("spt4asr_zero_last",)
     ),
@@ -58,9 +63,9 @@ def choices_section(tables: Tables) -> list[str]:
     cells = []
     for choice in CHOICES:
         for test_set, rows in sorted(tables.items()):
-            by_system = {row.system: row for row in rows if not row.guarded}
+            by_system = {row.system: row for row in rows if not row.guarded and not row.decode_variant}
             default = by_system.get(choice.default)
-            scored = [by_system[name] for name in choice.candidates if name in by_system]
+            scored = [row for name, row in sorted(by_system.items()) if choice.matches(name)]
             if default is None or not scored:
                 continue
             cells += [choice_cells(choice.question, test_set, row, default) for row in [default, *scored]]
