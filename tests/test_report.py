@@ -176,25 +176,28 @@ def test_paired_comparisons() -> None:
     assert paired_section({"test": tables["test"][:2]}) == []  # no declared pair present
 
 
-def test_choices_set_each_candidate_beside_its_default() -> None:
+def test_choices_set_each_candidate_beside_its_reference_run() -> None:
     right, wrong = scored(REFS), scored(ONE_ERROR_EACH)
     curve = {"run": "r", "train_loss": [3.0, 2.0], "valid_loss": [2.5, None, 2.25]}
     tables = {
         "valid": [
-            row("spt4asr", wrong, {**TRAINED, "learning_rate": 1e-3, "curves": [curve]}),
+            row("spt4asr", right, TRAINED),  # the final system: in no choice
+            row("spt4asr_lr1e-3", wrong, {**TRAINED, "learning_rate": 1e-3, "curves": [curve]}),
             row("spt4asr_lr3e-3", right, {**TRAINED, "learning_rate": 3e-3}),
             row("spt4asr_lr3e-3_beam5", right, TRAINED, decode_variant="beam5"),  # decode variants: not choices
             row("spt4asr_lr3e-3_guard", right, TRAINED, guard=True, derived_from="x"),  # guarded rows: not choices
-            row("dpt_lr3e-3", right, TRAINED),  # no dpt: its choice has no default
+            row("dpt_lr3e-3", right, TRAINED),  # no dpt_lr1e-3: its choice has no reference
+            row("spt4asr_zero_last", right, TRAINED),  # no spt4asr_lr1e-2: no reference either
         ],
-        "test": [row("spt4asr", wrong, TRAINED)],  # no candidate on test
+        "test": [row("spt4asr_lr1e-3", wrong, TRAINED)],  # no candidate on test
     }
     lines = choices_section(tables)
     assert lines[1] == "## Choices on the validation set"
     header = "| choice | set | system | learning rate | best validation loss | MER | difference | 95% interval | p |"
     assert lines[5] == header
     assert lines[7:] == [
-        "| learning rate of SPT4ASR | valid | `spt4asr` | 0.001 | 2.25 (epoch 3) | 20.0 [20.0, 20.0] (2) | — | — | — |",
+        "| learning rate of SPT4ASR | valid | `spt4asr_lr1e-3` | 0.001 | 2.25 (epoch 3) | 20.0 [20.0, 20.0] (2) "
+        "| — | — | — |",
         "| learning rate of SPT4ASR | valid | `spt4asr_lr3e-3` | 0.003 | — | 0.0 [0.0, 0.0] (2) | -20.0 | [-20.0, -20.0] "
         "| < 0.001 |",
     ]

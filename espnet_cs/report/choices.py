@@ -1,4 +1,4 @@
-"""Choices made on the validation set: the soft-prompt family's settings, each candidate against the default."""
+"""Choices made on the validation set: the soft-prompt family's settings, each candidate against its reference run."""
 
 from __future__ import annotations
 
@@ -14,26 +14,33 @@ from espnet_cs.report.variants import difference_cells
 
 @dataclass(frozen=True)
 class Choice:
-    """A setting decided by comparing the systems ``candidates`` match (``fnmatch`` patterns of system names:
-    a YAML, or a run of asr.sh ``--exp_tag``) with ``default``, the system its YAML trains."""
+    """A setting decided on the validation set: the systems ``candidates`` match (``fnmatch`` patterns of system
+    names: a YAML, or a run of asr.sh ``--exp_tag``) against ``reference``, the run they differ from in that
+    setting alone, on the same training budget."""
 
     question: str
-    default: str
+    reference: str
     candidates: tuple[str, ...]
 
     def matches(self, system: str) -> bool:
-        return any(fnmatch(system, pattern) for pattern in self.candidates)
+        return system != self.reference and any(fnmatch(system, pattern) for pattern in self.candidates)
 
 
+# The learning rates are swept first (--exp_tag _lr<rate>, the papers' 1e-3 the reference); the other
+# settings are compared at the chosen rate, 1e-2, each YAML against the run of SPT4ASR at that rate.
 CHOICES: tuple[Choice, ...] = (
-    Choice("learning rate of SPT4ASR", "spt4asr", ("spt4asr_lr*",)),  # e.g. spt4asr_lr3e-3: --exp_tag _lr3e-3
-    Choice("learning rate of deep prompts", "dpt", ("dpt_lr*",)),
+    Choice("learning rate of SPT4ASR", "spt4asr_lr1e-3", ("spt4asr_lr*",)),
+    Choice("learning rate of deep prompts", "dpt_lr1e-3", ("dpt_lr*",)),
     Choice(
-        "residual MLP start: LayerNorm gain 0, or identity with a zero last layer", "spt4asr", ("spt4asr_zero_last",)
+        "residual MLP start: LayerNorm gain 0, or identity with a zero last layer",
+        "spt4asr_lr1e-2",
+        ("spt4asr_zero_last",),
     ),
-    Choice("decoder prompt start: random frequent tokens, or a text's embeddings", "spt4asr", ("spt4asr_init_text",)),
-    Choice("weight decay on the prompt vectors, or none", "spt4asr", ("spt4asr_no_prompt_decay",)),
-    Choice("task tokens: `<|zh|><|en|>`, or `<|zh|>`", "spt4asr", ("spt4asr_single",)),
+    Choice(
+        "decoder prompt start: random frequent tokens, or a text's embeddings", "spt4asr_lr1e-2", ("spt4asr_init_text",)
+    ),
+    Choice("weight decay on the prompt vectors, or none", "spt4asr_lr1e-2", ("spt4asr_no_prompt_decay",)),
+    Choice("task tokens: `<|zh|><|en|>`, or `<|zh|>`", "spt4asr_lr1e-2", ("spt4asr_single",)),
 )
 
 
@@ -44,7 +51,7 @@ def best_loss_cell(row: Row) -> str:
     return "—" if best is None else f"{best[1]:.2f} (epoch {best[0]})"
 
 
-def choice_cells(question: str, test_set: str, row: Row, default: Row) -> list[str]:
+def choice_cells(question: str, test_set: str, row: Row, reference: Row) -> list[str]:
     rate = row.training.get("learning_rate")
     return [
         question,
@@ -53,28 +60,29 @@ def choice_cells(question: str, test_set: str, row: Row, default: Row) -> list[s
         "—" if rate is None else f"{rate:g}",
         best_loss_cell(row),
         rate_cell(row, "overall_mer"),
-        *difference_cells(row, default),
+        *difference_cells(row, reference),
     ]
 
 
 def choices_section(tables: Tables) -> list[str]:
-    """Per set and :data:`CHOICES` entry with at least one candidate scored beside its default: the
-    default first, then each candidate with its paired difference from the default."""
+    """Per set and :data:`CHOICES` entry with at least one candidate scored beside its reference: the
+    reference first, then each candidate with its paired difference from the reference."""
     cells = []
     for choice in CHOICES:
         for test_set, rows in sorted(tables.items()):
             by_system = {row.system: row for row in rows if not row.guarded and not row.decode_variant}
-            default = by_system.get(choice.default)
+            reference = by_system.get(choice.reference)
             scored = [row for name, row in sorted(by_system.items()) if choice.matches(name)]
-            if default is None or not scored:
+            if reference is None or not scored:
                 continue
-            cells += [choice_cells(choice.question, test_set, row, default) for row in [default, *scored]]
+            cells += [choice_cells(choice.question, test_set, row, reference) for row in [reference, *scored]]
     if not cells:
         return []
     note = (
-        "Each setting of the soft-prompt family decided by a comparison: the default (its YAML) first, then each "
+        "Each setting of the soft-prompt family decided by a comparison on the same training budget: the reference "
+        "run first (the papers' learning rate; for the later settings SPT4ASR at the chosen rate), then each "
         "candidate, with the lowest validation loss of its training (the criterion of stage 7's averaging), its MER "
-        "and the paired difference from the default (as in Paired comparisons; negative = lower MER)."
+        "and the paired difference from the reference (as in Paired comparisons; negative = lower MER)."
     )
     header = ["choice", "set", "system", "learning rate", "best validation loss", "MER", "difference", "95% interval"]
     return section("Choices on the validation set", note, table=markdown_table([*header, "p"], cells))
