@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 
 from espnet_cs.report.cells import markdown_table, section
-from espnet_cs.report.curves import best_epoch
+from espnet_cs.report.curves import best_epoch, learning_rate_cell
 from espnet_cs.report.rows import Row, Tables
 from espnet_cs.report.tables import rate_cell
 from espnet_cs.report.variants import difference_cells
@@ -52,12 +52,11 @@ def best_loss_cell(row: Row) -> str:
 
 
 def choice_cells(question: str, test_set: str, row: Row, reference: Row) -> list[str]:
-    rate = row.training.get("learning_rate")
     return [
         question,
         test_set,
         f"`{row.system}`",
-        "—" if rate is None else f"{rate:g}",
+        learning_rate_cell(row.training),
         best_loss_cell(row),
         rate_cell(row, "overall_mer"),
         *difference_cells(row, reference),

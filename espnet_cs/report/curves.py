@@ -16,6 +16,12 @@ def losses_cell(curves: list[dict]) -> str:
     return runs[0] if len(runs) == 1 else "; ".join(f"phase {i}: {run}" for i, run in enumerate(runs, start=1))
 
 
+def learning_rate_cell(training: dict) -> str:
+    """The learning rate of a training summary, ``—`` where it is not recorded."""
+    rate = training.get("learning_rate")
+    return "—" if rate is None else f"{rate:g}"
+
+
 def known_losses(valid_loss: list[float | None]) -> list[tuple[int, float]]:
     """``(epoch, loss)`` of the epochs (from 1) whose validation loss was recorded."""
     return [(epoch, loss) for epoch, loss in enumerate(valid_loss, start=1) if loss is not None]
@@ -60,11 +66,11 @@ def curves_section(tables: Tables, source: Path, out: Path) -> list[str]:
         return []
     cells = []
     for system, training in sorted(trainings.items()):
-        curves, rate = training["curves"], training.get("learning_rate")
+        curves = training["curves"]
         cells.append(
             [
                 f"`{system}`",
-                "—" if rate is None else f"{rate:g}",
+                learning_rate_cell(training),
                 str(training["epochs"] or "—"),
                 losses_cell(curves),
                 *flattening_cells(curves[-1]["valid_loss"]),
